@@ -1,0 +1,129 @@
+//! [`Error`]: every condition a caller of meta can act on, and nothing about HTTP.
+//!
+//! redb's errors are wrapped in the opaque [`StorageError`] so that no redb type appears in the
+//! public API; the gateway treats them all alike (log, answer 500).
+
+use std::fmt;
+
+use crate::types::{ImageId, ImageStatus};
+
+/// The result type of every meta operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong in a meta operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No live image has this id (it never existed, or it was deleted).
+    #[error("image {0} not found")]
+    NotFound(ImageId),
+    /// An image with this id exists or existed: deleted ids stay taken.
+    #[error("image {0} already exists or existed")]
+    Duplicate(ImageId),
+    /// The spec's status table does not allow this transition, or the operation expected the
+    /// image in another status.
+    #[error("image is {from}, cannot become {to}")]
+    InvalidTransition {
+        /// The status the image has.
+        from: ImageStatus,
+        /// The status the operation wanted.
+        to: ImageStatus,
+    },
+    /// Leaving `queued`/`uploading` towards `saving`, `active` or `importing` needs both
+    /// `disk_format` and `container_format`.
+    #[error("image {0}: disk_format and container_format must be set before it can hold data")]
+    FormatsNotSet(ImageId),
+    /// `disk_format` and `container_format` can only change while the image is `queued` or
+    /// `importing`.
+    #[error("image {id}: disk_format and container_format cannot change while it is {status}")]
+    FormatsLocked {
+        /// The image.
+        id: ImageId,
+        /// Its status.
+        status: ImageStatus,
+    },
+    /// An update tried to change a field only the store sets (`id`, `status`, `created_at`).
+    #[error("image {id}: an update cannot change {field}")]
+    ReadOnlyField {
+        /// The image.
+        id: ImageId,
+        /// The field's Glance name.
+        field: &'static str,
+    },
+    /// A new image must start `queued`.
+    #[error("image {id}: a new image must be queued, not {status}")]
+    NewImageNotQueued {
+        /// The image.
+        id: ImageId,
+        /// The status it was given.
+        status: ImageStatus,
+    },
+    /// The uploaded data does not match a `size`, `checksum` or `os_hash_value` the image
+    /// already carried (e.g. from a location's `validation_data`); nothing was recorded.
+    #[error("image {id}: uploaded data does not match its {field}")]
+    DataMismatch {
+        /// The image.
+        id: ImageId,
+        /// The field that differs.
+        field: &'static str,
+    },
+    /// The image is protected and cannot be deleted.
+    #[error("image {0} is protected")]
+    Protected(ImageId),
+    /// The pagination marker names no live image.
+    #[error("marker image {0} not found")]
+    MarkerNotFound(ImageId),
+    /// The database file is already open, by this process or another.
+    #[error("the metadata database is already open")]
+    AlreadyOpen,
+    /// The database was written by a newer version of glint.
+    #[error("metadata schema version {found} is newer than the supported {supported}")]
+    SchemaTooNew {
+        /// The version recorded in the file.
+        found: u32,
+        /// The newest version this build understands.
+        supported: u32,
+    },
+    /// A stored record could not be decoded.
+    #[error("corrupt metadata: {0}")]
+    Corrupt(String),
+    /// The storage engine failed (I/O, a corrupted file, ...).
+    #[error("metadata storage: {0}")]
+    Storage(#[source] StorageError),
+}
+
+/// An opaque failure of the storage engine.
+pub struct StorageError(redb::Error);
+
+impl fmt::Debug for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for StorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.0)
+    }
+}
+
+/// Turns any redb error into [`Error::Storage`] (or [`Error::AlreadyOpen`]). A private extension
+/// trait rather than `From` impls, so that redb types stay out of the public API.
+pub(crate) trait StorageResultExt<T> {
+    fn storage(self) -> Result<T>;
+}
+
+impl<T, E: Into<redb::Error>> StorageResultExt<T> for std::result::Result<T, E> {
+    fn storage(self) -> Result<T> {
+        self.map_err(|err| match err.into() {
+            redb::Error::DatabaseAlreadyOpen => Error::AlreadyOpen,
+            other => Error::Storage(StorageError(other)),
+        })
+    }
+}

@@ -1,0 +1,231 @@
+//! Databases written by older schema versions, committed under `tests/fixtures/`, still open and
+//! read back as written (see `tests/fixtures/README.md`). Each fixture is opened from a copy,
+//! since opening may migrate the file.
+
+// Helpers here are not `#[test]` functions, which clippy's allow-unwrap-in-tests exempts; a
+// panic is how a test helper reports failure.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use meta::{
+    Error, Image, ImageId, ImageStatus, Location, Meta, SortDir, SortKey, Timestamp, UploadOutcome,
+    Visibility,
+};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn id(text: &str) -> ImageId {
+    text.parse().expect("fixture ids are canonical")
+}
+
+fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_unix_micros(seconds * 1_000_000)
+}
+
+const ACTIVE: &str = "6f0c2a7e-3b1d-4c55-9a3e-0d9a1c2b3e41";
+const SAVING: &str = "6f0c2a7e-3b1d-4c55-9a3e-0d9a1c2b3e42";
+const UPLOADING: &str = "6f0c2a7e-3b1d-4c55-9a3e-0d9a1c2b3e43";
+const DEACTIVATED: &str = "6f0c2a7e-3b1d-4c55-9a3e-0d9a1c2b3e44";
+const BARE: &str = "6f0c2a7e-3b1d-4c55-9a3e-0d9a1c2b3e45";
+const DELETED: &str = "6f0c2a7e-3b1d-4c55-9a3e-0d9a1c2b3e46";
+
+fn upload(image: &str) -> UploadOutcome {
+    UploadOutcome {
+        size: 21_430_272,
+        checksum: "443b7623e27ecf03dc9e01ee93f67afe".to_owned(),
+        os_hash_algo: "sha512".to_owned(),
+        os_hash_value: "6513f21e44aa3da349f248188a44bc304a3653a04122d8fb4535423c8e1d14cd6a153f735bb0982e2161b5b5186106570c17a9e58b64dd39390617cd5a350f78".to_owned(),
+        virtual_size: Some(117_440_512),
+        location: Location {
+            url: format!("file:///var/lib/glint/images/{image}"),
+            store: "file".to_owned(),
+        },
+    }
+}
+
+/// The live images of `schema_v1.redb`, as written by [`generate_schema_v1`], and the statuses
+/// they were moved to after creation. `updated_at` is the creation time; images that were
+/// moved have a later, unrecorded `updated_at`.
+fn v1_images() -> Vec<(Image, &'static [ImageStatus])> {
+    let mut active = Image::new(id(ACTIVE), at(1_700_000_001));
+    active.name = Some("cirros-0.6.2".to_owned());
+    active.visibility = Visibility::Public;
+    active.owner = Some("bab7d5c60cd041a0a36f7c4b6e1dd978".to_owned());
+    active.min_ram = 64;
+    active.min_disk = 1;
+    active.disk_format = Some("qcow2".to_owned());
+    active.container_format = Some("bare".to_owned());
+    active.tags = ["cirros".to_owned(), "test".to_owned()].into();
+    active.properties = [
+        ("hw_disk_bus".to_owned(), "virtio".to_owned()),
+        ("os_distro".to_owned(), "cirros".to_owned()),
+    ]
+    .into();
+
+    let mut saving = Image::new(id(SAVING), at(1_700_000_002));
+    saving.name = Some("interrupted upload".to_owned());
+    saving.disk_format = Some("raw".to_owned());
+    saving.container_format = Some("bare".to_owned());
+
+    let mut uploading = Image::new(id(UPLOADING), at(1_700_000_003));
+    uploading.name = Some("staged".to_owned());
+    uploading.visibility = Visibility::Private;
+
+    let mut deactivated = Image::new(id(DEACTIVATED), at(1_700_000_004));
+    deactivated.name = Some("Ubuntu \u{2014} noble".to_owned());
+    deactivated.visibility = Visibility::Community;
+    deactivated.protected = true;
+    deactivated.os_hidden = true;
+    deactivated.disk_format = Some("vmdk".to_owned());
+    deactivated.container_format = Some("ova".to_owned());
+
+    let bare = Image::new(id(BARE), at(1_700_000_005));
+
+    vec![
+        (active, &[ImageStatus::Saving, ImageStatus::Active]),
+        (saving, &[ImageStatus::Saving]),
+        (uploading, &[ImageStatus::Uploading]),
+        (
+            deactivated,
+            &[
+                ImageStatus::Saving,
+                ImageStatus::Active,
+                ImageStatus::Deactivated,
+            ],
+        ),
+        (bare, &[]),
+    ]
+}
+
+/// Writes `tests/fixtures/schema_v1.redb`. Only for regenerating the fixture while schema
+/// version 1 is current: `cargo test -p meta --test backward_compatibility -- --ignored`.
+#[test]
+#[ignore = "writes the committed fixture; run by hand, see tests/fixtures/README.md"]
+fn generate_schema_v1() {
+    let path = fixture("schema_v1.redb");
+    let _ = std::fs::remove_file(&path);
+    let meta = Meta::open(&path).unwrap();
+    assert_eq!(
+        meta.schema_version(),
+        1,
+        "the generator writes version 1 only"
+    );
+    for (image, path) in v1_images() {
+        meta.create_image(&image).unwrap();
+        for status in path {
+            match status {
+                ImageStatus::Saving | ImageStatus::Uploading => {
+                    meta.begin_upload(image.id, *status).unwrap();
+                }
+                ImageStatus::Active => {
+                    meta.complete_upload(image.id, upload(&image.id.to_string()))
+                        .unwrap();
+                }
+                other => {
+                    meta.set_status(image.id, *other).unwrap();
+                }
+            }
+        }
+    }
+    let deleted = Image::new(id(DELETED), at(1_700_000_006));
+    meta.create_image(&deleted).unwrap();
+    meta.delete_image(deleted.id).unwrap();
+    drop(meta);
+    // Compact so that the committed file stays small.
+    let mut db = redb::Database::open(&path).unwrap();
+    while db.compact().unwrap() {}
+}
+
+fn open_copy(name: &str) -> (tempfile::TempDir, Meta) {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join(name);
+    std::fs::copy(fixture(name), &copy).unwrap();
+    let meta = Meta::open(&copy).unwrap();
+    (dir, meta)
+}
+
+#[test]
+fn reads_images_written_by_schema_v1() {
+    let (_dir, meta) = open_copy("schema_v1.redb");
+    assert_eq!(meta.schema_version(), 1);
+    for (expected, path) in v1_images() {
+        let mut actual = meta.get_image(expected.id).unwrap();
+        let status = path.last().copied().unwrap_or(ImageStatus::Queued);
+        assert_eq!(actual.status, status, "{}", expected.id);
+        if path.is_empty() {
+            assert_eq!(actual, expected);
+            continue;
+        }
+        assert!(actual.updated_at > expected.updated_at, "{}", expected.id);
+        let mut expected = expected;
+        expected.status = status;
+        expected.updated_at = actual.updated_at;
+        if path.contains(&ImageStatus::Active) {
+            let data = upload(&expected.id.to_string());
+            expected.size = Some(data.size);
+            expected.checksum = Some(data.checksum);
+            expected.os_hash_algo = Some(data.os_hash_algo);
+            expected.os_hash_value = Some(data.os_hash_value);
+            expected.virtual_size = data.virtual_size;
+            expected.locations = vec![data.location];
+        }
+        actual.updated_at = expected.updated_at;
+        assert_eq!(actual, expected);
+    }
+    assert!(matches!(
+        meta.get_image(id(DELETED)),
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[test]
+fn schema_v1_indexes_counts_and_tombstones_are_usable() {
+    let (_dir, meta) = open_copy("schema_v1.redb");
+    assert_eq!(meta.count_images().unwrap(), 5);
+    let newest_first: Vec<ImageId> = meta
+        .list_images(&[], None, 10, |_| true)
+        .unwrap()
+        .iter()
+        .map(|image| image.id)
+        .collect();
+    assert_eq!(
+        newest_first,
+        [BARE, DEACTIVATED, UPLOADING, SAVING, ACTIVE].map(id)
+    );
+    let by_name: Vec<ImageId> = meta
+        .list_images(&[(SortKey::Name, SortDir::Asc)], Some(id(BARE)), 10, |_| {
+            true
+        })
+        .unwrap()
+        .iter()
+        .map(|image| image.id)
+        .collect();
+    assert_eq!(by_name, [DEACTIVATED, ACTIVE, SAVING, UPLOADING].map(id));
+    let counts = meta.images_by_status().unwrap();
+    for (status, expected) in [
+        (ImageStatus::Queued, 1),
+        (ImageStatus::Saving, 1),
+        (ImageStatus::Uploading, 1),
+        (ImageStatus::Active, 1),
+        (ImageStatus::Deactivated, 1),
+        (ImageStatus::Killed, 0),
+    ] {
+        assert!(counts.contains(&(status, expected)), "{status}: {counts:?}");
+    }
+    let deleted = Image::new(id(DELETED), Timestamp::now());
+    assert!(matches!(
+        meta.create_image(&deleted),
+        Err(Error::Duplicate(_))
+    ));
+
+    let mut recovered = meta.recover_interrupted().unwrap();
+    recovered.sort();
+    assert_eq!(recovered, vec![id(SAVING), id(UPLOADING)]);
+    meta.delete_image(id(ACTIVE)).unwrap();
+    assert_eq!(meta.count_images().unwrap(), 4);
+}
