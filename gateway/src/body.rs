@@ -1,0 +1,73 @@
+//! The response body type: nothing, one buffer, or an image file streamed from a store.
+//!
+//! Streaming bodies are [`http_body::Body`]s polled by hyper on the connection's core; they
+//! never hold more than a couple of frames of the image in memory (see `datapath::download`).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+
+/// A stream of image bytes for a response body.
+pub trait ByteStream {
+    /// The next piece, `None` at the end.
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::io::Result<Bytes>>>;
+    /// Bytes still to come.
+    fn remaining(&self) -> u64;
+}
+
+/// A response body.
+pub enum Body {
+    /// No body.
+    Empty,
+    /// A body already in memory (JSON documents, errors).
+    Full(Option<Bytes>),
+    /// Image bytes streamed from a store.
+    Stream(Pin<Box<dyn ByteStream>>),
+}
+
+impl Body {
+    /// A body of `bytes`.
+    pub fn full(bytes: impl Into<Bytes>) -> Body {
+        Body::Full(Some(bytes.into()))
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            Body::Empty => Poll::Ready(None),
+            Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Body::Stream(stream) => stream
+                .as_mut()
+                .poll_next(cx)
+                .map(|next| next.map(|r| r.map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Empty => true,
+            Body::Full(bytes) => bytes.is_none(),
+            Body::Stream(stream) => stream.remaining() == 0,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Empty => SizeHint::with_exact(0),
+            Body::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Body::Stream(stream) => SizeHint::with_exact(stream.remaining()),
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! Configuration: one typed [`Config`], built in layers — defaults, then the TOML file, then
+//! `GLINT_*` environment variables, then command-line flags — and checked by
+//! [`Config::validate`]. No other module reads the environment.
+//!
+//! Option names follow Glance's where Glance has the option (`image_size_cap`,
+//! `hashing_algorithm`, `disk_formats`, …) so an operator's knowledge carries over.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Glance's default `disk_formats`.
+pub const DEFAULT_DISK_FORMATS: &[&str] = &[
+    "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop",
+];
+/// Glance's default `container_formats`.
+pub const DEFAULT_CONTAINER_FORMATS: &[&str] = &[
+    "ami",
+    "ari",
+    "aki",
+    "bare",
+    "ovf",
+    "ova",
+    "docker",
+    "compressed",
+];
+/// Hash algorithms glint can compute inline for `os_hash_value`.
+pub const HASH_ALGORITHMS: &[&str] = &["sha512", "sha384", "sha256", "sha1", "md5"];
+
+/// Which io driver the worker runtimes use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IoDriver {
+    /// io_uring when the kernel offers it, epoll otherwise.
+    Auto,
+    /// Always epoll (the fallback), even where io_uring works.
+    Epoll,
+}
+
+/// Everything the gateway can be told. Every field has a default; see [`Config::default`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the API listens on.
+    pub listen: SocketAddr,
+    /// Folder for the metadata database (`meta.redb`) and the file store (`images/`).
+    pub data_dir: PathBuf,
+    /// Worker threads, each with its own runtime and listener; 0 means one per core.
+    pub workers: usize,
+    /// io driver: `auto` (io_uring, epoll fallback) or `epoll`.
+    pub io_driver: IoDriver,
+    /// Largest image accepted by an upload, in bytes (Glance `image_size_cap`, 1 TiB).
+    pub image_size_cap: u64,
+    /// Algorithm of `os_hash_value` (Glance `hashing_algorithm`).
+    pub hashing_algorithm: String,
+    /// Default page size of image lists (Glance `limit_param_default`).
+    pub limit_param_default: usize,
+    /// Largest page size of image lists (Glance `api_limit_max`).
+    pub api_limit_max: usize,
+    /// Extra properties per image; negative means unlimited (Glance `image_property_quota`).
+    pub image_property_quota: i64,
+    /// Tags per image; negative means unlimited (Glance `image_tag_quota`).
+    pub image_tag_quota: i64,
+    /// Accepted `disk_format` values (Glance `disk_formats`).
+    pub disk_formats: Vec<String>,
+    /// Accepted `container_format` values (Glance `container_formats`).
+    pub container_formats: Vec<String>,
+    /// Refuse uploads whose content is not the declared `disk_format`
+    /// (Glance `[image_format] require_image_format_match`).
+    pub require_image_format_match: bool,
+    /// VMDK create-types accepted on upload (Glance `vmdk_allowed_types`).
+    pub vmdk_allowed_types: Vec<String>,
+    /// Base URL for links in the versions document (Glance `public_endpoint`); unset means
+    /// the request's own scheme and host.
+    pub public_endpoint: Option<String>,
+    /// Longest `x-openstack-request-id` accepted from a client (Glance `max_request_id_length`).
+    pub max_request_id_length: usize,
+    /// Log format: `text` or `json`.
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` syntax, e.g. `info` or `info,glint::access=warn`.
+    pub log_filter: String,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9292)),
+            data_dir: PathBuf::from("./glint-data"),
+            workers: 0,
+            io_driver: IoDriver::Auto,
+            image_size_cap: 1 << 40,
+            hashing_algorithm: "sha512".to_owned(),
+            limit_param_default: 25,
+            api_limit_max: 1000,
+            image_property_quota: 128,
+            image_tag_quota: 128,
+            disk_formats: DEFAULT_DISK_FORMATS.iter().map(|s| s.to_string()).collect(),
+            container_formats: DEFAULT_CONTAINER_FORMATS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            require_image_format_match: true,
+            vmdk_allowed_types: vec!["streamOptimized".to_owned(), "monolithicSparse".to_owned()],
+            public_endpoint: None,
+            max_request_id_length: 64,
+            log_format: LogFormat::Text,
+            log_filter: "info".to_owned(),
+        }
+    }
+}
+
+/// A configuration that cannot be used, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The TOML file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML file is not valid, or has an unknown key.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (it names the key).
+        message: String,
+    },
+    /// A value is out of range or not understood.
+    #[error("invalid value for `{key}`: {message}")]
+    Invalid {
+        /// The key at fault (file key or `GLINT_*` variable).
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads a TOML file on top of the defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Applies `GLINT_*` variables from `vars` (normally `std::env::vars()`): the upper-case
+    /// name of any scalar key, e.g. `GLINT_LISTEN`, `GLINT_DATA_DIR`, `GLINT_IO_DRIVER`.
+    pub fn apply_env(
+        &mut self,
+        vars: impl Iterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        for (name, value) in vars {
+            let Some(key) = name.strip_prefix("GLINT_") else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            self.set(&key, &value)
+                .map_err(|message| ConfigError::Invalid { key: name, message })?;
+        }
+        Ok(())
+    }
+
+    /// Sets one scalar key from its text form (environment and flags).
+    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        fn parse<T: std::str::FromStr>(value: &str) -> Result<T, String>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.parse().map_err(|e: T::Err| e.to_string())
+        }
+        match key {
+            "listen" => self.listen = parse(value)?,
+            "data_dir" => self.data_dir = PathBuf::from(value),
+            "workers" => self.workers = parse(value)?,
+            "io_driver" => {
+                self.io_driver = match value {
+                    "auto" => IoDriver::Auto,
+                    "epoll" => IoDriver::Epoll,
+                    other => return Err(format!("expected auto or epoll, got {other:?}")),
+                }
+            }
+            "image_size_cap" => self.image_size_cap = parse(value)?,
+            "hashing_algorithm" => self.hashing_algorithm = value.to_owned(),
+            "limit_param_default" => self.limit_param_default = parse(value)?,
+            "api_limit_max" => self.api_limit_max = parse(value)?,
+            "image_property_quota" => self.image_property_quota = parse(value)?,
+            "image_tag_quota" => self.image_tag_quota = parse(value)?,
+            "require_image_format_match" => self.require_image_format_match = parse(value)?,
+            "public_endpoint" => self.public_endpoint = Some(value.to_owned()),
+            "max_request_id_length" => self.max_request_id_length = parse(value)?,
+            "log_format" => {
+                self.log_format = match value {
+                    "text" => LogFormat::Text,
+                    "json" => LogFormat::Json,
+                    other => return Err(format!("expected text or json, got {other:?}")),
+                }
+            }
+            "log_filter" => self.log_filter = value.to_owned(),
+            // Variables such as GLINT_BIN or GLINT_LOG belong to other tools; ignore them.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Checks every value that could be wrong, naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: key.into(),
+            message,
+        };
+        if !HASH_ALGORITHMS.contains(&self.hashing_algorithm.as_str()) {
+            return Err(invalid(
+                "hashing_algorithm",
+                format!(
+                    "{:?} is not one of {}",
+                    self.hashing_algorithm,
+                    HASH_ALGORITHMS.join(", ")
+                ),
+            ));
+        }
+        if self.limit_param_default == 0 || self.limit_param_default > self.api_limit_max {
+            return Err(invalid(
+                "limit_param_default",
+                "must be between 1 and api_limit_max".to_owned(),
+            ));
+        }
+        if self.disk_formats.is_empty() {
+            return Err(invalid("disk_formats", "must not be empty".to_owned()));
+        }
+        if self.container_formats.is_empty() {
+            return Err(invalid("container_formats", "must not be empty".to_owned()));
+        }
+        if let Some(endpoint) = &self.public_endpoint {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return Err(invalid(
+                    "public_endpoint",
+                    "must start with http:// or https://".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Worker threads to start: the configured number, or one per core.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }
+    }
+
+    /// The file store's folder.
+    pub fn images_dir(&self) -> PathBuf {
+        self.data_dir.join("images")
+    }
+
+    /// The metadata database file.
+    pub fn meta_path(&self) -> PathBuf {
+        self.data_dir.join("meta.redb")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_glance_like() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.image_size_cap, 1_099_511_627_776);
+        assert_eq!(c.limit_param_default, 25);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9292");
+    }
+
+    #[test]
+    fn unknown_file_key_is_named() {
+        let err = toml::from_str::<Config>("listne = \"127.0.0.1:1\"").unwrap_err();
+        assert!(err.to_string().contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_and_names_bad_variable() {
+        let mut c = Config::default();
+        c.apply_env([("GLINT_IO_DRIVER".to_owned(), "epoll".to_owned())].into_iter())
+            .unwrap();
+        assert_eq!(c.io_driver, IoDriver::Epoll);
+        let err = c
+            .apply_env([("GLINT_IMAGE_SIZE_CAP".to_owned(), "lots".to_owned())].into_iter())
+            .unwrap_err();
+        assert!(err.to_string().contains("GLINT_IMAGE_SIZE_CAP"), "{err}");
+    }
+
+    #[test]
+    fn rejects_unknown_hash() {
+        let c = Config {
+            hashing_algorithm: "crc32".into(),
+            ..Config::default()
+        };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("hashing_algorithm"));
+    }
+}

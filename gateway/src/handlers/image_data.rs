@@ -1,0 +1,309 @@
+//! `PUT /v2/images/{id}/file` (upload) and `GET /v2/images/{id}/file` (download).
+//!
+//! Upload order (spec §4.7): content type, announced size against the cap, image lookup and
+//! policy, then `queued → saving` committed *before* the body is read (a compare-and-set in
+//! `meta`, so two uploads cannot both win). From then on an [`UploadGuard`] owns the clean-up:
+//! whatever ends the upload — an error, a refusal, the client vanishing and hyper dropping this
+//! future — the partial file is removed and the image returns to `queued`. Only a body that is
+//! complete, inspected, hashed and fdatasync'ed is renamed into place and committed `active`.
+
+use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Request, Response, StatusCode};
+use meta::{ImageId, ImageStatus, UploadOutcome};
+
+use super::images::{load_modifiable, load_visible};
+use super::{empty_response, parse_image_id};
+use crate::app::App;
+use crate::body::Body;
+use crate::context::RequestContext;
+use crate::datapath::checksum::Checksums;
+use crate::datapath::download::{parse_legacy_content_range, parse_range, FileStream, RangeError};
+use crate::datapath::upload::{self, Limits, UploadError};
+use crate::error::ApiError;
+
+/// The announced size: `x-openstack-image-size`, else `Content-Length`.
+fn expected_size(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    if let Some(value) = headers.get("x-openstack-image-size") {
+        let size = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        return size.map(Some).ok_or_else(|| {
+            ApiError::bad_request("Invalid or missing image size in request headers.")
+        });
+    }
+    Ok(headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok()))
+}
+
+/// Returns the image to `queued` and removes its partial file unless disarmed.
+struct UploadGuard<'a> {
+    app: &'a App,
+    id: ImageId,
+    armed: bool,
+}
+
+impl UploadGuard<'_> {
+    /// Cleans up now and waits for it (the error path, where we can await).
+    async fn abort(mut self) {
+        self.armed = false;
+        let (meta, store, id) = (self.app.meta.clone(), self.app.store.clone(), self.id);
+        let done = self
+            .app
+            .writer
+            .run(move || {
+                store.remove_part(id);
+                meta.abort_upload(id)
+            })
+            .await;
+        match done {
+            Ok(Ok(())) | Ok(Err(meta::Error::NotFound(_))) => {}
+            Ok(Err(e)) => {
+                tracing::error!(image_id = %id, error = %e, "cannot reset image to queued")
+            }
+            Err(e) => tracing::error!(image_id = %id, error = %e, "cannot reset image to queued"),
+        }
+    }
+}
+
+impl Drop for UploadGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            // Dropped mid-upload (the connection died and hyper dropped the request future):
+            // clean up on the writer thread, since Drop cannot await.
+            let (meta, store, id) = (self.app.meta.clone(), self.app.store.clone(), self.id);
+            tracing::warn!(image_id = %id, "upload abandoned; resetting image to queued");
+            self.app.writer.spawn(move || {
+                store.remove_part(id);
+                if let Err(e) = meta.abort_upload(id) {
+                    tracing::error!(image_id = %id, error = %e, "cannot reset image to queued");
+                }
+            });
+        }
+    }
+}
+
+fn too_large(cap: u64) -> ApiError {
+    ApiError::too_large(format!(
+        "The incoming image is too large. The image size cap is {cap} bytes."
+    ))
+}
+
+fn upload_error(id: ImageId, err: UploadError) -> ApiError {
+    match err {
+        UploadError::TooLarge { cap } => too_large(cap),
+        UploadError::SizeMismatch { expected, received } => ApiError::bad_request(format!(
+            "Image size mismatch: the request announced {expected} bytes but {received} were sent."
+        )),
+        UploadError::Refused(refusal) => ApiError::unsupported_media_type(refusal.to_string()),
+        UploadError::Client(e) => {
+            tracing::info!(image_id = %id, error = %e, "upload body failed");
+            ApiError::bad_request(format!(
+                "Error reading the image data from the request: {e}"
+            ))
+        }
+        UploadError::Io(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+            ApiError::too_large("Image storage media is full.")
+        }
+        UploadError::Io(e) => ApiError::internal(format!("upload of {id}: {e}")),
+    }
+}
+
+/// `PUT /v2/images/{id}/file`.
+pub async fn upload(
+    app: &App,
+    ctx: &RequestContext,
+    id: &str,
+    request: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if content_type.map(|t| t.split(';').next().unwrap_or("").trim())
+        != Some("application/octet-stream")
+    {
+        return Err(ApiError::unsupported_media_type(format!(
+            "Invalid content type {}",
+            content_type.unwrap_or("")
+        )));
+    }
+    let expected_bytes = expected_size(request.headers())?;
+    let cap_bytes = app.config.image_size_cap;
+    if expected_bytes.is_some_and(|n| n > cap_bytes) {
+        return Err(too_large(cap_bytes));
+    }
+    let id = parse_image_id(id)?;
+    load_modifiable(app, ctx, id, "upload data for")?;
+    let meta = app.meta.clone();
+    let image = app
+        .writer
+        .run(move || meta.begin_upload(id, ImageStatus::Saving))
+        .await
+        .map_err(ApiError::internal)??;
+    let guard = UploadGuard {
+        app,
+        id,
+        armed: true,
+    };
+    tracing::debug!(image_id = %id, "upload started");
+
+    let result = async {
+        let file = std::rc::Rc::new(monoio::fs::File::create(app.store.part_path(id)).await?);
+        let inspector = (image.container_format.as_deref() == Some("bare"))
+            .then(|| formats::Inspector::new(image.disk_format.as_deref(), &app.format_policy));
+        let checksums = Checksums::new(&app.config.hashing_algorithm)
+            .map_err(|e| UploadError::Io(std::io::Error::other(e)))?;
+        let limits = Limits {
+            cap_bytes,
+            expected_bytes,
+        };
+        let received =
+            upload::receive(request.into_body(), &file, checksums, inspector, limits).await;
+        // A write task still holding the file ends with the upload; close when we are last.
+        if let Ok(file) = std::rc::Rc::try_unwrap(file) {
+            file.close().await?;
+        }
+        received
+    }
+    .await;
+    let received = match result {
+        Ok(received) => received,
+        Err(e) => {
+            guard.abort().await;
+            return Err(upload_error(id, e));
+        }
+    };
+
+    let (meta, store) = (app.meta.clone(), app.store.clone());
+    let digests = received.digests;
+    let virtual_size = received.inspection.as_ref().and_then(|i| i.virtual_size);
+    let size = received.size;
+    let committed = app
+        .writer
+        .run(move || -> Result<(), ApiError> {
+            let location = store.commit(id)?;
+            let outcome = UploadOutcome {
+                size,
+                checksum: digests.checksum,
+                os_hash_algo: digests.os_hash_algo,
+                os_hash_value: digests.os_hash_value,
+                virtual_size,
+                location: location.clone(),
+            };
+            match meta.complete_upload(id, outcome) {
+                Ok(_) => Ok(()),
+                Err(meta::Error::NotFound(_)) => {
+                    store.delete(&location);
+                    Err(ApiError::new(
+                        StatusCode::GONE,
+                        format!(
+                            "Image {id} could not be found after upload. The image may have been \
+                             deleted during the upload, cleaning up the chunks uploaded."
+                        ),
+                    ))
+                }
+                Err(e) => {
+                    store.delete(&location);
+                    Err(e.into())
+                }
+            }
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    if let Err(e) = committed {
+        guard.abort().await;
+        return Err(e);
+    }
+    let mut guard = guard;
+    guard.armed = false;
+    tracing::info!(image_id = %id, size_bytes = size, "image active");
+    Ok(empty_response(StatusCode::NO_CONTENT))
+}
+
+/// `GET /v2/images/{id}/file`.
+pub async fn download(
+    app: &App,
+    ctx: &RequestContext,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, ApiError> {
+    let id = parse_image_id(id)?;
+    let image = load_visible(app, ctx, id)?;
+    if image.status == ImageStatus::Deactivated && !ctx.is_admin {
+        return Err(ApiError::forbidden(
+            "The requested image has been deactivated. Image data download is forbidden.",
+        ));
+    }
+    let has_data = matches!(image.status, ImageStatus::Active | ImageStatus::Deactivated);
+    let (Some(location), Some(size), true) = (image.locations.first(), image.size, has_data) else {
+        return Ok(empty_response(StatusCode::NO_CONTENT));
+    };
+    let range = if let Some(value) = headers.get(http::header::RANGE) {
+        Some(parse_range(value.to_str().unwrap_or(""), size))
+    } else {
+        headers
+            .get(http::header::CONTENT_RANGE)
+            .map(|value| parse_legacy_content_range(value.to_str().unwrap_or(""), size))
+    };
+    let range = match range {
+        None => None,
+        Some(Ok(range)) => Some(range),
+        Some(Err(RangeError::Multiple)) => {
+            return Err(ApiError::bad_request(
+                "Requests with multiple ranges are not supported in Glance. You may make \
+                 multiple single-range requests instead.",
+            ))
+        }
+        Some(Err(RangeError::Unsatisfiable)) => {
+            return Err(
+                ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "Invalid Range header.")
+                    .with_header(http::header::CONTENT_RANGE, &format!("bytes */{size}")),
+            )
+        }
+    };
+    let path = app
+        .store
+        .path_of(location)
+        .ok_or_else(|| ApiError::internal(format!("image {id} has a foreign location")))?;
+    let file = monoio::fs::File::open(&path).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Image data is not available.",
+        )
+        .with_header(http::header::RETRY_AFTER, "1")
+        .log_cause(e)
+    })?;
+    let (start, end, status) = match range {
+        Some(r) => (r.first, r.last + 1, StatusCode::PARTIAL_CONTENT),
+        None => (0, size, StatusCode::OK),
+    };
+    let mut response = Response::new(Body::Stream(Box::pin(FileStream::new(file, start, end))));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(CONTENT_LENGTH, HeaderValue::from(end - start));
+    h.insert(
+        http::header::ACCEPT_RANGES,
+        HeaderValue::from_static("bytes"),
+    );
+    if let Some(checksum) = image
+        .checksum
+        .as_deref()
+        .and_then(|c| HeaderValue::from_str(c).ok())
+    {
+        h.insert("content-md5", checksum);
+    }
+    if status == StatusCode::PARTIAL_CONTENT {
+        let value = format!("bytes {start}-{}/{size}", end - 1);
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(http::header::CONTENT_RANGE, v);
+        }
+    }
+    Ok(response)
+}

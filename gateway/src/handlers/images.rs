@@ -1,0 +1,510 @@
+//! Images: create, show, update (JSON patch, see `patch`), delete, deactivate/reactivate, and
+//! the JSON form of an image. Listing is in `list`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use http::header::{HeaderValue, LOCATION};
+use http::{HeaderMap, Response, StatusCode};
+use meta::{Image, ImageId, ImageStatus, Timestamp, Visibility};
+use serde_json::{Map, Value};
+
+use super::{empty_response, json_response, parse_image_id};
+use crate::app::App;
+use crate::body::Body;
+use crate::config::Config;
+use crate::context::RequestContext;
+use crate::error::ApiError;
+
+/// Link attributes: never accepted from a client.
+const LINK_ATTRIBUTES: &[&str] = &["direct_url", "self", "file", "schema", "stores"];
+/// Attributes only the server sets.
+pub const READ_ONLY: &[&str] = &[
+    "created_at",
+    "updated_at",
+    "status",
+    "checksum",
+    "os_hash_algo",
+    "os_hash_value",
+    "size",
+    "virtual_size",
+    "id",
+    "direct_url",
+    "self",
+    "file",
+    "schema",
+    "stores",
+];
+/// Base attributes a client may set.
+pub const WRITABLE: &[&str] = &[
+    "name",
+    "visibility",
+    "protected",
+    "os_hidden",
+    "container_format",
+    "disk_format",
+    "min_ram",
+    "min_disk",
+    "tags",
+    "owner",
+];
+
+/// Whether `key` is reserved for the server (Glance: 403 "Attribute '<k>' is reserved.").
+pub fn is_reserved(key: &str) -> bool {
+    matches!(key, "location" | "deleted" | "deleted_at") || key.starts_with("os_glance")
+}
+
+/// Whether `key` is a base attribute of the image schema.
+pub fn is_base(key: &str) -> bool {
+    WRITABLE.contains(&key) || READ_ONLY.contains(&key) || key == "locations"
+}
+
+/// Glance's timestamp form: ISO 8601, UTC, seconds, `Z`.
+pub fn format_timestamp(t: Timestamp) -> String {
+    let secs = t.as_unix_micros().div_euclid(1_000_000);
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(dt) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            dt.year(),
+            u8::from(dt.month()),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second()
+        ),
+        Err(_) => "1970-01-01T00:00:00Z".to_owned(),
+    }
+}
+
+/// The JSON form of an image (spec §3.1): extra properties, then every base attribute
+/// (`null` when unset), then the links.
+pub fn to_json(image: &Image) -> Value {
+    let mut m = Map::new();
+    for (k, v) in &image.properties {
+        m.insert(k.clone(), Value::String(v.clone()));
+    }
+    let opt = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
+    let id = image.id.to_string();
+    m.insert("name".into(), opt(&image.name));
+    m.insert("disk_format".into(), opt(&image.disk_format));
+    m.insert("container_format".into(), opt(&image.container_format));
+    m.insert(
+        "visibility".into(),
+        Value::String(image.visibility.to_string()),
+    );
+    m.insert("size".into(), image.size.map_or(Value::Null, Value::from));
+    m.insert(
+        "virtual_size".into(),
+        image.virtual_size.map_or(Value::Null, Value::from),
+    );
+    m.insert("status".into(), Value::String(image.status.to_string()));
+    m.insert("checksum".into(), opt(&image.checksum));
+    m.insert("protected".into(), Value::Bool(image.protected));
+    m.insert("min_ram".into(), Value::from(image.min_ram));
+    m.insert("min_disk".into(), Value::from(image.min_disk));
+    m.insert("owner".into(), opt(&image.owner));
+    m.insert("os_hidden".into(), Value::Bool(image.os_hidden));
+    m.insert("os_hash_algo".into(), opt(&image.os_hash_algo));
+    m.insert("os_hash_value".into(), opt(&image.os_hash_value));
+    m.insert("id".into(), Value::String(id.clone()));
+    m.insert(
+        "created_at".into(),
+        Value::String(format_timestamp(image.created_at)),
+    );
+    m.insert(
+        "updated_at".into(),
+        Value::String(format_timestamp(image.updated_at)),
+    );
+    m.insert(
+        "tags".into(),
+        Value::from(image.tags.iter().cloned().collect::<Vec<_>>()),
+    );
+    m.insert("self".into(), Value::String(format!("/v2/images/{id}")));
+    m.insert(
+        "file".into(),
+        Value::String(format!("/v2/images/{id}/file")),
+    );
+    m.insert("schema".into(), Value::String("/v2/schemas/image".into()));
+    Value::Object(m)
+}
+
+/// Whether `ctx` may see `image` at all (spec §8.1); invisible images are reported as 404.
+pub fn is_visible(ctx: &RequestContext, image: &Image) -> bool {
+    ctx.is_admin
+        || image.owner.is_none()
+        || matches!(image.visibility, Visibility::Public | Visibility::Community)
+        || ctx.owns(image.owner.as_deref())
+}
+
+/// Whether `ctx` may change `image` (owner project or admin).
+pub fn may_modify(ctx: &RequestContext, image: &Image) -> bool {
+    ctx.is_admin || ctx.owns(image.owner.as_deref())
+}
+
+/// Loads an image the caller may see.
+pub fn load_visible(app: &App, ctx: &RequestContext, id: ImageId) -> Result<Image, ApiError> {
+    let image = app.meta.get_image(id)?;
+    // pending_delete images still exist in meta (they hold data) but are gone for the API.
+    if image.status == ImageStatus::PendingDelete || !is_visible(ctx, &image) {
+        return Err(ApiError::image_not_found(id));
+    }
+    Ok(image)
+}
+
+/// Loads an image the caller may change: 404 if invisible, 403 if visible but not its own.
+pub fn load_modifiable(
+    app: &App,
+    ctx: &RequestContext,
+    id: ImageId,
+    action: &str,
+) -> Result<Image, ApiError> {
+    let image = load_visible(app, ctx, id)?;
+    if !may_modify(ctx, &image) {
+        return Err(ApiError::forbidden(format!(
+            "You are not authorized to {action} image {id}."
+        )));
+    }
+    Ok(image)
+}
+
+fn schema_error(detail: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!(
+        "Provided object does not match schema 'image': {detail}"
+    ))
+}
+
+/// Checks one attribute's value against the image schema (types, enums, lengths, pattern).
+pub fn validate_attribute(config: &Config, key: &str, value: &Value) -> Result<(), ApiError> {
+    let string_max = |max: usize, nullable: bool| match value {
+        Value::Null if nullable => Ok(()),
+        Value::String(s) if s.chars().count() <= max => Ok(()),
+        Value::String(s) => Err(schema_error(format!("'{s}' is too long (maximum {max})"))),
+        other => Err(schema_error(format!("{other} is not of type 'string'"))),
+    };
+    let one_of = |allowed: &[String], nullable: bool| match value {
+        Value::Null if nullable => Ok(()),
+        Value::String(s) if allowed.iter().any(|a| a == s) => Ok(()),
+        other => Err(schema_error(format!("{other} is not one of {allowed:?}"))),
+    };
+    let boolean = || match value {
+        Value::Bool(_) => Ok(()),
+        other => Err(schema_error(format!("{other} is not of type 'boolean'"))),
+    };
+    let integer = |nullable: bool| match value {
+        Value::Null if nullable => Ok(()),
+        Value::Number(n) if n.is_i64() || n.is_u64() => Ok(()),
+        other => Err(schema_error(format!("{other} is not of type 'integer'"))),
+    };
+    match key {
+        "id" => match value {
+            Value::String(s) if s.parse::<ImageId>().is_ok() => Ok(()),
+            other => Err(schema_error(format!(
+                "{other} does not match the UUID pattern"
+            ))),
+        },
+        "name" | "owner" => string_max(255, true),
+        "visibility" => one_of(
+            &["community", "public", "private", "shared"].map(String::from),
+            false,
+        ),
+        "status" => one_of(
+            &super::schemas::STATUSES
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+            false,
+        ),
+        "protected" | "os_hidden" => boolean(),
+        "checksum" => string_max(32, true),
+        "os_hash_algo" => string_max(64, true),
+        "os_hash_value" => string_max(128, true),
+        "size" | "virtual_size" => integer(true),
+        "min_ram" | "min_disk" => integer(false),
+        "container_format" => one_of(&config.container_formats, true),
+        "disk_format" => one_of(&config.disk_formats, true),
+        "created_at" | "updated_at" | "direct_url" | "self" | "file" | "schema" | "stores" => {
+            string_max(usize::MAX, false)
+        }
+        "tags" => match value {
+            Value::Array(items) => items.iter().try_for_each(|t| match t {
+                Value::String(s) if s.chars().count() <= 255 => Ok(()),
+                other => Err(schema_error(format!(
+                    "tag {other} is not a string of at most 255"
+                ))),
+            }),
+            other => Err(schema_error(format!("{other} is not of type 'array'"))),
+        },
+        "locations" => match value {
+            Value::Array(_) => Ok(()),
+            other => Err(schema_error(format!("{other} is not of type 'array'"))),
+        },
+        _ => match value {
+            Value::String(_) => Ok(()),
+            other => Err(schema_error(format!("{other} is not of type 'string'"))),
+        },
+    }
+}
+
+/// Sets a writable base attribute or an extra property on `image` from a validated value.
+pub fn set_attribute(
+    ctx: &RequestContext,
+    image: &mut Image,
+    key: &str,
+    value: &Value,
+) -> Result<(), ApiError> {
+    let text = || value.as_str().map(str::to_owned);
+    let number = || -> Result<u64, ApiError> {
+        match value.as_i64() {
+            Some(n) if n < 0 => Err(ApiError::bad_request(format!("{key} must be >= 0"))),
+            Some(n) => Ok(n as u64),
+            None => value
+                .as_u64()
+                .ok_or_else(|| schema_error(format!("{key} is not an integer"))),
+        }
+    };
+    match key {
+        "name" => image.name = text(),
+        "visibility" => {
+            let visibility: Visibility = value
+                .as_str()
+                .unwrap_or("")
+                .parse()
+                .map_err(|_| schema_error("bad visibility"))?;
+            if visibility == Visibility::Public && !ctx.is_admin {
+                return Err(ApiError::forbidden(
+                    "You are not authorized to publicize images.",
+                ));
+            }
+            image.visibility = visibility;
+        }
+        "protected" => image.protected = value.as_bool().unwrap_or(false),
+        "os_hidden" => image.os_hidden = value.as_bool().unwrap_or(false),
+        "container_format" | "disk_format" => {
+            if !matches!(image.status, ImageStatus::Queued | ImageStatus::Importing) {
+                return Err(ApiError::forbidden(format!(
+                    "Attribute {key} can be only replaced for a queued image."
+                )));
+            }
+            if key == "disk_format" {
+                image.disk_format = text();
+            } else {
+                image.container_format = text();
+            }
+        }
+        "min_ram" => image.min_ram = number()?,
+        "min_disk" => image.min_disk = number()?,
+        "tags" => {
+            let tags = value
+                .as_array()
+                .map(|a| a.iter().filter_map(|t| t.as_str()));
+            image.tags = tags
+                .into_iter()
+                .flatten()
+                .map(str::to_owned)
+                .collect::<BTreeSet<_>>();
+        }
+        "owner" => {
+            let owner = text();
+            if !ctx.is_admin && owner.as_deref() != image.owner.as_deref() {
+                return Err(ApiError::forbidden("Owner can't be updated by non admin."));
+            }
+            image.owner = owner;
+        }
+        _ => {
+            image
+                .properties
+                .insert(key.to_owned(), text().unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
+/// Enforces `image_property_quota` and `image_tag_quota` (413).
+pub fn check_quotas(config: &Config, image: &Image) -> Result<(), ApiError> {
+    let over = |quota: i64, attempted: usize| quota >= 0 && attempted as u64 > quota as u64;
+    let props = image.properties.len();
+    if over(config.image_property_quota, props) {
+        return Err(ApiError::too_large(format!(
+            "The limit has been exceeded on the number of allowed image properties. \
+             Attempted: {props}, Maximum: {}",
+            config.image_property_quota
+        )));
+    }
+    let tags = image.tags.len();
+    if over(config.image_tag_quota, tags) {
+        return Err(ApiError::too_large(format!(
+            "The limit has been exceeded on the number of allowed image tags. \
+             Attempted: {tags}, Maximum: {}",
+            config.image_tag_quota
+        )));
+    }
+    Ok(())
+}
+
+/// Parses a JSON request body; Glance's messages for a missing or malformed one.
+pub fn parse_json_body(body: &[u8]) -> Result<Value, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request("Body expected in request."));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|_| ApiError::bad_request("Malformed JSON in request body."))?;
+    Ok(value)
+}
+
+/// `POST /v2/images`.
+pub async fn create(
+    app: &App,
+    ctx: &RequestContext,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
+    let value = parse_json_body(body)?;
+    let Value::Object(fields) = value else {
+        return Err(ApiError::bad_request("Body must be a JSON object."));
+    };
+    // Glance's order: link attributes, schema, extra-property rules, read-only attributes.
+    if let Some(key) = fields
+        .keys()
+        .find(|k| LINK_ATTRIBUTES.contains(&k.as_str()))
+    {
+        return Err(ApiError::forbidden(format!(
+            "Attribute '{key}' is read-only."
+        )));
+    }
+    for (key, value) in &fields {
+        validate_attribute(&app.config, key, value)?;
+    }
+    for key in fields.keys() {
+        if !is_base(key) && key.chars().count() > 255 {
+            return Err(schema_error(format!(
+                "property name '{key}' is longer than 255"
+            )));
+        }
+        if is_reserved(key) || key == "locations" {
+            return Err(ApiError::forbidden(format!(
+                "Attribute '{key}' is reserved."
+            )));
+        }
+    }
+    if let Some(key) = fields
+        .keys()
+        .find(|k| READ_ONLY.contains(&k.as_str()) && *k != "id")
+    {
+        return Err(ApiError::forbidden(format!(
+            "Attribute '{key}' is read-only."
+        )));
+    }
+    let id = match fields.get("id").and_then(Value::as_str) {
+        Some(s) => s.parse().map_err(|_| schema_error("bad id"))?,
+        None => ImageId::new_v4(),
+    };
+    let now = Timestamp::now();
+    let mut image = Image {
+        id,
+        name: None,
+        status: ImageStatus::Queued,
+        visibility: Visibility::Shared,
+        protected: false,
+        os_hidden: false,
+        checksum: None,
+        os_hash_algo: None,
+        os_hash_value: None,
+        owner: ctx.project_id.clone(),
+        size: None,
+        virtual_size: None,
+        min_ram: 0,
+        min_disk: 0,
+        disk_format: None,
+        container_format: None,
+        created_at: now,
+        updated_at: now,
+        tags: BTreeSet::new(),
+        properties: BTreeMap::new(),
+        locations: Vec::new(),
+    };
+    for (key, value) in &fields {
+        if key == "id" {
+            continue;
+        }
+        if key == "owner" && !ctx.is_admin && value.as_str() != ctx.project_id.as_deref() {
+            return Err(ApiError::forbidden(format!(
+                "You are not permitted to create images owned by '{}'.",
+                value.as_str().unwrap_or("")
+            )));
+        }
+        set_attribute(ctx, &mut image, key, value)?;
+    }
+    check_quotas(&app.config, &image)?;
+    let meta = app.meta.clone();
+    let stored = image.clone();
+    app.writer
+        .run(move || meta.create_image(&stored))
+        .await
+        .map_err(ApiError::internal)??;
+    tracing::info!(image_id = %id, "image created");
+    let mut response = json_response(StatusCode::CREATED, &to_json(&image));
+    let location = format!("{}/v2/images/{id}", app.base_url(headers));
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(LOCATION, v);
+    }
+    Ok(response)
+}
+
+/// `GET /v2/images/{id}`.
+pub fn show(app: &App, ctx: &RequestContext, id: &str) -> Result<Response<Body>, ApiError> {
+    let image = load_visible(app, ctx, parse_image_id(id)?)?;
+    Ok(json_response(StatusCode::OK, &to_json(&image)))
+}
+
+/// `DELETE /v2/images/{id}`.
+pub async fn delete(app: &App, ctx: &RequestContext, id: &str) -> Result<Response<Body>, ApiError> {
+    let id = parse_image_id(id)?;
+    load_modifiable(app, ctx, id, "delete")?;
+    let meta = app.meta.clone();
+    let store = app.store.clone();
+    app.writer
+        .run(move || -> Result<(), meta::Error> {
+            let image = meta.delete_image(id)?;
+            for location in &image.locations {
+                store.delete(location);
+            }
+            // An upload in progress keeps writing its .part file; it notices the deletion when
+            // it commits (410) and removes its data then.
+            Ok(())
+        })
+        .await
+        .map_err(ApiError::internal)??;
+    tracing::info!(image_id = %id, "image deleted");
+    Ok(empty_response(StatusCode::NO_CONTENT))
+}
+
+/// `POST /v2/images/{id}/actions/deactivate` and `…/reactivate`.
+pub async fn set_active(
+    app: &App,
+    ctx: &RequestContext,
+    id: &str,
+    active: bool,
+) -> Result<Response<Body>, ApiError> {
+    let id = parse_image_id(id)?;
+    let verb = if active { "reactivate" } else { "deactivate" };
+    let image = load_modifiable(app, ctx, id, verb)?;
+    let (from, to) = if active {
+        (ImageStatus::Deactivated, ImageStatus::Active)
+    } else {
+        (ImageStatus::Active, ImageStatus::Deactivated)
+    };
+    if image.status == to {
+        return Ok(empty_response(StatusCode::NO_CONTENT));
+    }
+    if image.status != from {
+        return Err(ApiError::forbidden(format!(
+            "Not allowed to {verb} image in status '{}'",
+            image.status
+        )));
+    }
+    let meta = app.meta.clone();
+    app.writer
+        .run(move || meta.set_status(id, to))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(empty_response(StatusCode::NO_CONTENT))
+}

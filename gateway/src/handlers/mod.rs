@@ -1,0 +1,41 @@
+//! One module per Glance resource. Handlers parse the request, call `meta`, the store or the
+//! data path, and build the response; status rules live in `meta`, HTTP mapping in `error`.
+
+pub mod image_data;
+pub mod images;
+pub mod list;
+pub mod patch;
+pub mod schemas;
+pub mod tags;
+pub mod versions;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Response, StatusCode};
+use serde_json::Value;
+
+use crate::body::Body;
+use crate::error::ApiError;
+
+/// A JSON response.
+pub fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::full(Bytes::from(value.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// An empty response (204 and friends).
+pub fn empty_response(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = status;
+    response
+}
+
+/// Parses an image id from a path; anything that is not a UUID is an image that does not
+/// exist (404, as Glance — `openstack image show NAME` relies on it to fall back to a search).
+pub fn parse_image_id(id: &str) -> Result<meta::ImageId, ApiError> {
+    id.parse().map_err(|_| ApiError::image_not_found(id))
+}

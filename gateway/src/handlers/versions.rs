@@ -1,0 +1,122 @@
+//! The versions document (`GET /versions` → 200, `GET /` and unknown prefixes → 300).
+//!
+//! Glance's minor versions are feature markers, not negotiation: clients read the list to
+//! learn what exists (python-glanceclient refuses its cache commands unless `v2.14` is listed,
+//! for example). So glint lists exactly the minor versions whose features it serves; the table
+//! below says what each one needs. A version joins the list in the commit that completes it.
+
+use http::HeaderMap;
+use serde_json::{json, Value};
+
+/// `(minor version, what it added, served by glint)`.
+const MINOR_VERSIONS: &[(u32, &str, bool)] = &[
+    (
+        0,
+        "images CRUD, JSON patch, data upload/download, tags, schemas",
+        true,
+    ),
+    (1, "image members (sharing)", false),
+    (2, "tasks, metadata definitions", false),
+    (3, "deactivate/reactivate", true),
+    // Location rules only bite when locations are exposed; with show_multiple_locations off
+    // (Glance's default, and glint's only mode) every location patch is refused, as in Glance.
+    (4, "location rules", true),
+    (5, "community visibility; shared as the default", true),
+    (6, "interoperable import (stage/import)", false),
+    (
+        7,
+        "os_hidden and multihash (os_hash_algo/os_hash_value)",
+        true,
+    ),
+    (8, "multiple stores discovery", false),
+    (9, "import into several stores", false),
+    (10, "delete from one store; copy-image", false),
+    (11, "import robustness", false),
+    (12, "tasks of an image", false),
+    (13, "quota usage", false),
+    (14, "cache management API", false),
+    (15, "stores detail", false),
+    (16, "cache queue returns 202", false),
+    (17, "new location API", false),
+    (18, "cache clean/prune/nodes", false),
+];
+
+fn served() -> impl DoubleEndedIterator<Item = u32> {
+    MINOR_VERSIONS
+        .iter()
+        .filter(|(_, _, served)| *served)
+        .map(|(minor, _, _)| *minor)
+}
+
+/// Whether a path's first segment names the v2 API: `v2` or `v2.N` for a listed N.
+pub fn is_advertised(segment: &str) -> bool {
+    match segment.strip_prefix("v2") {
+        Some("") => true,
+        Some(rest) => rest
+            .strip_prefix('.')
+            .and_then(|minor| minor.parse::<u32>().ok())
+            .is_some_and(|minor| served().any(|m| m == minor)),
+        None => false,
+    }
+}
+
+/// The versions document; links use `public_endpoint` or the request's own host.
+pub fn document(public_endpoint: Option<&str>, headers: &HeaderMap) -> Value {
+    let base = match public_endpoint {
+        Some(endpoint) => endpoint.trim_end_matches('/').to_owned(),
+        None => request_base(headers),
+    };
+    let href = format!("{base}/v2/");
+    let current = served().next_back().unwrap_or(0);
+    let versions: Vec<Value> = served()
+        .rev()
+        .map(|minor| {
+            json!({
+                "id": format!("v2.{minor}"),
+                "status": if minor == current { "CURRENT" } else { "SUPPORTED" },
+                "links": [{"rel": "self", "href": href}],
+            })
+        })
+        .collect();
+    json!({ "versions": versions })
+}
+
+/// `scheme://host[:port]` as the client addressed us, honouring `X-Forwarded-Proto` and
+/// `X-Forwarded-Host` from a proxy in front.
+pub fn request_base(headers: &HeaderMap) -> String {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let scheme = get("x-forwarded-proto").unwrap_or("http");
+    let host = get("x-forwarded-host")
+        .or_else(|| get("host"))
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_served_versions_newest_current() {
+        let doc = document(Some("http://glint:9292/"), &HeaderMap::new());
+        let versions = doc["versions"].as_array().unwrap();
+        assert_eq!(versions[0]["id"], "v2.7");
+        assert_eq!(versions[0]["status"], "CURRENT");
+        assert_eq!(versions[0]["links"][0]["href"], "http://glint:9292/v2/");
+        assert!(
+            versions.iter().all(|v| v["id"] != "v2.1"),
+            "members are not served yet"
+        );
+        assert_eq!(versions.last().unwrap()["id"], "v2.0");
+    }
+
+    #[test]
+    fn prefixes() {
+        assert!(is_advertised("v2"));
+        assert!(is_advertised("v2.0"));
+        assert!(is_advertised("v2.7"));
+        assert!(!is_advertised("v2.6"));
+        assert!(!is_advertised("v1"));
+        assert!(!is_advertised("v2.x"));
+    }
+}

@@ -1,0 +1,152 @@
+//! The `glint` binary: flags → `Config` → the chosen subcommand.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gateway::config::{Config, LogFormat};
+
+/// glint: an OpenStack Image service (Image API v2).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeFlags,
+}
+
+#[derive(clap::Args, Default, Clone)]
+struct ServeFlags {
+    /// Address to listen on (default 127.0.0.1:9292; port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Data folder (default ./glint-data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the Image API (the default).
+    Serve(ServeFlags),
+    /// Inspect a disk image file: format, virtual size, and whether an upload is safe.
+    Inspect {
+        /// Judge the file as an upload declared with this disk_format.
+        #[arg(long)]
+        disk_format: Option<String>,
+        /// The image file.
+        file: PathBuf,
+    },
+    /// Print the effective configuration and exit.
+    CheckConfig,
+}
+
+fn load_config(cli_config: Option<&PathBuf>, flags: &ServeFlags) -> anyhow::Result<Config> {
+    let mut config = match cli_config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    config.apply_env(std::env::vars())?;
+    if let Some(listen) = flags.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = &flags.data_dir {
+        config.data_dir = dir.clone();
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn init_logs(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("glint: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve(cli.config.as_ref(), &cli.serve),
+        Some(Command::Serve(flags)) => serve(cli.config.as_ref(), &flags),
+        Some(Command::Inspect { disk_format, file }) => inspect(disk_format.as_deref(), &file),
+        Some(Command::CheckConfig) => {
+            let config = load_config(cli.config.as_ref(), &cli.serve)?;
+            print!(
+                "{}",
+                toml::to_string_pretty(&config).context("rendering config")?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn serve(config_path: Option<&PathBuf>, flags: &ServeFlags) -> anyhow::Result<ExitCode> {
+    let config = load_config(config_path, flags)?;
+    init_logs(&config);
+    gateway::serve::serve(config)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the file in 1 MiB pieces through the same incremental inspector uploads use, and
+/// prints one JSON object. Exit 0 when safe, 1 when an upload must be refused.
+fn inspect(disk_format: Option<&str>, path: &PathBuf) -> anyhow::Result<ExitCode> {
+    use std::io::Read;
+    let policy = gateway::serve::format_policy(&Config::default());
+    let mut inspector = formats::Inspector::new(disk_format, &policy);
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut refused = None;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        if let Err(refusal) = inspector.feed(&buf[..n]) {
+            refused = Some(refusal);
+            break;
+        }
+    }
+    let inspection = inspector.finish();
+    let verdict = match refused {
+        Some(refusal) => Err(refusal),
+        None => inspection.verdict.clone(),
+    };
+    let out = serde_json::json!({
+        "format": inspection.format.to_string(),
+        "virtual_size": inspection.virtual_size,
+        "safe": verdict.is_ok(),
+        "reason": verdict.as_ref().err().map(|r| r.to_string()),
+    });
+    println!("{out}");
+    Ok(if verdict.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
