@@ -2,7 +2,7 @@
 //!
 //! Upload order (spec §4.7): content type, announced size against the cap, image lookup and
 //! policy, then `queued → saving` committed *before* the body is read (a compare-and-set in
-//! `meta`, so two uploads cannot both win). From then on an [`UploadGuard`] owns the clean-up:
+//! `meta`, so two uploads cannot both win). From then on an `UploadGuard` owns the clean-up:
 //! whatever ends the upload — an error, a refusal, the client vanishing and hyper dropping this
 //! future — the partial file is removed and the image returns to `queued`. Only a body that is
 //! complete, inspected, hashed and fdatasync'ed is renamed into place and committed `active`.

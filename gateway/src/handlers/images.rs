@@ -48,7 +48,7 @@ pub const WRITABLE: &[&str] = &[
     "owner",
 ];
 
-/// Whether `key` is reserved for the server (Glance: 403 "Attribute '<k>' is reserved.").
+/// Whether `key` is reserved for the server (Glance: 403 "Attribute '…' is reserved.").
 pub fn is_reserved(key: &str) -> bool {
     matches!(key, "location" | "deleted" | "deleted_at") || key.starts_with("os_glance")
 }
