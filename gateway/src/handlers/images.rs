@@ -1,7 +1,7 @@
 //! Images: create, show, update (JSON patch, see `patch`), delete, deactivate/reactivate, and
 //! the JSON form of an image. Listing is in `list`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use http::header::{HeaderValue, LOCATION};
 use http::{HeaderMap, Response, StatusCode};
@@ -320,24 +320,22 @@ pub fn set_attribute(
 
 /// Enforces `image_property_quota` and `image_tag_quota` (413).
 pub fn check_quotas(config: &Config, image: &Image) -> Result<(), ApiError> {
-    let over = |quota: i64, attempted: usize| quota >= 0 && attempted as u64 > quota as u64;
-    let props = image.properties.len();
-    if over(config.image_property_quota, props) {
-        return Err(ApiError::too_large(format!(
-            "The limit has been exceeded on the number of allowed image properties. \
-             Attempted: {props}, Maximum: {}",
-            config.image_property_quota
-        )));
-    }
-    let tags = image.tags.len();
-    if over(config.image_tag_quota, tags) {
-        return Err(ApiError::too_large(format!(
-            "The limit has been exceeded on the number of allowed image tags. \
-             Attempted: {tags}, Maximum: {}",
-            config.image_tag_quota
-        )));
-    }
-    Ok(())
+    let check = |what: &str, quota: i64, attempted: usize| {
+        // A negative quota means unlimited.
+        if quota >= 0 && attempted as u64 > quota as u64 {
+            return Err(ApiError::too_large(format!(
+                "The limit has been exceeded on the number of allowed image {what}. \
+                 Attempted: {attempted}, Maximum: {quota}"
+            )));
+        }
+        Ok(())
+    };
+    check(
+        "properties",
+        config.image_property_quota,
+        image.properties.len(),
+    )?;
+    check("tags", config.image_tag_quota, image.tags.len())
 }
 
 /// Parses a JSON request body; Glance's messages for a missing or malformed one.
@@ -397,30 +395,9 @@ pub async fn create(
         Some(s) => s.parse().map_err(|_| schema_error("bad id"))?,
         None => ImageId::new_v4(),
     };
-    let now = Timestamp::now();
-    let mut image = Image {
-        id,
-        name: None,
-        status: ImageStatus::Queued,
-        visibility: Visibility::Shared,
-        protected: false,
-        os_hidden: false,
-        checksum: None,
-        os_hash_algo: None,
-        os_hash_value: None,
-        owner: ctx.project_id.clone(),
-        size: None,
-        virtual_size: None,
-        min_ram: 0,
-        min_disk: 0,
-        disk_format: None,
-        container_format: None,
-        created_at: now,
-        updated_at: now,
-        tags: BTreeSet::new(),
-        properties: BTreeMap::new(),
-        locations: Vec::new(),
-    };
+    // Glance's defaults: queued, shared, unprotected, not hidden, owned by the caller.
+    let mut image = Image::new(id, Timestamp::now());
+    image.owner = ctx.project_id.clone();
     for (key, value) in &fields {
         if key == "id" {
             continue;
