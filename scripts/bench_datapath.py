@@ -167,6 +167,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--systems", default="glint,nginx,glance")
     ap.add_argument("--glint-bin", default=os.path.join(ROOT, "target", "release", "glint"))
+    ap.add_argument("--glint-b-bin", default=None,
+                    help="a second glint build, measured as system 'glint-b' (A/B comparisons)")
     ap.add_argument("--glance-dir", default="/work/anchors-run/glance")
     ap.add_argument("--nginx-dir", default="/work/anchors-run/nginx")
     ap.add_argument("--workdir", default=None)
@@ -191,6 +193,7 @@ def main():
             server = {"glint": lambda: Glint(args.glint_bin, workdir),
                       # the same server, images with container_format=ovf: not inspected
                       "glint-ovf": lambda: Glint(args.glint_bin, workdir, "ovf"),
+                      "glint-b": lambda: Glint(args.glint_b_bin, workdir),
                       "nginx": lambda: Nginx(args.nginx_dir),
                       "glance": lambda: Glance(args.glance_dir)}[name]()
             try:

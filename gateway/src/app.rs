@@ -37,6 +37,8 @@ pub struct App {
     pub writer: Writer,
     /// How uploads are inspected.
     pub format_policy: formats::Policy,
+    /// Where uploads are hashed.
+    pub hash_pool: crate::datapath::checksum::HashPool,
 }
 
 impl App {

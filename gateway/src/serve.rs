@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::app::App;
 use crate::config::Config;
+use crate::datapath::checksum::HashPool;
 use crate::runtime;
 use crate::store::fs::FsStore;
 use crate::writer::Writer;
@@ -75,6 +76,7 @@ pub fn serve(config: Config) -> Result<(), StartError> {
         meta,
         store,
         writer: Writer::start().map_err(io("writer thread"))?,
+        hash_pool: HashPool::start(workers).map_err(io("hashing threads"))?,
     });
     let workers_running =
         runtime::run_workers(Arc::clone(&app), listeners, driver).map_err(io("worker threads"))?;

@@ -2,8 +2,8 @@
 //!
 //! Each frame hyper hands over is a slice of its read buffer (`Bytes`, no copy). It is
 //! checked against the size limits, shown to the format inspector (which stops looking once it
-//! has decided), fed to both digests, and then *moved* into an io_uring `write_at` — so image
-//! bytes are never copied in user space. The write runs as its own task while the next frame
+//! has decided), queued for both digests on the hashing threads, and *moved* into an io_uring
+//! `write_at` — so image bytes are never copied in user space. The write runs as its own task while the next frame
 //! is read and hashed; before a second write is started the first must have finished, so at
 //! most two frames per upload are held here, and a slow disk slows the socket (TCP
 //! backpressure) instead of growing memory.
@@ -94,7 +94,10 @@ pub async fn receive(
         if let Some(inspector) = inspector.as_mut() {
             inspector.feed(&data).map_err(UploadError::Refused)?;
         }
-        checksums.update(&data);
+        checksums
+            .update(&data)
+            .await
+            .map_err(std::io::Error::other)?;
         if let Some(previous) = in_flight.take() {
             previous.await?;
         }
@@ -114,10 +117,13 @@ pub async fn receive(
     if let Some(refusal) = inspection.as_ref().and_then(|i| i.verdict.as_ref().err()) {
         return Err(UploadError::Refused(refusal.clone()));
     }
-    file.sync_data().await?;
+    // The hashers work while the disk flushes.
+    let (digests, synced) = monoio::join!(checksums.finish(), file.sync_data());
+    synced?;
+    let digests = digests.map_err(std::io::Error::other)?;
     Ok(Received {
         size,
-        digests: checksums.finish(),
+        digests,
         inspection,
     })
 }

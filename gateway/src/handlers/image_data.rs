@@ -16,7 +16,6 @@ use super::{empty_response, parse_image_id};
 use crate::app::App;
 use crate::body::Body;
 use crate::context::RequestContext;
-use crate::datapath::checksum::Checksums;
 use crate::datapath::download::{parse_legacy_content_range, parse_range, FileStream, RangeError};
 use crate::datapath::upload::{self, Limits, UploadError};
 use crate::error::ApiError;
@@ -154,7 +153,9 @@ pub async fn upload(
         let file = std::rc::Rc::new(monoio::fs::File::create(app.store.part_path(id)).await?);
         let inspector = (image.container_format.as_deref() == Some("bare"))
             .then(|| formats::Inspector::new(image.disk_format.as_deref(), &app.format_policy));
-        let checksums = Checksums::new(&app.config.hashing_algorithm)
+        let checksums = app
+            .hash_pool
+            .checksums(&app.config.hashing_algorithm)
             .map_err(|e| UploadError::Io(std::io::Error::other(e)))?;
         let limits = Limits {
             cap_bytes,
