@@ -8,7 +8,7 @@ use http::{Response, StatusCode};
 use meta::{Image, ImageStatus, SortDir, SortKey, Visibility};
 use serde_json::{json, Value};
 
-use super::images::{is_base, to_json};
+use super::images::to_json;
 use super::json_response;
 use crate::app::App;
 use crate::body::Body;
@@ -68,6 +68,7 @@ enum StrField {
     DiskFormat,
     Owner,
     Checksum,
+    OsHashAlgo,
     OsHashValue,
 }
 
@@ -95,6 +96,7 @@ impl StrField {
             StrField::DiskFormat => image.disk_format.clone(),
             StrField::Owner => image.owner.clone(),
             StrField::Checksum => image.checksum.clone(),
+            StrField::OsHashAlgo => image.os_hash_algo.clone(),
             StrField::OsHashValue => image.os_hash_value.clone(),
         }
     }
@@ -162,7 +164,6 @@ pub struct ListQuery {
     filters: Vec<Filter>,
     visibility: Option<String>,
     os_hidden: bool,
-    member_status: String,
 }
 
 fn parse_sort_key(key: &str) -> Result<SortKey, ApiError> {
@@ -305,7 +306,6 @@ impl ListQuery {
             filters: Vec::new(),
             visibility: None,
             os_hidden: false,
-            member_status: "accepted".to_owned(),
         };
         let (mut sort_keys, mut sort_dirs, mut new_sort) = (Vec::new(), Vec::new(), None);
         let mut ranges: Vec<(NumField, Option<u64>, Option<u64>)> = Vec::new();
@@ -344,13 +344,14 @@ impl ListQuery {
                     }
                     q.visibility = Some(value.to_owned());
                 }
+                // Validated as Glance does; it selects shared-with-me images, which arrive
+                // with the members API (until then nobody is a member of anything).
                 "member_status" => {
                     if !["pending", "accepted", "rejected", "all"].contains(&value) {
                         return Err(ApiError::bad_request(format!(
                             "Invalid status value: {value}"
                         )));
                     }
-                    q.member_status = value.to_owned();
                 }
                 // Glance lower-cases this one (openstacksdk sends `True`), not `protected`.
                 "os_hidden" => q.os_hidden = parse_bool("os_hidden", &value.to_ascii_lowercase())?,
@@ -377,6 +378,9 @@ impl ListQuery {
                 "os_hash_value" => q
                     .filters
                     .push(Filter::OneOf(StrField::OsHashValue, vec![value.to_owned()])),
+                "os_hash_algo" => q
+                    .filters
+                    .push(Filter::OneOf(StrField::OsHashAlgo, vec![value.to_owned()])),
                 "created_at" | "updated_at" => {
                     let (cmp, t) = parse_time_filter(key, value)?;
                     let field = if key == "created_at" {
@@ -405,9 +409,6 @@ impl ListQuery {
                         });
                     } else if let Some(field) = NumField::parse(key) {
                         q.filters.push(Filter::NumEq(field, parse_number(value)?));
-                    } else if is_base(key) {
-                        // Other base attributes (os_hash_algo, visibility handled above…):
-                        // nothing sensible to filter on; Glance ignores link/readonly extras.
                     } else {
                         q.filters
                             .push(Filter::Property(key.to_owned(), value.to_owned()));
@@ -497,7 +498,6 @@ impl ListQuery {
                 Visibility::Private | Visibility::Shared => ctx.is_admin || own,
             },
         };
-        let _ = &self.member_status;
         visible && self.filters.iter().all(|f| f.matches(image))
     }
 }

@@ -317,3 +317,14 @@ fn filters_combine_with_and() {
     srv.create_active_image(json!({"name": "y"}), b"y");
     assert_eq!(srv.list_ids("name=x&status=active"), [hit]);
 }
+
+#[test]
+fn os_hash_algo_filter_matches_the_column() {
+    // Issue 2: os_hash_algo is an image column, so it filters by equality on it (it was
+    // first taken for an extra property, which no image has).
+    let srv = TestServer::start();
+    let hashed = srv.create_active_image(json!({}), b"bytes");
+    srv.create_image(json!({}));
+    assert_eq!(srv.list_ids("os_hash_algo=sha512"), [hashed.as_str()]);
+    assert!(srv.list_ids("os_hash_algo=md5").is_empty());
+}
