@@ -39,6 +39,8 @@ pub struct App {
     pub format_policy: formats::Policy,
     /// Where uploads are hashed.
     pub hash_pool: crate::datapath::checksum::HashPool,
+    /// Connection timeouts.
+    pub timer: crate::timer::ThreadTimer,
 }
 
 impl App {

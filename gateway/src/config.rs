@@ -76,6 +76,10 @@ pub struct Config {
     pub public_endpoint: Option<String>,
     /// Longest `x-openstack-request-id` accepted from a client (Glance `max_request_id_length`).
     pub max_request_id_length: usize,
+    /// Seconds a connection may take to send a request's headers, and may sit idle between
+    /// keep-alive requests, before it is closed; 0 waits forever (Glance
+    /// `client_socket_timeout`, 900).
+    pub client_socket_timeout: u64,
     /// Log format: `text` or `json`.
     pub log_format: LogFormat,
     /// Log filter in `tracing` syntax, e.g. `info` or `info,glint::access=warn`.
@@ -114,6 +118,7 @@ impl Default for Config {
             vmdk_allowed_types: vec!["streamOptimized".to_owned(), "monolithicSparse".to_owned()],
             public_endpoint: None,
             max_request_id_length: 64,
+            client_socket_timeout: 900,
             log_format: LogFormat::Text,
             log_filter: "info".to_owned(),
         }
@@ -209,6 +214,7 @@ impl Config {
             "require_image_format_match" => self.require_image_format_match = parse(value)?,
             "public_endpoint" => self.public_endpoint = Some(value.to_owned()),
             "max_request_id_length" => self.max_request_id_length = parse(value)?,
+            "client_socket_timeout" => self.client_socket_timeout = parse(value)?,
             "log_format" => {
                 self.log_format = match value {
                     "text" => LogFormat::Text,

@@ -28,4 +28,5 @@ pub mod runtime;
 pub mod serve;
 pub mod server;
 pub mod store;
+pub mod timer;
 pub mod writer;

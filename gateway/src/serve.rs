@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::datapath::checksum::HashPool;
 use crate::runtime;
 use crate::store::fs::FsStore;
+use crate::timer::ThreadTimer;
 use crate::writer::Writer;
 
 /// Why the server could not start.
@@ -77,6 +78,7 @@ pub fn serve(config: Config) -> Result<(), StartError> {
         store,
         writer: Writer::start().map_err(io("writer thread"))?,
         hash_pool: HashPool::start(workers).map_err(io("hashing threads"))?,
+        timer: ThreadTimer::start().map_err(io("timer thread"))?,
     });
     let workers_running =
         runtime::run_workers(Arc::clone(&app), listeners, driver).map_err(io("worker threads"))?;

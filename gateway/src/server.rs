@@ -114,14 +114,19 @@ async fn serve_connection(stream: monoio::net::TcpStream, app: Arc<App>, shutdow
             return;
         }
     };
+    let mut builder = http1::Builder::new();
+    builder.keep_alive(true).max_buf_size(MAX_BUF_BYTES);
+    if app.config.client_socket_timeout > 0 {
+        let timeout = Duration::from_secs(app.config.client_socket_timeout);
+        builder
+            .timer(app.timer.clone())
+            .header_read_timeout(timeout);
+    }
     let service = service_fn(move |request| {
         let app = Arc::clone(&app);
         async move { Ok::<_, Infallible>(app.handle(request).await) }
     });
-    let conn = http1::Builder::new()
-        .keep_alive(true)
-        .max_buf_size(MAX_BUF_BYTES)
-        .serve_connection(io, service);
+    let conn = builder.serve_connection(io, service);
     let mut conn = std::pin::pin!(conn);
     let finished = monoio::select! {
         result = conn.as_mut() => Some(result),

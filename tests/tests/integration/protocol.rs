@@ -348,3 +348,38 @@ fn json_bodies_are_served_as_application_json() {
         let _: Value = resp.json();
     }
 }
+
+#[test]
+fn slow_or_idle_connections_are_closed_after_client_socket_timeout() {
+    // Issue 2: a client that never finishes its headers (slowloris), or idles between
+    // keep-alive requests, must not hold a connection forever (Glance client_socket_timeout).
+    let srv = TestServer::start_with_config("client_socket_timeout = 1");
+    let mut slow = raw::Conn::connect(srv.addr());
+    slow.send(b"GET /versions HTTP/1.1\r\nHost: glint\r\n");
+    let mut idle = raw::Conn::connect(srv.addr());
+    idle.send(&raw::head("GET", "/versions", &[]));
+    assert_eq!(idle.read_response().status, 200);
+    assert!(
+        slow.is_closed_within(std::time::Duration::from_secs(10)),
+        "half-sent headers"
+    );
+    assert!(
+        idle.is_closed_within(std::time::Duration::from_secs(10)),
+        "idle keep-alive"
+    );
+    // A connection that keeps working is served throughout.
+    let mut busy = raw::Conn::connect(srv.addr());
+    for _ in 0..3 {
+        busy.send(&raw::head("GET", "/versions", &[]));
+        assert_eq!(busy.read_response().status, 200);
+    }
+}
+
+#[test]
+fn connections_stay_open_without_client_socket_timeout() {
+    let srv = TestServer::start_with_config("client_socket_timeout = 0");
+    let mut idle = raw::Conn::connect(srv.addr());
+    idle.send(&raw::head("GET", "/versions", &[]));
+    assert_eq!(idle.read_response().status, 200);
+    assert!(!idle.is_closed_within(std::time::Duration::from_millis(1500)));
+}
