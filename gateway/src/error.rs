@@ -240,6 +240,7 @@ fn html_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::block_on;
     use http_body_util::BodyExt;
 
     fn render(accept: Option<&str>) -> (String, String) {
@@ -254,16 +255,6 @@ mod tests {
             .to_owned();
         let body = block_on(response.into_body().collect()).unwrap().to_bytes();
         (ct, String::from_utf8(body.to_vec()).unwrap())
-    }
-
-    // A minimal executor: an in-memory body is ready at the first poll.
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        let mut f = std::pin::pin!(f);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match f.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(v) => v,
-            std::task::Poll::Pending => panic!("body not ready"),
-        }
     }
 
     #[test]

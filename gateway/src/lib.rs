@@ -28,5 +28,7 @@ pub mod runtime;
 pub mod serve;
 pub mod server;
 pub mod store;
+#[cfg(test)]
+mod test_util;
 pub mod timer;
 pub mod writer;

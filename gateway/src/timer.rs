@@ -184,28 +184,9 @@ impl hyper::rt::Timer for ThreadTimer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::block_on;
     use hyper::rt::Timer;
     use std::time::Duration;
-
-    struct Unpark(thread::Thread);
-
-    impl std::task::Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-
-    fn block_on<F: Future>(f: F) -> F::Output {
-        let waker = Waker::from(Arc::new(Unpark(thread::current())));
-        let mut cx = Context::from_waker(&waker);
-        let mut f = std::pin::pin!(f);
-        loop {
-            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-            thread::park();
-        }
-    }
 
     #[test]
     fn sleeps_fire_in_order_and_not_early() {

@@ -226,27 +226,7 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::task::{Context, Poll, Wake, Waker};
-
-    struct Unpark(thread::Thread);
-
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        let waker = Waker::from(Arc::new(Unpark(thread::current())));
-        let mut cx = Context::from_waker(&waker);
-        let mut f = std::pin::pin!(f);
-        loop {
-            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-            thread::park();
-        }
-    }
+    use crate::test_util::block_on;
 
     fn digests(pool: &HashPool, algo: &str, pieces: &[&[u8]]) -> Digests {
         let mut c = pool.checksums(algo).unwrap();

@@ -45,25 +45,29 @@ struct UploadGuard<'a> {
 }
 
 impl UploadGuard<'_> {
+    /// The clean-up, as a job for the writer thread.
+    fn reset_job(&self) -> impl FnOnce() + Send + 'static {
+        let (meta, store, id) = (self.app.meta.clone(), self.app.store.clone(), self.id);
+        move || {
+            store.remove_part(id);
+            // A deleted image is fine: abort_upload leaves it alone.
+            if let Err(e) = meta.abort_upload(id) {
+                tracing::error!(image_id = %id, error = %e, "cannot reset image to queued");
+            }
+        }
+    }
+
     /// Cleans up now and waits for it (the error path, where we can await).
     async fn abort(mut self) {
         self.armed = false;
-        let (meta, store, id) = (self.app.meta.clone(), self.app.store.clone(), self.id);
-        let done = self
-            .app
-            .writer
-            .run(move || {
-                store.remove_part(id);
-                meta.abort_upload(id)
-            })
-            .await;
-        match done {
-            Ok(Ok(())) | Ok(Err(meta::Error::NotFound(_))) => {}
-            Ok(Err(e)) => {
-                tracing::error!(image_id = %id, error = %e, "cannot reset image to queued")
-            }
-            Err(e) => tracing::error!(image_id = %id, error = %e, "cannot reset image to queued"),
+        if let Err(e) = self.app.writer.run(self.reset_job()).await {
+            tracing::error!(image_id = %self.id, error = %e, "cannot reset image to queued");
         }
+    }
+
+    /// The upload is committed: nothing to clean up.
+    fn disarm(mut self) {
+        self.armed = false;
     }
 }
 
@@ -72,14 +76,8 @@ impl Drop for UploadGuard<'_> {
         if self.armed {
             // Dropped mid-upload (the connection died and hyper dropped the request future):
             // clean up on the writer thread, since Drop cannot await.
-            let (meta, store, id) = (self.app.meta.clone(), self.app.store.clone(), self.id);
-            tracing::warn!(image_id = %id, "upload abandoned; resetting image to queued");
-            self.app.writer.spawn(move || {
-                store.remove_part(id);
-                if let Err(e) = meta.abort_upload(id) {
-                    tracing::error!(image_id = %id, error = %e, "cannot reset image to queued");
-                }
-            });
+            tracing::warn!(image_id = %self.id, "upload abandoned; resetting image to queued");
+            self.app.writer.spawn(self.reset_job());
         }
     }
 }
@@ -218,8 +216,7 @@ pub async fn upload(
         guard.abort().await;
         return Err(e);
     }
-    let mut guard = guard;
-    guard.armed = false;
+    guard.disarm();
     tracing::info!(image_id = %id, size_bytes = size, "image active");
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
