@@ -41,6 +41,8 @@ pub struct App {
     pub hash_pool: crate::datapath::checksum::HashPool,
     /// Connection timeouts.
     pub timer: crate::timer::ThreadTimer,
+    /// Who is asking.
+    pub auth: crate::auth::Auth,
 }
 
 impl App {
@@ -110,14 +112,21 @@ impl App {
                 "A body is not expected with this request.",
             ));
         }
-        let ctx = RequestContext::noauth(request_id.to_owned());
-        let ctx = &ctx;
+        // Answered ahead of authentication, as Glance's pipeline does.
         match route {
             Route::VersionsChoice => {
-                Ok(self.versions(request.headers(), StatusCode::MULTIPLE_CHOICES))
+                return Ok(self.versions(request.headers(), StatusCode::MULTIPLE_CHOICES))
             }
-            Route::Versions => Ok(self.versions(request.headers(), StatusCode::OK)),
-            Route::Healthcheck => Ok(self.healthcheck()),
+            Route::Versions => return Ok(self.versions(request.headers(), StatusCode::OK)),
+            Route::Healthcheck => return Ok(self.healthcheck()),
+            _ => {}
+        }
+        let ctx: RequestContext = self.auth.context(request.headers(), request_id).await?;
+        let ctx = &ctx;
+        match route {
+            Route::VersionsChoice | Route::Versions | Route::Healthcheck => Err(
+                ApiError::internal("an unauthenticated route reached dispatch"),
+            ),
             Route::SchemaImage => Ok(handlers::json_response(
                 StatusCode::OK,
                 &schemas::image(&self.config),

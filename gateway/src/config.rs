@@ -84,6 +84,11 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter in `tracing` syntax, e.g. `info` or `info,glint::access=warn`.
     pub log_filter: String,
+    /// How callers are identified (`[auth] strategy`: `noauth` or `keystone`).
+    pub auth: crate::auth::AuthConfig,
+    /// Keystone token validation (keystonemiddleware's `[keystone_authtoken]` keys); needed
+    /// by `strategy = "keystone"`.
+    pub keystone_authtoken: Option<crate::auth::keystone::KeystoneSettings>,
 }
 
 /// How log lines are written to stderr.
@@ -121,6 +126,8 @@ impl Default for Config {
             client_socket_timeout: 900,
             log_format: LogFormat::Text,
             log_filter: "info".to_owned(),
+            auth: crate::auth::AuthConfig::default(),
+            keystone_authtoken: None,
         }
     }
 }
@@ -223,6 +230,13 @@ impl Config {
                 }
             }
             "log_filter" => self.log_filter = value.to_owned(),
+            "auth_strategy" => {
+                self.auth.strategy = match value {
+                    "noauth" => crate::auth::Strategy::Noauth,
+                    "keystone" => crate::auth::Strategy::Keystone,
+                    other => return Err(format!("expected noauth or keystone, got {other:?}")),
+                }
+            }
             // Variables such as GLINT_BIN or GLINT_LOG belong to other tools; ignore them.
             _ => {}
         }
@@ -263,6 +277,17 @@ impl Config {
                     "public_endpoint",
                     "must start with http:// or https://".into(),
                 ));
+            }
+        }
+        if self.auth.strategy == crate::auth::Strategy::Keystone {
+            match &self.keystone_authtoken {
+                Some(settings) => settings.validate()?,
+                None => {
+                    return Err(invalid(
+                        "keystone_authtoken",
+                        "[auth] strategy = \"keystone\" needs a [keystone_authtoken] table".into(),
+                    ))
+                }
             }
         }
         Ok(())
@@ -319,6 +344,24 @@ mod tests {
             .apply_env([("GLINT_IMAGE_SIZE_CAP".to_owned(), "lots".to_owned())].into_iter())
             .unwrap_err();
         assert!(err.to_string().contains("GLINT_IMAGE_SIZE_CAP"), "{err}");
+    }
+
+    #[test]
+    fn keystone_strategy_needs_its_table() {
+        let c: Config = toml::from_str("[auth]\nstrategy = \"keystone\"\n").unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("keystone_authtoken"), "{err}");
+        let c: Config = toml::from_str(
+            "[auth]\nstrategy = \"keystone\"\n[keystone_authtoken]\n\
+             auth_url = \"http://127.0.0.1:5000/v3\"\nusername = \"glance\"\n\
+             password = \"secret\"\nproject_name = \"service\"\n\
+             memcached_servers = \"127.0.0.1:11211\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let settings = c.keystone_authtoken.unwrap();
+        assert_eq!(settings.user_domain_name, "Default");
+        assert_eq!(settings.token_cache_time, 300);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! 1. `runtime` runs one monoio runtime per core, each accepting on its own `SO_REUSEPORT`
 //!    listener; `server` serves each connection with hyper's HTTP/1.1 on that core.
 //! 2. `app::App::handle` names the request (`x-openstack-request-id`), `router` maps it to a
-//!    `Route`, and the request context is built (`context`; auth fills it in later).
+//!    `Route`, and `auth` builds the request context (`context`): who is asking.
 //! 3. A handler in `handlers` parses and validates, reads `meta` directly, and sends every
 //!    write to the `writer` thread, where `meta` enforces status rules in one transaction.
 //! 4. Image bytes move through `datapath`: uploads stream socket → `<id>.part`, hashed and
@@ -16,6 +16,7 @@
 #![recursion_limit = "256"]
 
 pub mod app;
+pub mod auth;
 pub mod body;
 pub mod config;
 pub mod context;

@@ -26,6 +26,9 @@ pub enum StartError {
     /// The metadata store could not be opened.
     #[error("metadata store: {0}")]
     Meta(#[from] meta::Error),
+    /// The auth strategy could not be set up.
+    #[error("auth: {0}")]
+    Auth(#[from] crate::config::ConfigError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
@@ -71,7 +74,9 @@ pub fn serve(config: Config) -> Result<(), StartError> {
         .transpose()
         .map_err(io("local address"))?
         .unwrap_or(config.listen);
+    let auth = crate::auth::Auth::from_config(&config)?;
     let app = Arc::new(App {
+        auth,
         format_policy: format_policy(&config),
         config: Arc::new(config),
         meta,

@@ -21,6 +21,7 @@
 //! assert_eq!(srv.download(id).expect_status(200).body, b"hello");
 //! ```
 
+pub mod fake_keystone;
 pub mod raw;
 
 use std::fmt::Write as _;

@@ -41,3 +41,5 @@ mod persistence;
 mod datapath;
 // Disk-format inspection on upload: 415 on mismatch or unsafe images (§3.4, disk-formats.md).
 mod inspection;
+// Keystone auth: token validation, its cache, 401/403/503, service tokens (§2.1).
+mod keystone;

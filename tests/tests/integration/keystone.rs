@@ -1,0 +1,168 @@
+//! `[auth] strategy = "keystone"` against a fake Keystone that counts what it is asked
+//! (glint_tests::fake_keystone). The real Keystone and the real clients are in
+//! tests/e2e/keystone.sh.
+
+use std::time::Duration;
+
+use glint_tests::fake_keystone::FakeKeystone;
+use glint_tests::{Resp, TestServer};
+use serde_json::json;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn start() -> (FakeKeystone, TestServer) {
+    let keystone = FakeKeystone::start();
+    let srv = TestServer::start_with_config(&keystone.glint_config());
+    (keystone, srv)
+}
+
+fn get_as(srv: &TestServer, token: &str, path: &str) -> Resp {
+    srv.request("GET", path)
+        .header("x-auth-token", token)
+        .send()
+}
+
+fn assert_unauthorized(resp: Resp, keystone: &FakeKeystone) {
+    let resp = resp.expect_status(401);
+    let challenge = resp.header("www-authenticate").unwrap_or("").to_owned();
+    assert_eq!(challenge, format!("Keystone uri=\"{}\"", keystone.url()));
+    assert!(
+        resp.text().contains("requires authentication"),
+        "{}",
+        resp.text()
+    );
+}
+
+#[test]
+fn versions_and_healthcheck_need_no_token() {
+    let (keystone, srv) = start();
+    srv.get("/versions").expect_status(200);
+    srv.get("/").expect_status(300);
+    srv.get("/healthcheck").expect_status(200);
+    assert_eq!(keystone.requests(), 0, "no Keystone call for public routes");
+}
+
+#[test]
+fn missing_bogus_and_expired_tokens_get_401() {
+    let (keystone, srv) = start();
+    assert_unauthorized(srv.get("/v2/images"), &keystone);
+    assert_unauthorized(srv.get("/v2/schemas/image"), &keystone);
+    assert_unauthorized(get_as(&srv, "not-a-token", "/v2/images"), &keystone);
+    let expired = keystone.issue("alice", "proj-a", &["reader"], Duration::ZERO);
+    assert_unauthorized(get_as(&srv, &expired, "/v2/images"), &keystone);
+    // Refusals are cached too: a retried bogus token costs Keystone nothing more.
+    assert_unauthorized(get_as(&srv, "not-a-token", "/v2/images"), &keystone);
+    assert_eq!(keystone.validations("not-a-token"), 1);
+}
+
+#[test]
+fn token_identity_becomes_the_owner() {
+    let (keystone, srv) = start();
+    let token = keystone.issue("alice", "proj-a", &["member", "reader"], HOUR);
+    let created = srv
+        .request("POST", "/v2/images")
+        .header("x-auth-token", &token)
+        .json(&json!({"name": "mine", "disk_format": "raw", "container_format": "bare"}))
+        .send()
+        .expect_status(201)
+        .json();
+    assert_eq!(created["owner"], "proj-a");
+    let id = created["id"].as_str().unwrap();
+    let shown = get_as(&srv, &token, &format!("/v2/images/{id}"))
+        .expect_status(200)
+        .json();
+    assert_eq!(shown["owner"], "proj-a");
+}
+
+#[test]
+fn one_keystone_round_trip_per_token() {
+    let (keystone, srv) = start();
+    let token = keystone.issue("alice", "proj-a", &["reader"], HOUR);
+    // Concurrent first requests share one validation.
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| get_as(&srv, &token, "/v2/images").expect_status(200));
+        }
+    });
+    for _ in 0..20 {
+        get_as(&srv, &token, "/v2/images").expect_status(200);
+    }
+    assert_eq!(keystone.validations(&token), 1);
+    assert_eq!(keystone.logins(), 1, "the service user logs in once");
+}
+
+#[test]
+fn revoked_service_token_means_one_new_login() {
+    let (keystone, srv) = start();
+    let first = keystone.issue("alice", "proj-a", &["reader"], HOUR);
+    get_as(&srv, &first, "/v2/images").expect_status(200);
+    keystone.revoke_service_tokens();
+    let second = keystone.issue("bob", "proj-b", &["reader"], HOUR);
+    get_as(&srv, &second, "/v2/images").expect_status(200);
+    assert_eq!(keystone.logins(), 2);
+}
+
+#[test]
+fn token_expiring_while_cached_is_refused_after_expiry() {
+    let (keystone, srv) = start();
+    let token = keystone.issue("alice", "proj-a", &["reader"], Duration::from_secs(2));
+    get_as(&srv, &token, "/v2/images").expect_status(200);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_unauthorized(get_as(&srv, &token, "/v2/images"), &keystone);
+}
+
+#[test]
+fn system_scoped_token_is_forbidden() {
+    let (keystone, srv) = start();
+    let token = keystone.issue_system("root", &["admin", "member", "reader"]);
+    let resp = get_as(&srv, &token, "/v2/images").expect_status(403);
+    assert!(resp.text().contains("project-scoped"), "{}", resp.text());
+}
+
+#[test]
+fn keystone_down_is_503_and_recovers() {
+    let (keystone, srv) = start();
+    keystone.set_down(true);
+    let token = keystone.issue("alice", "proj-a", &["reader"], HOUR);
+    get_as(&srv, &token, "/v2/images").expect_status(503);
+    keystone.set_down(false);
+    // An outage is not cached as a refusal.
+    get_as(&srv, &token, "/v2/images").expect_status(200);
+}
+
+#[test]
+fn service_token_is_validated_too() {
+    let (keystone, srv) = start();
+    let user = keystone.issue("alice", "proj-a", &["reader"], HOUR);
+    let nova = keystone.issue("nova", "service", &["service"], HOUR);
+    srv.request("GET", "/v2/images")
+        .header("x-auth-token", &user)
+        .header("x-service-token", &nova)
+        .send()
+        .expect_status(200);
+    assert_eq!(keystone.validations(&nova), 1);
+    let resp = srv
+        .request("GET", "/v2/images")
+        .header("x-auth-token", &user)
+        .header("x-service-token", "bogus")
+        .send();
+    assert_unauthorized(resp, &keystone);
+}
+
+#[test]
+fn keystone_strategy_without_its_table_does_not_start() {
+    let bin = glint_tests::glint_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("glint.toml");
+    std::fs::write(&config, "[auth]\nstrategy = \"keystone\"\n").unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("keystone_authtoken"), "{stderr}");
+}
