@@ -41,3 +41,5 @@ mod persistence;
 mod datapath;
 // Disk-format inspection on upload: 415 on mismatch or unsafe images (§3.4, disk-formats.md).
 mod inspection;
+// Operations: /metrics and promtool, dashboard and alerts, a real Prometheus, logs, healthcheck.
+mod observability;
