@@ -1,7 +1,7 @@
 //! Every metric glint exports, its name and labels, and how it is counted.
 //!
 //! **Counting.** Each thread that counts (the workers, the writer, the hashing threads) owns a
-//! [`Shard`]: a cache-line-aligned block of atomics that only that thread writes, so counting
+//! `Shard`: a cache-line-aligned block of atomics that only that thread writes, so counting
 //! on the hot path never touches a line another core writes (no false sharing, no contended
 //! read-modify-write). A scrape walks the shards and sums them. The `prometheus` crate's own
 //! counters are one shared atomic per series, which every core would write: we use that crate
@@ -239,8 +239,14 @@ fn enabled() -> bool {
 #[inline]
 fn with_shard(f: impl FnOnce(&Shard)) {
     if enabled() {
-        SHARD.with(|shard| f(shard));
+        on_shard(f);
     }
+}
+
+/// Runs `f` on this thread's shard; does nothing while the thread is being torn down.
+#[inline]
+fn on_shard(f: impl FnOnce(&Shard)) {
+    let _ = SHARD.try_with(|shard| f(shard));
 }
 
 /// Turns counting on or off (the `metrics_enabled` setting), once at start-up.
@@ -458,7 +464,7 @@ pub struct ConnectionGuard {
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         if self.counted {
-            SHARD.with(|s| add_signed(&s.connections_open, -1));
+            on_shard(|s| add_signed(&s.connections_open, -1));
         }
     }
 }
@@ -487,7 +493,7 @@ impl UploadTracker {
     pub fn body_started(&mut self) {
         if self.counted && !self.in_body {
             self.in_body = true;
-            SHARD.with(|s| add_signed(&s.uploads_in_flight, 1));
+            on_shard(|s| add_signed(&s.uploads_in_flight, 1));
         }
     }
 
@@ -501,7 +507,7 @@ impl UploadTracker {
             return;
         }
         self.finished = true;
-        SHARD.with(|s| {
+        on_shard(|s| {
             add(&s.uploads[end as usize], 1);
             if let Some(size) = size {
                 s.upload_sizes.observe(&SIZE_BOUNDS, size);
@@ -1058,6 +1064,37 @@ mod tests {
         assert!(value(&text, &series("precondition", "refused")) > precondition);
         assert!(value(&text, &series("abandoned", "failed")) > abandoned);
         assert!(value(&text, &series("format", "refused")) > format);
+    }
+
+    /// What counting costs per call, for docs/PERFORMANCE.md (run with `--release --ignored
+    /// --nocapture`). A 1 GiB upload makes a few calls per frame (frames are ≤ 1 MiB, usually
+    /// 16-64 KiB); a download one per 256 KiB frame.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn counting_cost() {
+        const CALLS: u32 = 10_000_000;
+        let time = |what: &str, f: &dyn Fn()| {
+            let started = Instant::now();
+            for _ in 0..CALLS {
+                f();
+            }
+            let ns = started.elapsed().as_nanos() as f64 / f64::from(CALLS);
+            println!("{what:<36} {ns:6.1} ns/call");
+        };
+        time("received (bytes counter)", &|| {
+            received(std::hint::black_box(65536))
+        });
+        time("hashing (counter + 2 clock reads)", &|| {
+            hashing(65536, || std::hint::black_box(()))
+        });
+        time("commit histogram (2 clock reads)", &|| {
+            commit(|| std::hint::black_box(()))
+        });
+        set_enabled(false);
+        time("received, metrics off", &|| {
+            received(std::hint::black_box(65536))
+        });
+        set_enabled(true);
     }
 
     #[test]
