@@ -262,3 +262,30 @@ async fn read_json_body(body: Incoming) -> Result<Bytes, ApiError> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_id(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID_HEADER, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn global_request_id_must_be_req_and_a_canonical_uuid() {
+        let good = "req-0b5e7f3c-2d41-4c1e-9a7b-5f6e8d9c0a1b";
+        assert_eq!(global_request_id(&with_id(good)), Some(good));
+        for bad in [
+            "0b5e7f3c-2d41-4c1e-9a7b-5f6e8d9c0a1b",
+            "req-0B5E7F3C-2D41-4C1E-9A7B-5F6E8D9C0A1B",
+            "req-0b5e7f3c2d414c1e9a7b5f6e8d9c0a1b",
+            "req-",
+            "req-0b5e7f3c-2d41-4c1e-9a7b-5f6e8d9c0a1b-x",
+        ] {
+            assert_eq!(global_request_id(&with_id(bad)), None, "{bad}");
+        }
+        assert_eq!(global_request_id(&HeaderMap::new()), None);
+    }
+}
