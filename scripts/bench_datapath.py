@@ -94,11 +94,11 @@ def create_image(url, container_format=None):
 class Glint:
     name = "glint"
 
-    def __init__(self, binary, workdir, container_format=None):
+    def __init__(self, binary, workdir, container_format=None, env=None):
         self.container_format = container_format
         self.data = tempfile.mkdtemp(prefix="glint-bench-", dir=workdir)
         self.proc = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data],
-                                     stdout=subprocess.PIPE, stderr=open(os.path.join(self.data, "log"), "w"), text=True)
+                                     env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=open(os.path.join(self.data, "log"), "w"), text=True)
         line = self.proc.stdout.readline()
         self.url = line.strip().split()[-1]
         self.pid = self.proc.pid
@@ -194,6 +194,9 @@ def main():
                       # the same server, images with container_format=ovf: not inspected
                       "glint-ovf": lambda: Glint(args.glint_bin, workdir, "ovf"),
                       "glint-b": lambda: Glint(args.glint_b_bin, workdir),
+                      # the same server with metrics off: what counting costs
+                      "glint-nometrics": lambda: Glint(args.glint_bin, workdir,
+                                                       env={"GLINT_METRICS_ENABLED": "false"}),
                       "nginx": lambda: Nginx(args.nginx_dir),
                       "glance": lambda: Glance(args.glance_dir)}[name]()
             try:

@@ -62,7 +62,19 @@ impl App {
         let accept = request.headers().get(http::header::ACCEPT).cloned();
         let routed = route(&method, request.uri().path());
         let template = routed.as_ref().map_or("unmatched", Route::template);
-        let span = tracing::info_span!("request", request_id = %request_id, route = template);
+        let span = tracing::info_span!(
+            "request",
+            request_id = %request_id,
+            global_request_id = tracing::field::Empty,
+            route = template
+        );
+        if let Some(global) = global_request_id(request.headers()) {
+            span.record("global_request_id", global);
+        }
+        let bytes_in = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
         let result = match routed {
             Ok(route) => {
                 self.dispatch(route, request, &request_id)
@@ -87,10 +99,12 @@ impl App {
             %method,
             route = template,
             status = response.status().as_u16(),
+            bytes_in,
+            bytes_out = http_body::Body::size_hint(response.body()).exact(),
             duration_ms = started.elapsed().as_secs_f64() * 1e3,
             "request"
         );
-        response
+        crate::metrics::meter_response(response, template, &method, started)
     }
 
     async fn dispatch(
@@ -118,13 +132,14 @@ impl App {
                 return Ok(self.versions(request.headers(), StatusCode::MULTIPLE_CHOICES))
             }
             Route::Versions => return Ok(self.versions(request.headers(), StatusCode::OK)),
-            Route::Healthcheck => return Ok(self.healthcheck()),
+            Route::Healthcheck => return Ok(self.healthcheck(request.method())),
+            Route::Metrics => return self.metrics(),
             _ => {}
         }
         let ctx: RequestContext = self.auth.context(request.headers(), request_id).await?;
         let ctx = &ctx;
         match route {
-            Route::VersionsChoice | Route::Versions | Route::Healthcheck => Err(
+            Route::VersionsChoice | Route::Versions | Route::Healthcheck | Route::Metrics => Err(
                 ApiError::internal("an unauthenticated route reached dispatch"),
             ),
             Route::SchemaImage => Ok(handlers::json_response(
@@ -164,16 +179,22 @@ impl App {
         handlers::json_response(status, &doc)
     }
 
-    /// oslo.middleware's healthcheck: `200 OK`, or 503 when the metadata store cannot be
-    /// read or the store folder is not writable.
-    fn healthcheck(&self) -> Response<Body> {
+    /// oslo.middleware's healthcheck: `200 OK` (`HEAD`: 204), or 503 when the metadata store
+    /// cannot be read or the store folder is not writable.
+    fn healthcheck(&self, method: &Method) -> Response<Body> {
         let healthy = self.meta.count_images().is_ok() && self.store.is_writable();
-        let (status, text) = if healthy {
-            (StatusCode::OK, "OK")
-        } else {
-            (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
+        let (status, text) = match (healthy, method == Method::HEAD) {
+            (true, false) => (StatusCode::OK, "OK"),
+            (true, true) => (StatusCode::NO_CONTENT, ""),
+            (false, false) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+            (false, true) => (StatusCode::SERVICE_UNAVAILABLE, ""),
         };
-        let mut response = Response::new(Body::full(Bytes::from_static(text.as_bytes())));
+        let body = if text.is_empty() {
+            Body::Empty
+        } else {
+            Body::full(Bytes::from_static(text.as_bytes()))
+        };
+        let mut response = Response::new(body);
         *response.status_mut() = status;
         response.headers_mut().insert(
             http::header::CONTENT_TYPE,
@@ -181,6 +202,35 @@ impl App {
         );
         response
     }
+}
+
+impl App {
+    /// `GET /metrics`, or 404 when metrics are switched off.
+    fn metrics(&self) -> Result<Response<Body>, ApiError> {
+        if !crate::metrics::is_enabled() {
+            return Err(ApiError::not_found("The resource could not be found."));
+        }
+        let images_by_status = self
+            .meta
+            .images_by_status()
+            .map_err(|e| tracing::warn!(error = %e, "metrics: cannot count images"))
+            .ok();
+        let store_dir = self.config.images_dir();
+        Ok(crate::metrics::response(crate::metrics::Sources {
+            images_by_status,
+            store_dir: &store_dir,
+        }))
+    }
+}
+
+/// A client's `x-openstack-request-id` when it is well formed (`req-` and a lower-case
+/// hyphenated UUID, oslo's rule): logged as the global request id. Glint always answers with
+/// its own id.
+fn global_request_id(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(REQUEST_ID_HEADER)?.to_str().ok()?;
+    let uuid = value.strip_prefix("req-")?;
+    let parsed = uuid::Uuid::try_parse(uuid).ok()?;
+    (parsed.hyphenated().to_string() == uuid).then_some(value)
 }
 
 /// Whether a request carries a body: `Content-Length > 0`, or chunked on a method that
@@ -205,7 +255,11 @@ fn has_body(request: &Request<Incoming>) -> bool {
 async fn read_json_body(body: Incoming) -> Result<Bytes, ApiError> {
     let limited = http_body_util::Limited::new(body, MAX_JSON_BODY_BYTES);
     match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            crate::metrics::received(bytes.len());
+            Ok(bytes)
+        }
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
@@ -215,5 +269,32 @@ async fn read_json_body(body: Incoming) -> Result<Bytes, ApiError> {
         Err(e) => Err(ApiError::bad_request(format!(
             "Error reading the request body: {e}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_id(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID_HEADER, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn global_request_id_must_be_req_and_a_canonical_uuid() {
+        let good = "req-0b5e7f3c-2d41-4c1e-9a7b-5f6e8d9c0a1b";
+        assert_eq!(global_request_id(&with_id(good)), Some(good));
+        for bad in [
+            "0b5e7f3c-2d41-4c1e-9a7b-5f6e8d9c0a1b",
+            "req-0B5E7F3C-2D41-4C1E-9A7B-5F6E8D9C0A1B",
+            "req-0b5e7f3c2d414c1e9a7b5f6e8d9c0a1b",
+            "req-",
+            "req-0b5e7f3c-2d41-4c1e-9a7b-5f6e8d9c0a1b-x",
+        ] {
+            assert_eq!(global_request_id(&with_id(bad)), None, "{bad}");
+        }
+        assert_eq!(global_request_id(&HeaderMap::new()), None);
     }
 }

@@ -89,6 +89,9 @@ pub struct Config {
     /// Keystone token validation (keystonemiddleware's `[keystone_authtoken]` keys); needed
     /// by `strategy = "keystone"`.
     pub keystone_authtoken: Option<crate::auth::keystone::KeystoneSettings>,
+    /// Count and serve Prometheus metrics at `/metrics`; `false` counts nothing (`/metrics`
+    /// then answers 404).
+    pub metrics_enabled: bool,
 }
 
 /// How log lines are written to stderr.
@@ -128,6 +131,7 @@ impl Default for Config {
             log_filter: "info".to_owned(),
             auth: crate::auth::AuthConfig::default(),
             keystone_authtoken: None,
+            metrics_enabled: true,
         }
     }
 }
@@ -237,6 +241,7 @@ impl Config {
                     other => return Err(format!("expected noauth or keystone, got {other:?}")),
                 }
             }
+            "metrics_enabled" => self.metrics_enabled = parse(value)?,
             // Variables such as GLINT_BIN or GLINT_LOG belong to other tools; ignore them.
             _ => {}
         }

@@ -11,7 +11,7 @@
 //!    inspected on the way, fdatasync'ed, renamed, then committed `active`; downloads stream
 //!    the file back in bounded frames.
 //! 5. Errors are `error::ApiError`, rendered as Glance renders them; every response carries
-//!    the request id, and one access-log line is written.
+//!    the request id, and one access-log line is written; `metrics` counts it per core.
 
 #![recursion_limit = "256"]
 
@@ -24,6 +24,7 @@ pub mod datapath;
 pub mod error;
 pub mod handlers;
 pub mod hyper_io;
+pub mod metrics;
 pub mod router;
 pub mod runtime;
 pub mod serve;

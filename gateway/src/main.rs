@@ -28,6 +28,9 @@ struct ServeFlags {
     /// Data folder (default ./glint-data).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Log format: text (the default) or json, one object per line.
+    #[arg(long, value_parser = ["text", "json"])]
+    log_format: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -57,6 +60,11 @@ fn load_config(cli_config: Option<&PathBuf>, flags: &ServeFlags) -> anyhow::Resu
     }
     if let Some(dir) = &flags.data_dir {
         config.data_dir = dir.clone();
+    }
+    match flags.log_format.as_deref() {
+        Some("json") => config.log_format = LogFormat::Json,
+        Some(_) => config.log_format = LogFormat::Text,
+        None => {}
     }
     config.validate()?;
     Ok(config)

@@ -16,8 +16,10 @@ pub enum Route {
     VersionsChoice,
     /// `GET /versions`: versions document, 200.
     Versions,
-    /// `GET /healthcheck`.
+    /// `GET /healthcheck` (and `HEAD`, as oslo.middleware answers it).
     Healthcheck,
+    /// `GET /metrics`: Prometheus text format.
+    Metrics,
     /// `GET /v2/schemas/image`.
     SchemaImage,
     /// `GET /v2/schemas/images`.
@@ -53,6 +55,7 @@ impl Route {
             Route::VersionsChoice => "/",
             Route::Versions => "/versions",
             Route::Healthcheck => "/healthcheck",
+            Route::Metrics => "/metrics",
             Route::SchemaImage => "/v2/schemas/image",
             Route::SchemaImages => "/v2/schemas/images",
             Route::ListImages | Route::CreateImage => "/v2/images",
@@ -84,7 +87,8 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
     match segments {
         [] => only(method, &[Method::GET], Route::VersionsChoice),
         ["versions"] => only(method, &[Method::GET], Route::Versions),
-        ["healthcheck"] => only(method, &[Method::GET], Route::Healthcheck),
+        ["healthcheck"] => only(method, &[Method::GET, Method::HEAD], Route::Healthcheck),
+        ["metrics"] => only(method, &[Method::GET], Route::Metrics),
         [version, rest @ ..] if is_advertised(version) => route_v2(method, rest),
         // Glance sends any other prefix to the versions application.
         _ => Ok(Route::VersionsChoice),

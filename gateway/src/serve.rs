@@ -66,6 +66,8 @@ pub fn serve(config: Config) -> Result<(), StartError> {
     }
     let driver = runtime::choose_driver(config.io_driver);
     let workers = config.worker_count();
+    crate::metrics::set_enabled(config.metrics_enabled);
+    crate::metrics::set_process_info(driver, workers);
     let listeners = runtime::bind_listeners(config.listen, workers)
         .map_err(io(format!("bind {}", config.listen)))?;
     let local = listeners

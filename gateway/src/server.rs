@@ -82,6 +82,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, stop: impl Future<Outpu
                 open.set(open.get() + 1);
                 let (app, shutdown, open) = (Arc::clone(&app), shutdown.clone(), Rc::clone(&open));
                 monoio::spawn(async move {
+                    let _counted = crate::metrics::connection_opened();
                     serve_connection(stream, app, shutdown).await;
                     open.set(open.get() - 1);
                 });

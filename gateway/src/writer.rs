@@ -29,7 +29,7 @@ impl Writer {
             .name("glint-writer".into())
             .spawn(move || {
                 for job in queue {
-                    job();
+                    crate::metrics::commit(job);
                 }
             })?;
         Ok(Writer { jobs })

@@ -101,7 +101,7 @@ impl HashPool {
                     for job in rx {
                         let mut slot = job.digest.lock().unwrap_or_else(PoisonError::into_inner);
                         if let Some(digest) = slot.as_mut() {
-                            digest.update(&job.data);
+                            crate::metrics::hashing(job.data.len(), || digest.update(&job.data));
                         }
                         drop(slot);
                         // The upload may have been abandoned meanwhile; nothing to tell then.

@@ -82,6 +82,7 @@ pub async fn receive(
         if data.is_empty() {
             continue;
         }
+        crate::metrics::received(data.len());
         let received = size + data.len() as u64;
         if received > limits.cap_bytes {
             return Err(UploadError::TooLarge {
@@ -92,7 +93,8 @@ pub async fn receive(
             return Err(UploadError::SizeMismatch { expected, received });
         }
         if let Some(inspector) = inspector.as_mut() {
-            inspector.feed(&data).map_err(UploadError::Refused)?;
+            crate::metrics::inspecting(data.len(), || inspector.feed(&data))
+                .map_err(UploadError::Refused)?;
         }
         checksums
             .update(&data)

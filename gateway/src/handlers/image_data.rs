@@ -19,6 +19,7 @@ use crate::context::RequestContext;
 use crate::datapath::download::{parse_legacy_content_range, parse_range, FileStream, RangeError};
 use crate::datapath::upload::{self, Limits, UploadError};
 use crate::error::ApiError;
+use crate::metrics::UploadEnd;
 
 /// The announced size: `x-openstack-image-size`, else `Content-Length`.
 fn expected_size(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
@@ -115,6 +116,7 @@ pub async fn upload(
     id: &str,
     request: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, ApiError> {
+    let mut tracker = crate::metrics::upload_started();
     let content_type = request
         .headers()
         .get(CONTENT_TYPE)
@@ -122,6 +124,7 @@ pub async fn upload(
     if content_type.map(|t| t.split(';').next().unwrap_or("").trim())
         != Some("application/octet-stream")
     {
+        tracker.finish(UploadEnd::RefusedContentType, None);
         return Err(ApiError::unsupported_media_type(format!(
             "Invalid content type {}",
             content_type.unwrap_or("")
@@ -130,6 +133,7 @@ pub async fn upload(
     let expected_bytes = expected_size(request.headers())?;
     let cap_bytes = app.config.image_size_cap;
     if expected_bytes.is_some_and(|n| n > cap_bytes) {
+        tracker.finish(UploadEnd::RefusedTooLarge, None);
         return Err(too_large(cap_bytes));
     }
     let id = parse_image_id(id)?;
@@ -145,6 +149,7 @@ pub async fn upload(
         id,
         armed: true,
     };
+    tracker.body_started();
     tracing::debug!(image_id = %id, "upload started");
 
     let result = async {
@@ -172,6 +177,7 @@ pub async fn upload(
         Ok(received) => received,
         Err(e) => {
             guard.abort().await;
+            tracker.finish(UploadEnd::from(&e), None);
             return Err(upload_error(id, e));
         }
     };
@@ -213,10 +219,12 @@ pub async fn upload(
         .await
         .map_err(ApiError::internal)?;
     if let Err(e) = committed {
+        tracker.finish(UploadEnd::FailedCommit, None);
         guard.abort().await;
         return Err(e);
     }
     guard.disarm();
+    tracker.finish(UploadEnd::Active, Some(size));
     tracing::info!(image_id = %id, size_bytes = size, "image active");
     Ok(empty_response(StatusCode::NO_CONTENT))
 }

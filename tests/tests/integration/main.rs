@@ -43,3 +43,5 @@ mod datapath;
 mod inspection;
 // Keystone auth: token validation, its cache, 401/403/503, service tokens (§2.1).
 mod keystone;
+// Operations: /metrics and promtool, dashboard and alerts, a real Prometheus, logs, healthcheck.
+mod observability;
