@@ -23,6 +23,7 @@ pub mod datapath;
 pub mod error;
 pub mod handlers;
 pub mod hyper_io;
+pub mod policy;
 pub mod router;
 pub mod runtime;
 pub mod serve;
