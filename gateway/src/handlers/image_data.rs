@@ -11,7 +11,7 @@ use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
 use meta::{ImageId, ImageStatus, UploadOutcome};
 
-use super::images::{load_modifiable, load_visible};
+use super::images::load_authorized;
 use super::{empty_response, parse_image_id};
 use crate::app::App;
 use crate::body::Body;
@@ -19,6 +19,7 @@ use crate::context::RequestContext;
 use crate::datapath::download::{parse_legacy_content_range, parse_range, FileStream, RangeError};
 use crate::datapath::upload::{self, Limits, UploadError};
 use crate::error::ApiError;
+use crate::policy::Rule;
 
 /// The announced size: `x-openstack-image-size`, else `Content-Length`.
 fn expected_size(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
@@ -133,11 +134,13 @@ pub async fn upload(
         return Err(too_large(cap_bytes));
     }
     let id = parse_image_id(id)?;
-    load_modifiable(app, ctx, id, "upload data for")?;
+    let image = load_authorized(app, ctx, id, Rule::UploadImage)?;
+    // Quotas charge the image's owner, whoever uploads.
+    let limits = app.config.quotas.limits_for(image.owner.as_deref());
     let meta = app.meta.clone();
     let image = app
         .writer
-        .run(move || meta.begin_upload(id, ImageStatus::Saving))
+        .run(move || meta.begin_upload_within(id, ImageStatus::Saving, expected_bytes, &limits))
         .await
         .map_err(ApiError::internal)??;
     let guard = UploadGuard {
@@ -192,7 +195,7 @@ pub async fn upload(
                 virtual_size,
                 location: location.clone(),
             };
-            match meta.complete_upload(id, outcome) {
+            match meta.complete_upload_within(id, outcome, &limits) {
                 Ok(_) => Ok(()),
                 Err(meta::Error::NotFound(_)) => {
                     store.delete(&location);
@@ -229,8 +232,8 @@ pub async fn download(
     headers: &HeaderMap,
 ) -> Result<Response<Body>, ApiError> {
     let id = parse_image_id(id)?;
-    let image = load_visible(app, ctx, id)?;
-    if image.status == ImageStatus::Deactivated && !ctx.is_admin {
+    let image = load_authorized(app, ctx, id, Rule::DownloadImage)?;
+    if image.status == ImageStatus::Deactivated && !ctx.is_admin_role() {
         return Err(ApiError::forbidden(
             "The requested image has been deactivated. Image data download is forbidden.",
         ));

@@ -3,11 +3,16 @@
 
 pub mod image_data;
 pub mod images;
+pub mod info;
 pub mod list;
+pub mod members;
 pub mod patch;
 pub mod schemas;
 pub mod tags;
 pub mod versions;
+
+#[cfg(test)]
+mod authz_tests;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
