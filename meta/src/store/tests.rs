@@ -1164,3 +1164,72 @@ fn quotas_refuse_inside_the_transaction_and_write_nothing() {
         })
     ));
 }
+
+/// Not a pass/fail test: prints page times for the listing shapes of spec §5.4 on 100,000
+/// images (100 projects; 10% public, 10% private, 80% shared; the caller's project is an
+/// accepted member of 50 other projects' images). Run with
+/// `cargo test -p meta --release -- --ignored --nocapture list_timing_100k`.
+#[test]
+#[ignore = "measurement; run by hand in release mode"]
+fn list_timing_100k() {
+    use std::collections::HashSet;
+    use std::time::Instant;
+    const IMAGES: u128 = 100_000;
+    let (_dir, meta) = open_temp();
+    let images: Vec<Image> = (0..IMAGES)
+        .map(|n| {
+            let mut image = owned(n, &format!("p{}", n % 100));
+            image.visibility = match n % 10 {
+                0 => Visibility::Public,
+                1 => Visibility::Private,
+                _ => Visibility::Shared,
+            };
+            image
+        })
+        .collect();
+    meta.insert_many(&images).unwrap();
+    let caller = "p7";
+    for n in (0..50u128).map(|k| k * 1_000 + 3) {
+        meta.add_member(id(n), caller, None).unwrap();
+        meta.update_member(id(n), caller, MemberStatus::Accepted)
+            .unwrap();
+    }
+    let page = |shared_only: bool, admin: bool| {
+        let started = Instant::now();
+        let shared: HashSet<ImageId> = meta
+            .images_shared_with(caller)
+            .unwrap()
+            .into_iter()
+            .filter(|(_, s)| *s == MemberStatus::Accepted)
+            .map(|(id, _)| id)
+            .collect();
+        let got = meta
+            .list_images(&[], None, 25, |image| {
+                let own = image.owner.as_deref() == Some(caller);
+                if admin {
+                    return image.visibility != Visibility::Community || own;
+                }
+                let listed = match image.visibility {
+                    Visibility::Public => !shared_only,
+                    Visibility::Shared => own || shared.contains(&image.id),
+                    _ => own && !shared_only,
+                };
+                listed && (!shared_only || image.visibility == Visibility::Shared)
+            })
+            .unwrap();
+        assert_eq!(got.len(), 25);
+        started.elapsed()
+    };
+    for (name, shared_only, admin) in [
+        ("admin default", false, true),
+        ("member default", false, false),
+        ("member visibility=shared", true, false),
+    ] {
+        let mut times: Vec<_> = (0..200).map(|_| page(shared_only, admin)).collect();
+        times.sort();
+        println!(
+            "{name}: p50 {:?} p99 {:?} max {:?}",
+            times[100], times[198], times[199]
+        );
+    }
+}
