@@ -137,6 +137,15 @@ pub async fn upload(
     let image = load_authorized(app, ctx, id, Rule::UploadImage)?;
     // Quotas charge the image's owner, whoever uploads.
     let limits = app.config.quotas.limits_for(image.owner.as_deref());
+    // What the owner's image_size_total leaves, so that the stream stops there rather than
+    // after the whole body (complete_upload_within re-checks inside its transaction).
+    let quota_left_bytes = match (limits.image_size_total_mib, image.owner.as_deref()) {
+        (Some(limit_mib), Some(owner)) => {
+            let used = app.meta.usage(owner)?.size_bytes;
+            Some(limit_mib.saturating_mul(meta::MIB).saturating_sub(used))
+        }
+        _ => None,
+    };
     let meta = app.meta.clone();
     let image = app
         .writer
@@ -159,7 +168,7 @@ pub async fn upload(
             .checksums(&app.config.hashing_algorithm)
             .map_err(|e| UploadError::Io(std::io::Error::other(e)))?;
         let limits = Limits {
-            cap_bytes,
+            cap_bytes: quota_left_bytes.map_or(cap_bytes, |left| left.min(cap_bytes)),
             expected_bytes,
         };
         let received =
@@ -175,7 +184,15 @@ pub async fn upload(
         Ok(received) => received,
         Err(e) => {
             guard.abort().await;
-            return Err(upload_error(id, e));
+            return Err(match (e, quota_left_bytes) {
+                (UploadError::TooLarge { cap }, Some(left)) if cap == left && left < cap_bytes => {
+                    ApiError::too_large(format!(
+                        "The incoming image is over its owner's image_size_total quota: \
+                         {left} bytes remaining."
+                    ))
+                }
+                (e, _) => upload_error(id, e),
+            });
         }
     };
 

@@ -56,9 +56,15 @@ fn image_size_total_refuses_uploads_and_the_image_stays_queued() {
     let resp = srv.upload_streaming(&big, &vec![2u8; 1 << 20], false);
     assert_eq!(resp.status, 413, "{}", resp.text());
     assert_eq!(srv.image(&big)["status"], "queued");
-    // Unannounced (chunked): refused when the upload completes, nothing kept.
+    // Unannounced (chunked): the stream is cut where the quota ends, nothing kept.
     let resp = srv.upload_streaming(&big, &vec![2u8; 1 << 20], true);
     assert_eq!(resp.status, 413, "{}", resp.text());
+    assert!(
+        resp.text()
+            .contains("image_size_total quota: 524288 bytes remaining"),
+        "{}",
+        resp.text()
+    );
     assert_eq!(srv.image(&big)["status"], "queued");
     assert!(srv.part_files().is_empty());
     assert!(!srv.image_file(&big).exists());
