@@ -5,6 +5,7 @@
 //!    listener; `server` serves each connection with hyper's HTTP/1.1 on that core.
 //! 2. `app::App::handle` names the request (`x-openstack-request-id`), `router` maps it to a
 //!    `Route`, and the request context is built (`context`; auth fills it in later).
+//!    `policy` decides, per image and rule, allow / 403 / 404 (Glance's secure-RBAC defaults).
 //! 3. A handler in `handlers` parses and validates, reads `meta` directly, and sends every
 //!    write to the `writer` thread, where `meta` enforces status rules in one transaction.
 //! 4. Image bytes move through `datapath`: uploads stream socket → `<id>.part`, hashed and

@@ -1,5 +1,6 @@
 //! One module per Glance resource. Handlers parse the request, call `meta`, the store or the
-//! data path, and build the response; status rules live in `meta`, HTTP mapping in `error`.
+//! data path, and build the response; status rules and quotas live in `meta`, authorization in
+//! `policy`, HTTP mapping in `error`.
 
 pub mod image_data;
 pub mod images;
