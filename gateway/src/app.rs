@@ -16,7 +16,9 @@ use crate::body::Body;
 use crate::config::Config;
 use crate::context::RequestContext;
 use crate::error::ApiError;
-use crate::handlers::{self, image_data, images, list, patch, schemas, tags, versions};
+use crate::handlers::{
+    self, image_data, images, info, list, members, patch, schemas, tags, versions,
+};
 use crate::router::{route, Route};
 use crate::store::fs::FsStore;
 use crate::writer::Writer;
@@ -171,6 +173,22 @@ impl App {
             }
             Route::AddTag { id, tag } => tags::add(self, ctx, &id, tag).await,
             Route::DeleteTag { id, tag } => tags::delete(self, ctx, &id, tag).await,
+            Route::ListMembers { id } => members::list(self, ctx, &id),
+            Route::CreateMember { id } => {
+                let body = read_json_body(request.into_body()).await?;
+                members::create(self, ctx, &id, &body).await
+            }
+            Route::ShowMember { id, member } => members::show(self, ctx, &id, &member),
+            Route::UpdateMember { id, member } => {
+                let body = read_json_body(request.into_body()).await?;
+                members::update(self, ctx, &id, &member, &body).await
+            }
+            Route::DeleteMember { id, member } => members::delete(self, ctx, &id, &member).await,
+            Route::SchemaMember => Ok(handlers::json_response(StatusCode::OK, &schemas::member())),
+            Route::SchemaMembers => {
+                Ok(handlers::json_response(StatusCode::OK, &schemas::members()))
+            }
+            Route::InfoUsage => info::usage(self, ctx),
         }
     }
 

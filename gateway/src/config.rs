@@ -62,6 +62,10 @@ pub struct Config {
     pub image_property_quota: i64,
     /// Tags per image; negative means unlimited (Glance `image_tag_quota`).
     pub image_tag_quota: i64,
+    /// Members per image; negative means unlimited (Glance `image_member_quota`).
+    pub image_member_quota: i64,
+    /// Per-project limits (Glance's unified-limits quotas), `[quotas]`.
+    pub quotas: QuotaConfig,
     /// Accepted `disk_format` values (Glance `disk_formats`).
     pub disk_formats: Vec<String>,
     /// Accepted `container_format` values (Glance `container_formats`).
@@ -94,6 +98,74 @@ pub struct Config {
     pub metrics_enabled: bool,
 }
 
+/// Per-project limits, as Keystone's registered limits (defaults) and project limits
+/// (overrides) would give them to Glance. Negative means unlimited; sizes are MiB.
+///
+/// ```toml
+/// [quotas]
+/// image_count_total = 100
+/// [quotas.projects."8d3c2f…"]
+/// image_count_total = 1000
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// Images a project may own.
+    pub image_count_total: i64,
+    /// MiB of image data a project may hold.
+    pub image_size_total: i64,
+    /// MiB a project may have staged (accepted; glint has no staging yet).
+    pub image_stage_total: i64,
+    /// Images of a project receiving data at once.
+    pub image_count_uploading: i64,
+    /// Overrides by project id; a key left out keeps the default above.
+    pub projects: std::collections::BTreeMap<String, QuotaOverrides>,
+}
+
+/// One project's overrides of [`QuotaConfig`]'s defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaOverrides {
+    /// See [`QuotaConfig::image_count_total`].
+    pub image_count_total: Option<i64>,
+    /// See [`QuotaConfig::image_size_total`].
+    pub image_size_total: Option<i64>,
+    /// See [`QuotaConfig::image_stage_total`].
+    pub image_stage_total: Option<i64>,
+    /// See [`QuotaConfig::image_count_uploading`].
+    pub image_count_uploading: Option<i64>,
+}
+
+impl Default for QuotaConfig {
+    /// Unlimited, as Glance without `use_keystone_limits`.
+    fn default() -> Self {
+        QuotaConfig {
+            image_count_total: -1,
+            image_size_total: -1,
+            image_stage_total: -1,
+            image_count_uploading: -1,
+            projects: Default::default(),
+        }
+    }
+}
+
+impl QuotaConfig {
+    /// The limits of `project`: its overrides, else the defaults.
+    pub fn limits_for(&self, project: Option<&str>) -> meta::Limits {
+        let overrides = project.and_then(|p| self.projects.get(p));
+        let pick = |default: i64, get: fn(&QuotaOverrides) -> Option<i64>| {
+            let value = overrides.and_then(get).unwrap_or(default);
+            u64::try_from(value).ok()
+        };
+        meta::Limits {
+            image_count_total: pick(self.image_count_total, |o| o.image_count_total),
+            image_size_total_mib: pick(self.image_size_total, |o| o.image_size_total),
+            image_stage_total_mib: pick(self.image_stage_total, |o| o.image_stage_total),
+            image_count_uploading: pick(self.image_count_uploading, |o| o.image_count_uploading),
+        }
+    }
+}
+
 /// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -117,6 +189,8 @@ impl Default for Config {
             api_limit_max: 1000,
             image_property_quota: 128,
             image_tag_quota: 128,
+            image_member_quota: 128,
+            quotas: QuotaConfig::default(),
             disk_formats: DEFAULT_DISK_FORMATS.iter().map(|s| s.to_string()).collect(),
             container_formats: DEFAULT_CONTAINER_FORMATS
                 .iter()
@@ -222,6 +296,7 @@ impl Config {
             "api_limit_max" => self.api_limit_max = parse(value)?,
             "image_property_quota" => self.image_property_quota = parse(value)?,
             "image_tag_quota" => self.image_tag_quota = parse(value)?,
+            "image_member_quota" => self.image_member_quota = parse(value)?,
             "require_image_format_match" => self.require_image_format_match = parse(value)?,
             "public_endpoint" => self.public_endpoint = Some(value.to_owned()),
             "max_request_id_length" => self.max_request_id_length = parse(value)?,
@@ -367,6 +442,28 @@ mod tests {
         let settings = c.keystone_authtoken.unwrap();
         assert_eq!(settings.user_domain_name, "Default");
         assert_eq!(settings.token_cache_time, 300);
+    }
+
+    #[test]
+    fn quotas_default_to_unlimited_and_projects_override_keys() {
+        let c: Config = toml::from_str(
+            "[quotas]\nimage_count_total = 10\n[quotas.projects.B]\nimage_count_total = 2\n\
+             image_size_total = 0\n",
+        )
+        .unwrap();
+        let default = c.quotas.limits_for(Some("A"));
+        assert_eq!(default.image_count_total, Some(10));
+        assert_eq!(default.image_size_total_mib, None);
+        let b = c.quotas.limits_for(Some("B"));
+        assert_eq!(b.image_count_total, Some(2));
+        assert_eq!(b.image_size_total_mib, Some(0));
+        assert_eq!(b.image_count_uploading, None);
+        assert_eq!(
+            Config::default().quotas.limits_for(None),
+            meta::Limits::UNLIMITED
+        );
+        let err = toml::from_str::<Config>("[quotas]\nimage_count = 1\n").unwrap_err();
+        assert!(err.to_string().contains("image_count"), "{err}");
     }
 
     #[test]

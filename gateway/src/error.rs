@@ -180,6 +180,28 @@ impl From<meta::Error> for ApiError {
             E::DataMismatch { field, .. } => ApiError::conflict(format!(
                 "The uploaded data does not match the image's recorded {field}."
             )),
+            quota @ E::QuotaExceeded { .. } => ApiError::too_large(format!(
+                "The request returned a 413 Request Entity Too Large. This generally means that \
+                 rate limiting or a quota threshold was breached.\n\nThe response body:\n{quota}"
+            )),
+            // The members handlers put these in Glance's per-operation words; this is the
+            // default.
+            E::NotShared(_) => ApiError::forbidden("Only shared images have members."),
+            E::DuplicateMember { image, member } => {
+                ApiError::conflict(format!("Member {member} is duplicated for image {image}"))
+            }
+            E::MemberNotFound { image, member } => ApiError::not_found(format!(
+                "{member} not found in the member list of the image {image}."
+            )),
+            E::TooManyMembers {
+                image,
+                attempted,
+                maximum,
+            } => ApiError::too_large(format!(
+                "Image member limit exceeded for image {image}: The limit has been exceeded on \
+                 the number of allowed image members for this image. Attempted: {attempted}, \
+                 Maximum: {maximum}:"
+            )),
             other => ApiError::internal(other),
         }
     }

@@ -5,6 +5,7 @@
 //!    listener; `server` serves each connection with hyper's HTTP/1.1 on that core.
 //! 2. `app::App::handle` names the request (`x-openstack-request-id`), `router` maps it to a
 //!    `Route`, and `auth` builds the request context (`context`): who is asking.
+//!    `policy` decides, per image and rule, allow / 403 / 404 (Glance's secure-RBAC defaults).
 //! 3. A handler in `handlers` parses and validates, reads `meta` directly, and sends every
 //!    write to the `writer` thread, where `meta` enforces status rules in one transaction.
 //! 4. Image bytes move through `datapath`: uploads stream socket → `<id>.part`, hashed and
@@ -25,6 +26,7 @@ pub mod error;
 pub mod handlers;
 pub mod hyper_io;
 pub mod metrics;
+pub mod policy;
 pub mod router;
 pub mod runtime;
 pub mod serve;

@@ -46,6 +46,22 @@ pub enum Route {
     AddTag { id: String, tag: String },
     /// `DELETE /v2/images/{id}/tags/{tag}`.
     DeleteTag { id: String, tag: String },
+    /// `GET /v2/images/{id}/members`.
+    ListMembers { id: String },
+    /// `POST /v2/images/{id}/members`.
+    CreateMember { id: String },
+    /// `GET /v2/images/{id}/members/{member_id}`.
+    ShowMember { id: String, member: String },
+    /// `PUT /v2/images/{id}/members/{member_id}`.
+    UpdateMember { id: String, member: String },
+    /// `DELETE /v2/images/{id}/members/{member_id}`.
+    DeleteMember { id: String, member: String },
+    /// `GET /v2/schemas/member`.
+    SchemaMember,
+    /// `GET /v2/schemas/members`.
+    SchemaMembers,
+    /// `GET /v2/info/usage`.
+    InfoUsage,
 }
 
 impl Route {
@@ -68,6 +84,13 @@ impl Route {
                 "/v2/images/{id}/file"
             }
             Route::AddTag { .. } | Route::DeleteTag { .. } => "/v2/images/{id}/tags/{tag}",
+            Route::ListMembers { .. } | Route::CreateMember { .. } => "/v2/images/{id}/members",
+            Route::ShowMember { .. } | Route::UpdateMember { .. } | Route::DeleteMember { .. } => {
+                "/v2/images/{id}/members/{member_id}"
+            }
+            Route::SchemaMember => "/v2/schemas/member",
+            Route::SchemaMembers => "/v2/schemas/members",
+            Route::InfoUsage => "/v2/info/usage",
         }
     }
 
@@ -75,7 +98,11 @@ impl Route {
     pub fn forbids_body(&self) -> bool {
         !matches!(
             self,
-            Route::CreateImage | Route::UpdateImage { .. } | Route::UploadImageData { .. }
+            Route::CreateImage
+                | Route::UpdateImage { .. }
+                | Route::UploadImageData { .. }
+                | Route::CreateMember { .. }
+                | Route::UpdateMember { .. }
         )
     }
 }
@@ -101,6 +128,25 @@ fn route_v2(method: &Method, rest: &[&str]) -> Result<Route, ApiError> {
     match rest {
         ["schemas", "image"] => only(method, &[M::GET], Route::SchemaImage),
         ["schemas", "images"] => only(method, &[M::GET], Route::SchemaImages),
+        ["schemas", "member"] => only(method, &[M::GET], Route::SchemaMember),
+        ["schemas", "members"] => only(method, &[M::GET], Route::SchemaMembers),
+        ["info", "usage"] => only(method, &[M::GET], Route::InfoUsage),
+        ["images", image, "members"] => match *method {
+            M::GET => Ok(Route::ListMembers { id: id(image) }),
+            M::POST => Ok(Route::CreateMember { id: id(image) }),
+            _ => Err(ApiError::method_not_allowed(&["GET", "POST"])),
+        },
+        ["images", image, "members", member] => {
+            let member = percent_decode(member)
+                .ok_or_else(|| ApiError::bad_request("Member id is not valid UTF-8."))?;
+            let (id, member) = (id(image), member);
+            match *method {
+                M::GET => Ok(Route::ShowMember { id, member }),
+                M::PUT => Ok(Route::UpdateMember { id, member }),
+                M::DELETE => Ok(Route::DeleteMember { id, member }),
+                _ => Err(ApiError::method_not_allowed(&["GET", "PUT", "DELETE"])),
+            }
+        }
         ["images"] => match *method {
             M::GET => Ok(Route::ListImages),
             M::POST => Ok(Route::CreateImage),
@@ -197,6 +243,29 @@ mod tests {
     fn unknown_v2_path_is_404() {
         let err = route(&Method::GET, "/v2/nothing").unwrap_err();
         assert_eq!(err.status(), http::StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn member_routes() {
+        assert_eq!(
+            route(&Method::POST, "/v2/images/x/members").unwrap(),
+            Route::CreateMember { id: "x".into() }
+        );
+        assert_eq!(
+            route(&Method::PUT, "/v2/images/x/members/p%20q").unwrap(),
+            Route::UpdateMember {
+                id: "x".into(),
+                member: "p q".into()
+            }
+        );
+        let err = route(&Method::PATCH, "/v2/images/x/members/p").unwrap_err();
+        assert_eq!(err.status(), http::StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            route(&Method::GET, "/v2/info/usage").unwrap(),
+            Route::InfoUsage
+        );
+        assert!(!Route::CreateMember { id: "x".into() }.forbids_body());
+        assert!(Route::ListMembers { id: "x".into() }.forbids_body());
     }
 
     #[test]

@@ -26,3 +26,48 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
         thread::park();
     }
 }
+
+/// An [`crate::app::App`] on a temporary folder (kept alive by the returned guard), for
+/// handler tests that call handlers directly with crafted contexts.
+pub fn test_app(config: crate::config::Config) -> (tempfile::TempDir, crate::app::App) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = crate::config::Config {
+        data_dir: dir.path().to_owned(),
+        ..config
+    };
+    let meta = meta::Meta::open(&config.meta_path()).expect("open meta");
+    let store = crate::store::fs::FsStore::open(&config.images_dir()).expect("open file store");
+    let app = crate::app::App {
+        format_policy: crate::serve::format_policy(&config),
+        config: Arc::new(config),
+        meta,
+        store,
+        writer: crate::writer::Writer::start().expect("writer thread"),
+        hash_pool: crate::datapath::checksum::HashPool::start(1).expect("hash pool"),
+        timer: crate::timer::ThreadTimer::start().expect("timer thread"),
+        auth: crate::auth::Auth::Noauth,
+    };
+    (dir, app)
+}
+
+/// A project-scoped context with `roles` (given as Keystone would: lower-case names).
+pub fn project_ctx(project: &str, roles: &[&str]) -> crate::context::RequestContext {
+    crate::context::RequestContext {
+        project_id: Some(project.to_owned()),
+        project_domain_id: Some("default".to_owned()),
+        user_id: Some(format!("user-of-{project}")),
+        user_domain_id: Some("default".to_owned()),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        service_roles: Vec::new(),
+        is_admin: roles.contains(&"admin"),
+        request_id: "req-test".to_owned(),
+    }
+}
+
+/// The JSON body of a handler's response.
+pub fn json_body(response: &http::Response<crate::body::Body>) -> serde_json::Value {
+    match response.body() {
+        crate::body::Body::Full(Some(bytes)) => serde_json::from_slice(bytes).expect("JSON body"),
+        _ => serde_json::Value::Null,
+    }
+}

@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use crate::quota::QuotaResource;
 use crate::types::{ImageId, ImageStatus};
 
 /// The result type of every meta operation.
@@ -70,6 +71,52 @@ pub enum Error {
     /// The image is protected and cannot be deleted.
     #[error("image {0} is protected")]
     Protected(ImageId),
+    /// The operation would take a project over one of its limits; nothing was written.
+    #[error(
+        "Project {project} is over a limit for [Resource {resource} is over limit of {limit} \
+         due to current usage {usage} and delta {delta}]"
+    )]
+    QuotaExceeded {
+        /// The project charged (the image owner).
+        project: String,
+        /// The limit.
+        resource: QuotaResource,
+        /// Its value (MiB for sizes).
+        limit: u64,
+        /// The project's usage before the operation (MiB for sizes).
+        usage: u64,
+        /// What the operation adds (MiB for sizes, rounded up).
+        delta: u64,
+    },
+    /// Members can only be added to, listed for or changed on `shared` images.
+    #[error("image {0} is not shared; only shared images have members")]
+    NotShared(ImageId),
+    /// The project is already a member of the image.
+    #[error("member {member} is duplicated for image {image}")]
+    DuplicateMember {
+        /// The image.
+        image: ImageId,
+        /// The project.
+        member: String,
+    },
+    /// The project is not a member of the image.
+    #[error("{member} not found in the member list of the image {image}")]
+    MemberNotFound {
+        /// The image.
+        image: ImageId,
+        /// The project.
+        member: String,
+    },
+    /// Adding a member would exceed the per-image member limit.
+    #[error("image {image} would have {attempted} members, more than {maximum}")]
+    TooManyMembers {
+        /// The image.
+        image: ImageId,
+        /// Members it would have.
+        attempted: u64,
+        /// The limit.
+        maximum: u64,
+    },
     /// The pagination marker names no live image.
     #[error("marker image {0} not found")]
     MarkerNotFound(ImageId),

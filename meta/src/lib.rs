@@ -16,6 +16,12 @@
 //! - [`Meta::list_images`] orders and pages with [`SortKey`]/[`SortDir`] and a marker, walking
 //!   secondary indexes so that a page reads about `limit` records, not every image. Filtering
 //!   and visibility are the caller's predicate.
+//! - Sharing: [`Meta::add_member`], [`Meta::update_member`], [`Meta::delete_member`],
+//!   [`Meta::list_members`], and [`Meta::images_shared_with`] for listings (an index by member
+//!   project). Deleting an image deletes its members.
+//! - Quotas: every write keeps a per-owner [`Usage`] in step; [`Meta::create_image_within`],
+//!   [`Meta::begin_upload_within`] and [`Meta::complete_upload_within`] refuse, inside their
+//!   transaction, what would exceed the given [`Limits`] ([`Error::QuotaExceeded`]).
 //! - [`Error`] says what happened (not found, invalid transition, ...), never which HTTP status
 //!   applies.
 //!
@@ -62,6 +68,8 @@
 
 mod error;
 mod list;
+mod members;
+mod quota;
 mod record;
 mod schema;
 mod store;
@@ -69,6 +77,8 @@ mod types;
 
 pub use error::{Error, Result, StorageError};
 pub use list::{SortDir, SortKey};
+pub use members::{Member, MemberStatus};
+pub use quota::{Limits, QuotaResource, Usage, MIB};
 pub use store::Meta;
 pub use types::{
     Image, ImageId, ImageStatus, Location, ParseError, Timestamp, UploadOutcome, Visibility,

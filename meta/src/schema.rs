@@ -1,6 +1,6 @@
 //! The on-disk layout: table definitions, index keys, the schema version and its migrations.
 //!
-//! Tables (schema version 1):
+//! Tables (schema version 2; version 1 had all but the last three):
 //!
 //! | table                         | key                     | value                       |
 //! |-------------------------------|-------------------------|-----------------------------|
@@ -9,6 +9,9 @@
 //! | `image_tombstones`            | `u128` image id         | `i64` deleted_at (µs)       |
 //! | `image_status_counts`         | `u8` status code        | `u64` live images           |
 //! | `images_by_<sort key>` (×7)   | `(&[u8], i64, u128)`    | `()`                        |
+//! | `image_members`               | `(u128, &str)` image, project | `(u8, i64, i64)` status, created_at, updated_at (µs) |
+//! | `members_by_project`          | `(&str, u128)` project, image | `u8` status          |
+//! | `project_usage`               | `&str` owner            | `(u64, u64, u64)` images, bytes, uploading |
 //!
 //! `images` holds live images only (every status but `deleted`); a deleted image moves to
 //! `image_tombstones`, which keeps its id taken. Ids are stored as the big-endian `u128` of the
@@ -21,23 +24,26 @@
 //! by `id` walks `images` itself. Every write keeps all indexes and the status counts in step
 //! with `images` inside the same transaction.
 //!
-//! Adding a table later (image members keyed `(image id, project)`, per-project quota usage
-//! keyed by project): define it here, create it in [`create_tables`], and add a migration step
-//! that creates (and, if needed, fills) it for databases of the older version.
+//! The two member tables hold the same rows in both key orders; `project_usage` is the sum of
+//! [`Usage::of`] over the live images of each owner. Both are kept in step by every write.
+//!
+//! Adding a table later: define it here, create it in [`create_tables`], and add a migration
+//! step that creates (and, if needed, fills) it for databases of the older version.
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use crate::error::{Error, Result, StorageResultExt};
 use crate::list::SortKey;
-use crate::types::Image;
+use crate::quota::Usage;
+use crate::record;
+use crate::types::{Image, ImageId};
 
 /// The schema version this build writes.
-pub(crate) const CURRENT_VERSION: u32 = 1;
+pub(crate) const CURRENT_VERSION: u32 = 2;
 
 /// Migration steps: `MIGRATIONS[i]` turns a version `i + 1` database into version `i + 2`,
-/// inside the open-time write transaction. Empty while version 1 is the only one; the step to
-/// version 2 goes first.
-const MIGRATIONS: &[fn(&WriteTransaction) -> Result<()>] = &[];
+/// inside the open-time write transaction.
+const MIGRATIONS: &[fn(&WriteTransaction) -> Result<()>] = &[migrate_1_to_2];
 
 pub(crate) const SCHEMA: TableDefinition<&str, u64> = TableDefinition::new("schema");
 const VERSION_KEY: &str = "version";
@@ -46,6 +52,16 @@ pub(crate) const IMAGES: TableDefinition<u128, &[u8]> = TableDefinition::new("im
 pub(crate) const TOMBSTONES: TableDefinition<u128, i64> = TableDefinition::new("image_tombstones");
 pub(crate) const STATUS_COUNTS: TableDefinition<u8, u64> =
     TableDefinition::new("image_status_counts");
+
+/// `(image, member project)` → `(status code, created_at µs, updated_at µs)`.
+pub(crate) const MEMBERS: TableDefinition<(u128, &str), (u8, i64, i64)> =
+    TableDefinition::new("image_members");
+/// `(member project, image)` → status code.
+pub(crate) const MEMBERS_BY_PROJECT: TableDefinition<(&str, u128), u8> =
+    TableDefinition::new("members_by_project");
+/// owner → `(image count, size bytes, uploading count)`.
+pub(crate) const PROJECT_USAGE: TableDefinition<&str, (u64, u64, u64)> =
+    TableDefinition::new("project_usage");
 
 /// The key of every index table: (encoded sort value, created_at µs, id).
 pub(crate) type IndexKey<'a> = (&'a [u8], i64, u128);
@@ -107,6 +123,41 @@ fn create_tables(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(STATUS_COUNTS).storage()?;
     for (_, table) in INDEXES {
         txn.open_table(table).storage()?;
+    }
+    txn.open_table(MEMBERS).storage()?;
+    txn.open_table(MEMBERS_BY_PROJECT).storage()?;
+    txn.open_table(PROJECT_USAGE).storage()?;
+    Ok(())
+}
+
+/// Version 2 adds members (empty: version 1 had none) and per-owner usage, computed once from
+/// every image.
+fn migrate_1_to_2(txn: &WriteTransaction) -> Result<()> {
+    txn.open_table(MEMBERS).storage()?;
+    txn.open_table(MEMBERS_BY_PROJECT).storage()?;
+    let mut totals: std::collections::BTreeMap<String, Usage> = Default::default();
+    {
+        let images = txn.open_table(IMAGES).storage()?;
+        for entry in images.iter().storage()? {
+            let (key, bytes) = entry.storage()?;
+            let image = record::decode(ImageId::from_key(key.value()), bytes.value())?;
+            if let Some(owner) = &image.owner {
+                let add = Usage::of(&image);
+                let total = totals.entry(owner.clone()).or_default();
+                total.image_count += add.image_count;
+                total.size_bytes += add.size_bytes;
+                total.uploading_count += add.uploading_count;
+            }
+        }
+    }
+    let mut usage = txn.open_table(PROJECT_USAGE).storage()?;
+    for (owner, total) in &totals {
+        usage
+            .insert(
+                owner.as_str(),
+                (total.image_count, total.size_bytes, total.uploading_count),
+            )
+            .storage()?;
     }
     Ok(())
 }

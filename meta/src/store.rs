@@ -15,9 +15,14 @@ use redb::{Database, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 
 use crate::error::{Error, Result, StorageResultExt};
 use crate::list::{self, SortDir, SortKey};
+use crate::members::{Member, MemberStatus};
+use crate::quota::{self, Limits, Usage};
 use crate::record;
-use crate::schema::{self, IndexKey, IMAGES, INDEXES, STATUS_COUNTS, TOMBSTONES};
-use crate::types::{Image, ImageId, ImageStatus, Timestamp, UploadOutcome};
+use crate::schema::{
+    self, IndexKey, IMAGES, INDEXES, MEMBERS, MEMBERS_BY_PROJECT, PROJECT_USAGE, STATUS_COUNTS,
+    TOMBSTONES,
+};
+use crate::types::{Image, ImageId, ImageStatus, Timestamp, UploadOutcome, Visibility};
 
 /// A handle on the metadata database. Cheap to clone; clones share one database.
 ///
@@ -75,12 +80,21 @@ impl Meta {
     /// Fails with [`Error::Duplicate`] when the id is taken by a live or a deleted image, and
     /// with [`Error::NewImageNotQueued`] unless `image.status` is `queued`.
     pub fn create_image(&self, image: &Image) -> Result<()> {
+        self.create_image_within(image, &Limits::UNLIMITED)
+    }
+
+    /// [`Meta::create_image`], refusing it with [`Error::QuotaExceeded`] when the owner would
+    /// own more than `limits.image_count_total` images.
+    pub fn create_image_within(&self, image: &Image, limits: &Limits) -> Result<()> {
         self.write(|writer| {
             if image.status != ImageStatus::Queued {
                 return Err(Error::NewImageNotQueued {
                     id: image.id,
                     status: image.status,
                 });
+            }
+            if let Some(owner) = &image.owner {
+                quota::check_create(owner, &writer.usage(owner)?, limits)?;
             }
             writer.insert_new(image)
         })
@@ -145,6 +159,19 @@ impl Meta {
     /// won) or `to` is another status, and with [`Error::FormatsNotSet`] when going to `saving`
     /// without both formats.
     pub fn begin_upload(&self, id: ImageId, to: ImageStatus) -> Result<Image> {
+        self.begin_upload_within(id, to, None, &Limits::UNLIMITED)
+    }
+
+    /// [`Meta::begin_upload`], refusing it with [`Error::QuotaExceeded`] when the owner would
+    /// have more than `limits.image_count_uploading` uploads at once, or is already over
+    /// `limits.image_size_total_mib` counting `incoming_bytes` (the announced size, if any).
+    pub fn begin_upload_within(
+        &self,
+        id: ImageId,
+        to: ImageStatus,
+        incoming_bytes: Option<u64>,
+        limits: &Limits,
+    ) -> Result<Image> {
         self.write(|writer| {
             let image = writer.require(id)?;
             let receiving = matches!(to, ImageStatus::Saving | ImageStatus::Uploading);
@@ -153,6 +180,9 @@ impl Meta {
                     from: image.status,
                     to,
                 });
+            }
+            if let Some(owner) = &image.owner {
+                quota::check_begin_upload(owner, &writer.usage(owner)?, limits, incoming_bytes)?;
             }
             writer.transition(&image, to)
         })
@@ -166,6 +196,17 @@ impl Meta {
     /// [`Error::DataMismatch`] when the image already carried a size, checksum or hash the data
     /// does not match; in every failure nothing is written.
     pub fn complete_upload(&self, id: ImageId, outcome: UploadOutcome) -> Result<Image> {
+        self.complete_upload_within(id, outcome, &Limits::UNLIMITED)
+    }
+
+    /// [`Meta::complete_upload`], refusing it with [`Error::QuotaExceeded`] (writing nothing)
+    /// when the data would take the owner over `limits.image_size_total_mib`.
+    pub fn complete_upload_within(
+        &self,
+        id: ImageId,
+        outcome: UploadOutcome,
+        limits: &Limits,
+    ) -> Result<Image> {
         self.write(|writer| {
             let image = writer.require(id)?;
             if image.status != ImageStatus::Saving {
@@ -175,6 +216,10 @@ impl Meta {
                 });
             }
             check_expected_data(&image, &outcome)?;
+            if let Some(owner) = &image.owner {
+                // The saving image holds no size yet, so usage does not count it.
+                quota::check_size(owner, &writer.usage(owner)?, limits, outcome.size)?;
+            }
             let mut filled = image.clone();
             filled.size = Some(outcome.size);
             filled.checksum = Some(outcome.checksum);
@@ -314,6 +359,126 @@ impl Meta {
         Ok(out)
     }
 
+    /// The usage of `project`: the images it owns, their bytes, its uploads in progress.
+    pub fn usage(&self, project: &str) -> Result<Usage> {
+        let txn = self.inner.db.begin_read().storage()?;
+        let table = txn.open_table(PROJECT_USAGE).storage()?;
+        read_usage(&table, project)
+    }
+
+    /// Shares image `id` with `project`, as a `pending` member.
+    ///
+    /// Fails with [`Error::NotFound`], [`Error::NotShared`] unless the image is `shared`,
+    /// [`Error::DuplicateMember`] when the project is a member already, and
+    /// [`Error::TooManyMembers`] when the image would have more than `max_members`.
+    pub fn add_member(
+        &self,
+        id: ImageId,
+        project: &str,
+        max_members: Option<u64>,
+    ) -> Result<Member> {
+        self.write(|writer| {
+            let image = writer.require(id)?;
+            if image.visibility != Visibility::Shared {
+                return Err(Error::NotShared(id));
+            }
+            if writer.member(id, project)?.is_some() {
+                return Err(Error::DuplicateMember {
+                    image: id,
+                    member: project.to_owned(),
+                });
+            }
+            if let Some(maximum) = max_members {
+                let attempted = writer.members_of(id)?.len() as u64 + 1;
+                if attempted > maximum {
+                    return Err(Error::TooManyMembers {
+                        image: id,
+                        attempted,
+                        maximum,
+                    });
+                }
+            }
+            let member = Member {
+                image_id: id,
+                member_id: project.to_owned(),
+                status: MemberStatus::Pending,
+                created_at: writer.now,
+                updated_at: writer.now,
+            };
+            writer.put_member(&member)?;
+            Ok(member)
+        })
+    }
+
+    /// Sets the status of `project`'s membership of image `id`.
+    ///
+    /// Fails with [`Error::NotFound`], [`Error::NotShared`] and [`Error::MemberNotFound`].
+    pub fn update_member(
+        &self,
+        id: ImageId,
+        project: &str,
+        status: MemberStatus,
+    ) -> Result<Member> {
+        self.write(|writer| {
+            let image = writer.require(id)?;
+            if image.visibility != Visibility::Shared {
+                return Err(Error::NotShared(id));
+            }
+            let mut member = writer.require_member(id, project)?;
+            member.status = status;
+            member.updated_at = writer.now;
+            writer.put_member(&member)?;
+            Ok(member)
+        })
+    }
+
+    /// Ends `project`'s membership of image `id`.
+    ///
+    /// Fails with [`Error::NotFound`], [`Error::NotShared`] and [`Error::MemberNotFound`].
+    pub fn delete_member(&self, id: ImageId, project: &str) -> Result<()> {
+        self.write(|writer| {
+            let image = writer.require(id)?;
+            if image.visibility != Visibility::Shared {
+                return Err(Error::NotShared(id));
+            }
+            writer.require_member(id, project)?;
+            writer.remove_member(id, project)
+        })
+    }
+
+    /// `project`'s membership of image `id`, whatever the image's visibility; `None` when it
+    /// is not a member (or the image does not exist).
+    pub fn get_member(&self, id: ImageId, project: &str) -> Result<Option<Member>> {
+        let txn = self.inner.db.begin_read().storage()?;
+        let table = txn.open_table(MEMBERS).storage()?;
+        read_member(&table, id, project)
+    }
+
+    /// Every member of image `id`, by project id.
+    pub fn list_members(&self, id: ImageId) -> Result<Vec<Member>> {
+        let txn = self.inner.db.begin_read().storage()?;
+        let table = txn.open_table(MEMBERS).storage()?;
+        read_members(&table, id)
+    }
+
+    /// The images `project` is a member of, with its status for each: one range of the
+    /// by-project index, whatever the number of images.
+    pub fn images_shared_with(&self, project: &str) -> Result<Vec<(ImageId, MemberStatus)>> {
+        let txn = self.inner.db.begin_read().storage()?;
+        let table = txn.open_table(MEMBERS_BY_PROJECT).storage()?;
+        let mut out = Vec::new();
+        for entry in table
+            .range((project, u128::MIN)..=(project, u128::MAX))
+            .storage()?
+        {
+            let (key, value) = entry.storage()?;
+            let status = MemberStatus::from_code(value.value())
+                .ok_or_else(|| Error::Corrupt(format!("member status code {}", value.value())))?;
+            out.push((ImageId::from_key(key.value().1), status));
+        }
+        Ok(out)
+    }
+
     /// Runs `op` in one write transaction: commits when it returns `Ok`, rolls back otherwise.
     fn write<T, E>(&self, op: impl FnOnce(&mut Writer<'_>) -> Result<T, E>) -> Result<T, E>
     where
@@ -376,12 +541,78 @@ fn check_expected_data(image: &Image, outcome: &UploadOutcome) -> Result<()> {
     Ok(())
 }
 
+fn read_usage(
+    table: &impl ReadableTable<&'static str, (u64, u64, u64)>,
+    project: &str,
+) -> Result<Usage> {
+    Ok(table
+        .get(project)
+        .storage()?
+        .map_or(Usage::default(), |guard| {
+            let (image_count, size_bytes, uploading_count) = guard.value();
+            Usage {
+                image_count,
+                size_bytes,
+                uploading_count,
+            }
+        }))
+}
+
+type MemberValue = (u8, i64, i64);
+
+fn member_from(
+    id: ImageId,
+    project: &str,
+    (code, created, updated): MemberValue,
+) -> Result<Member> {
+    Ok(Member {
+        image_id: id,
+        member_id: project.to_owned(),
+        status: MemberStatus::from_code(code)
+            .ok_or_else(|| Error::Corrupt(format!("member status code {code}")))?,
+        created_at: Timestamp::from_unix_micros(created),
+        updated_at: Timestamp::from_unix_micros(updated),
+    })
+}
+
+fn read_member(
+    table: &impl ReadableTable<(u128, &'static str), MemberValue>,
+    id: ImageId,
+    project: &str,
+) -> Result<Option<Member>> {
+    match table.get((id.to_key(), project)).storage()? {
+        Some(guard) => Ok(Some(member_from(id, project, guard.value())?)),
+        None => Ok(None),
+    }
+}
+
+fn read_members(
+    table: &impl ReadableTable<(u128, &'static str), MemberValue>,
+    id: ImageId,
+) -> Result<Vec<Member>> {
+    let key = id.to_key();
+    let mut out = Vec::new();
+    // "" sorts before every project id, so the range starts at the image's first member.
+    for entry in table.range((key, "")..).storage()? {
+        let (k, v) = entry.storage()?;
+        let (image, project) = k.value();
+        if image != key {
+            break;
+        }
+        out.push(member_from(id, project, v.value())?);
+    }
+    Ok(out)
+}
+
 /// The tables of one write transaction, and the operations that keep them consistent.
 struct Writer<'txn> {
     images: Table<'txn, u128, &'static [u8]>,
     tombstones: Table<'txn, u128, i64>,
     status_counts: Table<'txn, u8, u64>,
     indexes: Vec<(SortKey, Table<'txn, IndexKey<'static>, ()>)>,
+    members: Table<'txn, (u128, &'static str), MemberValue>,
+    members_by_project: Table<'txn, (&'static str, u128), u8>,
+    project_usage: Table<'txn, &'static str, (u64, u64, u64)>,
     /// The time of this transaction: every `updated_at` it writes.
     now: Timestamp,
 }
@@ -397,6 +628,9 @@ impl<'txn> Writer<'txn> {
             tombstones: txn.open_table(TOMBSTONES).storage()?,
             status_counts: txn.open_table(STATUS_COUNTS).storage()?,
             indexes,
+            members: txn.open_table(MEMBERS).storage()?,
+            members_by_project: txn.open_table(MEMBERS_BY_PROJECT).storage()?,
+            project_usage: txn.open_table(PROJECT_USAGE).storage()?,
             now: Timestamp::now(),
         })
     }
@@ -407,6 +641,81 @@ impl<'txn> Writer<'txn> {
 
     fn require(&self, id: ImageId) -> Result<Image> {
         self.live(id)?.ok_or(Error::NotFound(id))
+    }
+
+    fn usage(&self, project: &str) -> Result<Usage> {
+        read_usage(&self.project_usage, project)
+    }
+
+    /// Adds (`add`) or removes `image`'s contribution to its owner's usage.
+    fn charge(&mut self, image: &Image, add: bool) -> Result<()> {
+        let Some(owner) = image.owner.as_deref() else {
+            return Ok(());
+        };
+        let current = self.usage(owner)?;
+        let delta = Usage::of(image);
+        let apply = |value: u64, by: u64| {
+            if add {
+                Ok(value + by)
+            } else {
+                value.checked_sub(by).ok_or_else(|| {
+                    Error::Corrupt(format!("usage of project {owner} would go below zero"))
+                })
+            }
+        };
+        let next = (
+            apply(current.image_count, delta.image_count)?,
+            apply(current.size_bytes, delta.size_bytes)?,
+            apply(current.uploading_count, delta.uploading_count)?,
+        );
+        if next == (0, 0, 0) {
+            self.project_usage.remove(owner).storage()?;
+        } else {
+            self.project_usage.insert(owner, next).storage()?;
+        }
+        Ok(())
+    }
+
+    fn member(&self, id: ImageId, project: &str) -> Result<Option<Member>> {
+        read_member(&self.members, id, project)
+    }
+
+    fn require_member(&self, id: ImageId, project: &str) -> Result<Member> {
+        self.member(id, project)?
+            .ok_or_else(|| Error::MemberNotFound {
+                image: id,
+                member: project.to_owned(),
+            })
+    }
+
+    fn members_of(&self, id: ImageId) -> Result<Vec<Member>> {
+        read_members(&self.members, id)
+    }
+
+    fn put_member(&mut self, member: &Member) -> Result<()> {
+        let key = member.image_id.to_key();
+        let code = member.status.code();
+        self.members
+            .insert(
+                (key, member.member_id.as_str()),
+                (
+                    code,
+                    member.created_at.as_unix_micros(),
+                    member.updated_at.as_unix_micros(),
+                ),
+            )
+            .storage()?;
+        self.members_by_project
+            .insert((member.member_id.as_str(), key), code)
+            .storage()?;
+        Ok(())
+    }
+
+    fn remove_member(&mut self, id: ImageId, project: &str) -> Result<()> {
+        let key = id.to_key();
+        self.members.remove((key, project)).storage()?;
+        self.members_by_project.remove((project, key)).storage()?;
+        Ok(())
     }
 
     fn insert_new(&mut self, image: &Image) -> Result<()> {
@@ -468,6 +777,10 @@ impl<'txn> Writer<'txn> {
                 .storage()?;
         }
         self.adjust_count(image.status, false)?;
+        self.charge(&image, false)?;
+        for member in self.members_of(image.id)? {
+            self.remove_member(image.id, &member.member_id)?;
+        }
         self.tombstones
             .insert(key, self.now.as_unix_micros())
             .storage()?;
@@ -504,6 +817,14 @@ impl<'txn> Writer<'txn> {
                 self.adjust_count(new.status, true)?;
             }
             None => self.adjust_count(new.status, true)?,
+        }
+        let same_charge =
+            old.is_some_and(|old| old.owner == new.owner && Usage::of(old) == Usage::of(new));
+        if !same_charge {
+            if let Some(old) = old {
+                self.charge(old, false)?;
+            }
+            self.charge(new, true)?;
         }
         Ok(())
     }

@@ -156,6 +156,24 @@ else
   not_ok "glance image-create printed an id" "$OUT"
 fi
 
+# Sharing (API 2.1): the glance-created image is `shared` (the default), so it takes members.
+# (`openstack image add project` resolves the project through Keystone, so glanceclient adds.)
+if [ -n "$GID" ]; then
+  check_cmd "glance member-create" glance member-create "$GID" project-b || true
+  if check_cmd "glance member-list" glance member-list --image-id "$GID"; then
+    if printf '%s' "$OUT" | grep -q "project-b.*pending"; then ok "glance member-list shows project-b pending"; else not_ok "glance member-list shows project-b pending" "$OUT"; fi
+  fi
+  check_cmd "glance member-update accepted" glance member-update "$GID" project-b accepted || true
+  if check_cmd "openstack image member list" osc image member list -f json "$GID"; then
+    check_eq "member project-b accepted" "project-b accepted" "$(printf '%s' "$OUT" | python3 -c '
+import json, sys
+print(" ".join(str(r.get("Member ID")) + " " + str(r.get("Status")) for r in json.load(sys.stdin)))')"
+  fi
+  check_cmd "glance member-delete" glance member-delete "$GID" project-b || true
+  check_cmd "glance member-list after removal" glance member-list --image-id "$GID" || true
+  if printf '%s' "$OUT" | grep -q "project-b"; then not_ok "project-b removed" "$OUT"; else ok "project-b removed"; fi
+fi
+
 # Hidden images (API 2.7): openstackclient finds them by name through `os_hidden=True`.
 HID=""
 if check_cmd "openstack image create (to hide)" osc image create -f json hushed; then

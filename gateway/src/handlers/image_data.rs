@@ -11,7 +11,7 @@ use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
 use meta::{ImageId, ImageStatus, UploadOutcome};
 
-use super::images::{load_modifiable, load_visible};
+use super::images::load_authorized;
 use super::{empty_response, parse_image_id};
 use crate::app::App;
 use crate::body::Body;
@@ -20,6 +20,7 @@ use crate::datapath::download::{parse_legacy_content_range, parse_range, FileStr
 use crate::datapath::upload::{self, Limits, UploadError};
 use crate::error::ApiError;
 use crate::metrics::UploadEnd;
+use crate::policy::Rule;
 
 /// The announced size: `x-openstack-image-size`, else `Content-Length`.
 fn expected_size(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
@@ -137,11 +138,22 @@ pub async fn upload(
         return Err(too_large(cap_bytes));
     }
     let id = parse_image_id(id)?;
-    load_modifiable(app, ctx, id, "upload data for")?;
+    let image = load_authorized(app, ctx, id, Rule::UploadImage)?;
+    // Quotas charge the image's owner, whoever uploads.
+    let limits = app.config.quotas.limits_for(image.owner.as_deref());
+    // What the owner's image_size_total leaves, so that the stream stops there rather than
+    // after the whole body (complete_upload_within re-checks inside its transaction).
+    let quota_left_bytes = match (limits.image_size_total_mib, image.owner.as_deref()) {
+        (Some(limit_mib), Some(owner)) => {
+            let used = app.meta.usage(owner)?.size_bytes;
+            Some(limit_mib.saturating_mul(meta::MIB).saturating_sub(used))
+        }
+        _ => None,
+    };
     let meta = app.meta.clone();
     let image = app
         .writer
-        .run(move || meta.begin_upload(id, ImageStatus::Saving))
+        .run(move || meta.begin_upload_within(id, ImageStatus::Saving, expected_bytes, &limits))
         .await
         .map_err(ApiError::internal)??;
     let guard = UploadGuard {
@@ -161,7 +173,7 @@ pub async fn upload(
             .checksums(&app.config.hashing_algorithm)
             .map_err(|e| UploadError::Io(std::io::Error::other(e)))?;
         let limits = Limits {
-            cap_bytes,
+            cap_bytes: quota_left_bytes.map_or(cap_bytes, |left| left.min(cap_bytes)),
             expected_bytes,
         };
         let received =
@@ -178,7 +190,15 @@ pub async fn upload(
         Err(e) => {
             guard.abort().await;
             tracker.finish(UploadEnd::from(&e), None);
-            return Err(upload_error(id, e));
+            return Err(match (e, quota_left_bytes) {
+                (UploadError::TooLarge { cap }, Some(left)) if cap == left && left < cap_bytes => {
+                    ApiError::too_large(format!(
+                        "The incoming image is over its owner's image_size_total quota: \
+                         {left} bytes remaining."
+                    ))
+                }
+                (e, _) => upload_error(id, e),
+            });
         }
     };
 
@@ -198,7 +218,7 @@ pub async fn upload(
                 virtual_size,
                 location: location.clone(),
             };
-            match meta.complete_upload(id, outcome) {
+            match meta.complete_upload_within(id, outcome, &limits) {
                 Ok(_) => Ok(()),
                 Err(meta::Error::NotFound(_)) => {
                     store.delete(&location);
@@ -237,8 +257,8 @@ pub async fn download(
     headers: &HeaderMap,
 ) -> Result<Response<Body>, ApiError> {
     let id = parse_image_id(id)?;
-    let image = load_visible(app, ctx, id)?;
-    if image.status == ImageStatus::Deactivated && !ctx.is_admin {
+    let image = load_authorized(app, ctx, id, Rule::DownloadImage)?;
+    if image.status == ImageStatus::Deactivated && !ctx.is_admin_role() {
         return Err(ApiError::forbidden(
             "The requested image has been deactivated. Image data download is forbidden.",
         ));

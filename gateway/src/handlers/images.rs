@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use http::header::{HeaderValue, LOCATION};
 use http::{HeaderMap, Response, StatusCode};
-use meta::{Image, ImageId, ImageStatus, Timestamp, Visibility};
+use meta::{Image, ImageId, ImageStatus, MemberStatus, Timestamp, Visibility};
 use serde_json::{Map, Value};
 
 use super::{empty_response, json_response, parse_image_id};
@@ -14,6 +14,7 @@ use crate::body::Body;
 use crate::config::Config;
 use crate::context::RequestContext;
 use crate::error::ApiError;
+use crate::policy::{self, Rule, Target};
 
 /// Link attributes: never accepted from a client.
 const LINK_ATTRIBUTES: &[&str] = &["direct_url", "self", "file", "schema", "stores"];
@@ -127,43 +128,44 @@ pub fn to_json(image: &Image) -> Value {
     Value::Object(m)
 }
 
-/// Whether `ctx` may see `image` at all (spec §8.1); invisible images are reported as 404.
-pub fn is_visible(ctx: &RequestContext, image: &Image) -> bool {
-    ctx.is_admin
-        || image.owner.is_none()
-        || matches!(image.visibility, Visibility::Public | Visibility::Community)
-        || ctx.owns(image.owner.as_deref())
-}
-
-/// Whether `ctx` may change `image` (owner project or admin).
-pub fn may_modify(ctx: &RequestContext, image: &Image) -> bool {
-    ctx.is_admin || ctx.owns(image.owner.as_deref())
-}
-
-/// Loads an image the caller may see.
-pub fn load_visible(app: &App, ctx: &RequestContext, id: ImageId) -> Result<Image, ApiError> {
-    let image = app.meta.get_image(id)?;
-    // pending_delete images still exist in meta (they hold data) but are gone for the API.
-    if image.status == ImageStatus::PendingDelete || !is_visible(ctx, &image) {
-        return Err(ApiError::image_not_found(id));
+/// The caller's membership of `image`, when its project is a member and the image is
+/// `shared` (only then does a membership count).
+pub fn membership(
+    app: &App,
+    ctx: &RequestContext,
+    image: &Image,
+) -> Result<Option<MemberStatus>, ApiError> {
+    match ctx.project_id.as_deref() {
+        Some(project)
+            if image.visibility == Visibility::Shared && !ctx.owns(image.owner.as_deref()) =>
+        {
+            Ok(app.meta.get_member(image.id, project)?.map(|m| m.status))
+        }
+        _ => Ok(None),
     }
-    Ok(image)
 }
 
-/// Loads an image the caller may change: 404 if invisible, 403 if visible but not its own.
-pub fn load_modifiable(
+/// Loads image `id` and checks `rule` on it: 404 when it does not exist or the caller cannot
+/// see it, 403 when the caller sees it but `rule` refuses.
+pub fn load_authorized(
     app: &App,
     ctx: &RequestContext,
     id: ImageId,
-    action: &str,
+    rule: Rule,
 ) -> Result<Image, ApiError> {
-    let image = load_visible(app, ctx, id)?;
-    if !may_modify(ctx, &image) {
-        return Err(ApiError::forbidden(format!(
-            "You are not authorized to {action} image {id}."
-        )));
+    let image = app.meta.get_image(id)?;
+    // pending_delete images still exist in meta (they hold data) but are gone for the API.
+    if image.status == ImageStatus::PendingDelete {
+        return Err(ApiError::image_not_found(id));
     }
+    let membership = membership(app, ctx, &image)?;
+    policy::enforce(ctx, rule, &Target::image(&image, membership), id)?;
     Ok(image)
+}
+
+/// Loads an image the caller may see (`get_image`).
+pub fn load_visible(app: &App, ctx: &RequestContext, id: ImageId) -> Result<Image, ApiError> {
+    load_authorized(app, ctx, id, Rule::GetImage)
 }
 
 fn schema_error(detail: impl std::fmt::Display) -> ApiError {
@@ -269,10 +271,14 @@ pub fn set_attribute(
                 .unwrap_or("")
                 .parse()
                 .map_err(|_| schema_error("bad visibility"))?;
-            if visibility == Visibility::Public && !ctx.is_admin {
-                return Err(ApiError::forbidden(
-                    "You are not authorized to publicize images.",
-                ));
+            // Checked against the image as it is (its owner), before the change.
+            let rule = match visibility {
+                Visibility::Public => Some(Rule::PublicizeImage),
+                Visibility::Community => Some(Rule::CommunitizeImage),
+                Visibility::Private | Visibility::Shared => None,
+            };
+            if let Some(rule) = rule.filter(|_| visibility != image.visibility) {
+                policy::enforce_global(ctx, rule, &Target::image(image, None))?;
             }
             image.visibility = visibility;
         }
@@ -304,7 +310,7 @@ pub fn set_attribute(
         }
         "owner" => {
             let owner = text();
-            if !ctx.is_admin && owner.as_deref() != image.owner.as_deref() {
+            if !ctx.is_admin_role() && owner.as_deref() != image.owner.as_deref() {
                 return Err(ApiError::forbidden("Owner can't be updated by non admin."));
             }
             image.owner = owner;
@@ -402,7 +408,7 @@ pub async fn create(
         if key == "id" {
             continue;
         }
-        if key == "owner" && !ctx.is_admin && value.as_str() != ctx.project_id.as_deref() {
+        if key == "owner" && !ctx.is_admin_role() && value.as_str() != ctx.project_id.as_deref() {
             return Err(ApiError::forbidden(format!(
                 "You are not permitted to create images owned by '{}'.",
                 value.as_str().unwrap_or("")
@@ -410,11 +416,13 @@ pub async fn create(
         }
         set_attribute(ctx, &mut image, key, value)?;
     }
+    policy::enforce_global(ctx, Rule::AddImage, &Target::image(&image, None))?;
     check_quotas(&app.config, &image)?;
     let meta = app.meta.clone();
     let stored = image.clone();
+    let limits = app.config.quotas.limits_for(image.owner.as_deref());
     app.writer
-        .run(move || meta.create_image(&stored))
+        .run(move || meta.create_image_within(&stored, &limits))
         .await
         .map_err(ApiError::internal)??;
     tracing::info!(image_id = %id, "image created");
@@ -435,7 +443,7 @@ pub fn show(app: &App, ctx: &RequestContext, id: &str) -> Result<Response<Body>,
 /// `DELETE /v2/images/{id}`.
 pub async fn delete(app: &App, ctx: &RequestContext, id: &str) -> Result<Response<Body>, ApiError> {
     let id = parse_image_id(id)?;
-    load_modifiable(app, ctx, id, "delete")?;
+    load_authorized(app, ctx, id, Rule::DeleteImage)?;
     let meta = app.meta.clone();
     let store = app.store.clone();
     app.writer
@@ -463,7 +471,12 @@ pub async fn set_active(
 ) -> Result<Response<Body>, ApiError> {
     let id = parse_image_id(id)?;
     let verb = if active { "reactivate" } else { "deactivate" };
-    let image = load_modifiable(app, ctx, id, verb)?;
+    let rule = if active {
+        Rule::Reactivate
+    } else {
+        Rule::Deactivate
+    };
+    let image = load_authorized(app, ctx, id, rule)?;
     let (from, to) = if active {
         (ImageStatus::Deactivated, ImageStatus::Active)
     } else {

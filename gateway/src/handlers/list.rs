@@ -5,7 +5,9 @@
 //! sort order from the marker and stops after `limit` matches: a page never reads every image.
 
 use http::{Response, StatusCode};
-use meta::{Image, ImageStatus, SortDir, SortKey, Visibility};
+use std::collections::HashSet;
+
+use meta::{Image, ImageId, ImageStatus, MemberStatus, SortDir, SortKey, Visibility};
 use serde_json::{json, Value};
 
 use super::images::to_json;
@@ -14,6 +16,7 @@ use crate::app::App;
 use crate::body::Body;
 use crate::context::RequestContext;
 use crate::error::ApiError;
+use crate::policy::{self, Rule, Target};
 
 /// Decoded `key=value` pairs of a query string, in order, repeats kept.
 pub fn query_pairs(query: &str) -> Vec<(String, String)> {
@@ -163,6 +166,8 @@ pub struct ListQuery {
     sort: Vec<(SortKey, SortDir)>,
     filters: Vec<Filter>,
     visibility: Option<String>,
+    /// Which shared-with-me images are listed: `None` for `all`, else that status.
+    member_status: Option<MemberStatus>,
     os_hidden: bool,
 }
 
@@ -305,6 +310,7 @@ impl ListQuery {
             sort: Vec::new(),
             filters: Vec::new(),
             visibility: None,
+            member_status: Some(MemberStatus::Accepted),
             os_hidden: false,
         };
         let (mut sort_keys, mut sort_dirs, mut new_sort) = (Vec::new(), Vec::new(), None);
@@ -344,14 +350,13 @@ impl ListQuery {
                     }
                     q.visibility = Some(value.to_owned());
                 }
-                // Validated as Glance does; it selects shared-with-me images, which arrive
-                // with the members API (until then nobody is a member of anything).
                 "member_status" => {
-                    if !["pending", "accepted", "rejected", "all"].contains(&value) {
-                        return Err(ApiError::bad_request(format!(
-                            "Invalid status value: {value}"
-                        )));
-                    }
+                    q.member_status = match value {
+                        "all" => None,
+                        other => Some(other.parse().map_err(|_| {
+                            ApiError::bad_request(format!("Invalid status value: {value}"))
+                        })?),
+                    };
                 }
                 // Glance lower-cases this one (openstacksdk sends `True`), not `protected`.
                 "os_hidden" => q.os_hidden = parse_bool("os_hidden", &value.to_ascii_lowercase())?,
@@ -469,8 +474,15 @@ impl ListQuery {
         Ok(q)
     }
 
-    /// Whether `image` belongs in the result for `ctx` (visibility rules, then filters).
-    fn keeps(&self, ctx: &RequestContext, image: &Image) -> bool {
+    /// Whether `image` belongs in the result for `ctx` (spec §5.4, then the filters).
+    /// `shared_with_me` holds the images the caller's project is a member of, with the
+    /// requested member status, from the by-project index.
+    fn keeps(
+        &self,
+        ctx: &RequestContext,
+        shared_with_me: &HashSet<ImageId>,
+        image: &Image,
+    ) -> bool {
         if matches!(
             image.status,
             ImageStatus::Deleted | ImageStatus::PendingDelete | ImageStatus::Killed
@@ -478,38 +490,67 @@ impl ListQuery {
         {
             return false;
         }
-        let own = ctx.owns(image.owner.as_deref());
-        let visible = match self.visibility.as_deref() {
-            Some("all") => ctx.is_admin || own || image.visibility != Visibility::Private,
-            Some(v) => {
-                let wanted: Visibility = match v.parse() {
-                    Ok(w) => w,
-                    Err(_) => return false,
-                };
-                image.visibility == wanted
-                    && (ctx.is_admin
-                        || own
-                        || matches!(wanted, Visibility::Public | Visibility::Community))
-            }
-            None => match image.visibility {
-                Visibility::Community => own,
-                Visibility::Public => true,
-                // Members (shared-with-me) arrive with the members API.
-                Visibility::Private | Visibility::Shared => ctx.is_admin || own,
+        let wanted = match self.visibility.as_deref() {
+            None | Some("all") => None,
+            Some(v) => match v.parse::<Visibility>() {
+                Ok(w) => Some(w),
+                Err(_) => return false,
             },
         };
-        visible && self.filters.iter().all(|f| f.matches(image))
+        if wanted.is_some_and(|w| w != image.visibility) {
+            return false;
+        }
+        let own = ctx.owns(image.owner.as_deref());
+        // Other projects' community images only when asked for by visibility.
+        let community_asked = self.visibility.is_some();
+        let listed = match image.visibility {
+            Visibility::Public => true,
+            Visibility::Community => own || community_asked,
+            Visibility::Private => own || ctx.is_admin_role(),
+            Visibility::Shared => own || ctx.is_admin_role() || shared_with_me.contains(&image.id),
+        };
+        listed && self.filters.iter().all(|f| f.matches(image))
     }
+}
+
+/// The images `ctx`'s project is a member of, with `status` (any when `None`); empty for
+/// admins (who list every shared image anyway) and unscoped callers.
+fn shared_with(
+    app: &App,
+    ctx: &RequestContext,
+    status: Option<MemberStatus>,
+) -> Result<HashSet<ImageId>, ApiError> {
+    let Some(project) = ctx.project_id.as_deref().filter(|_| !ctx.is_admin_role()) else {
+        return Ok(HashSet::new());
+    };
+    Ok(app
+        .meta
+        .images_shared_with(project)?
+        .into_iter()
+        .filter(|(_, s)| status.is_none_or(|wanted| *s == wanted))
+        .map(|(id, _)| id)
+        .collect())
 }
 
 /// `GET /v2/images`.
 pub fn list(app: &App, ctx: &RequestContext, raw_query: &str) -> Result<Response<Body>, ApiError> {
+    policy::enforce_global(
+        ctx,
+        Rule::GetImages,
+        &Target {
+            owner: ctx.project_id.as_deref(),
+            visibility: Visibility::Private,
+            membership: None,
+            member_id: None,
+        },
+    )?;
     let pairs = query_pairs(raw_query);
     let query = ListQuery::parse(app, &pairs)?;
+    let shared_with_me = shared_with(app, ctx, query.member_status)?;
     let images = app
         .meta
         .list_images(&query.sort, query.marker, query.limit, |image| {
-            query.keeps(ctx, image)
+            query.keeps(ctx, &shared_with_me, image)
         })
         .map_err(|e| match e {
             meta::Error::MarkerNotFound(id) => {

@@ -1,13 +1,19 @@
 //! One module per Glance resource. Handlers parse the request, call `meta`, the store or the
-//! data path, and build the response; status rules live in `meta`, HTTP mapping in `error`.
+//! data path, and build the response; status rules and quotas live in `meta`, authorization in
+//! `policy`, HTTP mapping in `error`.
 
 pub mod image_data;
 pub mod images;
+pub mod info;
 pub mod list;
+pub mod members;
 pub mod patch;
 pub mod schemas;
 pub mod tags;
 pub mod versions;
+
+#[cfg(test)]
+mod authz_tests;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};

@@ -12,7 +12,7 @@ use meta::Image;
 use serde_json::Value;
 
 use super::images::{
-    check_quotas, is_base, is_reserved, load_modifiable, set_attribute, to_json,
+    check_quotas, is_base, is_reserved, load_authorized, set_attribute, to_json,
     validate_attribute, READ_ONLY,
 };
 use super::{json_response, parse_image_id};
@@ -20,6 +20,7 @@ use crate::app::App;
 use crate::body::Body;
 use crate::context::RequestContext;
 use crate::error::ApiError;
+use crate::policy::Rule;
 
 const V21: &str = "application/openstack-images-v2.1-json-patch";
 const V20: &str = "application/openstack-images-v2.0-json-patch";
@@ -65,7 +66,7 @@ pub async fn update(
         .map(|item| parse_operation(app, dialect, item))
         .collect::<Result<Vec<_>, _>>()?;
     let id = parse_image_id(id)?;
-    load_modifiable(app, ctx, id, "modify")?;
+    load_authorized(app, ctx, id, Rule::ModifyImage)?;
     let meta = app.meta.clone();
     let ctx_for_txn = ctx.clone();
     let config = app.config.clone();

@@ -1,4 +1,5 @@
-//! `GET /v2/schemas/image` and `/v2/schemas/images`: the JSON schemas clients validate against.
+//! `GET /v2/schemas/image`, `/images`, `/member` and `/members`: the JSON schemas clients
+//! validate against.
 //!
 //! python-glanceclient validates create/update requests against the image schema and decides
 //! between `add` and `replace` patch operations with it, so the document has the exact shape
@@ -131,6 +132,57 @@ pub fn images(config: &Config) -> Value {
         "name": "images",
         "properties": {
             "images": {"type": "array", "items": image(config)},
+            "first": {"type": "string"},
+            "next": {"type": "string"},
+            "schema": {"type": "string"}
+        },
+        "links": [
+            {"rel": "first", "href": "{first}"},
+            {"rel": "next", "href": "{next}"},
+            {"rel": "describedby", "href": "{schema}"}
+        ]
+    })
+}
+
+/// The member schema (`GET /v2/schemas/member`).
+pub fn member() -> Value {
+    json!({
+        "name": "member",
+        "properties": {
+            "member_id": {
+                "type": "string",
+                "description": "An identifier for the image member (tenantId)"
+            },
+            "image_id": {
+                "type": "string",
+                "description": "An identifier for the image",
+                "pattern": UUID_PATTERN
+            },
+            "created_at": {
+                "type": "string",
+                "description": "Date and time of image member creation"
+            },
+            "updated_at": {
+                "type": "string",
+                "description": "Date and time of last modification of image member"
+            },
+            "status": {
+                "type": "string",
+                "description": "The status of this image member",
+                "enum": ["pending", "accepted", "rejected"]
+            },
+            "schema": {"readOnly": true, "type": "string"}
+        },
+        "additionalProperties": false
+    })
+}
+
+/// The member collection schema (`GET /v2/schemas/members`).
+pub fn members() -> Value {
+    json!({
+        "name": "members",
+        "properties": {
+            "members": {"type": "array", "items": member()},
             "first": {"type": "string"},
             "next": {"type": "string"},
             "schema": {"type": "string"}

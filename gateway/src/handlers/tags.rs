@@ -3,12 +3,13 @@
 use http::{Response, StatusCode};
 use meta::Image;
 
-use super::images::{check_quotas, load_modifiable};
+use super::images::{check_quotas, load_authorized};
 use super::{empty_response, parse_image_id};
 use crate::app::App;
 use crate::body::Body;
 use crate::context::RequestContext;
 use crate::error::ApiError;
+use crate::policy::Rule;
 
 /// `PUT /v2/images/{id}/tags/{tag}`: adding a tag the image has is a no-op.
 pub async fn add(
@@ -21,7 +22,7 @@ pub async fn add(
         return Err(ApiError::bad_request("Tag is longer than 255 characters."));
     }
     let id = parse_image_id(id)?;
-    load_modifiable(app, ctx, id, "modify")?;
+    load_authorized(app, ctx, id, Rule::ModifyImage)?;
     let meta = app.meta.clone();
     let config = app.config.clone();
     app.writer
@@ -44,7 +45,7 @@ pub async fn delete(
     tag: String,
 ) -> Result<Response<Body>, ApiError> {
     let id = parse_image_id(id)?;
-    load_modifiable(app, ctx, id, "modify")?;
+    load_authorized(app, ctx, id, Rule::ModifyImage)?;
     let meta = app.meta.clone();
     app.writer
         .run(move || {

@@ -166,3 +166,159 @@ fn keystone_strategy_without_its_table_does_not_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("keystone_authtoken"), "{stderr}");
 }
+
+/// Several projects through Keystone tokens: what each role and project may see and do
+/// (spec §8; the full matrix is unit-tested in the gateway's policy module).
+mod projects {
+    use super::*;
+
+    struct World {
+        keystone: FakeKeystone,
+        srv: TestServer,
+        alice: String,
+        rita: String,
+        bob: String,
+        admin: String,
+    }
+
+    fn world() -> World {
+        let (keystone, srv) = start();
+        World {
+            alice: keystone.issue("alice", "proj-a", &["member", "reader"], HOUR),
+            rita: keystone.issue("rita", "proj-a", &["reader"], HOUR),
+            bob: keystone.issue("bob", "proj-b", &["member", "reader"], HOUR),
+            admin: keystone.issue("admin", "admin", &["admin", "member", "reader"], HOUR),
+            keystone,
+            srv,
+        }
+    }
+
+    fn send(w: &World, token: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
+        let req = w.srv.request(method, path).header("x-auth-token", token);
+        match body {
+            Some(b) => req.json(&b).send(),
+            None => req.send(),
+        }
+    }
+
+    fn create(w: &World, token: &str, visibility: &str) -> String {
+        let body = json!({"name": "img", "visibility": visibility,
+                          "disk_format": "raw", "container_format": "bare"});
+        let image = send(w, token, "POST", "/v2/images", Some(body))
+            .expect_status(201)
+            .json();
+        image["id"].as_str().unwrap().to_owned()
+    }
+
+    fn listed(w: &World, token: &str, query: &str) -> Vec<String> {
+        let page = send(w, token, "GET", &format!("/v2/images{query}"), None)
+            .expect_status(200)
+            .json();
+        glint_tests::ids_of(&page)
+    }
+
+    use serde_json::Value;
+
+    #[test]
+    fn private_images_stay_in_their_project() {
+        let w = world();
+        let id = create(&w, &w.alice, "private");
+        let path = format!("/v2/images/{id}");
+        send(&w, &w.bob, "GET", &path, None).expect_status(404);
+        send(&w, &w.bob, "GET", &format!("{path}/file"), None).expect_status(404);
+        send(&w, &w.bob, "DELETE", &path, None).expect_status(404);
+        assert!(!listed(&w, &w.bob, "").contains(&id));
+        assert!(listed(&w, &w.rita, "").contains(&id));
+        assert!(listed(&w, &w.admin, "").contains(&id));
+        send(&w, &w.admin, "GET", &path, None).expect_status(200);
+    }
+
+    #[test]
+    fn readers_read_but_neither_write_nor_download() {
+        let w = world();
+        let body = json!({"name": "r", "disk_format": "raw", "container_format": "bare"});
+        send(&w, &w.rita, "POST", "/v2/images", Some(body)).expect_status(403);
+        let id = create(&w, &w.alice, "private");
+        let path = format!("/v2/images/{id}");
+        w.srv
+            .request("PUT", &format!("{path}/file"))
+            .header("x-auth-token", &w.alice)
+            .header("content-type", "application/octet-stream")
+            .body(b"data".to_vec())
+            .send()
+            .expect_status(204);
+        send(&w, &w.rita, "GET", &path, None).expect_status(200);
+        send(&w, &w.rita, "GET", &format!("{path}/file"), None).expect_status(403);
+        send(&w, &w.rita, "DELETE", &path, None).expect_status(403);
+        send(&w, &w.rita, "PUT", &format!("{path}/tags/t"), None).expect_status(403);
+    }
+
+    #[test]
+    fn sharing_needs_acceptance_to_list_but_not_to_read() {
+        let w = world();
+        let id = create(&w, &w.alice, "shared");
+        let members = format!("/v2/images/{id}/members");
+        // Only the owner (or admin) adds members; bob cannot add himself.
+        send(
+            &w,
+            &w.bob,
+            "POST",
+            &members,
+            Some(json!({"member": "proj-b"})),
+        )
+        .expect_status(404);
+        send(
+            &w,
+            &w.alice,
+            "POST",
+            &members,
+            Some(json!({"member": "proj-b"})),
+        )
+        .expect_status(200);
+        send(&w, &w.bob, "GET", &format!("/v2/images/{id}"), None).expect_status(200);
+        assert!(!listed(&w, &w.bob, "").contains(&id), "pending: not listed");
+        assert!(listed(&w, &w.bob, "?member_status=pending").contains(&id));
+        // The member sets its own status; the owner cannot accept for it.
+        let status = json!({"status": "accepted"});
+        let member = format!("{members}/proj-b");
+        send(&w, &w.alice, "PUT", &member, Some(status.clone())).expect_status(403);
+        send(&w, &w.bob, "PUT", &member, Some(status)).expect_status(200);
+        assert!(listed(&w, &w.bob, "").contains(&id), "accepted: listed");
+        // Members read; they do not write.
+        let patch = w
+            .srv
+            .request("PATCH", &format!("/v2/images/{id}"))
+            .header("x-auth-token", &w.bob)
+            .header("content-type", glint_tests::PATCH_V21)
+            .body(br#"[{"op": "add", "path": "/k", "value": "v"}]"#.to_vec())
+            .send();
+        patch.expect_status(403);
+    }
+
+    #[test]
+    fn publicizing_is_for_admins_community_for_members() {
+        let w = world();
+        let id = create(&w, &w.alice, "private");
+        let to = |v: &str| {
+            w.srv
+                .request("PATCH", &format!("/v2/images/{id}"))
+                .header("x-auth-token", &w.alice)
+                .header("content-type", glint_tests::PATCH_V21)
+                .body(format!(
+                    r#"[{{"op": "replace", "path": "/visibility", "value": "{v}"}}]"#
+                ))
+                .send()
+        };
+        to("public").expect_status(403);
+        to("community").expect_status(200);
+        // Community images are readable by all but listed by default only for the owner.
+        send(&w, &w.bob, "GET", &format!("/v2/images/{id}"), None).expect_status(200);
+        assert!(!listed(&w, &w.bob, "").contains(&id));
+        assert!(listed(&w, &w.bob, "?visibility=community").contains(&id));
+        let body = json!({"name": "p", "visibility": "public",
+                          "disk_format": "raw", "container_format": "bare"});
+        send(&w, &w.alice, "POST", "/v2/images", Some(body.clone())).expect_status(403);
+        send(&w, &w.admin, "POST", "/v2/images", Some(body)).expect_status(201);
+        assert_eq!(w.keystone.logins(), 1);
+    }
+}

@@ -24,6 +24,10 @@ mod upload;
 mod download;
 // PUT/DELETE /v2/images/{id}/tags/{tag} and the tag quota (§4.12).
 mod tags;
+// /v2/images/{id}/members: sharing, statuses, errors, the member quota, schemas (§4.13).
+mod members;
+// [quotas] limits enforced on create and upload, and GET /v2/info/usage (§4.16).
+mod quotas;
 // GET /v2/images paging: limit, marker, first/next links (§5.1).
 mod list_paging;
 // GET /v2/images sorting: sort_key/sort_dir and sort= (§5.2).

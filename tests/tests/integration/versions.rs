@@ -4,11 +4,11 @@
 use glint_tests::TestServer;
 use serde_json::{json, Value};
 
-/// Ids that name features glint serves in this round, so they MUST be listed (§1.3):
+/// Ids that name features glint serves, so they MUST be listed (§1.3):
 /// 2.0 base API, 2.3 deactivate/reactivate, 2.5 community visibility, 2.7 os_hidden and
-/// multihash. (§1.2 recommends the full 2.0–2.18 list once members, import, multi-store and
+/// multihash; 2.1 members, 2.13 quota usage. (§1.2 recommends the full 2.0–2.18 list once members, import, multi-store and
 /// the cache exist; until then the list may stop lower.)
-const REQUIRED_IDS: [&str; 4] = ["v2.0", "v2.3", "v2.5", "v2.7"];
+const REQUIRED_IDS: [&str; 6] = ["v2.0", "v2.1", "v2.3", "v2.5", "v2.7", "v2.13"];
 
 fn minor(id: &str) -> u32 {
     id.strip_prefix("v2.")

@@ -1,0 +1,423 @@
+//! Handler-level tests of policy, visibility, members and quotas: an `App` on a temp dir, the
+//! handlers called directly with contexts of several projects and roles (no HTTP, no auth).
+
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{HeaderMap, StatusCode};
+use serde_json::{json, Value};
+
+use super::{images, info, list, members, patch};
+use crate::app::App;
+use crate::config::Config;
+use crate::context::RequestContext;
+use crate::test_util::{block_on, json_body, project_ctx, test_app};
+
+fn member_of(project: &str) -> RequestContext {
+    project_ctx(project, &["member", "reader"])
+}
+
+fn reader_of(project: &str) -> RequestContext {
+    project_ctx(project, &["reader"])
+}
+
+fn admin() -> RequestContext {
+    project_ctx("admin-project", &["admin", "member", "reader"])
+}
+
+/// Creates an image as `ctx` and returns its id.
+fn create(app: &App, ctx: &RequestContext, body: Value) -> String {
+    let response = block_on(images::create(
+        app,
+        ctx,
+        &HeaderMap::new(),
+        body.to_string().as_bytes(),
+    ))
+    .expect("create");
+    json_body(&response)["id"].as_str().expect("id").to_owned()
+}
+
+fn status<T>(result: Result<T, crate::error::ApiError>) -> u16 {
+    match result {
+        Ok(_) => 200,
+        Err(e) => e.status().as_u16(),
+    }
+}
+
+fn show(app: &App, ctx: &RequestContext, id: &str) -> u16 {
+    status(images::show(app, ctx, id))
+}
+
+fn list_ids(app: &App, ctx: &RequestContext, query: &str) -> Vec<String> {
+    let response = list::list(app, ctx, query).expect("list");
+    let mut ids: Vec<String> = json_body(&response)["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .map(|i| i["id"].as_str().expect("id").to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn sorted(ids: &[&String]) -> Vec<String> {
+    let mut v: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+fn patch(app: &App, ctx: &RequestContext, id: &str, ops: Value) -> u16 {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/openstack-images-v2.1-json-patch"),
+    );
+    status(block_on(patch::update(
+        app,
+        ctx,
+        id,
+        &headers,
+        ops.to_string().as_bytes(),
+    )))
+}
+
+fn add_member(app: &App, ctx: &RequestContext, id: &str, member: &str) -> u16 {
+    let body = json!({ "member": member }).to_string();
+    status(block_on(members::create(app, ctx, id, body.as_bytes())))
+}
+
+fn set_member_status(app: &App, ctx: &RequestContext, id: &str, member: &str, to: &str) -> u16 {
+    let body = json!({ "status": to }).to_string();
+    status(block_on(members::update(
+        app,
+        ctx,
+        id,
+        member,
+        body.as_bytes(),
+    )))
+}
+
+fn member_ids(app: &App, ctx: &RequestContext, id: &str) -> Result<Vec<String>, u16> {
+    let response = members::list(app, ctx, id).map_err(|e| e.status().as_u16())?;
+    Ok(json_body(&response)["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| m["member_id"].as_str().expect("member_id").to_owned())
+        .collect())
+}
+
+#[test]
+fn sharing_between_projects_end_to_end() {
+    let (_dir, app) = test_app(Config::default());
+    let (a, b, c) = (member_of("A"), member_of("B"), member_of("C"));
+    let id = create(&app, &a, json!({"name": "shared one"}));
+    // Not shared with anybody yet: only A (and admins) see it.
+    assert_eq!(show(&app, &b, &id), 404);
+    assert_eq!(show(&app, &admin(), &id), 200);
+
+    assert_eq!(add_member(&app, &a, &id, "B"), 200);
+    assert_eq!(add_member(&app, &a, &id, "C"), 200);
+    assert_eq!(add_member(&app, &a, &id, "B"), 409);
+    // Any member status can read the image at once...
+    assert_eq!(show(&app, &b, &id), 200);
+    // ...but only accepted memberships are in the default list.
+    assert!(list_ids(&app, &b, "").is_empty());
+    assert_eq!(
+        list_ids(&app, &b, "member_status=pending"),
+        vec![id.clone()]
+    );
+    assert_eq!(list_ids(&app, &b, "member_status=all"), vec![id.clone()]);
+    assert_eq!(set_member_status(&app, &b, &id, "B", "accepted"), 200);
+    assert_eq!(list_ids(&app, &b, ""), vec![id.clone()]);
+    assert_eq!(list_ids(&app, &b, "visibility=shared"), vec![id.clone()]);
+    assert!(list_ids(&app, &b, "member_status=pending").is_empty());
+    assert_eq!(set_member_status(&app, &b, &id, "B", "rejected"), 200);
+    assert!(list_ids(&app, &b, "").is_empty());
+    assert_eq!(show(&app, &b, &id), 200);
+
+    // Only the member project answers for itself.
+    assert_eq!(set_member_status(&app, &a, &id, "B", "accepted"), 403);
+    assert_eq!(set_member_status(&app, &c, &id, "B", "accepted"), 404);
+    assert_eq!(set_member_status(&app, &admin(), &id, "B", "accepted"), 200);
+    assert_eq!(set_member_status(&app, &b, &id, "B", "maybe"), 400);
+
+    // The owner lists every member; a member only itself; a stranger gets 404.
+    assert_eq!(member_ids(&app, &a, &id), Ok(vec!["B".into(), "C".into()]));
+    assert_eq!(member_ids(&app, &b, &id), Ok(vec!["B".into()]));
+    assert_eq!(member_ids(&app, &member_of("D"), &id), Err(404));
+    assert_eq!(status(members::show(&app, &b, &id, "B")), 200);
+    assert_eq!(status(members::show(&app, &b, &id, "C")), 404);
+    assert_eq!(status(members::show(&app, &a, &id, "Z")), 404);
+
+    // Members are read-only on the image, and cannot remove themselves.
+    assert_eq!(
+        patch(
+            &app,
+            &b,
+            &id,
+            json!([{"op": "replace", "path": "/name", "value": "x"}])
+        ),
+        403
+    );
+    assert_eq!(status(block_on(members::delete(&app, &b, &id, "B"))), 403);
+    assert_eq!(add_member(&app, &b, &id, "E"), 403);
+    assert_eq!(status(block_on(members::delete(&app, &a, &id, "B"))), 200);
+    assert_eq!(status(block_on(members::delete(&app, &a, &id, "B"))), 404);
+    assert_eq!(show(&app, &b, &id), 404);
+}
+
+#[test]
+fn members_only_for_shared_images() {
+    let (_dir, app) = test_app(Config::default());
+    let a = member_of("A");
+    let id = create(&app, &a, json!({"visibility": "private"}));
+    assert_eq!(add_member(&app, &a, &id, "B"), 403);
+    assert_eq!(member_ids(&app, &a, &id), Err(403));
+    assert_eq!(status(members::show(&app, &a, &id, "B")), 404);
+
+    // Leaving `shared` freezes the members: they lose access until it is shared again.
+    let shared = create(&app, &a, json!({}));
+    assert_eq!(add_member(&app, &a, &shared, "B"), 200);
+    let to = |v: &str| json!([{"op": "replace", "path": "/visibility", "value": v}]);
+    assert_eq!(patch(&app, &a, &shared, to("private")), 200);
+    assert_eq!(show(&app, &member_of("B"), &shared), 404);
+    assert_eq!(member_ids(&app, &a, &shared), Err(403));
+    assert_eq!(patch(&app, &a, &shared, to("shared")), 200);
+    assert_eq!(show(&app, &member_of("B"), &shared), 200);
+}
+
+#[test]
+fn member_request_bodies_and_quota() {
+    let config = Config {
+        image_member_quota: 1,
+        ..Config::default()
+    };
+    let (_dir, app) = test_app(config);
+    let a = member_of("A");
+    let id = create(&app, &a, json!({}));
+    let create_with =
+        |body: &str| status(block_on(members::create(&app, &a, &id, body.as_bytes())));
+    assert_eq!(create_with(""), 400);
+    assert_eq!(create_with("{"), 400);
+    assert_eq!(create_with("{}"), 400);
+    assert_eq!(create_with(r#"{"member": ""}"#), 400);
+    assert_eq!(create_with(r#"[1]"#), 400);
+    assert_eq!(create_with(r#"{"member": "B"}"#), 200);
+    assert_eq!(create_with(r#"{"member": "C"}"#), 413);
+    let update_with = |body: &str| {
+        status(block_on(members::update(
+            &app,
+            &member_of("B"),
+            &id,
+            "B",
+            body.as_bytes(),
+        )))
+    };
+    assert_eq!(update_with("{}"), 400);
+    assert_eq!(update_with(r#"{"status": 1}"#), 400);
+    assert_eq!(update_with(r#"{"status": "accepted"}"#), 200);
+}
+
+#[test]
+fn deleting_an_image_removes_its_members() {
+    let (_dir, app) = test_app(Config::default());
+    let a = member_of("A");
+    let id = create(&app, &a, json!({}));
+    assert_eq!(add_member(&app, &a, &id, "B"), 200);
+    assert_eq!(
+        set_member_status(&app, &member_of("B"), &id, "B", "accepted"),
+        200
+    );
+    assert_eq!(status(block_on(images::delete(&app, &a, &id))), 200);
+    assert!(app.meta.images_shared_with("B").expect("index").is_empty());
+    assert!(list_ids(&app, &member_of("B"), "").is_empty());
+}
+
+#[test]
+fn list_follows_visibility_rules_per_caller() {
+    let (_dir, app) = test_app(Config::default());
+    let a = member_of("A");
+    let public = create(
+        &app,
+        &admin(),
+        json!({"visibility": "public", "owner": "A"}),
+    );
+    let private = create(&app, &a, json!({"visibility": "private"}));
+    let shared = create(&app, &a, json!({"visibility": "shared"}));
+    let community = create(&app, &a, json!({"visibility": "community"}));
+    let own_b = create(&app, &member_of("B"), json!({"visibility": "private"}));
+    let b = reader_of("B");
+
+    assert_eq!(list_ids(&app, &b, ""), sorted(&[&public, &own_b]));
+    assert_eq!(
+        list_ids(&app, &b, "visibility=community"),
+        vec![community.clone()]
+    );
+    assert_eq!(
+        list_ids(&app, &b, "visibility=all"),
+        sorted(&[&public, &community, &own_b])
+    );
+    assert_eq!(
+        list_ids(&app, &b, "visibility=private"),
+        vec![own_b.clone()]
+    );
+    assert!(list_ids(&app, &b, "visibility=shared").is_empty());
+    // The owner lists all of its own, community included.
+    assert_eq!(
+        list_ids(&app, &a, ""),
+        sorted(&[&public, &private, &shared, &community])
+    );
+    // Admins list everything but other projects' community images, unless asked.
+    assert_eq!(
+        list_ids(&app, &admin(), ""),
+        sorted(&[&public, &private, &shared, &own_b])
+    );
+    assert_eq!(list_ids(&app, &admin(), "visibility=all").len(), 5);
+    // Without a role nothing may be listed.
+    assert_eq!(status(list::list(&app, &project_ctx("B", &[]), "")), 403);
+    // Show follows the same visibility: other projects' private and shared images are 404.
+    assert_eq!(show(&app, &b, &private), 404);
+    assert_eq!(show(&app, &b, &shared), 404);
+    assert_eq!(show(&app, &b, &community), 200);
+    assert_eq!(show(&app, &b, &public), 200);
+}
+
+#[test]
+fn writes_need_the_member_role_in_the_owner_project() {
+    let (_dir, app) = test_app(Config::default());
+    let a = member_of("A");
+    let public = create(
+        &app,
+        &admin(),
+        json!({"visibility": "public", "owner": "A"}),
+    );
+    let private = create(&app, &a, json!({"visibility": "private"}));
+    let rename = json!([{"op": "replace", "path": "/name", "value": "renamed"}]);
+    // Visible but not theirs: 403; invisible: 404; a reader of the owner project: 403.
+    assert_eq!(patch(&app, &member_of("B"), &public, rename.clone()), 403);
+    assert_eq!(patch(&app, &member_of("B"), &private, rename.clone()), 404);
+    assert_eq!(patch(&app, &reader_of("A"), &private, rename.clone()), 403);
+    assert_eq!(patch(&app, &a, &private, rename), 200);
+    assert_eq!(
+        status(block_on(images::delete(&app, &member_of("B"), &public))),
+        403
+    );
+    assert_eq!(
+        status(block_on(images::delete(&app, &reader_of("A"), &public))),
+        403
+    );
+    assert_eq!(
+        status(block_on(images::set_active(
+            &app,
+            &member_of("B"),
+            &public,
+            false
+        ))),
+        403
+    );
+    assert_eq!(
+        status(block_on(images::set_active(
+            &app,
+            &member_of("B"),
+            &private,
+            false
+        ))),
+        404
+    );
+    // Visibility changes: public needs admin, community the owner's member role.
+    let to = |v: &str| json!([{"op": "replace", "path": "/visibility", "value": v}]);
+    assert_eq!(patch(&app, &a, &private, to("public")), 403);
+    assert_eq!(patch(&app, &a, &private, to("community")), 200);
+    assert_eq!(patch(&app, &admin(), &private, to("public")), 200);
+    // Only admins change owners.
+    let owner = json!([{"op": "replace", "path": "/owner", "value": "B"}]);
+    assert_eq!(patch(&app, &a, &private, owner.clone()), 403);
+    assert_eq!(patch(&app, &admin(), &private, owner), 200);
+    assert_eq!(
+        status(block_on(images::delete(&app, &member_of("B"), &private))),
+        200
+    );
+    assert_eq!(
+        status(block_on(images::delete(&app, &admin(), &public))),
+        200
+    );
+}
+
+#[test]
+fn create_needs_the_member_role_and_its_own_project() {
+    let (_dir, app) = test_app(Config::default());
+    let try_create = |ctx: &RequestContext, body: Value| {
+        status(block_on(images::create(
+            &app,
+            ctx,
+            &HeaderMap::new(),
+            body.to_string().as_bytes(),
+        )))
+    };
+    assert_eq!(try_create(&reader_of("A"), json!({})), 403);
+    assert_eq!(try_create(&project_ctx("A", &[]), json!({})), 403);
+    assert_eq!(try_create(&member_of("A"), json!({"owner": "B"})), 403);
+    assert_eq!(
+        try_create(&member_of("A"), json!({"visibility": "public"})),
+        403
+    );
+    assert_eq!(
+        try_create(&member_of("A"), json!({"visibility": "community"})),
+        200
+    );
+    assert_eq!(
+        try_create(&admin(), json!({"owner": "B", "visibility": "public"})),
+        200
+    );
+}
+
+#[test]
+fn image_count_quota_and_usage() {
+    let mut config = Config::default();
+    config.quotas.image_count_total = 5;
+    config.quotas.projects.insert(
+        "A".into(),
+        crate::config::QuotaOverrides {
+            image_count_total: Some(1),
+            ..Default::default()
+        },
+    );
+    let (_dir, app) = test_app(config);
+    let a = member_of("A");
+    create(&app, &a, json!({}));
+    let Err(refused) = block_on(images::create(&app, &a, &HeaderMap::new(), b"{}")) else {
+        panic!("a second image is over the limit of 1");
+    };
+    assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        refused.explanation().contains(
+            "Project A is over a limit for [Resource image_count_total is over limit of 1 \
+             due to current usage 1 and delta 1]"
+        ),
+        "{}",
+        refused.explanation()
+    );
+    // Another project has the default limit.
+    create(&app, &member_of("B"), json!({}));
+    let usage = json_body(&info::usage(&app, &a).expect("usage"));
+    assert_eq!(
+        usage["usage"]["image_count_total"],
+        json!({"limit": 1, "usage": 1})
+    );
+    assert_eq!(
+        usage["usage"]["image_size_total"],
+        json!({"limit": -1, "usage": 0})
+    );
+    assert_eq!(
+        usage["usage"]["image_stage_total"],
+        json!({"limit": -1, "usage": 0})
+    );
+    assert_eq!(
+        usage["usage"]["image_count_uploading"],
+        json!({"limit": -1, "usage": 0})
+    );
+    let usage_b = json_body(&info::usage(&app, &member_of("B")).expect("usage"));
+    assert_eq!(
+        usage_b["usage"]["image_count_total"],
+        json!({"limit": 5, "usage": 1})
+    );
+}

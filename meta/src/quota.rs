@@ -1,0 +1,236 @@
+//! Per-project usage and its limits: Glance's unified-limits quotas (`image_count_total`,
+//! `image_size_total`, `image_stage_total`, `image_count_uploading`).
+//!
+//! Usage is kept, not computed: the `project_usage` table holds each owner's counts and every
+//! write that changes an image adjusts them in the same transaction (see `store.rs`), so a
+//! check costs one lookup and can never disagree with the images. Images without an owner are
+//! charged to nobody. The limits come from the caller (the gateway reads them from its
+//! configuration); this module only compares.
+
+use crate::error::{Error, Result};
+use crate::types::{Image, ImageStatus};
+
+/// Bytes in a MiB, the unit of Glance's size quotas.
+pub const MIB: u64 = 1 << 20;
+
+/// One project's usage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Live images owned by the project (`image_count_total`).
+    pub image_count: u64,
+    /// Bytes of data of those images (`image_size_total`).
+    pub size_bytes: u64,
+    /// Those images receiving data: `saving`, `uploading` or `importing`
+    /// (`image_count_uploading`).
+    pub uploading_count: u64,
+}
+
+impl Usage {
+    /// What `image` adds to its owner's usage.
+    pub(crate) fn of(image: &Image) -> Usage {
+        Usage {
+            image_count: 1,
+            size_bytes: image.size.unwrap_or(0),
+            uploading_count: u64::from(matches!(
+                image.status,
+                ImageStatus::Saving | ImageStatus::Uploading | ImageStatus::Importing
+            )),
+        }
+    }
+
+    /// `image_size_total` usage as Glance reports it: whole MiB, rounded down.
+    pub fn size_mib(&self) -> u64 {
+        self.size_bytes / MIB
+    }
+}
+
+/// One project's limits; `None` is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Most images the project may own.
+    pub image_count_total: Option<u64>,
+    /// Most MiB of image data the project may hold.
+    pub image_size_total_mib: Option<u64>,
+    /// Most MiB the project may have staged (no staging exists yet: never reached).
+    pub image_stage_total_mib: Option<u64>,
+    /// Most images of the project receiving data at once.
+    pub image_count_uploading: Option<u64>,
+}
+
+impl Limits {
+    /// No limit at all.
+    pub const UNLIMITED: Limits = Limits {
+        image_count_total: None,
+        image_size_total_mib: None,
+        image_stage_total_mib: None,
+        image_count_uploading: None,
+    };
+}
+
+/// The quota a refused operation would have exceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaResource {
+    /// `image_count_total`.
+    ImageCountTotal,
+    /// `image_size_total` (MiB).
+    ImageSizeTotal,
+    /// `image_count_uploading`.
+    ImageCountUploading,
+}
+
+impl QuotaResource {
+    /// The Glance (Keystone registered limit) name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            QuotaResource::ImageCountTotal => "image_count_total",
+            QuotaResource::ImageSizeTotal => "image_size_total",
+            QuotaResource::ImageCountUploading => "image_count_uploading",
+        }
+    }
+}
+
+impl std::fmt::Display for QuotaResource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn exceeded(project: &str, resource: QuotaResource, limit: u64, usage: u64, delta: u64) -> Error {
+    Error::QuotaExceeded {
+        project: project.to_owned(),
+        resource,
+        limit,
+        usage,
+        delta,
+    }
+}
+
+/// A new image for `project`.
+pub(crate) fn check_create(project: &str, usage: &Usage, limits: &Limits) -> Result<()> {
+    match limits.image_count_total {
+        Some(limit) if usage.image_count + 1 > limit => Err(exceeded(
+            project,
+            QuotaResource::ImageCountTotal,
+            limit,
+            usage.image_count,
+            1,
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// One more upload for `project`, of `incoming_bytes` when the size is announced.
+pub(crate) fn check_begin_upload(
+    project: &str,
+    usage: &Usage,
+    limits: &Limits,
+    incoming_bytes: Option<u64>,
+) -> Result<()> {
+    if let Some(limit) = limits.image_count_uploading {
+        if usage.uploading_count + 1 > limit {
+            return Err(exceeded(
+                project,
+                QuotaResource::ImageCountUploading,
+                limit,
+                usage.uploading_count,
+                1,
+            ));
+        }
+    }
+    check_size(project, usage, limits, incoming_bytes.unwrap_or(0))
+}
+
+/// `incoming_bytes` more data for `project`. Compared in bytes (so that a partial MiB counts);
+/// reported in MiB as Glance reports it.
+pub(crate) fn check_size(
+    project: &str,
+    usage: &Usage,
+    limits: &Limits,
+    incoming_bytes: u64,
+) -> Result<()> {
+    match limits.image_size_total_mib {
+        Some(limit)
+            if usage.size_bytes.saturating_add(incoming_bytes) > limit.saturating_mul(MIB) =>
+        {
+            Err(exceeded(
+                project,
+                QuotaResource::ImageSizeTotal,
+                limit,
+                usage.size_mib(),
+                incoming_bytes.div_ceil(MIB),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_limit_allows_up_to_the_limit() {
+        let limits = Limits {
+            image_count_total: Some(2),
+            ..Limits::UNLIMITED
+        };
+        let mut usage = Usage::default();
+        assert!(check_create("p", &usage, &limits).is_ok());
+        usage.image_count = 1;
+        assert!(check_create("p", &usage, &limits).is_ok());
+        usage.image_count = 2;
+        assert!(matches!(
+            check_create("p", &usage, &limits),
+            Err(Error::QuotaExceeded {
+                resource: QuotaResource::ImageCountTotal,
+                limit: 2,
+                usage: 2,
+                delta: 1,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn size_limit_counts_partial_mib() {
+        let limits = Limits {
+            image_size_total_mib: Some(1),
+            ..Limits::UNLIMITED
+        };
+        let usage = Usage {
+            size_bytes: MIB - 10,
+            ..Usage::default()
+        };
+        assert!(check_size("p", &usage, &limits, 10).is_ok());
+        assert!(matches!(
+            check_size("p", &usage, &limits, 11),
+            Err(Error::QuotaExceeded {
+                resource: QuotaResource::ImageSizeTotal,
+                limit: 1,
+                usage: 0,
+                delta: 1,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn zero_limits_refuse_everything_and_none_refuses_nothing() {
+        let zero = Limits {
+            image_count_total: Some(0),
+            image_size_total_mib: Some(0),
+            image_stage_total_mib: Some(0),
+            image_count_uploading: Some(0),
+        };
+        let usage = Usage::default();
+        assert!(check_create("p", &usage, &zero).is_err());
+        assert!(check_begin_upload("p", &usage, &zero, None).is_err());
+        let huge = Usage {
+            image_count: u64::MAX - 1,
+            size_bytes: u64::MAX,
+            uploading_count: u64::MAX - 1,
+        };
+        assert!(check_create("p", &huge, &Limits::UNLIMITED).is_ok());
+        assert!(check_begin_upload("p", &huge, &Limits::UNLIMITED, Some(u64::MAX)).is_ok());
+    }
+}
