@@ -84,6 +84,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter in `tracing` syntax, e.g. `info` or `info,glint::access=warn`.
     pub log_filter: String,
+    /// Send whole-file and single-range downloads with splice (file → pipe → socket, no copy
+    /// through user space) instead of read + write.
+    pub zero_copy_download: bool,
 }
 
 /// How log lines are written to stderr.
@@ -121,6 +124,7 @@ impl Default for Config {
             client_socket_timeout: 900,
             log_format: LogFormat::Text,
             log_filter: "info".to_owned(),
+            zero_copy_download: true,
         }
     }
 }
@@ -223,6 +227,7 @@ impl Config {
                 }
             }
             "log_filter" => self.log_filter = value.to_owned(),
+            "zero_copy_download" => self.zero_copy_download = parse(value)?,
             // Variables such as GLINT_BIN or GLINT_LOG belong to other tools; ignore them.
             _ => {}
         }

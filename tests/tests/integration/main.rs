@@ -22,6 +22,8 @@ mod actions;
 mod upload;
 // GET /v2/images/{id}/file: headers, 204 without data, single ranges (§4.8).
 mod download;
+// The same downloads sent with splice: pipelining, slow readers, the path switched off.
+mod zero_copy;
 // PUT/DELETE /v2/images/{id}/tags/{tag} and the tag quota (§4.12).
 mod tags;
 // GET /v2/images paging: limit, marker, first/next links (§5.1).
