@@ -4,6 +4,7 @@ anchors (nginx with sendfile, real Glance), in one run, rounds alternating betwe
 
 Usage: scripts/bench_datapath.py [--size-mib N] [--rounds R] [--systems glint,nginx,glance]
                                   [--glint-bin PATH] [--glance-dir DIR] [--nginx-dir DIR]
+                                  [--glint-b-bin PATH] [--glint-b-env KEY=VALUE]
                                   [--container-format bare|ovf|…]
 
 The anchors come from ../shared/anchors (glance/setup.sh must have been run into --glance-dir;
@@ -98,7 +99,8 @@ class Glint:
         self.container_format = container_format
         self.data = tempfile.mkdtemp(prefix="glint-bench-", dir=workdir)
         self.proc = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data],
-                                     env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=open(os.path.join(self.data, "log"), "w"), text=True)
+                                     stdout=subprocess.PIPE, stderr=open(os.path.join(self.data, "log"), "w"), text=True,
+                                     env={**os.environ, **(env or {})})
         line = self.proc.stdout.readline()
         self.url = line.strip().split()[-1]
         self.pid = self.proc.pid
@@ -169,6 +171,8 @@ def main():
     ap.add_argument("--glint-bin", default=os.path.join(ROOT, "target", "release", "glint"))
     ap.add_argument("--glint-b-bin", default=None,
                     help="a second glint build, measured as system 'glint-b' (A/B comparisons)")
+    ap.add_argument("--glint-b-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="environment for glint-b (e.g. GLINT_ZERO_COPY_DOWNLOAD=false); repeatable")
     ap.add_argument("--glance-dir", default="/work/anchors-run/glance")
     ap.add_argument("--nginx-dir", default="/work/anchors-run/nginx")
     ap.add_argument("--workdir", default=None)
@@ -193,10 +197,11 @@ def main():
             server = {"glint": lambda: Glint(args.glint_bin, workdir),
                       # the same server, images with container_format=ovf: not inspected
                       "glint-ovf": lambda: Glint(args.glint_bin, workdir, "ovf"),
-                      "glint-b": lambda: Glint(args.glint_b_bin, workdir),
                       # the same server with metrics off: what counting costs
                       "glint-nometrics": lambda: Glint(args.glint_bin, workdir,
                                                        env={"GLINT_METRICS_ENABLED": "false"}),
+                      "glint-b": lambda: Glint(args.glint_b_bin or args.glint_bin, workdir,
+                                               env=dict(kv.split("=", 1) for kv in args.glint_b_env)),
                       "nginx": lambda: Nginx(args.nginx_dir),
                       "glance": lambda: Glance(args.glance_dir)}[name]()
             try:

@@ -18,6 +18,11 @@ pub trait ByteStream {
     ) -> Poll<Option<std::io::Result<Bytes>>>;
     /// Bytes still to come.
     fn remaining(&self) -> u64;
+    /// The open file and range this stream would read, if it can be sent with `splice`
+    /// instead (only before it has started).
+    fn splice_source(&self) -> Option<crate::datapath::splice::SpliceSource> {
+        None
+    }
 }
 
 /// A response body.

@@ -96,6 +96,13 @@ pub struct Config {
     /// Count and serve Prometheus metrics at `/metrics`; `false` counts nothing (`/metrics`
     /// then answers 404).
     pub metrics_enabled: bool,
+    /// Send whole-file and single-range downloads with splice (file → pipe → socket, no copy
+    /// through user space) instead of read + write.
+    pub zero_copy_download: bool,
+    /// Write uploads with O_DIRECT from aligned buffers (no page-cache copy) where the file
+    /// system allows it. Off by default: it saved 2–7% of upload CPU, but the fresh image is
+    /// then not in the page cache and the first downloads read the disk (docs/PERFORMANCE.md).
+    pub direct_io_upload: bool,
 }
 
 /// Per-project limits, as Keystone's registered limits (defaults) and project limits
@@ -206,6 +213,8 @@ impl Default for Config {
             auth: crate::auth::AuthConfig::default(),
             keystone_authtoken: None,
             metrics_enabled: true,
+            zero_copy_download: true,
+            direct_io_upload: false,
         }
     }
 }
@@ -317,6 +326,8 @@ impl Config {
                 }
             }
             "metrics_enabled" => self.metrics_enabled = parse(value)?,
+            "zero_copy_download" => self.zero_copy_download = parse(value)?,
+            "direct_io_upload" => self.direct_io_upload = parse(value)?,
             // Variables such as GLINT_BIN or GLINT_LOG belong to other tools; ignore them.
             _ => {}
         }

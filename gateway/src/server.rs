@@ -20,6 +20,7 @@ use monoio::io::IntoPollIo;
 use monoio::net::TcpListener;
 
 use crate::app::App;
+use crate::datapath::splice::{self, SpliceQueue, Splicer};
 use crate::hyper_io::HyperIo;
 
 /// How long in-flight requests may run after shutdown was asked for.
@@ -108,13 +109,23 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, stop: impl Future<Outpu
 }
 
 async fn serve_connection(stream: monoio::net::TcpStream, app: Arc<App>, shutdown: Shutdown) {
+    let socket = std::os::fd::AsRawFd::as_raw_fd(&stream);
     let io = match stream.into_poll_io() {
-        Ok(io) => HyperIo(io),
+        Ok(io) => io,
         Err(e) => {
             tracing::warn!(error = %e, "cannot switch connection to poll mode");
             return;
         }
     };
+    // Zero-copy downloads: the queue links the bodies this connection sends with its I/O.
+    let queue = SpliceQueue::default();
+    let splicer = if app.config.zero_copy_download {
+        Splicer::new(socket, queue.clone())
+    } else {
+        None
+    };
+    let zero_copy = splicer.is_some();
+    let io = HyperIo(io, splicer);
     let mut builder = http1::Builder::new();
     builder.keep_alive(true).max_buf_size(MAX_BUF_BYTES);
     if app.config.client_socket_timeout > 0 {
@@ -125,7 +136,14 @@ async fn serve_connection(stream: monoio::net::TcpStream, app: Arc<App>, shutdow
     }
     let service = service_fn(move |request| {
         let app = Arc::clone(&app);
-        async move { Ok::<_, Infallible>(app.handle(request).await) }
+        let queue = queue.clone();
+        async move {
+            let mut response = app.handle(request).await;
+            if zero_copy {
+                splice::convert(&mut response, &queue);
+            }
+            Ok::<_, Infallible>(response)
+        }
     });
     let conn = builder.serve_connection(io, service);
     let mut conn = std::pin::pin!(conn);

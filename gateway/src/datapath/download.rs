@@ -97,6 +97,15 @@ impl ByteStream for FileStream {
     fn remaining(&self) -> u64 {
         self.remaining
     }
+
+    fn splice_source(&self) -> Option<super::splice::SpliceSource> {
+        let fresh = self.in_flight.is_none() && self.read_offset + self.remaining == self.end;
+        fresh.then(|| super::splice::SpliceSource {
+            file: Rc::clone(&self.file),
+            start: self.read_offset,
+            end: self.end,
+        })
+    }
 }
 
 /// A byte range asked for by a `Range` (or legacy `Content-Range`) request header.

@@ -175,6 +175,7 @@ pub async fn upload(
         let limits = Limits {
             cap_bytes: quota_left_bytes.map_or(cap_bytes, |left| left.min(cap_bytes)),
             expected_bytes,
+            direct_io: app.config.direct_io_upload,
         };
         let received =
             upload::receive(request.into_body(), &file, checksums, inspector, limits).await;

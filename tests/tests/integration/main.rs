@@ -20,8 +20,12 @@ mod update;
 mod actions;
 // PUT /v2/images/{id}/file: hashes, size cap, expected size, failures reset to queued (§4.7).
 mod upload;
+// The same uploads written with O_DIRECT: sizes around the aligned-buffer boundaries.
+mod direct_upload;
 // GET /v2/images/{id}/file: headers, 204 without data, single ranges (§4.8).
 mod download;
+// The same downloads sent with splice: pipelining, slow readers, the path switched off.
+mod zero_copy;
 // PUT/DELETE /v2/images/{id}/tags/{tag} and the tag quota (§4.12).
 mod tags;
 // /v2/images/{id}/members: sharing, statuses, errors, the member quota, schemas (§4.13).
