@@ -57,7 +57,14 @@ impl App {
     }
 
     /// Serves one request. Never fails: errors become Glance error responses.
-    pub async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
+    ///
+    /// With `splice_queue` (a connection that can splice), a file body is swapped for its
+    /// zero-copy form before it is metered, so metrics count spliced bytes too.
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        splice_queue: Option<&crate::datapath::splice::SpliceQueue>,
+    ) -> Response<Body> {
         let started = Instant::now();
         let request_id = format!("req-{}", uuid::Uuid::new_v4());
         let method = request.method().clone();
@@ -106,6 +113,9 @@ impl App {
             duration_ms = started.elapsed().as_secs_f64() * 1e3,
             "request"
         );
+        if let Some(queue) = splice_queue {
+            crate::datapath::splice::convert(&mut response, queue);
+        }
         crate::metrics::meter_response(response, template, &method, started)
     }
 

@@ -201,6 +201,7 @@ struct Shard {
     durations: [[Hist; METHODS.len()]; ROUTE_SLOTS],
     bytes_received: AtomicU64,
     bytes_sent: AtomicU64,
+    spliced_bytes: AtomicU64,
     uploads_in_flight: AtomicI64,
     downloads_in_flight: AtomicI64,
     uploads: [AtomicU64; UploadEnd::ALL.len()],
@@ -390,6 +391,12 @@ impl Drop for Metered {
     }
 }
 
+/// Counts image bytes handed to the zero-copy (splice) path.
+#[inline]
+pub fn spliced(bytes: u64) {
+    with_shard(|s| add(&s.spliced_bytes, bytes));
+}
+
 /// Counts request-body bytes read (uploads, JSON documents).
 #[inline]
 pub fn received(bytes: usize) {
@@ -545,7 +552,7 @@ struct Totals {
     requests: Vec<u64>,
     durations: Vec<(Vec<u64>, u64)>,
     per_worker: Vec<(usize, i64, u64)>,
-    scalars: [u64; 6],
+    scalars: [u64; 7],
     gauges: [i64; 2],
     uploads: [u64; UploadEnd::ALL.len()],
     upload_sizes: (Vec<u64>, u64),
@@ -569,7 +576,7 @@ fn totals() -> Totals {
         requests: vec![0; cells * STATUS_CLASSES.len()],
         durations: vec![(Vec::new(), 0); cells],
         per_worker: Vec::new(),
-        scalars: [0; 6],
+        scalars: [0; 7],
         gauges: [0; 2],
         uploads: [0; UploadEnd::ALL.len()],
         upload_sizes: (Vec::new(), 0),
@@ -595,6 +602,7 @@ fn totals() -> Totals {
             &s.hashing_ns,
             &s.inspected_bytes,
             &s.inspection_ns,
+            &s.spliced_bytes,
         ];
         for (total, counter) in t.scalars.iter_mut().zip(scalars) {
             *total += counter.load(Relaxed);
@@ -757,7 +765,7 @@ fn gather(sources: &Sources<'_>) -> Vec<proto::MetricFamily> {
     out.push(requests);
     out.push(durations);
 
-    let scalar_counters: [(&str, &str, f64); 6] = [
+    let scalar_counters: [(&str, &str, f64); 7] = [
         (
             "glint_received_bytes_total",
             "Request body bytes read (image data and JSON documents).",
@@ -787,6 +795,12 @@ fn gather(sources: &Sources<'_>) -> Vec<proto::MetricFamily> {
             "glint_inspection_seconds_total",
             "Time spent inspecting upload bytes.",
             t.scalars[5] as f64 * 1e-9,
+        ),
+        (
+            "glint_spliced_bytes_total",
+            "Image bytes sent with splice (file to socket, no copy through user space); \
+             also counted in glint_sent_bytes_total.",
+            t.scalars[6] as f64,
         ),
     ];
     for (name, help, value) in scalar_counters {

@@ -20,7 +20,7 @@ use monoio::io::IntoPollIo;
 use monoio::net::TcpListener;
 
 use crate::app::App;
-use crate::datapath::splice::{self, SpliceQueue, Splicer};
+use crate::datapath::splice::{SpliceQueue, Splicer};
 use crate::hyper_io::HyperIo;
 
 /// How long in-flight requests may run after shutdown was asked for.
@@ -138,11 +138,8 @@ async fn serve_connection(stream: monoio::net::TcpStream, app: Arc<App>, shutdow
         let app = Arc::clone(&app);
         let queue = queue.clone();
         async move {
-            let mut response = app.handle(request).await;
-            if zero_copy {
-                splice::convert(&mut response, &queue);
-            }
-            Ok::<_, Infallible>(response)
+            let queue = zero_copy.then_some(&queue);
+            Ok::<_, Infallible>(app.handle(request, queue).await)
         }
     });
     let conn = builder.serve_connection(io, service);

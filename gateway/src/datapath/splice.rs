@@ -95,6 +95,7 @@ impl ByteStream for SpliceStream {
             unsent: len,
         });
         this.source.start += len;
+        crate::metrics::spliced(len);
         Poll::Ready(Some(Ok(Bytes::from_static(&MARK[..len as usize]))))
     }
 

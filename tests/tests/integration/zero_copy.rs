@@ -45,6 +45,18 @@ fn pipelined_whole_range_json_and_whole_again_on_one_connection() {
     let again = conn.read_response();
     assert_eq!(again.status, 200);
     assert_eq!(md5_hex(&again.body), md5_hex(&data));
+    // Every image byte above went the zero-copy way, and was metered.
+    let sent = 2 * SIZE + (2_097_160 - 1_048_570 + 1) + 100;
+    assert_eq!(spliced_bytes(&srv), sent as f64);
+}
+
+/// `glint_spliced_bytes_total` from `/metrics`.
+fn spliced_bytes(srv: &TestServer) -> f64 {
+    let text = srv.get("/metrics").expect_status(200).text();
+    text.lines()
+        .find_map(|l| l.strip_prefix("glint_spliced_bytes_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no glint_spliced_bytes_total in:\n{text}"))
 }
 
 #[test]
@@ -84,4 +96,5 @@ fn switched_off_the_read_write_path_serves_the_same_bytes() {
         .send()
         .expect_status(206);
     assert!(resp.body[..] == data[100..]);
+    assert_eq!(spliced_bytes(&srv), 0.0);
 }
