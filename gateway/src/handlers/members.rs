@@ -177,18 +177,11 @@ pub async fn create(
     }
     // A negative quota means unlimited.
     let max_members = u64::try_from(app.config.image_member_quota).ok();
-    let meta = app.meta.clone();
     let project = member_id.clone();
-    let added = app
-        .writer
-        .run(move || meta.add_member(id, &project, max_members))
-        .await
-        .map_err(ApiError::internal)?;
-    let member = match added {
-        Ok(member) => member,
-        Err(meta::Error::NotShared(_)) => return Err(refused()),
-        Err(e) => return Err(e.into()),
-    };
+    let member = write(app, refused, move |meta| {
+        meta.add_member(id, &project, max_members)
+    })
+    .await?;
     tracing::info!(image_id = %id, member_id = %member_id, "image member added");
     Ok(json_response(StatusCode::OK, &to_json(&member)))
 }
@@ -225,18 +218,11 @@ pub async fn update(
                 "Incorrect request: Status must be \"pending\", \"accepted\" or \"rejected\".",
             )
         })?;
-    let meta = app.meta.clone();
     let project = member_id.to_owned();
-    let updated = app
-        .writer
-        .run(move || meta.update_member(id, &project, status))
-        .await
-        .map_err(ApiError::internal)?;
-    let member = match updated {
-        Ok(member) => member,
-        Err(meta::Error::NotShared(_)) => return Err(refused()),
-        Err(e) => return Err(e.into()),
-    };
+    let member = write(app, refused, move |meta| {
+        meta.update_member(id, &project, status)
+    })
+    .await?;
     Ok(json_response(StatusCode::OK, &to_json(&member)))
 }
 
@@ -258,16 +244,23 @@ pub async fn delete(
     if !policy::allows(ctx, Rule::DeleteMember, &Target::image(&image, membership)) {
         return Err(refused());
     }
-    let meta = app.meta.clone();
     let project = member_id.to_owned();
-    let deleted = app
-        .writer
-        .run(move || meta.delete_member(id, &project))
-        .await
-        .map_err(ApiError::internal)?;
-    match deleted {
-        Ok(()) => Ok(empty_response(StatusCode::NO_CONTENT)),
-        Err(meta::Error::NotShared(_)) => Err(refused()),
-        Err(e) => Err(e.into()),
+    write(app, refused, move |meta| meta.delete_member(id, &project)).await?;
+    Ok(empty_response(StatusCode::NO_CONTENT))
+}
+
+/// Runs a member write on the writer thread. The image may have stopped being `shared`
+/// since it was read: that is `refused`, as if it had not been shared when asked.
+async fn write<T: Send + 'static>(
+    app: &App,
+    refused: impl FnOnce() -> ApiError,
+    job: impl FnOnce(&meta::Meta) -> Result<T, meta::Error> + Send + 'static,
+) -> Result<T, ApiError> {
+    let meta = app.meta.clone();
+    match app.writer.run(move || job(&meta)).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(meta::Error::NotShared(_))) => Err(refused()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(gone) => Err(ApiError::internal(gone)),
     }
 }
