@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use http::header::{HeaderValue, LOCATION};
 use http::{HeaderMap, Response, StatusCode};
 use meta::{Image, ImageId, ImageStatus, MemberStatus, Timestamp, Visibility};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{empty_response, json_response, parse_image_id};
 use crate::app::App;
@@ -76,56 +76,72 @@ pub fn format_timestamp(t: Timestamp) -> String {
     }
 }
 
-/// The JSON form of an image (spec §3.1): extra properties, then every base attribute
-/// (`null` when unset), then the links.
-pub fn to_json(image: &Image) -> Value {
-    let mut m = Map::new();
-    for (k, v) in &image.properties {
-        m.insert(k.clone(), Value::String(v.clone()));
+/// The names [`ImageView`] writes itself; an extra property can never shadow one of them.
+const BASE_KEYS: &[&str] = &[
+    "name",
+    "disk_format",
+    "container_format",
+    "visibility",
+    "size",
+    "virtual_size",
+    "status",
+    "checksum",
+    "protected",
+    "min_ram",
+    "min_disk",
+    "owner",
+    "os_hidden",
+    "os_hash_algo",
+    "os_hash_value",
+    "id",
+    "created_at",
+    "updated_at",
+    "tags",
+    "self",
+    "file",
+    "schema",
+];
+
+/// An image as the API shows it (§3.1), serialized straight from the record: no
+/// intermediate JSON tree, so a page of 25 images is one buffer and a handful of small
+/// allocations.
+pub struct ImageView<'a>(pub &'a Image);
+
+impl serde::Serialize for ImageView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let image = self.0;
+        let id = image.id;
+        let mut m = serializer.serialize_map(None)?;
+        m.serialize_entry("id", &format_args!("{id}"))?;
+        m.serialize_entry("name", &image.name)?;
+        m.serialize_entry("status", image.status.as_str())?;
+        m.serialize_entry("visibility", image.visibility.as_str())?;
+        m.serialize_entry("disk_format", &image.disk_format)?;
+        m.serialize_entry("container_format", &image.container_format)?;
+        m.serialize_entry("size", &image.size)?;
+        m.serialize_entry("virtual_size", &image.virtual_size)?;
+        m.serialize_entry("checksum", &image.checksum)?;
+        m.serialize_entry("os_hash_algo", &image.os_hash_algo)?;
+        m.serialize_entry("os_hash_value", &image.os_hash_value)?;
+        m.serialize_entry("protected", &image.protected)?;
+        m.serialize_entry("os_hidden", &image.os_hidden)?;
+        m.serialize_entry("min_ram", &image.min_ram)?;
+        m.serialize_entry("min_disk", &image.min_disk)?;
+        m.serialize_entry("owner", &image.owner)?;
+        m.serialize_entry("created_at", &format_timestamp(image.created_at))?;
+        m.serialize_entry("updated_at", &format_timestamp(image.updated_at))?;
+        m.serialize_entry("tags", &image.tags)?;
+        m.serialize_entry("self", &format_args!("/v2/images/{id}"))?;
+        m.serialize_entry("file", &format_args!("/v2/images/{id}/file"))?;
+        m.serialize_entry("schema", "/v2/schemas/image")?;
+        for (k, v) in &image.properties {
+            if !BASE_KEYS.contains(&k.as_str()) {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.end()
     }
-    let opt = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
-    let id = image.id.to_string();
-    m.insert("name".into(), opt(&image.name));
-    m.insert("disk_format".into(), opt(&image.disk_format));
-    m.insert("container_format".into(), opt(&image.container_format));
-    m.insert(
-        "visibility".into(),
-        Value::String(image.visibility.to_string()),
-    );
-    m.insert("size".into(), image.size.map_or(Value::Null, Value::from));
-    m.insert(
-        "virtual_size".into(),
-        image.virtual_size.map_or(Value::Null, Value::from),
-    );
-    m.insert("status".into(), Value::String(image.status.to_string()));
-    m.insert("checksum".into(), opt(&image.checksum));
-    m.insert("protected".into(), Value::Bool(image.protected));
-    m.insert("min_ram".into(), Value::from(image.min_ram));
-    m.insert("min_disk".into(), Value::from(image.min_disk));
-    m.insert("owner".into(), opt(&image.owner));
-    m.insert("os_hidden".into(), Value::Bool(image.os_hidden));
-    m.insert("os_hash_algo".into(), opt(&image.os_hash_algo));
-    m.insert("os_hash_value".into(), opt(&image.os_hash_value));
-    m.insert("id".into(), Value::String(id.clone()));
-    m.insert(
-        "created_at".into(),
-        Value::String(format_timestamp(image.created_at)),
-    );
-    m.insert(
-        "updated_at".into(),
-        Value::String(format_timestamp(image.updated_at)),
-    );
-    m.insert(
-        "tags".into(),
-        Value::from(image.tags.iter().cloned().collect::<Vec<_>>()),
-    );
-    m.insert("self".into(), Value::String(format!("/v2/images/{id}")));
-    m.insert(
-        "file".into(),
-        Value::String(format!("/v2/images/{id}/file")),
-    );
-    m.insert("schema".into(), Value::String("/v2/schemas/image".into()));
-    Value::Object(m)
 }
 
 /// The caller's membership of `image`, when its project is a member and the image is
@@ -426,7 +442,7 @@ pub async fn create(
         .await
         .map_err(ApiError::internal)??;
     tracing::info!(image_id = %id, "image created");
-    let mut response = json_response(StatusCode::CREATED, &to_json(&image));
+    let mut response = json_response(StatusCode::CREATED, &ImageView(&image));
     let location = format!("{}/v2/images/{id}", app.base_url(headers));
     if let Ok(v) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(LOCATION, v);
@@ -437,7 +453,7 @@ pub async fn create(
 /// `GET /v2/images/{id}`.
 pub fn show(app: &App, ctx: &RequestContext, id: &str) -> Result<Response<Body>, ApiError> {
     let image = load_visible(app, ctx, parse_image_id(id)?)?;
-    Ok(json_response(StatusCode::OK, &to_json(&image)))
+    Ok(json_response(StatusCode::OK, &ImageView(&image)))
 }
 
 /// `DELETE /v2/images/{id}`.
@@ -497,4 +513,38 @@ pub async fn set_active(
         .await
         .map_err(ApiError::internal)??;
     Ok(empty_response(StatusCode::NO_CONTENT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_view_has_every_base_key_once_and_extra_properties() {
+        let mut image = Image::new(ImageId::new_v4(), Timestamp::now());
+        image.name = Some("cirros".into());
+        image.size = Some(42);
+        image.tags.insert("t".into());
+        image
+            .properties
+            .insert("hw_disk_bus".into(), "virtio".into());
+        // A property named like a base attribute cannot shadow it (nor repeat the key).
+        image.properties.insert("status".into(), "bogus".into());
+        let text = serde_json::to_string(&ImageView(&image)).unwrap();
+        assert_eq!(text.matches("\"status\"").count(), 1, "{text}");
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        let obj = doc.as_object().unwrap();
+        for key in BASE_KEYS {
+            assert!(obj.contains_key(*key), "{key} missing from {text}");
+        }
+        assert_eq!(obj.len(), BASE_KEYS.len() + 1);
+        let id = image.id.to_string();
+        assert_eq!(doc["id"], id.as_str());
+        assert_eq!(doc["status"], "queued");
+        assert_eq!(doc["size"], 42);
+        assert_eq!(doc["virtual_size"], Value::Null);
+        assert_eq!(doc["tags"], serde_json::json!(["t"]));
+        assert_eq!(doc["hw_disk_bus"], "virtio");
+        assert_eq!(doc["file"], format!("/v2/images/{id}/file"));
+    }
 }

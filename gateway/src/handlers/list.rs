@@ -8,9 +8,8 @@ use http::{Response, StatusCode};
 use std::collections::HashSet;
 
 use meta::{Image, ImageId, ImageStatus, MemberStatus, SortDir, SortKey, Visibility};
-use serde_json::{json, Value};
 
-use super::images::to_json;
+use super::images::ImageView;
 use super::json_response;
 use crate::app::App;
 use crate::body::Body;
@@ -568,20 +567,31 @@ pub fn list(app: &App, ctx: &RequestContext, raw_query: &str) -> Result<Response
     } else {
         format!("/v2/images?{}", kept.join("&"))
     };
-    let mut body = json!({
-        "images": images.iter().map(to_json).collect::<Vec<Value>>(),
-        "first": first,
-        "schema": "/v2/schemas/images",
-    });
-    if let Some(last) = images
+    let next = images
         .last()
         .filter(|_| images.len() == query.limit && query.limit > 0)
-    {
-        let mut next: Vec<String> = kept.iter().map(|s| s.to_string()).collect();
-        next.push(format!("marker={}", last.id));
-        body["next"] = Value::String(format!("/v2/images?{}", next.join("&")));
-    }
-    Ok(json_response(StatusCode::OK, &body))
+        .map(|last| {
+            let mut next: Vec<String> = kept.iter().map(|s| s.to_string()).collect();
+            next.push(format!("marker={}", last.id));
+            format!("/v2/images?{}", next.join("&"))
+        });
+    let page = Page {
+        images: images.iter().map(ImageView).collect(),
+        first,
+        next,
+        schema: "/v2/schemas/images",
+    };
+    Ok(json_response(StatusCode::OK, &page))
+}
+
+/// A page of images, as `GET /v2/images` answers it.
+#[derive(serde::Serialize)]
+struct Page<'a> {
+    images: Vec<ImageView<'a>>,
+    first: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+    schema: &'static str,
 }
 
 #[cfg(test)]

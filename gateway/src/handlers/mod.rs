@@ -18,14 +18,17 @@ mod authz_tests;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Response, StatusCode};
-use serde_json::Value;
 
 use crate::body::Body;
 use crate::error::ApiError;
 
 /// A JSON response.
-pub fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
-    let mut response = Response::new(Body::full(Bytes::from(value.to_string())));
+pub fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+    let body = match serde_json::to_vec(value) {
+        Ok(body) => body,
+        Err(e) => return ApiError::internal(e).into_response(&http::HeaderMap::new()),
+    };
+    let mut response = Response::new(Body::full(Bytes::from(body)));
     *response.status_mut() = status;
     response
         .headers_mut()

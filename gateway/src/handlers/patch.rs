@@ -12,8 +12,8 @@ use meta::Image;
 use serde_json::Value;
 
 use super::images::{
-    check_quotas, is_base, is_reserved, load_authorized, set_attribute, to_json,
-    validate_attribute, READ_ONLY,
+    check_quotas, is_base, is_reserved, load_authorized, set_attribute, validate_attribute,
+    ImageView, READ_ONLY,
 };
 use super::{json_response, parse_image_id};
 use crate::app::App;
@@ -82,7 +82,7 @@ pub async fn update(
         })
         .await
         .map_err(ApiError::internal)??;
-    Ok(json_response(StatusCode::OK, &to_json(&image)))
+    Ok(json_response(StatusCode::OK, &ImageView(&image)))
 }
 
 fn dialect(headers: &HeaderMap) -> Result<Dialect, ApiError> {
