@@ -32,6 +32,11 @@ struct Deadlines {
     /// `(deadline, id)` → the sleep waiting for it.
     due: BTreeMap<(Instant, u64), Weak<SleepState>>,
     next_id: u64,
+    /// When the timer thread will wake by itself; `None` while it waits for a notification.
+    /// A new deadline at or after this needs no notification, which spares the thread a
+    /// wake-up per request: connections register a 900 s deadline for every request and drop
+    /// it as soon as the headers arrive.
+    wakes_at: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -95,7 +100,15 @@ fn run(shared: &Shared) {
                 .unwrap_or_else(PoisonError::into_inner);
             continue;
         }
-        deadlines = match deadlines.due.keys().next().map(|(deadline, _)| *deadline) {
+        let next = deadlines.due.keys().next().map(|(deadline, _)| *deadline);
+        // Keep an earlier wake-up already planned: waking early is harmless (the loop looks
+        // again), sleeping past a deadline is not.
+        let wake = match (deadlines.wakes_at, next) {
+            (Some(planned), Some(next)) if planned > now => Some(planned.min(next)),
+            (_, next) => next,
+        };
+        deadlines.wakes_at = wake;
+        deadlines = match wake {
             Some(next) => {
                 let wait = next.saturating_duration_since(now);
                 shared
@@ -168,9 +181,12 @@ impl hyper::rt::Timer for ThreadTimer {
         let key = (deadline, deadlines.next_id);
         deadlines.next_id += 1;
         deadlines.due.insert(key, Arc::downgrade(&state));
-        let earliest = deadlines.due.keys().next() == Some(&key);
+        let wake = deadlines.wakes_at.is_none_or(|planned| deadline < planned);
+        if wake {
+            deadlines.wakes_at = Some(deadline);
+        }
         drop(deadlines);
-        if earliest {
+        if wake {
             self.shared.changed.notify_one();
         }
         Box::pin(ThreadSleep {
@@ -198,6 +214,24 @@ mod tests {
         block_on(long);
         assert!(short_done >= Duration::from_millis(20), "{short_done:?}");
         assert!(start.elapsed() >= Duration::from_millis(60));
+    }
+
+    #[test]
+    fn an_earlier_sleep_after_a_dropped_one_still_fires_on_time() {
+        let timer = ThreadTimer::start().unwrap();
+        // The thread plans to wake at the first deadline; the sleep goes away, then sleeps
+        // due later (no wake-up needed) and sooner (one needed) come.
+        drop(timer.sleep(Duration::from_millis(200)));
+        std::thread::sleep(Duration::from_millis(20));
+        let later = timer.sleep(Duration::from_millis(400));
+        let start = Instant::now();
+        block_on(timer.sleep(Duration::from_millis(30)));
+        assert!(
+            start.elapsed() < Duration::from_millis(190),
+            "{:?}",
+            start.elapsed()
+        );
+        block_on(later);
     }
 
     #[test]
