@@ -5,6 +5,9 @@
 # Also counts what Keystone was asked during the keystone rounds (from its access log).
 #
 # Usage: scripts/bench_auth.sh [ROUNDS] [SECONDS]     (defaults 3 and 10)
+# AS=admin lists as Keystone's admin (what noauth's caller is: an admin), so that only the
+# auth layer differs; the default, AS=alice (member of proj-a), adds a member's visibility
+# rules (own, public, shared-with-me) to the keystone side.
 # Needs: wrk (apt-get install wrk), a release glint (GLINT_BIN, else target/release/glint),
 # and the venv of tests/e2e (Keystone is installed there on first use).
 set -euo pipefail
@@ -48,8 +51,10 @@ for i in $(seq 1 100); do
 done
 stop_server >/dev/null
 
-TOKEN="$(HOME="$WORK/home" OS_AUTH_URL="$KS_URL" OS_IDENTITY_API_VERSION=3 OS_USERNAME=alice \
-  OS_PASSWORD="$PASSWORD" OS_PROJECT_NAME=proj-a OS_USER_DOMAIN_NAME=Default \
+AS="${AS:-alice}"
+if [ "$AS" = admin ]; then AS_PASSWORD="$ADMIN_PASSWORD" AS_PROJECT=admin; else AS_PASSWORD="$PASSWORD" AS_PROJECT=proj-a; fi
+TOKEN="$(HOME="$WORK/home" OS_AUTH_URL="$KS_URL" OS_IDENTITY_API_VERSION=3 OS_USERNAME="$AS" \
+  OS_PASSWORD="$AS_PASSWORD" OS_PROJECT_NAME="$AS_PROJECT" OS_USER_DOMAIN_NAME=Default \
   OS_PROJECT_DOMAIN_NAME=Default "$VENV/bin/openstack" token issue -f value -c id)"
 
 # run MODE: one wrk run against a fresh server in MODE; prints "MODE REQ_PER_S P99_MS".
@@ -78,7 +83,7 @@ run() {
   echo "$mode rps=$rps p99=$p99 non2xx=${non2xx:-0} keystone_validations=$((after - before))"
 }
 
-echo "# scripts/bench_auth.sh $ROUNDS $DURATION — $(date -u +%FT%TZ), $(nproc) cores, $("$BIN" --version 2>/dev/null || echo glint)"
+echo "# AS=$AS scripts/bench_auth.sh $ROUNDS $DURATION — $(date -u +%FT%TZ), $(nproc) cores, $("$BIN" --version 2>/dev/null || echo glint)"
 RESULTS="$WORK/results"
 for round in $(seq 1 "$ROUNDS"); do
   if [ $((round % 2)) -eq 1 ]; then order="noauth keystone"; else order="keystone noauth"; fi
