@@ -126,14 +126,16 @@ pub(crate) fn check_begin_upload(
     limits: &Limits,
     incoming_bytes: Option<u64>,
 ) -> Result<()> {
+    // As Glance (delta 0): refused only when the uploads already under way exceed the limit,
+    // so a limit of N lets N + 1 run at once, and 0 still lets one through.
     if let Some(limit) = limits.image_count_uploading {
-        if usage.uploading_count + 1 > limit {
+        if usage.uploading_count > limit {
             return Err(exceeded(
                 project,
                 QuotaResource::ImageCountUploading,
                 limit,
                 usage.uploading_count,
-                1,
+                0,
             ));
         }
     }
@@ -215,7 +217,7 @@ mod tests {
     }
 
     #[test]
-    fn zero_limits_refuse_everything_and_none_refuses_nothing() {
+    fn zero_limits_and_none() {
         let zero = Limits {
             image_count_total: Some(0),
             image_size_total_mib: Some(0),
@@ -224,7 +226,29 @@ mod tests {
         };
         let usage = Usage::default();
         assert!(check_create("p", &usage, &zero).is_err());
-        assert!(check_begin_upload("p", &usage, &zero, None).is_err());
+        // One announced byte does not fit in 0 MiB.
+        assert!(check_begin_upload("p", &usage, &zero, Some(1)).is_err());
+        let zero_uploading = Limits {
+            image_count_uploading: Some(0),
+            ..Limits::UNLIMITED
+        };
+        // Glance's delta 0: with none under way, one upload may start even at limit 0 ...
+        assert!(check_begin_upload("p", &usage, &zero_uploading, None).is_ok());
+        // ... and a second may not.
+        let one_running = Usage {
+            uploading_count: 1,
+            ..Usage::default()
+        };
+        assert!(matches!(
+            check_begin_upload("p", &one_running, &zero_uploading, None),
+            Err(Error::QuotaExceeded {
+                resource: QuotaResource::ImageCountUploading,
+                limit: 0,
+                usage: 1,
+                delta: 0,
+                ..
+            })
+        ));
         let huge = Usage {
             image_count: u64::MAX - 1,
             size_bytes: u64::MAX,

@@ -1111,7 +1111,8 @@ fn quotas_refuse_inside_the_transaction_and_write_nothing() {
         image_count_total: Some(2),
         image_size_total_mib: Some(1),
         image_stage_total_mib: None,
-        image_count_uploading: Some(1),
+        // Glance's delta 0: one upload under way is already over a limit of 0.
+        image_count_uploading: Some(0),
     };
     meta.create_image_within(&owned(1, "p"), &limits).unwrap();
     meta.create_image_within(&owned(2, "p"), &limits).unwrap();
@@ -1136,6 +1137,9 @@ fn quotas_refuse_inside_the_transaction_and_write_nothing() {
         meta.begin_upload_within(id(2), ImageStatus::Saving, None, &limits),
         Err(Error::QuotaExceeded {
             resource: QuotaResource::ImageCountUploading,
+            limit: 0,
+            usage: 1,
+            delta: 0,
             ..
         })
     ));

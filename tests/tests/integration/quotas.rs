@@ -1,7 +1,7 @@
 //! Per-project quotas (`[quotas]`, Glance's unified limits) and `GET /v2/info/usage`
 //! (§4.16), in noauth mode: everything is charged to project "glint".
 
-use glint_tests::{id_of, TestServer};
+use glint_tests::{id_of, raw, TestServer};
 use serde_json::json;
 
 #[test]
@@ -72,15 +72,32 @@ fn image_size_total_refuses_uploads_and_the_image_stays_queued() {
 }
 
 #[test]
-fn image_count_uploading_zero_refuses_every_upload() {
+fn image_count_uploading_counts_the_uploads_already_under_way() {
+    // Glance checks this quota with delta 0: at limit 0 one upload may run, a second may not.
     let srv = TestServer::start_with_config("[quotas]\nimage_count_uploading = 0\n");
-    let id = srv.create_raw_image(json!({}));
-    let over = srv.upload_streaming(&id, b"data", false);
+    let first = srv.create_raw_image(json!({}));
+    let second = srv.create_raw_image(json!({}));
+    let mut conn = srv.connect();
+    conn.send(&raw::head(
+        "PUT",
+        &format!("/v2/images/{first}/file"),
+        &[
+            ("Content-Type", "application/octet-stream"),
+            ("Transfer-Encoding", "chunked"),
+        ],
+    ));
+    conn.send(b"4\r\ndata\r\n");
+    srv.wait_for_status(&first, "saving");
+    let over = srv.upload(&second, b"data");
     assert_eq!(over.status, 413, "{}", over.text());
     assert!(
         over.text().contains("image_count_uploading"),
         "{}",
         over.text()
     );
-    assert_eq!(srv.image(&id)["status"], "queued");
+    assert_eq!(srv.image(&second)["status"], "queued");
+    // The first one finishes; then the second may go.
+    conn.send(b"0\r\n\r\n");
+    assert_eq!(conn.read_response().status, 204);
+    srv.upload(&second, b"data").expect_status(204);
 }
