@@ -373,16 +373,16 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         populate(args, &plan, &target, &run_tag, &created)?;
     }
 
-    let result = measure(
+    let job = Job {
         args,
-        &plan,
-        &target,
-        &payload,
-        image.as_deref(),
-        expect_md5.as_deref(),
-        &run_tag,
-        &created,
-    );
+        target: &target,
+        payload: &payload,
+        image: image.as_deref(),
+        expect_md5: expect_md5.as_deref(),
+        tag: &run_tag,
+        created: &created,
+    };
+    let result = measure(&job, &plan);
 
     if !args.keep {
         let ids = std::mem::take(&mut *created.lock().expect("not poisoned"));
@@ -468,17 +468,23 @@ fn cleanup(target: &Target, ids: &[String], concurrency: usize) {
     });
 }
 
-#[allow(clippy::too_many_arguments)]
-fn measure(
-    args: &Args,
-    plan: &Plan,
-    target: &Target,
-    payload: &payload::Payload,
-    image: Option<&str>,
-    expect_md5: Option<&str>,
-    tag: &str,
-    created: &Mutex<Vec<String>>,
-) -> anyhow::Result<Report> {
+/// What every request of a measured run needs.
+struct Job<'a> {
+    args: &'a Args,
+    target: &'a Target,
+    payload: &'a payload::Payload,
+    /// The image downloads read.
+    image: Option<&'a str>,
+    /// Its md5, for `--verify-md5`.
+    expect_md5: Option<&'a str>,
+    /// Prefix of the names of the images this run creates.
+    tag: &'a str,
+    /// Ids of the images this run created (removed at the end unless `--keep`).
+    created: &'a Mutex<Vec<String>>,
+}
+
+fn measure(job: &Job<'_>, plan: &Plan) -> anyhow::Result<Report> {
+    let args = job.args;
     let mix = match args.scenario {
         Scenario::Upload => Mix(vec![(Op::Upload, 1)]),
         Scenario::Download | Scenario::BootStorm => Mix(vec![(Op::Download, 1)]),
@@ -516,9 +522,7 @@ fn measure(
                     let op = mix.pick(i);
                     let stats = local.entry(op).or_default();
                     let t0 = Instant::now();
-                    let outcome = one_request(
-                        op, i, args, target, payload, image, expect_md5, tag, created,
-                    );
+                    let outcome = job.request(op, i);
                     match outcome {
                         Ok(done) => {
                             stats.record_ok(t0.elapsed(), done.bytes);
@@ -579,7 +583,7 @@ fn measure(
         w.finish()
     });
     Ok(Report {
-        args: report::RunParams::of(args, plan, image),
+        args: report::RunParams::of(args, plan, job.image),
         wall,
         ops: totals.into_inner().unwrap_or_default(),
         errors: errors.into_inner().unwrap_or_default(),
@@ -592,62 +596,63 @@ struct Done {
     verified: bool,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn one_request(
-    op: Op,
-    i: u64,
-    args: &Args,
-    target: &Target,
-    payload: &payload::Payload,
-    image: Option<&str>,
-    expect_md5: Option<&str>,
-    tag: &str,
-    created: &Mutex<Vec<String>>,
-) -> anyhow::Result<Done> {
-    match op {
-        Op::Upload => {
-            let id = target.create(&format!("{tag}-u{i}"))?;
-            if let Ok(mut c) = created.lock() {
-                c.push(id.clone());
-            }
-            target.upload(&id, payload, args.size, false)?;
-            Ok(Done {
-                bytes: args.size,
-                verified: false,
-            })
-        }
-        Op::Download => {
-            let id = image.unwrap_or_default();
-            let got = target.download(id, args.verify_md5)?;
-            if got.status != 200 {
-                bail!("GET {id}: HTTP {}", got.status);
-            }
-            let verified = match (args.verify_md5, expect_md5, &got.md5) {
-                (true, Some(want), Some(have)) => {
-                    if !want.eq_ignore_ascii_case(have) {
-                        bail!(
-                            "md5 mismatch: got {have}, want {want} ({} bytes)",
-                            got.bytes
-                        );
-                    }
-                    true
+impl Job<'_> {
+    /// Request `i` of the run, an `op`.
+    fn request(&self, op: Op, i: u64) -> anyhow::Result<Done> {
+        let Job {
+            args,
+            target,
+            payload,
+            image,
+            expect_md5,
+            tag,
+            created,
+        } = *self;
+        match op {
+            Op::Upload => {
+                let id = target.create(&format!("{tag}-u{i}"))?;
+                if let Ok(mut c) = created.lock() {
+                    c.push(id.clone());
                 }
-                _ => false,
-            };
-            Ok(Done {
-                bytes: got.bytes,
-                verified,
-            })
-        }
-        Op::List => {
-            let (_, bytes, n) = target.list(args.limit)?;
-            if n > args.limit as usize {
-                bail!("list page of {n} images for limit={}", args.limit);
+                target.upload(&id, payload, args.size, false)?;
+                Ok(Done {
+                    bytes: args.size,
+                    verified: false,
+                })
             }
-            Ok(Done {
-                bytes,
-                verified: false,
-            })
+            Op::Download => {
+                let id = image.unwrap_or_default();
+                let got = target.download(id, args.verify_md5)?;
+                if got.status != 200 {
+                    bail!("GET {id}: HTTP {}", got.status);
+                }
+                let verified = match (args.verify_md5, expect_md5, &got.md5) {
+                    (true, Some(want), Some(have)) => {
+                        if !want.eq_ignore_ascii_case(have) {
+                            bail!(
+                                "md5 mismatch: got {have}, want {want} ({} bytes)",
+                                got.bytes
+                            );
+                        }
+                        true
+                    }
+                    _ => false,
+                };
+                Ok(Done {
+                    bytes: got.bytes,
+                    verified,
+                })
+            }
+            Op::List => {
+                let (_, bytes, n) = target.list(args.limit)?;
+                if n > args.limit as usize {
+                    bail!("list page of {n} images for limit={}", args.limit);
+                }
+                Ok(Done {
+                    bytes,
+                    verified: false,
+                })
+            }
         }
     }
 }

@@ -81,5 +81,6 @@ pub use members::{Member, MemberStatus};
 pub use quota::{Limits, QuotaResource, Usage, MIB};
 pub use store::Meta;
 pub use types::{
-    Image, ImageId, ImageStatus, Location, ParseError, Timestamp, UploadOutcome, Visibility,
+    Image, ImageId, ImageStatus, Location, ParseError, Timestamp, UploadOutcome, UploadStart,
+    Visibility,
 };

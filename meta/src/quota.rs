@@ -142,6 +142,14 @@ pub(crate) fn check_begin_upload(
     check_size(project, usage, limits, incoming_bytes.unwrap_or(0))
 }
 
+/// The bytes `limits.image_size_total_mib` still leaves a project using `usage`; `None` when
+/// it is unlimited.
+pub(crate) fn size_left(usage: &Usage, limits: &Limits) -> Option<u64> {
+    limits
+        .image_size_total_mib
+        .map(|mib| mib.saturating_mul(MIB).saturating_sub(usage.size_bytes))
+}
+
 /// `incoming_bytes` more data for `project`. Compared in bytes (so that a partial MiB counts);
 /// reported in MiB as Glance reports it.
 pub(crate) fn check_size(
@@ -214,6 +222,21 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn size_left_is_the_limit_minus_usage_never_below_zero() {
+        let limits = Limits {
+            image_size_total_mib: Some(2),
+            ..Limits::UNLIMITED
+        };
+        let used = |size_bytes| Usage {
+            size_bytes,
+            ..Usage::default()
+        };
+        assert_eq!(size_left(&used(MIB / 2), &limits), Some(MIB + MIB / 2));
+        assert_eq!(size_left(&used(3 * MIB), &limits), Some(0));
+        assert_eq!(size_left(&used(0), &Limits::UNLIMITED), None);
     }
 
     #[test]

@@ -22,7 +22,9 @@ use crate::schema::{
     self, IndexKey, IMAGES, INDEXES, MEMBERS, MEMBERS_BY_PROJECT, PROJECT_USAGE, STATUS_COUNTS,
     TOMBSTONES,
 };
-use crate::types::{Image, ImageId, ImageStatus, Timestamp, UploadOutcome, Visibility};
+use crate::types::{
+    Image, ImageId, ImageStatus, Timestamp, UploadOutcome, UploadStart, Visibility,
+};
 
 /// A handle on the metadata database. Cheap to clone; clones share one database.
 ///
@@ -159,19 +161,22 @@ impl Meta {
     /// won) or `to` is another status, and with [`Error::FormatsNotSet`] when going to `saving`
     /// without both formats.
     pub fn begin_upload(&self, id: ImageId, to: ImageStatus) -> Result<Image> {
-        self.begin_upload_within(id, to, None, &Limits::UNLIMITED)
+        Ok(self
+            .begin_upload_within(id, to, None, &Limits::UNLIMITED)?
+            .image)
     }
 
-    /// [`Meta::begin_upload`], refusing it with [`Error::QuotaExceeded`] when the owner would
-    /// have more than `limits.image_count_uploading` uploads at once, or is already over
+    /// [`Meta::begin_upload`], refusing it with [`Error::QuotaExceeded`] when the owner already
+    /// has more than `limits.image_count_uploading` uploads under way, or would be over
     /// `limits.image_size_total_mib` counting `incoming_bytes` (the announced size, if any).
+    /// Also says how many bytes that size limit leaves, read in the same transaction.
     pub fn begin_upload_within(
         &self,
         id: ImageId,
         to: ImageStatus,
         incoming_bytes: Option<u64>,
         limits: &Limits,
-    ) -> Result<Image> {
+    ) -> Result<UploadStart> {
         self.write(|writer| {
             let image = writer.require(id)?;
             let receiving = matches!(to, ImageStatus::Saving | ImageStatus::Uploading);
@@ -181,10 +186,14 @@ impl Meta {
                     to,
                 });
             }
+            let mut size_left = None;
             if let Some(owner) = &image.owner {
-                quota::check_begin_upload(owner, &writer.usage(owner)?, limits, incoming_bytes)?;
+                let usage = writer.usage(owner)?;
+                quota::check_begin_upload(owner, &usage, limits, incoming_bytes)?;
+                size_left = quota::size_left(&usage, limits);
             }
-            writer.transition(&image, to)
+            let image = writer.transition(&image, to)?;
+            Ok(UploadStart { image, size_left })
         })
     }
 

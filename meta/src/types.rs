@@ -368,6 +368,16 @@ impl Image {
     }
 }
 
+/// An upload just begun by [`Meta::begin_upload_within`](crate::Meta::begin_upload_within).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadStart {
+    /// The image, now receiving data.
+    pub image: Image,
+    /// Bytes the owner's `image_size_total` still allows (before this upload), so that a
+    /// stream can stop there; `None` when unlimited or the image has no owner.
+    pub size_left: Option<u64>,
+}
+
 /// What a finished upload learned about the data, recorded by
 /// [`Meta::complete_upload`](crate::Meta::complete_upload).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -245,12 +245,10 @@ impl Keystone {
         let token = header_token(headers, "x-auth-token").ok_or_else(|| self.unauthorized())?;
         let user = self.validate(token).await?;
         let mut service_roles = Vec::new();
-        if let Some(service_token) = headers.get("x-service-token") {
-            let service_token = service_token
-                .to_str()
-                .ok()
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| self.unauthorized())?;
+        if headers.contains_key("x-service-token") {
+            // Present but empty or not text is refused, as a bad token is.
+            let service_token =
+                header_token(headers, "x-service-token").ok_or_else(|| self.unauthorized())?;
             let service = self.validate(service_token).await?;
             let wanted = &self.shared.settings.service_token_roles;
             if self.shared.settings.service_token_roles_required

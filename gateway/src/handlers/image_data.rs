@@ -141,17 +141,13 @@ pub async fn upload(
     let image = load_authorized(app, ctx, id, Rule::UploadImage)?;
     // Quotas charge the image's owner, whoever uploads.
     let limits = app.config.quotas.limits_for(image.owner.as_deref());
-    // What the owner's image_size_total leaves, so that the stream stops there rather than
-    // after the whole body (complete_upload_within re-checks inside its transaction).
-    let quota_left_bytes = match (limits.image_size_total_mib, image.owner.as_deref()) {
-        (Some(limit_mib), Some(owner)) => {
-            let used = app.meta.usage(owner)?.size_bytes;
-            Some(limit_mib.saturating_mul(meta::MIB).saturating_sub(used))
-        }
-        _ => None,
-    };
     let meta = app.meta.clone();
-    let image = app
+    // `size_left`: what the owner's image_size_total leaves, so that the stream stops there
+    // rather than after the whole body (complete_upload_within re-checks in its transaction).
+    let meta::UploadStart {
+        image,
+        size_left: quota_left_bytes,
+    } = app
         .writer
         .run(move || meta.begin_upload_within(id, ImageStatus::Saving, expected_bytes, &limits))
         .await

@@ -157,6 +157,17 @@ impl Filter {
     }
 }
 
+/// The `visibility` parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VisibilityFilter {
+    /// Not given: §5.4's default list.
+    Default,
+    /// `all`.
+    All,
+    /// One visibility.
+    Only(Visibility),
+}
+
 /// A parsed list request.
 #[derive(Debug)]
 pub struct ListQuery {
@@ -164,7 +175,7 @@ pub struct ListQuery {
     marker: Option<meta::ImageId>,
     sort: Vec<(SortKey, SortDir)>,
     filters: Vec<Filter>,
-    visibility: Option<String>,
+    visibility: VisibilityFilter,
     /// Which shared-with-me images are listed: `None` for `all`, else that status.
     member_status: Option<MemberStatus>,
     os_hidden: bool,
@@ -308,7 +319,7 @@ impl ListQuery {
             marker: None,
             sort: Vec::new(),
             filters: Vec::new(),
-            visibility: None,
+            visibility: VisibilityFilter::Default,
             member_status: Some(MemberStatus::Accepted),
             os_hidden: false,
         };
@@ -342,12 +353,12 @@ impl ListQuery {
                     ))
                 }
                 "visibility" => {
-                    if !["public", "private", "shared", "community", "all"].contains(&value) {
-                        return Err(ApiError::bad_request(format!(
-                            "Invalid visibility value: {value}"
-                        )));
+                    q.visibility = match value {
+                        "all" => VisibilityFilter::All,
+                        other => VisibilityFilter::Only(other.parse().map_err(|_| {
+                            ApiError::bad_request(format!("Invalid visibility value: {value}"))
+                        })?),
                     }
-                    q.visibility = Some(value.to_owned());
                 }
                 "member_status" => {
                     q.member_status = match value {
@@ -489,19 +500,12 @@ impl ListQuery {
         {
             return false;
         }
-        let wanted = match self.visibility.as_deref() {
-            None | Some("all") => None,
-            Some(v) => match v.parse::<Visibility>() {
-                Ok(w) => Some(w),
-                Err(_) => return false,
-            },
-        };
-        if wanted.is_some_and(|w| w != image.visibility) {
+        if matches!(self.visibility, VisibilityFilter::Only(v) if v != image.visibility) {
             return false;
         }
         let own = ctx.owns(image.owner.as_deref());
         // Other projects' community images only when asked for by visibility.
-        let community_asked = self.visibility.is_some();
+        let community_asked = self.visibility != VisibilityFilter::Default;
         let listed = match image.visibility {
             Visibility::Public => true,
             Visibility::Community => own || community_asked,

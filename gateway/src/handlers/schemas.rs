@@ -128,10 +128,16 @@ pub fn image(config: &Config) -> Value {
 
 /// The image collection schema (`GET /v2/schemas/images`).
 pub fn images(config: &Config) -> Value {
+    collection("images", image(config))
+}
+
+/// A paged collection of `items` named `name` (`images`, `members`): Glance gives both the
+/// same shape and links.
+fn collection(name: &str, items: Value) -> Value {
     json!({
-        "name": "images",
+        "name": name,
         "properties": {
-            "images": {"type": "array", "items": image(config)},
+            name: {"type": "array", "items": items},
             "first": {"type": "string"},
             "next": {"type": "string"},
             "schema": {"type": "string"}
@@ -179,20 +185,7 @@ pub fn member() -> Value {
 
 /// The member collection schema (`GET /v2/schemas/members`).
 pub fn members() -> Value {
-    json!({
-        "name": "members",
-        "properties": {
-            "members": {"type": "array", "items": member()},
-            "first": {"type": "string"},
-            "next": {"type": "string"},
-            "schema": {"type": "string"}
-        },
-        "links": [
-            {"rel": "first", "href": "{first}"},
-            {"rel": "next", "href": "{next}"},
-            {"rel": "describedby", "href": "{schema}"}
-        ]
-    })
+    collection("members", member())
 }
 
 #[cfg(test)]
