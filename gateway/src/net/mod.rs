@@ -8,6 +8,8 @@
 //!   addresses the name resolves to are checked (loopback, private, link-local, metadata… are
 //!   refused unless `allowed_hosts` names the host), the connection goes to the address that
 //!   was checked, every redirect is checked again, and the body is capped while it streams.
+//! - [`s3`]: the S3 protocol (SigV4 in headers, objects, multipart uploads, buckets) on top of
+//!   [`client`], for the S3 store.
 //! - [`url`] parses those URLs (numeric IPv4 forms such as `http://2130706433/` are read as the
 //!   address they denote); [`addr`] classifies addresses; [`resolve`] looks names up off the
 //!   core; [`tls`] builds the TLS settings (system roots, an optional CA file).
@@ -20,6 +22,7 @@ pub mod client;
 pub mod fetch;
 mod io;
 pub mod resolve;
+pub mod s3;
 pub mod tls;
 pub mod url;
 
