@@ -12,10 +12,20 @@ use http::{Method, StatusCode};
 use super::*;
 use crate::net::test_origin::{on_each_driver, pattern_bytes, TestOrigin};
 
-fn quick() -> ClientSettings {
+/// Generous timeouts: these tests must not fail because a shared machine is slow.
+fn patient() -> ClientSettings {
+    ClientSettings {
+        connect_timeout: Duration::from_secs(5),
+        stall_timeout: Duration::from_secs(10),
+        ..ClientSettings::default()
+    }
+}
+
+/// Short timeouts, for the tests that wait for them to fire.
+fn impatient() -> ClientSettings {
     ClientSettings {
         connect_timeout: Duration::from_millis(500),
-        stall_timeout: Duration::from_millis(300),
+        stall_timeout: Duration::from_millis(500),
         ..ClientSettings::default()
     }
 }
@@ -49,7 +59,7 @@ fn md5_hex(data: &[u8]) -> String {
 fn a_large_body_streams_in_bounded_frames() {
     on_each_driver(|| async {
         let origin = TestOrigin::start();
-        let client = HttpClient::new(quick());
+        let client = HttpClient::new(patient());
         let len = 8 << 20;
         let mut response = client
             .send(&target(&origin), get(&format!("/bytes/{len}")))
@@ -74,7 +84,7 @@ fn a_large_body_streams_in_bounded_frames() {
 fn ranges_chunked_bodies_and_head() {
     on_each_driver(|| async {
         let origin = TestOrigin::start();
-        let client = HttpClient::new(quick());
+        let client = HttpClient::new(patient());
         let target = target(&origin);
         let mut request = get("/bytes/100000");
         request
@@ -110,7 +120,7 @@ fn ranges_chunked_bodies_and_head() {
 fn keep_alive_reuses_a_connection_only_once_a_body_is_read() {
     on_each_driver(|| async {
         let origin = TestOrigin::start();
-        let client = HttpClient::new(quick());
+        let client = HttpClient::new(patient());
         let target = target(&origin);
         for _ in 0..5 {
             let mut response = client.send(&target, get("/bytes/1000")).await.unwrap();
@@ -137,7 +147,7 @@ fn keep_alive_reuses_a_connection_only_once_a_body_is_read() {
 fn a_connection_the_server_dropped_while_idle_is_replaced() {
     on_each_driver(|| async {
         let origin = TestOrigin::start();
-        let client = HttpClient::new(quick());
+        let client = HttpClient::new(patient());
         let target = target(&origin);
         for _ in 0..20 {
             let mut response = client.send(&target, get("/quiet-close/100")).await.unwrap();
@@ -151,7 +161,7 @@ fn a_connection_the_server_dropped_while_idle_is_replaced() {
 fn bodies_in_memory_and_streamed_arrive_whole() {
     on_each_driver(|| async {
         let origin = TestOrigin::start();
-        let client = HttpClient::new(quick());
+        let client = HttpClient::new(patient());
         let target = target(&origin);
         let data = pattern_bytes(5, 3 << 20);
         let expected = format!("len={} md5={}", data.len(), md5_hex(&data));
@@ -219,7 +229,7 @@ impl ByteSource for Generated {
 fn a_stream_must_match_its_declared_length() {
     on_each_driver(|| async {
         let origin = TestOrigin::start();
-        let client = HttpClient::new(quick());
+        let client = HttpClient::new(patient());
         let target = target(&origin);
         let longer = RequestBody::stream(
             1000,
@@ -262,7 +272,7 @@ fn a_stream_must_match_its_declared_length() {
 #[test]
 fn refused_and_unanswered_connects_fail_fast() {
     on_each_driver(|| async {
-        let client = HttpClient::new(quick());
+        let client = HttpClient::new(impatient());
         let closed_port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
@@ -300,7 +310,7 @@ fn refused_and_unanswered_connects_fail_fast() {
 fn a_quiet_server_fails_the_request_after_the_stall_timeout() {
     on_each_driver(|| async {
         let origin = TestOrigin::start();
-        let client = HttpClient::new(quick());
+        let client = HttpClient::new(impatient());
         let target = target(&origin);
         let err = client.send(&target, get("/stall-head")).await.unwrap_err();
         assert!(
@@ -355,7 +365,7 @@ fn a_quiet_server_fails_the_request_after_the_stall_timeout() {
 fn a_slow_body_source_is_not_a_stall() {
     on_each_driver(|| async {
         let origin = TestOrigin::start();
-        let client = HttpClient::new(quick());
+        let client = HttpClient::new(impatient());
         let (mut sender, body) = RequestBody::channel(20, 1);
         let producer = monoio::spawn(async move {
             sender
@@ -363,7 +373,7 @@ fn a_slow_body_source_is_not_a_stall() {
                 .await
                 .unwrap();
             // Three stall timeouts with nothing to send: glint's own client is slow.
-            monoio::time::sleep(Duration::from_millis(900)).await;
+            monoio::time::sleep(Duration::from_millis(1500)).await;
             sender
                 .send(Bytes::from_static(b"0123456789"))
                 .await
@@ -387,7 +397,7 @@ fn a_slow_body_source_is_not_a_stall() {
 fn a_limit_caps_the_response_body() {
     on_each_driver(|| async {
         let origin = TestOrigin::start();
-        let client = HttpClient::new(quick());
+        let client = HttpClient::new(patient());
         let target = target(&origin);
         let mut response = client.send(&target, get("/chunked/50000")).await.unwrap();
         response.body.set_limit(20_000);
@@ -414,7 +424,7 @@ fn a_limit_caps_the_response_body() {
 fn names_resolve_and_pinned_targets_keep_their_host() {
     on_each_driver(|| async {
         let origin = TestOrigin::start();
-        let client = HttpClient::new(quick());
+        let client = HttpClient::new(patient());
         // `localhost` may resolve to ::1 first, where nothing listens: the next address is
         // tried.
         let by_name = Target::new(Scheme::Http, Host::Name("localhost".into()), origin.port());
@@ -451,7 +461,7 @@ fn https_with_a_ca_file() {
                 system_roots: false,
                 ca_file: origin.ca_file.clone(),
             },
-            ..quick()
+            ..patient()
         };
         let client = HttpClient::new(settings);
         let by_ip = Target::new(Scheme::Https, Host::V4(Ipv4Addr::LOCALHOST), origin.port());
@@ -497,7 +507,7 @@ fn https_with_a_ca_file() {
         assert!(err.to_string().contains("wrong.example"), "{err}");
 
         // Without the CA file the certificate is not trusted.
-        let system_only = HttpClient::new(quick());
+        let system_only = HttpClient::new(patient());
         let err = system_only.send(&by_ip, get("/bytes/1")).await.unwrap_err();
         assert!(matches!(err, ClientError::Tls { .. }), "{err}");
         assert!(
@@ -511,7 +521,7 @@ fn https_with_a_ca_file() {
 fn head_and_methods_keep_their_semantics() {
     on_each_driver(|| async {
         let origin = TestOrigin::start();
-        let client = HttpClient::new(quick());
+        let client = HttpClient::new(patient());
         let request = http::Request::builder()
             .method(Method::GET)
             .uri("/status/404")

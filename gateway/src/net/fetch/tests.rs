@@ -27,8 +27,8 @@ fn opts_with_ports(ports: &[u16]) -> ImportFilteringOpts {
 
 fn fetcher(policy: FetchPolicy) -> Fetcher {
     let settings = ClientSettings {
-        connect_timeout: Duration::from_secs(2),
-        stall_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(5),
+        stall_timeout: Duration::from_secs(10),
         ..ClientSettings::default()
     };
     Fetcher::new(HttpClient::new(settings), Arc::new(policy))
