@@ -26,6 +26,7 @@ pub mod error;
 pub mod handlers;
 pub mod hyper_io;
 pub mod metrics;
+pub mod net;
 pub mod policy;
 pub mod router;
 pub mod runtime;
