@@ -124,39 +124,43 @@ fn split(path: &str) -> Vec<&str> {
     }
 }
 
-/// The parameters of `segments` under `template`, if it matches.
+/// The parameters of `segments` under `template`, if it matches. Every entry of the table is
+/// tried per request, so a template that does not match costs no allocation.
 fn matches(
     template: &'static str,
     segments: &[&str],
     is_version: &impl Fn(&str) -> bool,
 ) -> Result<Option<Params>, ApiError> {
-    let pattern = split(template);
-    if pattern.len() != segments.len() {
+    let pattern = template.trim_start_matches('/');
+    let pattern = || pattern.split('/').filter(|_| !pattern.is_empty());
+    if pattern().count() != segments.len() {
         return Ok(None);
     }
-    let mut params = Vec::new();
-    for (i, (want, got)) in pattern.iter().zip(segments).enumerate() {
-        if let Some(name) = want.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
-            params.push((name, *got));
-        } else if i == 0 && *want == VERSION_SEGMENT {
-            if !is_version(got) {
-                return Ok(None);
-            }
-        } else if want != got {
+    let param = |want: &'static str| want.strip_prefix('{').and_then(|w| w.strip_suffix('}'));
+    for (i, (want, got)) in pattern().zip(segments).enumerate() {
+        let fits = if param(want).is_some() {
+            true
+        } else if i == 0 && want == VERSION_SEGMENT {
+            is_version(got)
+        } else {
+            want == *got
+        };
+        if !fits {
             return Ok(None);
         }
     }
-    let mut decoded = Vec::with_capacity(params.len());
-    for (name, raw) in params {
+    let mut params = Vec::new();
+    for (want, got) in pattern().zip(segments) {
+        let Some(name) = param(want) else { continue };
         let value = match DECODED.iter().find(|(n, _)| *n == name) {
             Some((_, refusal)) => {
-                percent_decode(raw).ok_or_else(|| ApiError::bad_request(*refusal))?
+                percent_decode(got).ok_or_else(|| ApiError::bad_request(*refusal))?
             }
-            None => raw.to_owned(),
+            None => (*got).to_owned(),
         };
-        decoded.push((name, value));
+        params.push((name, value));
     }
-    Ok(Some(Params(decoded)))
+    Ok(Some(Params(params)))
 }
 
 /// Decodes `%XX` escapes (and nothing else: `+` stays `+` in a path). `None` when the result
