@@ -38,6 +38,7 @@
 //! - `auth` — the auth strategies, built from their settings
 //! - `datapath` — image bytes between sockets and stores
 //! - `hyper_io` — monoio streams as hyper I/O
+//! - `net` — outbound HTTP (client, URL-fetch policy, S3) on the cores
 //! - `app` — the shared state, built once
 //! - `handlers` — one module per Glance resource
 //! - `routes` — the route table

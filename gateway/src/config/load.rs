@@ -26,12 +26,19 @@ use super::schema::{nearest, Node};
 use super::{Config, ConfigError};
 
 /// `GLINT_*` variables that are not settings: they belong to glint's test and benchmark tools
-/// (`scripts/test`, `tests/`), which run the server with them in its environment.
-pub const NOT_SETTINGS: &[&str] = &[
-    "GLINT_BIN",
-    "GLINT_REQUIRE_PROMETHEUS",
-    "GLINT_REQUIRE_XORRISO",
-];
+/// (`scripts/test`, `tests/`), which run the server with them in its environment. An entry
+/// ending in `_` names a family (`GLINT_REQUIRE_PROMETHEUS`, `GLINT_S3_TEST_ENDPOINT`, …).
+pub const NOT_SETTINGS: &[&str] = &["GLINT_BIN", "GLINT_REQUIRE_", "GLINT_S3_TEST_"];
+
+/// Whether `name` is one of [`NOT_SETTINGS`].
+pub fn is_tool_variable(name: &str) -> bool {
+    NOT_SETTINGS
+        .iter()
+        .any(|entry| match entry.strip_suffix('_') {
+            Some(_) => name.starts_with(entry),
+            None => name == *entry,
+        })
+}
 
 const ENV_PREFIX: &str = "GLINT_";
 const FILE_SUFFIX: &str = "_file";
@@ -297,7 +304,7 @@ fn apply_env(
     let mut set_by: BTreeMap<Vec<&str>, String> = BTreeMap::new();
     let mut vars: Vec<(String, String)> = vars
         .into_iter()
-        .filter(|(name, _)| name.starts_with(ENV_PREFIX) && !NOT_SETTINGS.contains(&name.as_str()))
+        .filter(|(name, _)| name.starts_with(ENV_PREFIX) && !is_tool_variable(name))
         .collect();
     vars.sort();
     for (name, value) in vars {
@@ -446,6 +453,20 @@ mod tests {
 
     fn load_with(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         load(Some((text, Path::new("glint.toml"))), env(vars))
+    }
+
+    #[test]
+    fn test_tool_variables_are_not_settings_but_near_misses_are_refused() {
+        assert!(is_tool_variable("GLINT_BIN"));
+        assert!(is_tool_variable("GLINT_REQUIRE_PROMETHEUS"));
+        assert!(is_tool_variable("GLINT_S3_TEST_ENDPOINT"));
+        assert!(!is_tool_variable("GLINT_BINARY"));
+        let c = load_with(
+            "",
+            &[("GLINT_S3_TEST_SECRET_KEY", "x"), ("GLINT_REQUIRE_S3", "1")],
+        );
+        assert!(c.is_ok());
+        assert!(load_with("", &[("GLINT_BINARY", "x")]).is_err());
     }
 
     #[test]
