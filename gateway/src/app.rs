@@ -1,4 +1,4 @@
-//! `App`: what every request needs (config, metadata, store, writer), and `handle`, which
+//! `App`: what every request needs (config, the metadata catalog, store, writer), and `handle`, which
 //! turns one HTTP request into one response — request id, routing, body rules, dispatch,
 //! error rendering, the access log.
 
@@ -31,8 +31,8 @@ const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
 pub struct App {
     /// The effective configuration.
     pub config: Arc<Config>,
-    /// Image metadata.
-    pub meta: meta::Meta,
+    /// Image metadata, through its async facade.
+    pub catalog: crate::catalog::Catalog,
     /// Image data.
     pub store: FsStore,
     /// Where blocking work runs.
@@ -144,8 +144,8 @@ impl App {
                 return Ok(self.versions(request.headers(), StatusCode::MULTIPLE_CHOICES))
             }
             Route::Versions => return Ok(self.versions(request.headers(), StatusCode::OK)),
-            Route::Healthcheck => return Ok(self.healthcheck(request.method())),
-            Route::Metrics => return self.metrics(),
+            Route::Healthcheck => return Ok(self.healthcheck(request.method()).await),
+            Route::Metrics => return self.metrics().await,
             _ => {}
         }
         let ctx: RequestContext = self.auth.context(request.headers(), request_id).await?;
@@ -162,13 +162,13 @@ impl App {
                 StatusCode::OK,
                 &schemas::images(&self.config),
             )),
-            Route::ListImages => list::list(self, ctx, request.uri().query().unwrap_or("")),
+            Route::ListImages => list::list(self, ctx, request.uri().query().unwrap_or("")).await,
             Route::CreateImage => {
                 let (parts, body) = request.into_parts();
                 let body = read_json_body(body).await?;
                 images::create(self, ctx, &parts.headers, &body).await
             }
-            Route::ShowImage { id } => images::show(self, ctx, &id),
+            Route::ShowImage { id } => images::show(self, ctx, &id).await,
             Route::UpdateImage { id } => {
                 let (parts, body) = request.into_parts();
                 let body = read_json_body(body).await?;
@@ -183,12 +183,12 @@ impl App {
             }
             Route::AddTag { id, tag } => tags::add(self, ctx, &id, tag).await,
             Route::DeleteTag { id, tag } => tags::delete(self, ctx, &id, tag).await,
-            Route::ListMembers { id } => members::list(self, ctx, &id),
+            Route::ListMembers { id } => members::list(self, ctx, &id).await,
             Route::CreateMember { id } => {
                 let body = read_json_body(request.into_body()).await?;
                 members::create(self, ctx, &id, &body).await
             }
-            Route::ShowMember { id, member } => members::show(self, ctx, &id, &member),
+            Route::ShowMember { id, member } => members::show(self, ctx, &id, &member).await,
             Route::UpdateMember { id, member } => {
                 let body = read_json_body(request.into_body()).await?;
                 members::update(self, ctx, &id, &member, &body).await
@@ -198,7 +198,7 @@ impl App {
             Route::SchemaMembers => {
                 Ok(handlers::json_response(StatusCode::OK, &schemas::members()))
             }
-            Route::InfoUsage => info::usage(self, ctx),
+            Route::InfoUsage => info::usage(self, ctx).await,
         }
     }
 
@@ -209,8 +209,8 @@ impl App {
 
     /// oslo.middleware's healthcheck: `200 OK` (`HEAD`: 204), or 503 when the metadata store
     /// cannot be read or the store folder is not writable.
-    fn healthcheck(&self, method: &Method) -> Response<Body> {
-        let healthy = self.meta.count_images().is_ok() && self.store.is_writable();
+    async fn healthcheck(&self, method: &Method) -> Response<Body> {
+        let healthy = self.catalog.count_images().await.is_ok() && self.store.is_writable();
         let (status, text) = match (healthy, method == Method::HEAD) {
             (true, false) => (StatusCode::OK, "OK"),
             (true, true) => (StatusCode::NO_CONTENT, ""),
@@ -234,13 +234,14 @@ impl App {
 
 impl App {
     /// `GET /metrics`, or 404 when metrics are switched off.
-    fn metrics(&self) -> Result<Response<Body>, ApiError> {
+    async fn metrics(&self) -> Result<Response<Body>, ApiError> {
         if !crate::metrics::is_enabled() {
             return Err(ApiError::not_found("The resource could not be found."));
         }
         let images_by_status = self
-            .meta
+            .catalog
             .images_by_status()
+            .await
             .map_err(|e| tracing::warn!(error = %e, "metrics: cannot count images"))
             .ok();
         let store_dir = self.config.images_dir();

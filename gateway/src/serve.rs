@@ -4,6 +4,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use crate::app::App;
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::datapath::checksum::HashPool;
 use crate::runtime;
@@ -51,9 +52,13 @@ pub fn serve(config: Config) -> Result<(), StartError> {
     let signals = runtime::signal_thread().map_err(io("signal thread"))?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(io(format!("create data dir {}", config.data_dir.display())))?;
-    let meta = meta::Meta::open(&config.meta_path())?;
+    let backend = meta::RedbBackend::open(&config.meta_path())?;
+    let node = crate::catalog::node_id(&config).map_err(io("node id"))?;
+    let writer = Writer::start().map_err(io("writer thread"))?;
+    let catalog =
+        Catalog::new(Arc::new(backend), node, writer.clone()).map_err(io("metadata catalog"))?;
     let store = FsStore::open(&config.images_dir()).map_err(io("open file store"))?;
-    let recovered = meta.recover_interrupted()?;
+    let recovered = catalog.recover_interrupted()?;
     let strays = store
         .remove_stray_parts()
         .map_err(io("remove partial uploads"))?;
@@ -61,6 +66,7 @@ pub fn serve(config: Config) -> Result<(), StartError> {
         tracing::warn!(
             images = recovered.len(),
             partial_files = strays,
+            node_id = %catalog.node(),
             "recovered uploads interrupted by a crash: images back to queued"
         );
     }
@@ -81,9 +87,9 @@ pub fn serve(config: Config) -> Result<(), StartError> {
         auth,
         format_policy: format_policy(&config),
         config: Arc::new(config),
-        meta,
+        catalog,
         store,
-        writer: Writer::start().map_err(io("writer thread"))?,
+        writer,
         hash_pool: HashPool::start(workers).map_err(io("hashing threads"))?,
         timer: ThreadTimer::start().map_err(io("timer thread"))?,
     });

@@ -35,14 +35,18 @@ pub fn test_app(config: crate::config::Config) -> (tempfile::TempDir, crate::app
         data_dir: dir.path().to_owned(),
         ..config
     };
-    let meta = meta::Meta::open(&config.meta_path()).expect("open meta");
+    let backend = meta::RedbBackend::open(&config.meta_path()).expect("open meta");
+    let node = crate::catalog::node_id(&config).expect("node id");
+    let writer = crate::writer::Writer::start().expect("writer thread");
+    let catalog =
+        crate::catalog::Catalog::new(Arc::new(backend), node, writer.clone()).expect("catalog");
     let store = crate::store::fs::FsStore::open(&config.images_dir()).expect("open file store");
     let app = crate::app::App {
         format_policy: crate::serve::format_policy(&config),
         config: Arc::new(config),
-        meta,
+        catalog,
         store,
-        writer: crate::writer::Writer::start().expect("writer thread"),
+        writer,
         hash_pool: crate::datapath::checksum::HashPool::start(1).expect("hash pool"),
         timer: crate::timer::ThreadTimer::start().expect("timer thread"),
         auth: crate::auth::Auth::Noauth,

@@ -1,18 +1,22 @@
 //! `GET /v2/images`: query parsing (pagination, both sort syntaxes, filters with their
-//! operators — spec §5), the visibility rules of §5.4, and the `first`/`next` links.
+//! operators — spec §5) into a [`meta::ListFilter`] with the caller's visibility rules of
+//! §5.4, one page from the catalog, and the `first`/`next` links.
 //!
-//! Filters become one predicate handed to `meta::Meta::list_images`, which walks an index in
-//! sort order from the marker and stops after `limit` matches: a page never reads every image.
+//! The filter is data, not a predicate: meta runs it as one page — the redb engine walks an
+//! index in sort order from the marker and stops after `limit` matches, so a page never reads
+//! every image.
 
 use http::{Response, StatusCode};
-use std::collections::HashSet;
-
-use meta::{Image, ImageId, ImageStatus, MemberStatus, SortDir, SortKey, Visibility};
+use meta::{
+    Cmp, Condition, ImageStatus, ListFilter, MemberStatus, NumberField, Scope, SortDir, SortKey,
+    TextField, TimeField, Timestamp, Viewer, Visibility, VisibilityFilter,
+};
 
 use super::images::ImageView;
 use super::json_response;
 use crate::app::App;
 use crate::body::Body;
+use crate::config::Config;
 use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::policy::{self, Rule, Target};
@@ -32,153 +36,6 @@ pub fn query_pairs(query: &str) -> Vec<(String, String)> {
 fn form_decode(s: &str) -> String {
     let plus_as_space = s.replace('+', " ");
     crate::router::percent_decode(&plus_as_space).unwrap_or(plus_as_space)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cmp {
-    Gt,
-    Gte,
-    Lt,
-    Lte,
-    Eq,
-    Neq,
-}
-
-/// One condition on an image.
-#[derive(Debug, Clone)]
-enum Filter {
-    /// A string attribute equal to one of the values (`x=v`, `x=eq:v`, `x=in:a,b`).
-    OneOf(StrField, Vec<String>),
-    Tag(String),
-    NumRange {
-        field: NumField,
-        min: Option<u64>,
-        max: Option<u64>,
-    },
-    NumEq(NumField, u64),
-    Protected(bool),
-    Time(TimeField, Cmp, i64),
-    Property(String, String),
-}
-
-#[derive(Debug, Clone, Copy)]
-enum StrField {
-    Name,
-    Id,
-    Status,
-    ContainerFormat,
-    DiskFormat,
-    Owner,
-    Checksum,
-    OsHashAlgo,
-    OsHashValue,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum NumField {
-    Size,
-    VirtualSize,
-    MinRam,
-    MinDisk,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum TimeField {
-    CreatedAt,
-    UpdatedAt,
-}
-
-impl StrField {
-    fn get(self, image: &Image) -> Option<String> {
-        match self {
-            StrField::Name => image.name.clone(),
-            StrField::Id => Some(image.id.to_string()),
-            StrField::Status => Some(image.status.to_string()),
-            StrField::ContainerFormat => image.container_format.clone(),
-            StrField::DiskFormat => image.disk_format.clone(),
-            StrField::Owner => image.owner.clone(),
-            StrField::Checksum => image.checksum.clone(),
-            StrField::OsHashAlgo => image.os_hash_algo.clone(),
-            StrField::OsHashValue => image.os_hash_value.clone(),
-        }
-    }
-}
-
-impl NumField {
-    fn parse(name: &str) -> Option<NumField> {
-        Some(match name {
-            "size" => NumField::Size,
-            "virtual_size" => NumField::VirtualSize,
-            "min_ram" => NumField::MinRam,
-            "min_disk" => NumField::MinDisk,
-            _ => return None,
-        })
-    }
-
-    fn get(self, image: &Image) -> Option<u64> {
-        match self {
-            NumField::Size => image.size,
-            NumField::VirtualSize => image.virtual_size,
-            NumField::MinRam => Some(image.min_ram),
-            NumField::MinDisk => Some(image.min_disk),
-        }
-    }
-}
-
-impl Filter {
-    fn matches(&self, image: &Image) -> bool {
-        match self {
-            Filter::OneOf(field, values) => field.get(image).is_some_and(|v| values.contains(&v)),
-            Filter::Tag(tag) => image.tags.contains(tag),
-            Filter::NumRange { field, min, max } => field
-                .get(image)
-                .is_some_and(|v| min.is_none_or(|m| v >= m) && max.is_none_or(|m| v <= m)),
-            Filter::NumEq(field, value) => field.get(image) == Some(*value),
-            Filter::Protected(p) => image.protected == *p,
-            Filter::Time(field, cmp, micros) => {
-                let t = match field {
-                    TimeField::CreatedAt => image.created_at,
-                    TimeField::UpdatedAt => image.updated_at,
-                }
-                .as_unix_micros()
-                    / 1_000_000
-                    * 1_000_000;
-                match cmp {
-                    Cmp::Gt => t > *micros,
-                    Cmp::Gte => t >= *micros,
-                    Cmp::Lt => t < *micros,
-                    Cmp::Lte => t <= *micros,
-                    Cmp::Eq => t == *micros,
-                    Cmp::Neq => t != *micros,
-                }
-            }
-            Filter::Property(k, v) => image.properties.get(k) == Some(v),
-        }
-    }
-}
-
-/// The `visibility` parameter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum VisibilityFilter {
-    /// Not given: §5.4's default list.
-    Default,
-    /// `all`.
-    All,
-    /// One visibility.
-    Only(Visibility),
-}
-
-/// A parsed list request.
-#[derive(Debug)]
-pub struct ListQuery {
-    limit: usize,
-    marker: Option<meta::ImageId>,
-    sort: Vec<(SortKey, SortDir)>,
-    filters: Vec<Filter>,
-    visibility: VisibilityFilter,
-    /// Which shared-with-me images are listed: `None` for `all`, else that status.
-    member_status: Option<MemberStatus>,
-    os_hidden: bool,
 }
 
 fn parse_sort_key(key: &str) -> Result<SortKey, ApiError> {
@@ -279,14 +136,14 @@ fn parse_one_of(value: &str) -> Result<Vec<String>, ApiError> {
     }
 }
 
-fn parse_time_filter(name: &str, value: &str) -> Result<(Cmp, i64), ApiError> {
+fn parse_time_filter(name: &str, value: &str) -> Result<(Cmp, Timestamp), ApiError> {
     let bad_format = || {
         ApiError::bad_request(format!(
             "Bad \"{name}\" query filter format. Use ISO 8601 DateTime notation."
         ))
     };
     if let Some(t) = parse_iso8601(value) {
-        return Ok((Cmp::Eq, t));
+        return Ok((Cmp::Eq, Timestamp::from_unix_micros(t)));
     }
     let (op, rest) = value.split_once(':').ok_or_else(bad_format)?;
     let cmp = match op {
@@ -302,7 +159,8 @@ fn parse_time_filter(name: &str, value: &str) -> Result<(Cmp, i64), ApiError> {
             )))
         }
     };
-    Ok((cmp, parse_iso8601(rest).ok_or_else(bad_format)?))
+    let at = parse_iso8601(rest).ok_or_else(bad_format)?;
+    Ok((cmp, Timestamp::from_unix_micros(at)))
 }
 
 fn parse_number(value: &str) -> Result<u64, ApiError> {
@@ -311,232 +169,206 @@ fn parse_number(value: &str) -> Result<u64, ApiError> {
         .map_err(|_| ApiError::bad_request("Unable to filter on a range with a non-numeric value."))
 }
 
-impl ListQuery {
-    /// Parses the query of a list request.
-    pub fn parse(app: &App, pairs: &[(String, String)]) -> Result<ListQuery, ApiError> {
-        let mut q = ListQuery {
-            limit: app.config.limit_param_default,
-            marker: None,
-            sort: Vec::new(),
-            filters: Vec::new(),
-            visibility: VisibilityFilter::Default,
-            member_status: Some(MemberStatus::Accepted),
-            os_hidden: false,
-        };
-        let (mut sort_keys, mut sort_dirs, mut new_sort) = (Vec::new(), Vec::new(), None);
-        let mut ranges: Vec<(NumField, Option<u64>, Option<u64>)> = Vec::new();
-        for (key, value) in pairs {
-            let (key, value) = (key.as_str(), value.as_str());
-            match key {
-                "limit" => {
-                    let limit: i64 = value
-                        .parse()
-                        .map_err(|_| ApiError::bad_request("limit param must be an integer"))?;
-                    if limit < 0 {
-                        return Err(ApiError::bad_request("limit param must be positive"));
-                    }
-                    q.limit = (limit as u64).min(app.config.api_limit_max as u64) as usize;
-                }
-                "marker" => {
-                    q.marker = Some(value.parse().map_err(|_| {
-                        ApiError::bad_request(format!(
-                            "Invalid marker. Image {value} could not be found."
-                        ))
-                    })?)
-                }
-                "sort_key" => sort_keys.push(parse_sort_key(value)?),
-                "sort_dir" => sort_dirs.push(parse_sort_dir(value)?),
-                "sort" => new_sort = Some(value.to_owned()),
-                "changes-since" => {
-                    return Err(ApiError::bad_request(
-                        "The \"changes-since\" filter is no longer available on v2.",
-                    ))
-                }
-                "visibility" => {
-                    q.visibility = match value {
-                        "all" => VisibilityFilter::All,
-                        other => VisibilityFilter::Only(other.parse().map_err(|_| {
-                            ApiError::bad_request(format!("Invalid visibility value: {value}"))
-                        })?),
-                    }
-                }
-                "member_status" => {
-                    q.member_status = match value {
-                        "all" => None,
-                        other => Some(other.parse().map_err(|_| {
-                            ApiError::bad_request(format!("Invalid status value: {value}"))
-                        })?),
-                    };
-                }
-                // Glance lower-cases this one (openstacksdk sends `True`), not `protected`.
-                "os_hidden" => q.os_hidden = parse_bool("os_hidden", &value.to_ascii_lowercase())?,
-                "protected" => q
-                    .filters
-                    .push(Filter::Protected(parse_bool("protected", value)?)),
-                "tag" => q.filters.push(Filter::Tag(value.to_owned())),
-                "name" | "id" | "status" | "container_format" | "disk_format" => {
-                    let field = match key {
-                        "name" => StrField::Name,
-                        "id" => StrField::Id,
-                        "status" => StrField::Status,
-                        "container_format" => StrField::ContainerFormat,
-                        _ => StrField::DiskFormat,
-                    };
-                    q.filters.push(Filter::OneOf(field, parse_one_of(value)?));
-                }
-                "owner" => q
-                    .filters
-                    .push(Filter::OneOf(StrField::Owner, vec![value.to_owned()])),
-                "checksum" => q
-                    .filters
-                    .push(Filter::OneOf(StrField::Checksum, vec![value.to_owned()])),
-                "os_hash_value" => q
-                    .filters
-                    .push(Filter::OneOf(StrField::OsHashValue, vec![value.to_owned()])),
-                "os_hash_algo" => q
-                    .filters
-                    .push(Filter::OneOf(StrField::OsHashAlgo, vec![value.to_owned()])),
-                "created_at" | "updated_at" => {
-                    let (cmp, t) = parse_time_filter(key, value)?;
-                    let field = if key == "created_at" {
-                        TimeField::CreatedAt
-                    } else {
-                        TimeField::UpdatedAt
-                    };
-                    q.filters.push(Filter::Time(field, cmp, t));
-                }
-                "self" | "file" | "schema" => {
-                    return Err(ApiError::bad_request(format!("Invalid filter: {key}")))
-                }
-                _ => {
-                    let range = key
-                        .strip_suffix("_min")
-                        .map(|f| (f, true))
-                        .or_else(|| key.strip_suffix("_max").map(|f| (f, false)));
-                    if let Some((field, is_min)) =
-                        range.and_then(|(f, m)| NumField::parse(f).map(|f| (f, m)))
-                    {
-                        let n = parse_number(value)?;
-                        ranges.push(if is_min {
-                            (field, Some(n), None)
-                        } else {
-                            (field, None, Some(n))
-                        });
-                    } else if let Some(field) = NumField::parse(key) {
-                        q.filters.push(Filter::NumEq(field, parse_number(value)?));
-                    } else {
-                        q.filters
-                            .push(Filter::Property(key.to_owned(), value.to_owned()));
-                    }
-                }
-            }
-        }
-        for (field, min, max) in ranges {
-            q.filters.push(Filter::NumRange { field, min, max });
-        }
-        q.sort = match new_sort {
-            Some(_) if !sort_keys.is_empty() || !sort_dirs.is_empty() => {
-                return Err(ApiError::bad_request(
-                    "Old and new sorting syntax cannot be combined",
-                ))
-            }
-            Some(spec) => spec
-                .split(',')
-                .map(|item| {
-                    let (key, dir) = item.split_once(':').unwrap_or((item, "desc"));
-                    Ok((parse_sort_key(key.trim())?, parse_sort_dir(dir.trim())?))
-                })
-                .collect::<Result<_, ApiError>>()?,
-            None => {
-                if sort_dirs.len() > 1 && sort_dirs.len() != sort_keys.len() {
-                    return Err(ApiError::bad_request(
-                        "Number of sort dirs does not match the number of sort keys",
-                    ));
-                }
-                if sort_keys.is_empty() && !sort_dirs.is_empty() {
-                    sort_keys.push(SortKey::CreatedAt);
-                }
-                let dir_for = |i: usize| match sort_dirs.len() {
-                    0 => SortDir::Desc,
-                    1 => sort_dirs[0],
-                    _ => sort_dirs[i],
-                };
-                sort_keys
-                    .iter()
-                    .enumerate()
-                    .map(|(i, k)| (*k, dir_for(i)))
-                    .collect()
-            }
-        };
-        // Glance appends created_at and id as tie-breakers, in the request's direction when it
-        // gave exactly one, else descending.
-        let dirs: Vec<SortDir> = q.sort.iter().map(|(_, d)| *d).collect();
-        let tie_dir = match dirs.as_slice() {
-            [only] => *only,
-            _ if sort_dirs.len() == 1 => sort_dirs[0],
-            _ => SortDir::Desc,
-        };
-        for key in [SortKey::CreatedAt, SortKey::Id] {
-            if !q.sort.iter().any(|(k, _)| *k == key) {
-                q.sort.push((key, tie_dir));
-            }
-        }
-        Ok(q)
-    }
-
-    /// Whether `image` belongs in the result for `ctx` (spec §5.4, then the filters).
-    /// `shared_with_me` holds the images the caller's project is a member of, with the
-    /// requested member status, from the by-project index.
-    fn keeps(
-        &self,
-        ctx: &RequestContext,
-        shared_with_me: &HashSet<ImageId>,
-        image: &Image,
-    ) -> bool {
-        if matches!(
-            image.status,
-            ImageStatus::Deleted | ImageStatus::PendingDelete | ImageStatus::Killed
-        ) || image.os_hidden != self.os_hidden
-        {
-            return false;
-        }
-        if matches!(self.visibility, VisibilityFilter::Only(v) if v != image.visibility) {
-            return false;
-        }
-        let own = ctx.owns(image.owner.as_deref());
-        // Other projects' community images only when asked for by visibility.
-        let community_asked = self.visibility != VisibilityFilter::Default;
-        let listed = match image.visibility {
-            Visibility::Public => true,
-            Visibility::Community => own || community_asked,
-            Visibility::Private => own || ctx.is_admin_role(),
-            Visibility::Shared => own || ctx.is_admin_role() || shared_with_me.contains(&image.id),
-        };
-        listed && self.filters.iter().all(|f| f.matches(image))
-    }
+fn number_field(name: &str) -> Option<NumberField> {
+    Some(match name {
+        "size" => NumberField::Size,
+        "virtual_size" => NumberField::VirtualSize,
+        "min_ram" => NumberField::MinRam,
+        "min_disk" => NumberField::MinDisk,
+        _ => return None,
+    })
 }
 
-/// The images `ctx`'s project is a member of, with `status` (any when `None`); empty for
-/// admins (who list every shared image anyway) and unscoped callers.
-fn shared_with(
-    app: &App,
+/// Statuses no listing shows (§5.4; `deleted` images are never listed by meta at all).
+const NEVER_LISTED: [ImageStatus; 2] = [ImageStatus::PendingDelete, ImageStatus::Killed];
+
+/// Parses the query of a list request by `ctx` into the page to list.
+pub fn parse(
+    config: &Config,
     ctx: &RequestContext,
-    status: Option<MemberStatus>,
-) -> Result<HashSet<ImageId>, ApiError> {
-    let Some(project) = ctx.project_id.as_deref().filter(|_| !ctx.is_admin_role()) else {
-        return Ok(HashSet::new());
+    pairs: &[(String, String)],
+) -> Result<ListFilter, ApiError> {
+    let mut limit = config.limit_param_default;
+    let mut marker = None;
+    let mut conditions = Vec::new();
+    let mut visibility = VisibilityFilter::Default;
+    let mut member_status = Some(MemberStatus::Accepted);
+    let mut os_hidden = false;
+    let (mut sort_keys, mut sort_dirs, mut new_sort) = (Vec::new(), Vec::new(), None);
+    // `<field>_min` / `<field>_max`, kept apart so that they follow the other conditions.
+    let mut ranges: Vec<Condition> = Vec::new();
+    let text = |field, values| Condition::Text { field, values };
+    for (key, value) in pairs {
+        let (key, value) = (key.as_str(), value.as_str());
+        match key {
+            "limit" => {
+                let given: i64 = value
+                    .parse()
+                    .map_err(|_| ApiError::bad_request("limit param must be an integer"))?;
+                if given < 0 {
+                    return Err(ApiError::bad_request("limit param must be positive"));
+                }
+                limit = (given as u64).min(config.api_limit_max as u64) as usize;
+            }
+            "marker" => {
+                marker = Some(value.parse().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "Invalid marker. Image {value} could not be found."
+                    ))
+                })?)
+            }
+            "sort_key" => sort_keys.push(parse_sort_key(value)?),
+            "sort_dir" => sort_dirs.push(parse_sort_dir(value)?),
+            "sort" => new_sort = Some(value.to_owned()),
+            "changes-since" => {
+                return Err(ApiError::bad_request(
+                    "The \"changes-since\" filter is no longer available on v2.",
+                ))
+            }
+            "visibility" => {
+                visibility = match value {
+                    "all" => VisibilityFilter::All,
+                    other => VisibilityFilter::Only(other.parse().map_err(|_| {
+                        ApiError::bad_request(format!("Invalid visibility value: {value}"))
+                    })?),
+                }
+            }
+            "member_status" => {
+                member_status = match value {
+                    "all" => None,
+                    other => Some(other.parse().map_err(|_| {
+                        ApiError::bad_request(format!("Invalid status value: {value}"))
+                    })?),
+                };
+            }
+            // Glance lower-cases this one (openstacksdk sends `True`), not `protected`.
+            "os_hidden" => os_hidden = parse_bool("os_hidden", &value.to_ascii_lowercase())?,
+            "protected" => conditions.push(Condition::Protected(parse_bool("protected", value)?)),
+            "tag" => conditions.push(Condition::Tag(value.to_owned())),
+            "name" | "id" | "status" | "container_format" | "disk_format" => {
+                let field = match key {
+                    "name" => TextField::Name,
+                    "id" => TextField::Id,
+                    "status" => TextField::Status,
+                    "container_format" => TextField::ContainerFormat,
+                    _ => TextField::DiskFormat,
+                };
+                conditions.push(text(field, parse_one_of(value)?));
+            }
+            "owner" => conditions.push(text(TextField::Owner, vec![value.to_owned()])),
+            "checksum" => conditions.push(text(TextField::Checksum, vec![value.to_owned()])),
+            "os_hash_value" => {
+                conditions.push(text(TextField::OsHashValue, vec![value.to_owned()]))
+            }
+            "os_hash_algo" => conditions.push(text(TextField::OsHashAlgo, vec![value.to_owned()])),
+            "created_at" | "updated_at" => {
+                let (cmp, at) = parse_time_filter(key, value)?;
+                let field = if key == "created_at" {
+                    TimeField::CreatedAt
+                } else {
+                    TimeField::UpdatedAt
+                };
+                conditions.push(Condition::Time { field, cmp, at });
+            }
+            "self" | "file" | "schema" => {
+                return Err(ApiError::bad_request(format!("Invalid filter: {key}")))
+            }
+            _ => {
+                let range = key
+                    .strip_suffix("_min")
+                    .map(|f| (f, Cmp::Gte))
+                    .or_else(|| key.strip_suffix("_max").map(|f| (f, Cmp::Lte)));
+                if let Some((field, cmp)) =
+                    range.and_then(|(f, cmp)| number_field(f).map(|f| (f, cmp)))
+                {
+                    let value = parse_number(value)?;
+                    ranges.push(Condition::Number { field, cmp, value });
+                } else if let Some(field) = number_field(key) {
+                    let value = parse_number(value)?;
+                    conditions.push(Condition::Number {
+                        field,
+                        cmp: Cmp::Eq,
+                        value,
+                    });
+                } else {
+                    conditions.push(Condition::Property {
+                        key: key.to_owned(),
+                        value: value.to_owned(),
+                    });
+                }
+            }
+        }
+    }
+    conditions.extend(ranges);
+    conditions.push(Condition::OsHidden(os_hidden));
+    conditions.push(Condition::StatusNotIn(NEVER_LISTED.to_vec()));
+    let mut sort: Vec<(SortKey, SortDir)> = match new_sort {
+        Some(_) if !sort_keys.is_empty() || !sort_dirs.is_empty() => {
+            return Err(ApiError::bad_request(
+                "Old and new sorting syntax cannot be combined",
+            ))
+        }
+        Some(spec) => spec
+            .split(',')
+            .map(|item| {
+                let (key, dir) = item.split_once(':').unwrap_or((item, "desc"));
+                Ok((parse_sort_key(key.trim())?, parse_sort_dir(dir.trim())?))
+            })
+            .collect::<Result<_, ApiError>>()?,
+        None => {
+            if sort_dirs.len() > 1 && sort_dirs.len() != sort_keys.len() {
+                return Err(ApiError::bad_request(
+                    "Number of sort dirs does not match the number of sort keys",
+                ));
+            }
+            if sort_keys.is_empty() && !sort_dirs.is_empty() {
+                sort_keys.push(SortKey::CreatedAt);
+            }
+            let dir_for = |i: usize| match sort_dirs.len() {
+                0 => SortDir::Desc,
+                1 => sort_dirs[0],
+                _ => sort_dirs[i],
+            };
+            sort_keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (*k, dir_for(i)))
+                .collect()
+        }
     };
-    Ok(app
-        .meta
-        .images_shared_with(project)?
-        .into_iter()
-        .filter(|(_, s)| status.is_none_or(|wanted| *s == wanted))
-        .map(|(id, _)| id)
-        .collect())
+    // Glance appends created_at and id as tie-breakers, in the request's direction when it
+    // gave exactly one, else descending.
+    let dirs: Vec<SortDir> = sort.iter().map(|(_, d)| *d).collect();
+    let tie_dir = match dirs.as_slice() {
+        [only] => *only,
+        _ if sort_dirs.len() == 1 => sort_dirs[0],
+        _ => SortDir::Desc,
+    };
+    for key in [SortKey::CreatedAt, SortKey::Id] {
+        if !sort.iter().any(|(k, _)| *k == key) {
+            sort.push((key, tie_dir));
+        }
+    }
+    Ok(ListFilter {
+        scope: Scope::Viewer(Viewer {
+            project: ctx.project_id.clone(),
+            admin: ctx.is_admin_role(),
+            visibility,
+            member_status,
+        }),
+        conditions,
+        sort,
+        marker,
+        limit,
+    })
 }
 
 /// `GET /v2/images`.
-pub fn list(app: &App, ctx: &RequestContext, raw_query: &str) -> Result<Response<Body>, ApiError> {
+pub async fn list(
+    app: &App,
+    ctx: &RequestContext,
+    raw_query: &str,
+) -> Result<Response<Body>, ApiError> {
     policy::enforce_global(
         ctx,
         Rule::GetImages,
@@ -548,19 +380,14 @@ pub fn list(app: &App, ctx: &RequestContext, raw_query: &str) -> Result<Response
         },
     )?;
     let pairs = query_pairs(raw_query);
-    let query = ListQuery::parse(app, &pairs)?;
-    let shared_with_me = shared_with(app, ctx, query.member_status)?;
-    let images = app
-        .meta
-        .list_images(&query.sort, query.marker, query.limit, |image| {
-            query.keeps(ctx, &shared_with_me, image)
-        })
-        .map_err(|e| match e {
-            meta::Error::MarkerNotFound(id) => {
-                ApiError::bad_request(format!("Invalid marker. Image {id} could not be found."))
-            }
-            other => ApiError::from(other),
-        })?;
+    let filter = parse(&app.config, ctx, &pairs)?;
+    let limit = filter.limit;
+    let images = app.catalog.list_images(filter).await.map_err(|e| match e {
+        meta::Error::MarkerNotFound(id) => {
+            ApiError::bad_request(format!("Invalid marker. Image {id} could not be found."))
+        }
+        other => ApiError::from(other),
+    })?;
     // Links repeat the request's own parameters (all of them, repeats kept), minus the marker.
     let kept: Vec<&str> = raw_query
         .split('&')
@@ -573,7 +400,7 @@ pub fn list(app: &App, ctx: &RequestContext, raw_query: &str) -> Result<Response
     };
     let next = images
         .last()
-        .filter(|_| images.len() == query.limit && query.limit > 0)
+        .filter(|_| images.len() == limit && limit > 0)
         .map(|last| {
             let mut next: Vec<String> = kept.iter().map(|s| s.to_string()).collect();
             next.push(format!("marker={}", last.id));
@@ -633,6 +460,128 @@ mod tests {
         );
         assert!(parse_time_filter("created_at", "xx:1970-01-01T00:00:10Z").is_err());
         assert!(parse_time_filter("created_at", "gt:nope").is_err());
+    }
+
+    fn parsed(query: &str) -> Result<ListFilter, ApiError> {
+        let ctx = crate::test_util::project_ctx("p", &["member", "reader"]);
+        parse(&Config::default(), &ctx, &query_pairs(query))
+    }
+
+    #[test]
+    fn defaults_are_glance_s_first_page_for_the_caller() {
+        let filter = parsed("").unwrap();
+        assert_eq!(
+            filter.scope,
+            Scope::Viewer(Viewer {
+                project: Some("p".into()),
+                admin: false,
+                visibility: VisibilityFilter::Default,
+                member_status: Some(MemberStatus::Accepted),
+            })
+        );
+        assert_eq!(
+            filter.conditions,
+            vec![
+                Condition::OsHidden(false),
+                Condition::StatusNotIn(NEVER_LISTED.to_vec())
+            ]
+        );
+        assert_eq!(
+            filter.sort,
+            vec![
+                (SortKey::CreatedAt, SortDir::Desc),
+                (SortKey::Id, SortDir::Desc)
+            ]
+        );
+        assert_eq!((filter.marker, filter.limit), (None, 25));
+    }
+
+    #[test]
+    fn each_filter_becomes_a_condition() {
+        let filter = parsed(
+            "name=in:a,b&size_min=5&size_max=9&min_ram=64&tag=x&os_distro=ubuntu\
+             &created_at=gte:1970-01-01T00:00:10Z&protected=false&os_hidden=True\
+             &visibility=community&member_status=all&limit=2000&sort=name:asc",
+        )
+        .unwrap();
+        assert_eq!(
+            filter.conditions,
+            vec![
+                Condition::Text {
+                    field: TextField::Name,
+                    values: vec!["a".into(), "b".into()]
+                },
+                Condition::Number {
+                    field: NumberField::MinRam,
+                    cmp: Cmp::Eq,
+                    value: 64
+                },
+                Condition::Tag("x".into()),
+                Condition::Property {
+                    key: "os_distro".into(),
+                    value: "ubuntu".into()
+                },
+                Condition::Time {
+                    field: TimeField::CreatedAt,
+                    cmp: Cmp::Gte,
+                    at: Timestamp::from_unix_micros(10_000_000)
+                },
+                Condition::Protected(false),
+                Condition::Number {
+                    field: NumberField::Size,
+                    cmp: Cmp::Gte,
+                    value: 5
+                },
+                Condition::Number {
+                    field: NumberField::Size,
+                    cmp: Cmp::Lte,
+                    value: 9
+                },
+                Condition::OsHidden(true),
+                Condition::StatusNotIn(NEVER_LISTED.to_vec()),
+            ]
+        );
+        let Scope::Viewer(viewer) = filter.scope else {
+            panic!("a caller's listing is scoped");
+        };
+        assert_eq!(
+            viewer.visibility,
+            VisibilityFilter::Only(meta::Visibility::Community)
+        );
+        assert_eq!(viewer.member_status, None);
+        // Capped at api_limit_max; one direction given, so the tie-breakers follow it.
+        assert_eq!(filter.limit, 1000);
+        assert_eq!(
+            filter.sort,
+            vec![
+                (SortKey::Name, SortDir::Asc),
+                (SortKey::CreatedAt, SortDir::Asc),
+                (SortKey::Id, SortDir::Asc)
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_parameters_are_400() {
+        for query in [
+            "limit=x",
+            "limit=-1",
+            "marker=nope",
+            "sort_key=checksum",
+            "sort=name:up",
+            "sort=name&sort_key=name",
+            "visibility=everyone",
+            "member_status=maybe",
+            "protected=yes",
+            "size_min=big",
+            "name=foo:bar",
+            "created_at=yesterday",
+            "changes-since=2020-01-01",
+            "self=x",
+        ] {
+            let err = parsed(query).unwrap_err();
+            assert_eq!(err.status(), http::StatusCode::BAD_REQUEST, "{query}");
+        }
     }
 
     #[test]
