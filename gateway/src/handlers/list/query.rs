@@ -1,25 +1,18 @@
-//! `GET /v2/images`: query parsing (pagination, both sort syntaxes, filters with their
-//! operators — spec §5) into a [`meta::ListFilter`] with the caller's visibility rules of
-//! §5.4, one page from the catalog, and the `first`/`next` links.
+//! The query of `GET /v2/images`, parsed into a [`meta::ListFilter`]: pagination, both sort
+//! syntaxes, every filter with its operators (spec §5.1–5.3) and the caller's visibility rules
+//! (§5.4), with Glance's 400 for each bad parameter.
 //!
-//! The filter is data, not a predicate: meta runs it as one page — the redb engine walks an
-//! index in sort order from the marker and stops after `limit` matches, so a page never reads
-//! every image.
+//! Parsing only: which images match is `meta`'s business (the engine evaluates the filter
+//! against its indexes, or translates it to SQL), and the response is the handler's.
 
-use http::{Response, StatusCode};
 use meta::{
     Cmp, Condition, ImageStatus, ListFilter, MemberStatus, NumberField, Scope, SortDir, SortKey,
-    TextField, TimeField, Timestamp, Viewer, Visibility, VisibilityFilter,
+    TextField, TimeField, Timestamp, Viewer, VisibilityFilter,
 };
 
-use super::images::ImageView;
-use super::json_response;
-use crate::app::App;
-use crate::body::Body;
 use crate::config::Config;
 use crate::context::RequestContext;
 use crate::error::ApiError;
-use crate::policy::{self, Rule, Target};
 
 /// Decoded `key=value` pairs of a query string, in order, repeats kept.
 pub fn query_pairs(query: &str) -> Vec<(String, String)> {
@@ -361,68 +354,6 @@ pub fn parse(
         marker,
         limit,
     })
-}
-
-/// `GET /v2/images`.
-pub async fn list(
-    app: &App,
-    ctx: &RequestContext,
-    raw_query: &str,
-) -> Result<Response<Body>, ApiError> {
-    policy::enforce_global(
-        ctx,
-        Rule::GetImages,
-        &Target {
-            owner: ctx.project_id.as_deref(),
-            visibility: Visibility::Private,
-            membership: None,
-            member_id: None,
-        },
-    )?;
-    let pairs = query_pairs(raw_query);
-    let filter = parse(&app.config, ctx, &pairs)?;
-    let limit = filter.limit;
-    let images = app.catalog.list_images(filter).await.map_err(|e| match e {
-        meta::Error::MarkerNotFound(id) => {
-            ApiError::bad_request(format!("Invalid marker. Image {id} could not be found."))
-        }
-        other => ApiError::from(other),
-    })?;
-    // Links repeat the request's own parameters (all of them, repeats kept), minus the marker.
-    let kept: Vec<&str> = raw_query
-        .split('&')
-        .filter(|p| !p.is_empty() && !p.starts_with("marker="))
-        .collect();
-    let first = if kept.is_empty() {
-        "/v2/images".to_owned()
-    } else {
-        format!("/v2/images?{}", kept.join("&"))
-    };
-    let next = images
-        .last()
-        .filter(|_| images.len() == limit && limit > 0)
-        .map(|last| {
-            let mut next: Vec<String> = kept.iter().map(|s| s.to_string()).collect();
-            next.push(format!("marker={}", last.id));
-            format!("/v2/images?{}", next.join("&"))
-        });
-    let page = Page {
-        images: images.iter().map(ImageView).collect(),
-        first,
-        next,
-        schema: "/v2/schemas/images",
-    };
-    Ok(json_response(StatusCode::OK, &page))
-}
-
-/// A page of images, as `GET /v2/images` answers it.
-#[derive(serde::Serialize)]
-struct Page<'a> {
-    images: Vec<ImageView<'a>>,
-    first: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next: Option<String>,
-    schema: &'static str,
 }
 
 #[cfg(test)]
