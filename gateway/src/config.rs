@@ -65,6 +65,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Folder for the metadata database (`meta.redb`) and the file store (`images/`).
     pub data_dir: PathBuf,
+    /// This gateway's id among the gateways sharing one metadata database: uploads in flight
+    /// belong to it, and its start-up recovery resets only those. Unset: a random id
+    /// generated on first start and kept in `<data_dir>/node_id`.
+    pub node_id: Option<String>,
     /// Worker threads, each with its own runtime and listener; 0 means one per core.
     pub workers: usize,
     /// io driver: `auto` (io_uring, epoll fallback) or `epoll`.
@@ -207,6 +211,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 9292)),
             data_dir: PathBuf::from("./glint-data"),
+            node_id: None,
             workers: 0,
             io_driver: IoDriver::Auto,
             image_size_cap: 1 << 40,
@@ -349,6 +354,11 @@ impl Config {
                 ),
             ));
         }
+        if let Some(node_id) = &self.node_id {
+            node_id
+                .parse::<meta::NodeId>()
+                .map_err(|e| invalid("node_id", e.to_string()))?;
+        }
         if self.limit_param_default == 0 || self.limit_param_default > self.api_limit_max {
             return Err(invalid(
                 "limit_param_default",
@@ -466,6 +476,16 @@ mod tests {
         );
         let err = from_toml("[quotas]\nimage_count = 1\n").unwrap_err();
         assert!(err.to_string().contains("image_count"), "{err}");
+    }
+
+    #[test]
+    fn node_id_is_checked_and_set_by_env() {
+        let mut c = Config::load(None, [("GLINT_NODE_ID".to_owned(), "gw-1".to_owned())]).unwrap();
+        assert_eq!(c.node_id.as_deref(), Some("gw-1"));
+        c.validate().unwrap();
+        c.node_id = Some("two words".into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("node_id"), "{err}");
     }
 
     #[test]

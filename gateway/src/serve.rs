@@ -43,9 +43,9 @@ pub fn serve(config: Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Uploads a crash interrupted: their images go back to `queued`, their partial files away.
+/// Uploads a crash interrupted on this node: their images go back to `queued`, their partial files away.
 fn recover(app: &App) -> Result<(), StartError> {
-    let recovered = app.meta.recover_interrupted()?;
+    let recovered = app.catalog.recover_interrupted()?;
     let strays = app
         .store
         .remove_stray_parts()
@@ -54,6 +54,7 @@ fn recover(app: &App) -> Result<(), StartError> {
         tracing::warn!(
             images = recovered.len(),
             partial_files = strays,
+            node_id = %app.catalog.node(),
             "recovered uploads interrupted by a crash: images back to queued"
         );
     }

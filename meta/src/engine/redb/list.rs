@@ -1,13 +1,9 @@
-//! Listing: the sort order, keyset pagination after a marker, and the index walks behind them.
+//! Listing in the redb engine: keyset pagination after a marker, as walks of the sort indexes.
 //!
-//! The full order of a listing is the caller's sort keys followed by `created_at` and `id`, each
-//! appended with direction `desc` unless already present (keys after `id` can never break a tie
-//! and are dropped, as are repeated keys). `id` is unique, so the order is total and "strictly
-//! after the marker" is well defined.
-//!
-//! A page walks the index of the first sort key (`images` itself for `id`) from the marker's
-//! position and stops as soon as `limit` images passed the caller's predicate. Within a run of
-//! equal first-key values ("group") the rest of the order decides:
+//! The order is [`crate::sort`]'s full order. A page walks the index of the first sort key
+//! (`images` itself for `id`) from the marker's position and stops as soon as `limit` images
+//! passed the filter. Within a run of equal first-key values ("group") the rest of the order
+//! decides:
 //!
 //! * first key then `created_at`/`id` in one direction (the default sort, and any single sort
 //!   key): the index key `(value, created_at, id)` already has that order, so each group is walked
@@ -17,136 +13,25 @@
 //!   memory. A first key with huge groups of equal values (`status`, `disk_format`, unset
 //!   `name`s) then costs a read of the whole group per page.
 //!
-//! Filtering is the caller's predicate; it is not indexed, so a predicate that rejects most
-//! images makes the walk read on until it has found `limit` matches (or reached the end).
+//! Each record the walk reads is tested with [`ListFilter::admits`]; the viewer's memberships
+//! come from the by-project member index, one range read per page in the same transaction. The
+//! conditions are not indexed, so a filter that rejects most images makes the walk read on
+//! until it has found `limit` matches (or reached the end).
 
 use std::cmp::Ordering;
-use std::fmt;
 use std::ops::Bound;
-use std::str::FromStr;
 
-use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
+use redb::{ReadTransaction, ReadableTable};
 
-use crate::error::{Error, Result, StorageResultExt};
-use crate::record;
-use crate::schema::{self, IndexKey, IMAGES};
-use crate::types::{Image, ImageId, ParseError};
-
-/// A key images can be sorted by (spec §5.2). Names are Glance's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SortKey {
-    /// `name`; an unset name sorts as `""`.
-    Name,
-    /// `status`, compared as its Glance name (text order, as Glance's database does).
-    Status,
-    /// `container_format`; unset sorts as `""`.
-    ContainerFormat,
-    /// `disk_format`; unset sorts as `""`.
-    DiskFormat,
-    /// `size`; unset sorts as 0.
-    Size,
-    /// `id`, in the order of its hyphenated lowercase text.
-    Id,
-    /// `created_at`.
-    CreatedAt,
-    /// `updated_at`.
-    UpdatedAt,
-}
-
-impl SortKey {
-    /// Every sort key, in declaration order.
-    pub const ALL: [SortKey; 8] = [
-        SortKey::Name,
-        SortKey::Status,
-        SortKey::ContainerFormat,
-        SortKey::DiskFormat,
-        SortKey::Size,
-        SortKey::Id,
-        SortKey::CreatedAt,
-        SortKey::UpdatedAt,
-    ];
-
-    /// The Glance name, e.g. `"created_at"`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            SortKey::Name => "name",
-            SortKey::Status => "status",
-            SortKey::ContainerFormat => "container_format",
-            SortKey::DiskFormat => "disk_format",
-            SortKey::Size => "size",
-            SortKey::Id => "id",
-            SortKey::CreatedAt => "created_at",
-            SortKey::UpdatedAt => "updated_at",
-        }
-    }
-}
-
-impl fmt::Display for SortKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for SortKey {
-    type Err = ParseError;
-
-    fn from_str(text: &str) -> Result<SortKey, ParseError> {
-        SortKey::ALL
-            .into_iter()
-            .find(|key| key.as_str() == text)
-            .ok_or_else(|| ParseError::new("sort key", text))
-    }
-}
-
-/// A sort direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SortDir {
-    /// Ascending, `"asc"`.
-    Asc,
-    /// Descending, `"desc"`.
-    Desc,
-}
-
-impl SortDir {
-    /// The Glance name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            SortDir::Asc => "asc",
-            SortDir::Desc => "desc",
-        }
-    }
-
-    fn apply(self, ordering: Ordering) -> Ordering {
-        match self {
-            SortDir::Asc => ordering,
-            SortDir::Desc => ordering.reverse(),
-        }
-    }
-}
-
-impl fmt::Display for SortDir {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for SortDir {
-    type Err = ParseError;
-
-    fn from_str(text: &str) -> Result<SortDir, ParseError> {
-        match text {
-            "asc" => Ok(SortDir::Asc),
-            "desc" => Ok(SortDir::Desc),
-            _ => Err(ParseError::new("sort direction", text)),
-        }
-    }
-}
-
-/// The full, normalised order of a listing; always ends with `id`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Order {
-    keys: Vec<(SortKey, SortDir)>,
-}
+use super::members::images_shared_with;
+use super::read::load;
+use super::schema::{self, IndexKey, IMAGES};
+use super::{record, StorageResultExt};
+use crate::error::{Error, Result};
+use crate::filter::ListFilter;
+use crate::members::MemberStatus;
+use crate::sort::{Order, SortDir, SortKey};
+use crate::types::{Image, ImageId, Visibility};
 
 /// How a group of equal first-key values is ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,83 +42,41 @@ enum Within {
     Sort,
 }
 
-impl Order {
-    pub(crate) fn new(sort: &[(SortKey, SortDir)]) -> Order {
-        const DEFAULT: [(SortKey, SortDir); 1] = [(SortKey::CreatedAt, SortDir::Desc)];
-        const TIE_BREAKERS: [(SortKey, SortDir); 2] = [
-            (SortKey::CreatedAt, SortDir::Desc),
-            (SortKey::Id, SortDir::Desc),
-        ];
-        let given = if sort.is_empty() { &DEFAULT[..] } else { sort };
-        let mut keys: Vec<(SortKey, SortDir)> = Vec::with_capacity(given.len() + 2);
-        for &(key, dir) in given.iter().chain(TIE_BREAKERS.iter()) {
-            if keys.iter().any(|(seen, _)| *seen == key) {
-                continue;
-            }
-            keys.push((key, dir));
-            if key == SortKey::Id {
-                break;
-            }
+fn within_group(order: &Order) -> Within {
+    match (order.keys[0].0, &order.keys[1..]) {
+        (SortKey::CreatedAt, [(SortKey::Id, dir)]) => Within::Walk(*dir),
+        (_, [(SortKey::CreatedAt, dir), (SortKey::Id, id_dir)]) if dir == id_dir => {
+            Within::Walk(*dir)
         }
-        Order { keys }
-    }
-
-    fn first(&self) -> (SortKey, SortDir) {
-        // `new` always pushes at least `id`.
-        self.keys[0]
-    }
-
-    fn within_group(&self) -> Within {
-        match (self.keys[0].0, &self.keys[1..]) {
-            (SortKey::CreatedAt, [(SortKey::Id, dir)]) => Within::Walk(*dir),
-            (_, [(SortKey::CreatedAt, dir), (SortKey::Id, id_dir)]) if dir == id_dir => {
-                Within::Walk(*dir)
-            }
-            _ => Within::Sort,
-        }
-    }
-
-    /// Where `a` comes relative to `b` in this order (`Less`: listed first).
-    pub(crate) fn compare(&self, a: &Image, b: &Image) -> Ordering {
-        self.keys
-            .iter()
-            .map(|&(key, dir)| dir.apply(compare_values(a, b, key)))
-            .find(|ordering| ordering.is_ne())
-            .unwrap_or(Ordering::Equal)
-    }
-}
-
-/// Compares one sort key's values, NULL as `""` or 0.
-fn compare_values(a: &Image, b: &Image, key: SortKey) -> Ordering {
-    fn text(value: &Option<String>) -> &str {
-        value.as_deref().unwrap_or("")
-    }
-    match key {
-        SortKey::Name => text(&a.name).cmp(text(&b.name)),
-        SortKey::Status => a.status.as_str().cmp(b.status.as_str()),
-        SortKey::ContainerFormat => text(&a.container_format).cmp(text(&b.container_format)),
-        SortKey::DiskFormat => text(&a.disk_format).cmp(text(&b.disk_format)),
-        SortKey::Size => a.size.unwrap_or(0).cmp(&b.size.unwrap_or(0)),
-        SortKey::Id => a.id.to_key().cmp(&b.id.to_key()),
-        SortKey::CreatedAt => a.created_at.cmp(&b.created_at),
-        SortKey::UpdatedAt => a.updated_at.cmp(&b.updated_at),
+        _ => Within::Sort,
     }
 }
 
 /// The page being filled.
-struct Page<F> {
+struct Page<'a> {
     images: Vec<Image>,
-    limit: usize,
-    keep: F,
+    filter: &'a ListFilter,
+    /// The viewer's memberships, when the filter's scope needs them, by image id (the order
+    /// of the by-project index).
+    memberships: Vec<(ImageId, MemberStatus)>,
 }
 
-impl<F: FnMut(&Image) -> bool> Page<F> {
+impl Page<'_> {
     /// Offers the next image in order; true once the page is full.
     fn offer(&mut self, image: Image) -> bool {
-        if (self.keep)(&image) {
+        // Only a shared image's memberships count: look up no other.
+        let membership = match image.visibility {
+            Visibility::Shared => self
+                .memberships
+                .binary_search_by_key(&image.id, |(id, _)| *id)
+                .ok()
+                .map(|at| self.memberships[at].1),
+            _ => None,
+        };
+        if self.filter.admits(&image, membership) {
             self.images.push(image);
         }
-        self.images.len() >= self.limit
+        self.images.len() >= self.filter.limit
     }
 }
 
@@ -251,17 +94,6 @@ where
 type ImagesTable = redb::ReadOnlyTable<u128, &'static [u8]>;
 type IndexTable = redb::ReadOnlyTable<IndexKey<'static>, ()>;
 
-/// Reads and decodes the live image `id`, if any.
-pub(crate) fn load(
-    images: &impl ReadableTable<u128, &'static [u8]>,
-    id: ImageId,
-) -> Result<Option<Image>> {
-    match images.get(id.to_key()).storage()? {
-        Some(guard) => record::decode(id, guard.value()).map(Some),
-        None => Ok(None),
-    }
-}
-
 /// Reads the image an index entry points at; a dangling entry is corruption.
 fn fetch(images: &ImagesTable, key: u128) -> Result<Image> {
     #[cfg(test)]
@@ -270,26 +102,24 @@ fn fetch(images: &ImagesTable, key: u128) -> Result<Image> {
     load(images, id)?.ok_or_else(|| Error::Corrupt(format!("index entry for missing image {id}")))
 }
 
-/// One page of the listing: see [`crate::Meta::list_images`].
-pub(crate) fn list<F: FnMut(&Image) -> bool>(
-    txn: &ReadTransaction,
-    sort: &[(SortKey, SortDir)],
-    marker: Option<ImageId>,
-    limit: usize,
-    keep: F,
-) -> Result<Vec<Image>> {
-    let order = Order::new(sort);
+/// One page of the listing: see [`crate::Backend::list_images`].
+pub(super) fn list(txn: &ReadTransaction, filter: &ListFilter) -> Result<Vec<Image>> {
+    let order = Order::new(&filter.sort);
     let images = txn.open_table(IMAGES).storage()?;
-    let marker = match marker {
+    let marker = match filter.marker {
         Some(id) => Some(load(&images, id)?.ok_or(Error::MarkerNotFound(id))?),
         None => None,
     };
-    let mut page = Page {
-        images: Vec::with_capacity(limit.min(1000)),
-        limit,
-        keep,
+    let memberships = match filter.membership_project() {
+        Some(project) => images_shared_with(txn, project)?,
+        None => Vec::new(),
     };
-    if limit == 0 {
+    let mut page = Page {
+        images: Vec::with_capacity(filter.limit.min(1000)),
+        filter,
+        memberships,
+    };
+    if filter.limit == 0 {
         return Ok(page.images);
     }
     let (first_key, _) = order.first();
@@ -304,11 +134,11 @@ pub(crate) fn list<F: FnMut(&Image) -> bool>(
 }
 
 /// Sort by `id` first: walk `images` itself; ids are unique, so there are no groups.
-fn walk_ids<F: FnMut(&Image) -> bool>(
+fn walk_ids(
     images: &ImagesTable,
     order: &Order,
     marker: Option<&Image>,
-    page: &mut Page<F>,
+    page: &mut Page<'_>,
 ) -> Result<()> {
     let (_, dir) = order.first();
     let after = marker.map(|image| image.id.to_key());
@@ -334,19 +164,19 @@ fn group_bounds(value: &[u8]) -> (IndexKey<'_>, IndexKey<'_>) {
     ((value, i64::MIN, u128::MIN), (value, i64::MAX, u128::MAX))
 }
 
-fn walk_index<F: FnMut(&Image) -> bool>(
+fn walk_index(
     images: &ImagesTable,
     index: &IndexTable,
     order: &Order,
     marker: Option<&Image>,
-    page: &mut Page<F>,
+    page: &mut Page<'_>,
 ) -> Result<()> {
     let (first_key, dir) = order.first();
     let marker_value = marker.map(|image| schema::sort_value(image, first_key));
     let marker_key: Option<IndexKey<'_>> = marker
         .zip(marker_value.as_deref())
         .map(|(image, value)| (value, image.created_at.as_unix_micros(), image.id.to_key()));
-    let within = order.within_group();
+    let within = within_group(order);
 
     if within == Within::Walk(dir) {
         // The index order is the listing order: one range from the marker on.
@@ -450,16 +280,12 @@ fn next_group(index: &IndexTable, value: &[u8], dir: SortDir) -> Result<Option<V
     }
 }
 
-/// Live images: the length of `images`.
-pub(crate) fn count(txn: &ReadTransaction) -> Result<u64> {
-    txn.open_table(IMAGES).storage()?.len().storage()
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use std::cell::Cell;
 
     use super::*;
+    use crate::sort::compare_values;
     use crate::types::{ImageStatus, Timestamp};
 
     thread_local! {
@@ -476,78 +302,28 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn default_order_is_created_at_then_id_desc() {
-        assert_eq!(
-            Order::new(&[]).keys,
-            vec![
-                (SortKey::CreatedAt, SortDir::Desc),
-                (SortKey::Id, SortDir::Desc)
-            ]
-        );
-    }
-
-    #[test]
-    fn tie_breakers_are_appended_desc_unless_present() {
-        let order = Order::new(&[(SortKey::Name, SortDir::Asc)]);
-        assert_eq!(
-            order.keys,
-            vec![
-                (SortKey::Name, SortDir::Asc),
-                (SortKey::CreatedAt, SortDir::Desc),
-                (SortKey::Id, SortDir::Desc)
-            ]
-        );
-        let order = Order::new(&[
-            (SortKey::CreatedAt, SortDir::Asc),
-            (SortKey::Size, SortDir::Asc),
-        ]);
-        assert_eq!(
-            order.keys,
-            vec![
-                (SortKey::CreatedAt, SortDir::Asc),
-                (SortKey::Size, SortDir::Asc),
-                (SortKey::Id, SortDir::Desc)
-            ]
-        );
-    }
-
-    #[test]
-    fn keys_after_id_and_repeats_are_dropped() {
-        let order = Order::new(&[
-            (SortKey::Name, SortDir::Asc),
-            (SortKey::Name, SortDir::Desc),
-            (SortKey::Id, SortDir::Asc),
-            (SortKey::Size, SortDir::Asc),
-        ]);
-        assert_eq!(
-            order.keys,
-            vec![(SortKey::Name, SortDir::Asc), (SortKey::Id, SortDir::Asc)]
-        );
-    }
-
-    #[test]
     fn groups_are_walked_when_the_tail_is_created_at_and_id() {
         use SortDir::*;
         use SortKey::*;
-        assert_eq!(Order::new(&[]).within_group(), Within::Walk(Desc));
+        assert_eq!(within_group(&Order::new(&[])), Within::Walk(Desc));
         assert_eq!(
-            Order::new(&[(Name, Asc)]).within_group(),
+            within_group(&Order::new(&[(Name, Asc)])),
             Within::Walk(Desc)
         );
         assert_eq!(
-            Order::new(&[(Status, Asc), (CreatedAt, Asc), (Id, Asc)]).within_group(),
+            within_group(&Order::new(&[(Status, Asc), (CreatedAt, Asc), (Id, Asc)])),
             Within::Walk(Asc)
         );
         assert_eq!(
-            Order::new(&[(Status, Asc), (CreatedAt, Asc)]).within_group(),
+            within_group(&Order::new(&[(Status, Asc), (CreatedAt, Asc)])),
             Within::Sort
         );
         assert_eq!(
-            Order::new(&[(Status, Asc), (Name, Asc)]).within_group(),
+            within_group(&Order::new(&[(Status, Asc), (Name, Asc)])),
             Within::Sort
         );
         assert_eq!(
-            Order::new(&[(Name, Asc), (Id, Asc)]).within_group(),
+            within_group(&Order::new(&[(Name, Asc), (Id, Asc)])),
             Within::Sort
         );
     }
@@ -588,16 +364,5 @@ pub(crate) mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn sort_names_round_trip() {
-        for key in SortKey::ALL {
-            assert_eq!(key.to_string().parse::<SortKey>().unwrap(), key);
-        }
-        assert!("checksum".parse::<SortKey>().is_err());
-        assert_eq!("asc".parse::<SortDir>().unwrap(), SortDir::Asc);
-        assert_eq!("desc".parse::<SortDir>().unwrap(), SortDir::Desc);
-        assert!("DESC".parse::<SortDir>().is_err());
     }
 }

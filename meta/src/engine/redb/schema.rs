@@ -1,6 +1,7 @@
 //! The on-disk layout: table definitions, index keys, the schema version and its migrations.
 //!
-//! Tables (schema version 2; version 1 had all but the last three):
+//! Tables (schema version 3; version 2 had all but `image_uploads`, version 1 also lacked the
+//! member and usage tables):
 //!
 //! | table                         | key                     | value                       |
 //! |-------------------------------|-------------------------|-----------------------------|
@@ -12,6 +13,7 @@
 //! | `image_members`               | `(u128, &str)` image, project | `(u8, i64, i64)` status, created_at, updated_at (µs) |
 //! | `members_by_project`          | `(&str, u128)` project, image | `u8` status          |
 //! | `project_usage`               | `&str` owner            | `(u64, u64, u64)` images, bytes, uploading |
+//! | `image_uploads`               | `u128` image id         | `(&str, i64)` node id, started_at (µs) |
 //!
 //! `images` holds live images only (every status but `deleted`); a deleted image moves to
 //! `image_tombstones`, which keeps its id taken. Ids are stored as the big-endian `u128` of the
@@ -25,25 +27,29 @@
 //! with `images` inside the same transaction.
 //!
 //! The two member tables hold the same rows in both key orders; `project_usage` is the sum of
-//! [`Usage::of`] over the live images of each owner. Both are kept in step by every write.
+//! [`Usage::of`] over the live images of each owner. `image_uploads` names the node running
+//! each upload begun through `begin_upload`: a row exists only while its image is `saving` or
+//! `uploading`. All are kept in step by every write.
 //!
-//! Adding a table later: define it here, create it in [`create_tables`], and add a migration
-//! step that creates (and, if needed, fills) it for databases of the older version.
+//! Adding a table later: define it here, create it in [`create_tables`], and append a migration
+//! step to [`MIGRATIONS`] that creates (and, if needed, fills) it for databases of the version
+//! before; bump [`CURRENT_VERSION`]. Steps run in order inside one transaction, so a file
+//! several versions old takes every step at once.
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
-use crate::error::{Error, Result, StorageResultExt};
-use crate::list::SortKey;
+use super::{record, StorageResultExt};
+use crate::error::{Error, Result};
 use crate::quota::Usage;
-use crate::record;
+use crate::sort::SortKey;
 use crate::types::{Image, ImageId};
 
 /// The schema version this build writes.
-pub(crate) const CURRENT_VERSION: u32 = 2;
+pub(crate) const CURRENT_VERSION: u32 = 3;
 
 /// Migration steps: `MIGRATIONS[i]` turns a version `i + 1` database into version `i + 2`,
 /// inside the open-time write transaction.
-const MIGRATIONS: &[fn(&WriteTransaction) -> Result<()>] = &[migrate_1_to_2];
+const MIGRATIONS: &[fn(&WriteTransaction) -> Result<()>] = &[migrate_1_to_2, migrate_2_to_3];
 
 pub(crate) const SCHEMA: TableDefinition<&str, u64> = TableDefinition::new("schema");
 const VERSION_KEY: &str = "version";
@@ -62,6 +68,9 @@ pub(crate) const MEMBERS_BY_PROJECT: TableDefinition<(&str, u128), u8> =
 /// owner → `(image count, size bytes, uploading count)`.
 pub(crate) const PROJECT_USAGE: TableDefinition<&str, (u64, u64, u64)> =
     TableDefinition::new("project_usage");
+/// image → `(node id, started_at µs)` of the upload it is receiving.
+pub(crate) const UPLOADS: TableDefinition<u128, (&str, i64)> =
+    TableDefinition::new("image_uploads");
 
 /// The key of every index table: (encoded sort value, created_at µs, id).
 pub(crate) type IndexKey<'a> = (&'a [u8], i64, u128);
@@ -127,6 +136,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(MEMBERS).storage()?;
     txn.open_table(MEMBERS_BY_PROJECT).storage()?;
     txn.open_table(PROJECT_USAGE).storage()?;
+    txn.open_table(UPLOADS).storage()?;
     Ok(())
 }
 
@@ -159,6 +169,13 @@ fn migrate_1_to_2(txn: &WriteTransaction) -> Result<()> {
             )
             .storage()?;
     }
+    Ok(())
+}
+
+/// Version 3 records which node runs each upload (empty: the uploads of older versions have no
+/// recorded owner, and the recovery of whichever node opens the file resets them).
+fn migrate_2_to_3(txn: &WriteTransaction) -> Result<()> {
+    txn.open_table(UPLOADS).storage()?;
     Ok(())
 }
 

@@ -17,6 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::members::MemberStatus;
 use crate::types::{Image, ImageId, ImageStatus, Location, Timestamp, Visibility};
 
 /// The format byte of [`ImageRecordV1`].
@@ -88,6 +89,21 @@ fn visibility_from_code(code: u8) -> Option<Visibility> {
     Visibility::ALL
         .into_iter()
         .find(|visibility| visibility_code(*visibility) == code)
+}
+
+/// The stored one-byte code of a member status (member tables). Never reused or renumbered.
+pub(crate) const fn member_status_code(status: MemberStatus) -> u8 {
+    match status {
+        MemberStatus::Pending => 0,
+        MemberStatus::Accepted => 1,
+        MemberStatus::Rejected => 2,
+    }
+}
+
+pub(crate) fn member_status_from_code(code: u8) -> Option<MemberStatus> {
+    MemberStatus::ALL
+        .into_iter()
+        .find(|status| member_status_code(*status) == code)
 }
 
 /// Encodes `image` in the newest record format.
@@ -247,6 +263,12 @@ pub(crate) mod tests {
             assert_eq!(
                 visibility_from_code(visibility_code(visibility)),
                 Some(visibility)
+            );
+        }
+        for status in MemberStatus::ALL {
+            assert_eq!(
+                member_status_from_code(member_status_code(status)),
+                Some(status)
             );
         }
     }
