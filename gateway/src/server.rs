@@ -7,6 +7,7 @@
 //! deadline after which the process exits anyway (a restart recovers any upload cut short).
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::rc::Rc;
@@ -35,14 +36,19 @@ pub struct Shutdown(Rc<ShutdownState>);
 #[derive(Default)]
 struct ShutdownState {
     fired: Cell<bool>,
-    waiters: RefCell<Vec<Waker>>,
+    /// One waker per pending [`Shutdown::wait`], replaced when it is polled again and removed
+    /// when it is dropped: a `select!` polls every branch on each wake-up, and a connection
+    /// wakes thousands of times, so pushing a waker per poll would grow without bound.
+    waiters: RefCell<HashMap<u64, Waker>>,
+    next_key: Cell<u64>,
 }
 
 impl Shutdown {
     /// Fires the signal, waking every waiter.
     pub fn fire(&self) {
         self.0.fired.set(true);
-        for waker in self.0.waiters.borrow_mut().drain(..) {
+        let waiters = std::mem::take(&mut *self.0.waiters.borrow_mut());
+        for waker in waiters.into_values() {
             waker.wake();
         }
     }
@@ -54,15 +60,44 @@ impl Shutdown {
 
     /// Resolves once the signal fires.
     pub fn wait(&self) -> impl Future<Output = ()> + 'static {
-        let this = self.clone();
-        std::future::poll_fn(move |cx: &mut Context<'_>| {
-            if this.is_fired() {
-                Poll::Ready(())
-            } else {
-                this.0.waiters.borrow_mut().push(cx.waker().clone());
-                Poll::Pending
+        let key = self.0.next_key.get();
+        self.0.next_key.set(key + 1);
+        Wait {
+            shutdown: self.clone(),
+            key,
+        }
+    }
+}
+
+/// A pending [`Shutdown::wait`].
+struct Wait {
+    shutdown: Shutdown,
+    key: u64,
+}
+
+impl Future for Wait {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let state = &self.shutdown.0;
+        if state.fired.get() {
+            return Poll::Ready(());
+        }
+        let mut waiters = state.waiters.borrow_mut();
+        match waiters.get_mut(&self.key) {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            Some(waker) => waker.clone_from(cx.waker()),
+            None => {
+                waiters.insert(self.key, cx.waker().clone());
             }
-        })
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Wait {
+    fn drop(&mut self) {
+        self.shutdown.0.waiters.borrow_mut().remove(&self.key);
     }
 }
 
@@ -157,5 +192,34 @@ async fn serve_connection(stream: monoio::net::TcpStream, app: Arc<App>, shutdow
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shutdown_waiters_do_not_pile_up_and_all_wake_when_it_fires() {
+        let shutdown = Shutdown::default();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut first = std::pin::pin!(shutdown.wait());
+        let mut second = std::pin::pin!(shutdown.wait());
+        for _ in 0..1000 {
+            assert!(first.as_mut().poll(&mut cx).is_pending());
+        }
+        assert!(second.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(shutdown.0.waiters.borrow().len(), 2);
+        {
+            let mut dropped = std::pin::pin!(shutdown.wait());
+            assert!(dropped.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(shutdown.0.waiters.borrow().len(), 3);
+        }
+        assert_eq!(shutdown.0.waiters.borrow().len(), 2);
+        shutdown.fire();
+        assert!(shutdown.0.waiters.borrow().is_empty());
+        assert!(first.as_mut().poll(&mut cx).is_ready());
+        assert!(second.as_mut().poll(&mut cx).is_ready());
+        assert!(std::pin::pin!(shutdown.wait()).poll(&mut cx).is_ready());
     }
 }
