@@ -13,6 +13,9 @@
 //!    the file back in bounded frames.
 //! 5. Errors are `error::ApiError`, rendered as Glance renders them; every response carries
 //!    the request id, and one access-log line is written; `metrics` counts it per core.
+//! 6. A connection that answered before its request body ended (a refusal) is not closed at
+//!    once: `linger` discards what the client still sends, within bounds, so that no reset
+//!    cuts the client off before it has read the answer.
 
 #![recursion_limit = "256"]
 
@@ -25,6 +28,7 @@ pub mod datapath;
 pub mod error;
 pub mod handlers;
 pub mod hyper_io;
+pub mod linger;
 pub mod metrics;
 pub mod policy;
 pub mod router;

@@ -131,6 +131,44 @@ impl From<&crate::datapath::upload::UploadError> for UploadEnd {
     }
 }
 
+/// Why a lingering close ended (`crate::linger`): the `end` label of
+/// `glint_lingering_closes_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum LingerEnd {
+    /// The client closed its side (or reset): it had what it needed.
+    Closed,
+    /// The client sent nothing for `lingering_close_idle_ms`.
+    Idle,
+    /// `lingering_close_time_ms` was reached.
+    Time,
+    /// `lingering_close_max_bytes` were discarded.
+    Bytes,
+    /// The server is shutting down and the client was silent.
+    Shutdown,
+}
+
+impl LingerEnd {
+    const ALL: [LingerEnd; 5] = [
+        LingerEnd::Closed,
+        LingerEnd::Idle,
+        LingerEnd::Time,
+        LingerEnd::Bytes,
+        LingerEnd::Shutdown,
+    ];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            LingerEnd::Closed => "closed",
+            LingerEnd::Idle => "idle",
+            LingerEnd::Time => "time",
+            LingerEnd::Bytes => "bytes",
+            LingerEnd::Shutdown => "shutdown",
+        }
+    }
+}
+
 /// Upper bounds of latency buckets, seconds (as nanoseconds).
 const TIME_BOUNDS_NS: [u64; 17] = [
     500_000,
@@ -214,6 +252,8 @@ struct Shard {
     commits: Hist,
     connections_open: AtomicI64,
     connections: AtomicU64,
+    lingering_closes: [AtomicU64; LingerEnd::ALL.len()],
+    lingering_discarded_bytes: AtomicU64,
 }
 
 fn register_shard() -> Arc<Shard> {
@@ -451,6 +491,14 @@ pub fn commit<T>(job: impl FnOnce() -> T) -> T {
     out
 }
 
+/// Counts one lingering close and the request-body bytes it discarded.
+pub fn lingered(end: LingerEnd, discarded_bytes: u64) {
+    with_shard(|s| {
+        add(&s.lingering_closes[end as usize], 1);
+        add(&s.lingering_discarded_bytes, discarded_bytes);
+    });
+}
+
 /// A connection was accepted on this worker; the guard counts it closed when dropped.
 pub fn connection_opened() -> ConnectionGuard {
     let counted = enabled();
@@ -552,9 +600,10 @@ struct Totals {
     requests: Vec<u64>,
     durations: Vec<(Vec<u64>, u64)>,
     per_worker: Vec<(usize, i64, u64)>,
-    scalars: [u64; 7],
+    scalars: [u64; 8],
     gauges: [i64; 2],
     uploads: [u64; UploadEnd::ALL.len()],
+    lingering_closes: [u64; LingerEnd::ALL.len()],
     upload_sizes: (Vec<u64>, u64),
     first_byte: (Vec<u64>, u64),
     commits: (Vec<u64>, u64),
@@ -576,9 +625,10 @@ fn totals() -> Totals {
         requests: vec![0; cells * STATUS_CLASSES.len()],
         durations: vec![(Vec::new(), 0); cells],
         per_worker: Vec::new(),
-        scalars: [0; 7],
+        scalars: [0; 8],
         gauges: [0; 2],
         uploads: [0; UploadEnd::ALL.len()],
+        lingering_closes: [0; LingerEnd::ALL.len()],
         upload_sizes: (Vec::new(), 0),
         first_byte: (Vec::new(), 0),
         commits: (Vec::new(), 0),
@@ -603,6 +653,7 @@ fn totals() -> Totals {
             &s.inspected_bytes,
             &s.inspection_ns,
             &s.spliced_bytes,
+            &s.lingering_discarded_bytes,
         ];
         for (total, counter) in t.scalars.iter_mut().zip(scalars) {
             *total += counter.load(Relaxed);
@@ -610,6 +661,9 @@ fn totals() -> Totals {
         t.gauges[0] += s.uploads_in_flight.load(Relaxed);
         t.gauges[1] += s.downloads_in_flight.load(Relaxed);
         for (total, counter) in t.uploads.iter_mut().zip(&s.uploads) {
+            *total += counter.load(Relaxed);
+        }
+        for (total, counter) in t.lingering_closes.iter_mut().zip(&s.lingering_closes) {
             *total += counter.load(Relaxed);
         }
         hist_snapshot(&s.upload_sizes, &mut t.upload_sizes);
@@ -765,7 +819,7 @@ fn gather(sources: &Sources<'_>) -> Vec<proto::MetricFamily> {
     out.push(requests);
     out.push(durations);
 
-    let scalar_counters: [(&str, &str, f64); 7] = [
+    let scalar_counters: [(&str, &str, f64); 8] = [
         (
             "glint_received_bytes_total",
             "Request body bytes read (image data and JSON documents).",
@@ -801,6 +855,12 @@ fn gather(sources: &Sources<'_>) -> Vec<proto::MetricFamily> {
             "Image bytes sent with splice (file to socket, no copy through user space); \
              also counted in glint_sent_bytes_total.",
             t.scalars[6] as f64,
+        ),
+        (
+            "glint_lingering_discarded_bytes_total",
+            "Request-body bytes a client still sent after its answer, discarded unread by a \
+             lingering close (never hashed, inspected or written).",
+            t.scalars[7] as f64,
         ),
     ];
     for (name, help, value) in scalar_counters {
@@ -839,6 +899,19 @@ fn gather(sources: &Sources<'_>) -> Vec<proto::MetricFamily> {
         ));
     }
     out.push(uploads);
+
+    let mut lingering = family(
+        "glint_lingering_closes_total",
+        "Connections closed after an answer sent before the request body ended, by why the \
+         lingering (discarding what the client still sent) stopped.",
+        COUNTER,
+    );
+    for (end, n) in LingerEnd::ALL.iter().zip(t.lingering_closes) {
+        lingering
+            .mut_metric()
+            .push(counter(labels(&[("end", end.label())]), n as f64));
+    }
+    out.push(lingering);
 
     for (name, help, hist, bounds, scale) in [
         (

@@ -1,5 +1,6 @@
 //! One worker's server: accept connections on its own listener, serve each with hyper's
-//! HTTP/1.1 (keep-alive; chunked and Content-Length bodies), shut down gracefully.
+//! HTTP/1.1 (keep-alive; chunked and Content-Length bodies), close with a lingering close when
+//! the last answer went out before its request body ended (`linger`), shut down gracefully.
 //!
 //! A connection lives on the core that accepted it until it closes: no locks, no hand-off.
 //! On shutdown the worker stops accepting, asks every open connection to finish its current
@@ -15,12 +16,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use http::Request;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use monoio::io::IntoPollIo;
 use monoio::net::TcpListener;
 
 use crate::app::App;
+use crate::body::UnreadBody;
 use crate::datapath::splice::{SpliceQueue, Splicer};
 use crate::hyper_io::HyperIo;
 
@@ -161,6 +165,7 @@ async fn serve_connection(stream: monoio::net::TcpStream, app: Arc<App>, shutdow
     };
     let zero_copy = splicer.is_some();
     let io = HyperIo(io, splicer);
+    let lingering = crate::linger::Bounds::from_config(&app.config);
     let mut builder = http1::Builder::new();
     builder.keep_alive(true).max_buf_size(MAX_BUF_BYTES);
     if app.config.client_socket_timeout > 0 {
@@ -169,29 +174,43 @@ async fn serve_connection(stream: monoio::net::TcpStream, app: Arc<App>, shutdow
             .timer(app.timer.clone())
             .header_read_timeout(timeout);
     }
-    let service = service_fn(move |request| {
-        let app = Arc::clone(&app);
-        let queue = queue.clone();
-        async move {
-            let queue = zero_copy.then_some(&queue);
-            Ok::<_, Infallible>(app.handle(request, queue).await)
-        }
-    });
-    let conn = builder.serve_connection(io, service);
-    let mut conn = std::pin::pin!(conn);
+    // Whether the request being served has body bytes nobody read (see `linger`).
+    let unread = UnreadBody::default();
+    let service = {
+        let unread = unread.clone();
+        service_fn(move |request: Request<Incoming>| {
+            let app = Arc::clone(&app);
+            let queue = queue.clone();
+            let request = request.map(|body| unread.watch(body));
+            async move {
+                let queue = zero_copy.then_some(&queue);
+                Ok::<_, Infallible>(app.handle(request, queue).await)
+            }
+        })
+    };
+    // `Connection` is `Unpin`: polled by reference, it can give its socket back at the end.
+    let mut conn = builder.serve_connection(io, service);
     let finished = monoio::select! {
-        result = conn.as_mut() => Some(result),
+        result = &mut conn => Some(result),
         _ = shutdown.wait() => None,
     };
     let result = match finished {
         Some(result) => result,
         None => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+            std::pin::Pin::new(&mut conn).graceful_shutdown();
+            (&mut conn).await
         }
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with an error");
+        return;
+    }
+    // hyper has flushed the last response and shut down our sending side. If it answered
+    // before that request's body ended, the client may still be sending: linger.
+    if let (true, Some(bounds)) = (unread.get(), lingering) {
+        let HyperIo(stream, _splicer) = conn.into_parts().io;
+        let (end, discarded_bytes) = crate::linger::close(stream, bounds, &shutdown).await;
+        tracing::debug!(end = end.label(), discarded_bytes, "lingering close");
     }
 }
 
