@@ -107,6 +107,16 @@ pub struct Config {
     /// keep-alive requests, before it is closed; 0 waits forever (Glance
     /// `client_socket_timeout`, 900).
     pub client_socket_timeout: u64,
+    /// After answering a request whose body it did not read to the end (a refused upload),
+    /// glint sends its answer and end of stream, then reads and discards what the client
+    /// still sends before it closes, so that the client is not reset before it has read the
+    /// answer (nginx's lingering close). This is the longest that lingering lasts, in
+    /// milliseconds; 0 closes at once (and the client may lose the answer).
+    pub lingering_close_time_ms: u64,
+    /// Lingering stops once the client has sent nothing for this many milliseconds.
+    pub lingering_close_idle_ms: u64,
+    /// Lingering stops once this many bytes were discarded.
+    pub lingering_close_max_bytes: u64,
     /// Log format: `text` or `json`.
     pub log_format: LogFormat,
     /// Log filter in `tracing` syntax, e.g. `info` or `info,glint::access=warn`.
@@ -232,6 +242,9 @@ impl Default for Config {
             public_endpoint: None,
             max_request_id_length: 64,
             client_socket_timeout: 900,
+            lingering_close_time_ms: 30_000,
+            lingering_close_idle_ms: 5_000,
+            lingering_close_max_bytes: 1 << 30,
             log_format: LogFormat::Text,
             log_filter: "info".to_owned(),
             auth: AuthConfig::default(),

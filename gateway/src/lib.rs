@@ -16,6 +16,9 @@
 //! 5. Errors are `error::ApiError`, rendered as Glance renders them; every response carries
 //!    the request id, and one access-log line is written; the body meters itself into
 //!    `metrics`, counted per core.
+//! 6. A connection that answered before its request body ended (a refusal) is not closed at
+//!    once: `server::linger` discards what the client still sends, within bounds, so that no
+//!    reset cuts the client off before it has read the answer.
 //!
 //! # Module order
 //!

@@ -23,11 +23,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::LazyLock;
 
+use crate::body::RequestBody;
 use bytes::Bytes;
 use http::header::HeaderValue;
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::app::App;
 use crate::body::Body;
@@ -94,7 +94,7 @@ pub enum CallBody {
     /// The JSON document, read.
     Json(Bytes),
     /// The stream, unread.
-    Stream(Incoming),
+    Stream(RequestBody),
 }
 
 impl Call<'_> {
@@ -117,7 +117,7 @@ impl Call<'_> {
     }
 
     /// The request with its unread body (`BodyRule::Stream` routes).
-    pub fn into_request(self) -> Result<Request<Incoming>, ApiError> {
+    pub fn into_request(self) -> Result<Request<RequestBody>, ApiError> {
         match self.body {
             CallBody::Stream(body) => Ok(Request::from_parts(self.parts, body)),
             _ => Err(ApiError::internal(

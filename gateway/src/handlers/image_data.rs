@@ -115,7 +115,7 @@ pub async fn upload(
     app: &App,
     ctx: &RequestContext,
     id: &str,
-    request: Request<hyper::body::Incoming>,
+    request: Request<crate::body::RequestBody>,
 ) -> Result<Response<Body>, ApiError> {
     let mut tracker = crate::metrics::upload_started();
     let content_type = request
