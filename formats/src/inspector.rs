@@ -315,7 +315,8 @@ impl Inspector {
         let head_region = mem::take(&mut self.head);
         let head = head_region.bytes();
         let complete = head.len() == HEAD_LEN;
-        self.found.extend(qcow2::probe(head, complete));
+        self.found
+            .extend(qcow2::probe(head, complete, &self.policy));
         self.found.extend(qed::probe(head));
         self.found.extend(vhd::probe_head(head, complete));
         self.found.extend(vdi::probe(head, complete));

@@ -213,7 +213,6 @@ fn qcow2_variants_are_accepted() {
     let cases: Vec<(&str, Vec<&str>)> = vec![
         ("small-clusters", vec!["-o", "cluster_size=512"]),
         ("big-clusters", vec!["-o", "cluster_size=2M"]),
-        ("extended-l2", vec!["-o", "extended_l2=on"]),
         ("zstd", vec!["-o", "compression_type=zstd"]),
         ("lazy-refcounts", vec!["-o", "lazy_refcounts=on"]),
         ("refcount-bits-1", vec!["-o", "refcount_bits=1"]),
@@ -250,6 +249,57 @@ fn qcow2_variants_are_accepted() {
         Format::Qcow2,
         16 << 40,
         "16 TiB",
+    );
+}
+
+// Issue 15: oslo's inspector (Glance, Nova) refuses incompatible feature bit 4, so an
+// extended_l2 image glint accepted would then be refused by the compute node booting it.
+#[test]
+fn qcow2_extended_l2_is_refused_unless_the_policy_allows_it() {
+    let scratch = Scratch::new();
+    let path = scratch.create("extended-l2", "qcow2", &["-o", "extended_l2=on"], 1_000_003);
+    let out = Command::new("qemu-img")
+        .args(["info", "--output=json"])
+        .arg(&path)
+        .output()
+        .expect("run qemu-img info");
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        info["format-specific"]["data"]["extended-l2"],
+        serde_json::Value::Bool(true),
+        "qemu-img made an extended_l2 image"
+    );
+    for declared in [Some("qcow2"), Some("raw"), None] {
+        let inspection = inspect(&path, declared);
+        assert_eq!(
+            failed_check(&inspection),
+            Some(Check::UnknownFeatures),
+            "{declared:?}"
+        );
+        assert!(inspection.reason().unwrap().contains("extended_l2"));
+    }
+    let allow = Policy {
+        qcow2_allow_extended_l2: true,
+        ..Policy::default()
+    };
+    let (_, qemu_size) = qemu_info(&path, None);
+    assert_accepted(
+        &inspect_as(&path, Some("qcow2"), &allow),
+        Format::Qcow2,
+        qemu_size,
+        "extended_l2 allowed",
+    );
+    // The switch allows that one feature: a backing file is still refused.
+    scratch.create("base", "qcow2", &[], 1 << 20);
+    let child = scratch.create(
+        "child",
+        "qcow2",
+        &["-o", "extended_l2=on", "-b", "base", "-F", "qcow2"],
+        1 << 20,
+    );
+    assert_eq!(
+        failed_check(&inspect_as(&child, Some("qcow2"), &allow)),
+        Some(Check::BackingFile)
     );
 }
 

@@ -75,6 +75,9 @@ pub struct Config {
     pub require_image_format_match: bool,
     /// VMDK create-types accepted on upload (Glance `vmdk_allowed_types`).
     pub vmdk_allowed_types: Vec<String>,
+    /// Accept qcow2 images with the `extended_l2` incompatible feature. Off by default, as
+    /// Glance and Nova, whose inspector refuses it (glint's own key).
+    pub qcow2_allow_extended_l2: bool,
     /// Base URL for links in the versions document (Glance `public_endpoint`); unset means
     /// the request's own scheme and host.
     pub public_endpoint: Option<String>,
@@ -205,6 +208,7 @@ impl Default for Config {
                 .collect(),
             require_image_format_match: true,
             vmdk_allowed_types: vec!["streamOptimized".to_owned(), "monolithicSparse".to_owned()],
+            qcow2_allow_extended_l2: false,
             public_endpoint: None,
             max_request_id_length: 64,
             client_socket_timeout: 900,
@@ -307,6 +311,7 @@ impl Config {
             "image_tag_quota" => self.image_tag_quota = parse(value)?,
             "image_member_quota" => self.image_member_quota = parse(value)?,
             "require_image_format_match" => self.require_image_format_match = parse(value)?,
+            "qcow2_allow_extended_l2" => self.qcow2_allow_extended_l2 = parse(value)?,
             "public_endpoint" => self.public_endpoint = Some(value.to_owned()),
             "max_request_id_length" => self.max_request_id_length = parse(value)?,
             "client_socket_timeout" => self.client_socket_timeout = parse(value)?,

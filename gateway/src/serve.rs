@@ -41,6 +41,7 @@ pub fn format_policy(config: &Config) -> formats::Policy {
     formats::Policy {
         require_format_match: config.require_image_format_match,
         vmdk_allowed_types: config.vmdk_allowed_types.clone(),
+        qcow2_allow_extended_l2: config.qcow2_allow_extended_l2,
         ..formats::Policy::default()
     }
 }
