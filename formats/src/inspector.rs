@@ -358,7 +358,7 @@ impl Inspector {
                 self.found
                     .push(vmdk::judge_embedded(&header, region.bytes(), &self.policy));
             }
-            VmdkStage::Text { region } => self.found.extend(vmdk::judge_text(region.bytes())),
+            VmdkStage::Text { region } => self.found.extend(vmdk::judge_text(region.bytes(), true)),
         }
     }
 
@@ -406,7 +406,7 @@ impl Inspector {
             VmdkStage::Idle => {}
             VmdkStage::Embedded { .. } => self.found.push(Found::truncated(Format::Vmdk)),
             // A descriptor file simply ends with the stream.
-            VmdkStage::Text { region } => self.found.extend(vmdk::judge_text(region.bytes())),
+            VmdkStage::Text { region } => self.found.extend(vmdk::judge_text(region.bytes(), true)),
         }
         if !matches!(mem::take(&mut self.vhdx), VhdxStage::Idle) {
             self.found.push(Found::truncated(Format::Vhdx));

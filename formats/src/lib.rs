@@ -68,17 +68,21 @@
 //! - **Differencing disks:** refused — VHD type 4, VHDX with a parent locator, VDI type 4 —
 //!   as are VHD disk types other than fixed/dynamic and VDI types other than dynamic/static.
 //! - **qcow2 data-file bit on v2 (§2.2):** tested only for v3 (v2 has no feature fields).
-//! - **qcow2 `extended_l2` (bit 4):** accepted (qemu ≥ 5.2 reads it; oslo calls it unknown);
-//!   bits 5 and up are refused as unknown features.
+//! - **qcow2 `extended_l2` (bit 4):** refused as an unknown feature, as oslo (so Glance and
+//!   Nova's inspector) does, although qemu ≥ 5.2 reads it; [`Policy::qcow2_allow_extended_l2`]
+//!   accepts it. Bits 5 and up are always refused as unknown features.
 //! - **Encrypted qcow2:** accepted as Glance (AES and LUKS); an unknown crypt method is refused.
 //! - **qcow2 size sanity:** refused unless cluster_bits is 9–21, the L1 table maps the whole
 //!   size and is within qemu's 32 MiB limit (so the 2^62 case is refused), and a v3
 //!   header_length is ≥ 104. Every format: a virtual size above 2^63 − 1 is refused.
 //! - **qcow v1 / other versions:** refused (`version`).
 //! - **VMDK descriptor files:** always refused, whatever `vmdk_allowed_types` says (their
-//!   extents are other files). Recognised by `createType` (oslo) or by qemu's own probe (a
-//!   first `version=N` line), reading the text up to the first NUL — oslo misses a descriptor
-//!   followed by NUL padding.
+//!   extents are other files). A stream is one when its text up to the first NUL names a
+//!   `createType` (any case) and it either starts with a sector of text (oslo's test) or
+//!   passes qemu's probe (comment and blank lines, then `version=N`; qemu also opens
+//!   descriptors whose comments hold non-text bytes, which oslo calls raw). Without a
+//!   `createType` it is raw, as oslo says and because qemu refuses to open it ("invalid VMDK
+//!   image descriptor"). oslo also misses a descriptor followed by NUL padding.
 //! - **VMDK sparse extents:** version 1–3 and the descriptor at sector 1 are required (oslo
 //!   falls back to raw; qemu would still open them as VMDK, so we refuse); a bare extent of a
 //!   multi-file VMDK (no descriptor), capacity 0 (qemu then opens the descriptor's extents),

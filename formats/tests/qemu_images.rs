@@ -455,6 +455,75 @@ fn vmdk_descriptor_files_and_their_extents_are_refused() {
     );
 }
 
+/// Writes `bytes` as a file in the scratch dir.
+fn write_file(scratch: &Scratch, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = scratch.path(name);
+    std::fs::write(&path, bytes).expect("write test file");
+    path
+}
+
+// Issue 15: text that starts like a descriptor but names no createType is raw for oslo, and
+// qemu will not open it as VMDK ("invalid VMDK image descriptor"): no extent is ever opened.
+#[test]
+fn descriptor_like_text_without_create_type_is_raw() {
+    let scratch = Scratch::new();
+    scratch.create("data.img", "raw", &[], 1 << 20);
+    let texts: [&[u8]; 3] = [
+        b"# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n\
+          RW 2048 FLAT \"data.img\" 0\n",
+        b"# Disk DescriptorFile\nversion=1\n",
+        b"# Disk DescriptorFile\nthese are release notes, not a disk\n",
+    ];
+    for (n, text) in texts.into_iter().enumerate() {
+        let mut bytes = text.to_vec();
+        bytes.resize(64 * 1024, 0);
+        for (name, bytes) in [
+            (format!("text-{n}"), text.to_vec()),
+            (format!("padded-{n}"), bytes),
+        ] {
+            let path = write_file(&scratch, &name, &bytes);
+            let probed = Command::new("qemu-img")
+                .args(["info", "--output=json"])
+                .arg(&path)
+                .output()
+                .expect("run qemu-img info");
+            if probed.status.success() {
+                let info: serde_json::Value = serde_json::from_slice(&probed.stdout).unwrap();
+                assert_eq!(info["format"], "raw", "{name}: qemu probes raw");
+            } else {
+                let err = String::from_utf8_lossy(&probed.stderr);
+                assert!(
+                    err.contains("invalid VMDK image descriptor"),
+                    "{name}: {err}"
+                );
+            }
+            assert_eq!(qemu_info(&path, Some("raw")).0, "raw");
+            let len = file_len(&path);
+            assert_accepted(&inspect(&path, Some("raw")), Format::Raw, len, &name);
+            assert_accepted(&inspect(&path, None), Format::Raw, len, &name);
+        }
+    }
+}
+
+// A descriptor file whose comment line holds non-text bytes: oslo reads it as raw, but qemu
+// probes it as VMDK and opens its extent, so it is refused.
+#[test]
+fn descriptor_file_with_binary_comment_is_refused() {
+    let scratch = Scratch::new();
+    scratch.create("data.img", "raw", &[], 1 << 20);
+    let text = b"# Disk DescriptorFile \x80\x01\xff\nversion=1\nCID=fffffffe\n\
+                 parentCID=ffffffff\ncreateType=\"monolithicFlat\"\nRW 2048 FLAT \"data.img\" 0\n";
+    let path = write_file(&scratch, "binary-comment.vmdk", text);
+    assert_eq!(qemu_info(&path, None), ("vmdk".to_owned(), 1 << 20));
+    for declared in [Some("raw"), Some("vmdk"), None] {
+        assert_eq!(
+            failed_check(&inspect(&path, declared)),
+            Some(Check::Descriptor),
+            "{declared:?}"
+        );
+    }
+}
+
 #[test]
 fn vmdk_with_a_parent_is_refused() {
     let scratch = Scratch::new();
