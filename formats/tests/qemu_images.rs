@@ -98,10 +98,51 @@ fn inspect_file(path: &Path, declared: Option<&str>, policy: &Policy, chunk: usi
     inspector.finish()
 }
 
-/// The inspection of a file, checked to be the same for odd and server-like chunk sizes.
+/// Reads only the ranges the inspector asks for, as `glint inspect` does; returns the
+/// inspection and the bytes read.
+fn seek_file(path: &Path, declared: Option<&str>, policy: &Policy) -> (Inspection, u64) {
+    use std::os::unix::fs::FileExt;
+    let file = File::open(path).expect("open image");
+    let len = file.metadata().expect("stat").len();
+    let mut inspector = Inspector::new(declared, policy);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut read = 0;
+    while let Some(range) = inspector.next_read(len) {
+        inspector
+            .skip_to(range.start, len)
+            .expect("skip to a wanted range");
+        let want = usize::try_from(range.end - range.start)
+            .unwrap()
+            .min(buf.len());
+        let n = file
+            .read_at(&mut buf[..want], range.start)
+            .expect("read image");
+        assert!(n > 0, "{} shrank", path.display());
+        read += n as u64;
+        if inspector.feed(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    inspector.skip_to(len, len).expect("nothing more is wanted");
+    (inspector.finish(), read)
+}
+
+/// The inspection of a file, checked to be the same for odd and server-like chunk sizes, and
+/// for the seek path (`glint inspect`), which reads a few dozen KiB of it.
 fn inspect_as(path: &Path, declared: Option<&str>, policy: &Policy) -> Inspection {
     let len = std::fs::metadata(path).expect("stat").len();
     let big = inspect_file(path, declared, policy, 1 << 20);
+    let (sought, read) = seek_file(path, declared, policy);
+    assert_eq!(sought.verdict, big.verdict, "{}: seek path", path.display());
+    assert_eq!(sought.format, big.format, "{}: seek path", path.display());
+    if big.verdict.is_ok() {
+        assert_eq!(sought, big, "{}: seek path", path.display());
+    }
+    assert!(
+        read <= len.min(4 << 20),
+        "{}: seek path read {read} of {len} bytes",
+        path.display()
+    );
     if len <= 64 << 20 {
         for chunk in [4093, 65_536 + 3] {
             let small = inspect_file(path, declared, policy, chunk);
