@@ -56,9 +56,9 @@ fn seek_read(bytes: &[u8], declared: Option<&str>, read_max: usize) -> formats::
         inspector
             .skip_to(range.start, len)
             .expect("skip to a wanted range");
-        let start = usize::try_from(range.start).unwrap();
+        let start = usize::try_from(range.start).expect("in memory");
         let end = usize::try_from(range.end)
-            .unwrap()
+            .expect("in memory")
             .min(start + read_max.max(1));
         if inspector.feed(&bytes[start..end]).is_err() {
             break;

@@ -112,7 +112,7 @@ fn seek_file(path: &Path, declared: Option<&str>, policy: &Policy) -> (Inspectio
             .skip_to(range.start, len)
             .expect("skip to a wanted range");
         let want = usize::try_from(range.end - range.start)
-            .unwrap()
+            .expect("a range fits in memory")
             .min(buf.len());
         let n = file
             .read_at(&mut buf[..want], range.start)
