@@ -98,6 +98,9 @@ pub struct Config {
     pub require_image_format_match: bool,
     /// VMDK create-types accepted on upload (Glance `vmdk_allowed_types`).
     pub vmdk_allowed_types: Vec<String>,
+    /// Accept qcow2 images with the `extended_l2` incompatible feature. Off by default, as
+    /// Glance and Nova, whose inspector refuses it (glint's own key).
+    pub qcow2_allow_extended_l2: bool,
     /// Base URL for links in the versions document (Glance `public_endpoint`); unset means
     /// the request's own scheme and host.
     pub public_endpoint: Option<String>,
@@ -239,6 +242,7 @@ impl Default for Config {
                 .collect(),
             require_image_format_match: true,
             vmdk_allowed_types: vec!["streamOptimized".to_owned(), "monolithicSparse".to_owned()],
+            qcow2_allow_extended_l2: false,
             public_endpoint: None,
             max_request_id_length: 64,
             client_socket_timeout: 900,
@@ -347,6 +351,7 @@ impl Config {
         formats::Policy {
             require_format_match: self.require_image_format_match,
             vmdk_allowed_types: self.vmdk_allowed_types.clone(),
+            qcow2_allow_extended_l2: self.qcow2_allow_extended_l2,
             ..formats::Policy::default()
         }
     }
