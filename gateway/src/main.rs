@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use gateway::config::{Config, LogFormat};
+use gateway::config::{Config, GlanceReport, LogFormat, Verdict};
 
 /// glint: an OpenStack Image service (Image API v2).
 #[derive(Parser)]
@@ -14,6 +14,10 @@ struct Cli {
     /// TOML configuration file.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// Glance's configuration file (glance-api.conf), read as Glance reads it; the TOML file's
+    /// keys override it.
+    #[arg(long, global = true)]
+    glance_config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
@@ -49,8 +53,21 @@ enum Command {
     CheckConfig,
 }
 
-fn load_config(cli_config: Option<&PathBuf>, flags: &ServeFlags) -> anyhow::Result<Config> {
-    let mut config = Config::load(cli_config.map(PathBuf::as_path), std::env::vars())?;
+/// The configuration files named on the command line.
+struct Files<'a> {
+    toml: Option<&'a PathBuf>,
+    glance: Option<&'a PathBuf>,
+}
+
+fn load_config(
+    files: &Files<'_>,
+    flags: &ServeFlags,
+) -> anyhow::Result<(Config, Option<GlanceReport>)> {
+    let (mut config, report) = Config::load_with_glance(
+        files.glance.map(PathBuf::as_path),
+        files.toml.map(PathBuf::as_path),
+        std::env::vars(),
+    )?;
     if let Some(listen) = flags.listen {
         config.listen = listen;
     }
@@ -63,7 +80,25 @@ fn load_config(cli_config: Option<&PathBuf>, flags: &ServeFlags) -> anyhow::Resu
         None => {}
     }
     config.validate()?;
-    Ok(config)
+    Ok((config, report))
+}
+
+/// Logs, once, every option of the Glance file that glint did not take: a warning for each
+/// one whose value glint does not honour, an info line for the rest.
+fn log_glance_report(report: &GlanceReport) {
+    let mapped = report.options.len() - report.not_taken().count();
+    tracing::info!(
+        file = %report.path.display(),
+        options = report.options.len(),
+        mapped,
+        "read Glance's configuration"
+    );
+    for option in report.not_taken() {
+        match option.verdict {
+            Verdict::Unsupported(_) => tracing::warn!("glance-api.conf: {option}"),
+            _ => tracing::info!("glance-api.conf: {option}"),
+        }
+    }
 }
 
 fn init_logs(config: &Config) {
@@ -92,12 +127,23 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    let files = Files {
+        toml: cli.config.as_ref(),
+        glance: cli.glance_config.as_ref(),
+    };
     match cli.command {
-        None => serve(cli.config.as_ref(), &cli.serve),
-        Some(Command::Serve(flags)) => serve(cli.config.as_ref(), &flags),
+        None => serve(&files, &cli.serve),
+        Some(Command::Serve(flags)) => serve(&files, &flags),
         Some(Command::Inspect { disk_format, file }) => inspect(disk_format.as_deref(), &file),
         Some(Command::CheckConfig) => {
-            let config = load_config(cli.config.as_ref(), &cli.serve)?;
+            let (config, report) = load_config(&files, &cli.serve)?;
+            if let Some(report) = report {
+                // As comments, so that the output stays a valid TOML file.
+                println!("# from {}:", report.path.display());
+                for option in &report.options {
+                    println!("#   {option}");
+                }
+            }
             print!(
                 "{}",
                 toml::to_string_pretty(&config).context("rendering config")?
@@ -107,9 +153,12 @@ fn run() -> anyhow::Result<ExitCode> {
     }
 }
 
-fn serve(config_path: Option<&PathBuf>, flags: &ServeFlags) -> anyhow::Result<ExitCode> {
-    let config = load_config(config_path, flags)?;
+fn serve(files: &Files<'_>, flags: &ServeFlags) -> anyhow::Result<ExitCode> {
+    let (config, report) = load_config(files, flags)?;
     init_logs(&config);
+    if let Some(report) = &report {
+        log_glance_report(report);
+    }
     gateway::serve::serve(config)?;
     Ok(ExitCode::SUCCESS)
 }
