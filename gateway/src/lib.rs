@@ -42,6 +42,8 @@
 //! - `policy` — Glance's authorization rules
 //! - `auth` — the auth strategies, built from their settings
 //! - `datapath` — image bytes between sockets and stores
+//! - `migrate` — `glint migrate-from-glance`: a Glance database and its image data into meta
+//!   and the file store (an offline admin command, blocking)
 //! - `hyper_io` — monoio streams as hyper I/O
 //! - `net` — outbound HTTP (client, URL-fetch policy, S3) on the cores
 //! - `app` — the shared state, built once
@@ -67,6 +69,7 @@ pub mod error;
 pub mod handlers;
 pub mod hyper_io;
 pub mod metrics;
+pub mod migrate;
 pub mod net;
 pub mod policy;
 pub mod router;

@@ -51,6 +51,30 @@ enum Command {
     },
     /// Print the effective configuration and exit.
     CheckConfig,
+    /// Take over a Glance deployment: its images (same ids, statuses, checksums, timestamps),
+    /// members, tags and properties into glint's metadata, the image data adopted where it
+    /// lies or copied. Needs --glance-config (for [database] connection) or --database; glint
+    /// must not be serving from the same data folder meanwhile.
+    MigrateFromGlance {
+        /// Glance's database (an SQLAlchemy URL: sqlite:////path, mysql+pymysql://…);
+        /// default: [database] connection of --glance-config.
+        #[arg(long)]
+        database: Option<String>,
+        /// Copy the image data into this glint store (`file`) instead of adopting it in place.
+        #[arg(long)]
+        copy_to: Option<String>,
+        /// Read every image's data again and check its size, md5 and os_hash_value.
+        #[arg(long)]
+        verify: bool,
+        /// Print what would be done, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Replace images glint holds with other values (default: report and leave them).
+        #[arg(long)]
+        overwrite: bool,
+        #[command(flatten)]
+        flags: ServeFlags,
+    },
 }
 
 /// The configuration files named on the command line.
@@ -135,6 +159,40 @@ fn run() -> anyhow::Result<ExitCode> {
         None => serve(&files, &cli.serve),
         Some(Command::Serve(flags)) => serve(&files, &flags),
         Some(Command::Inspect { disk_format, file }) => inspect(disk_format.as_deref(), &file),
+        Some(Command::MigrateFromGlance {
+            database,
+            copy_to,
+            verify,
+            dry_run,
+            overwrite,
+            flags,
+        }) => {
+            let (config, _) = load_config(&files, &flags)?;
+            let database = match (database, files.glance) {
+                (Some(url), _) => gateway::config::Secret::new(url),
+                (None, Some(path)) => gateway::config::glance::database_connection(path)?
+                    .with_context(|| {
+                        format!(
+                            "{} has no [database] connection: give --database",
+                            path.display()
+                        )
+                    })?,
+                (None, None) => anyhow::bail!("give --glance-config (or --database)"),
+            };
+            let options = gateway::migrate::Options {
+                database,
+                copy_to,
+                verify,
+                dry_run,
+                overwrite,
+            };
+            let summary = gateway::migrate::run(&config, &options, &mut std::io::stdout())?;
+            Ok(if summary.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Some(Command::CheckConfig) => {
             let (config, report) = load_config(&files, &cli.serve)?;
             if let Some(report) = report {

@@ -1011,6 +1011,24 @@ pub fn read(path: &Path) -> Result<(Table, GlanceReport), ConfigError> {
     translate(&ini)
 }
 
+/// Glance's `[database] connection` in the file at `path` (interpolated), if set: the
+/// database `glint migrate-from-glance` reads.
+pub fn database_connection(path: &Path) -> Result<Option<super::Secret>, ConfigError> {
+    let ini = IniFile::read(path).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.message.clone(),
+    })?;
+    let value = ini
+        .get("database", "connection")
+        .map_err(|e| ConfigError::Invalid {
+            key: "[database] connection".into(),
+            message: e.to_string(),
+        })?;
+    Ok(value
+        .filter(|v| !v.text.is_empty())
+        .map(|v| super::Secret::new(v.text)))
+}
+
 /// The catalog's option names of `section`, for tests.
 #[cfg(test)]
 fn catalog_names(section: &str) -> Vec<String> {
