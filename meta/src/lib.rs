@@ -22,6 +22,8 @@
 //! - Quotas: every write keeps a per-owner [`Usage`] in step; [`Meta::create_image_within`],
 //!   [`Meta::begin_upload_within`] and [`Meta::complete_upload_within`] refuse, inside their
 //!   transaction, what would exceed the given [`Limits`] ([`Error::QuotaExceeded`]).
+//! - Metadata definitions (Glance's metadefs catalog) live in [`metadefs`]: their own records
+//!   and tables, each operation one transaction on [`Meta`].
 //! - [`Error`] says what happened (not found, invalid transition, ...), never which HTTP status
 //!   applies.
 //!
@@ -69,6 +71,7 @@
 mod error;
 mod list;
 mod members;
+pub mod metadefs;
 mod quota;
 mod record;
 mod schema;

@@ -1,6 +1,7 @@
 //! The on-disk layout: table definitions, index keys, the schema version and its migrations.
 //!
-//! Tables (schema version 2; version 1 had all but the last three):
+//! Tables (schema version 3; version 1 had all but the last three of this table, version 2 all
+//! of it; version 3 adds the metadef tables listed in `metadefs/tables.rs`):
 //!
 //! | table                         | key                     | value                       |
 //! |-------------------------------|-------------------------|-----------------------------|
@@ -39,11 +40,11 @@ use crate::record;
 use crate::types::{Image, ImageId};
 
 /// The schema version this build writes.
-pub(crate) const CURRENT_VERSION: u32 = 2;
+pub(crate) const CURRENT_VERSION: u32 = 3;
 
 /// Migration steps: `MIGRATIONS[i]` turns a version `i + 1` database into version `i + 2`,
 /// inside the open-time write transaction.
-const MIGRATIONS: &[fn(&WriteTransaction) -> Result<()>] = &[migrate_1_to_2];
+const MIGRATIONS: &[fn(&WriteTransaction) -> Result<()>] = &[migrate_1_to_2, migrate_2_to_3];
 
 pub(crate) const SCHEMA: TableDefinition<&str, u64> = TableDefinition::new("schema");
 const VERSION_KEY: &str = "version";
@@ -127,7 +128,13 @@ fn create_tables(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(MEMBERS).storage()?;
     txn.open_table(MEMBERS_BY_PROJECT).storage()?;
     txn.open_table(PROJECT_USAGE).storage()?;
+    crate::metadefs::tables::create(txn)?;
     Ok(())
+}
+
+/// Version 3 adds the metadef tables, empty (no earlier version had metadefs).
+fn migrate_2_to_3(txn: &WriteTransaction) -> Result<()> {
+    crate::metadefs::tables::create(txn)
 }
 
 /// Version 2 adds members (empty: version 1 had none) and per-owner usage, computed once from

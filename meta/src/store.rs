@@ -72,6 +72,11 @@ impl Meta {
         })
     }
 
+    /// The redb database, for the operations implemented in other modules (metadefs).
+    pub(crate) fn database(&self) -> &Database {
+        &self.inner.db
+    }
+
     /// The schema version of the open database (always the current one after `open`).
     pub fn schema_version(&self) -> u32 {
         self.inner.schema_version
@@ -516,11 +521,6 @@ impl Meta {
     #[cfg(test)]
     pub(crate) fn insert_many(&self, images: &[Image]) -> Result<()> {
         self.write(|writer| images.iter().try_for_each(|image| writer.insert_new(image)))
-    }
-
-    #[cfg(test)]
-    pub(crate) fn database(&self) -> &Database {
-        &self.inner.db
     }
 }
 

@@ -154,7 +154,7 @@ fn open_copy(name: &str) -> (tempfile::TempDir, Meta) {
 fn reads_images_written_by_schema_v1() {
     let (_dir, meta) = open_copy("schema_v1.redb");
     // Opening migrates the copy to the current version.
-    assert_eq!(meta.schema_version(), 2);
+    assert_eq!(meta.schema_version(), 3);
     for (expected, path) in v1_images() {
         let mut actual = meta.get_image(expected.id).unwrap();
         let status = path.last().copied().unwrap_or(ImageStatus::Queued);
@@ -321,7 +321,7 @@ fn generate_schema_v2() {
 #[test]
 fn reads_members_and_usage_written_by_schema_v2() {
     let (_dir, meta) = open_copy("schema_v2.redb");
-    assert_eq!(meta.schema_version(), 2);
+    assert_eq!(meta.schema_version(), 3);
     let members: Vec<(String, MemberStatus)> = meta
         .list_members(id(SHARED))
         .unwrap()
@@ -353,4 +353,50 @@ fn reads_members_and_usage_written_by_schema_v2() {
     meta.delete_image(id(SHARED)).unwrap();
     assert!(meta.images_shared_with("project-b").unwrap().is_empty());
     assert_eq!(meta.usage(OWNER).unwrap().image_count, 1);
+}
+
+// ---- schema version 3: metadefs
+
+/// Issue 13: a version 2 database (no metadef tables) migrates to version 3 with an empty,
+/// usable metadefs catalog, and its images and members are untouched.
+#[test]
+fn migration_to_v3_adds_an_empty_metadefs_catalog() {
+    use meta::metadefs::{
+        LoadMode, Namespace, NamespaceDocument, NamespaceQuery, NamespaceSortKey, NamespaceViewer,
+        NamespaceVisibility,
+    };
+    let (_dir, meta) = open_copy("schema_v2.redb");
+    assert_eq!(meta.schema_version(), 3);
+    let everything = NamespaceQuery {
+        viewer: NamespaceViewer::Everything,
+        visibility: None,
+        resource_types: None,
+        sort_key: NamespaceSortKey::CreatedAt,
+        descending: true,
+        marker: None,
+        limit: 100,
+    };
+    assert!(meta
+        .list_metadef_namespaces(&everything)
+        .unwrap()
+        .is_empty());
+    assert!(meta.metadef_resource_types().unwrap().is_empty());
+    assert!(meta.export_metadefs().unwrap().is_empty());
+    assert_eq!(meta.list_members(id(SHARED)).unwrap().len(), 3);
+
+    let document = NamespaceDocument::new(Namespace {
+        namespace: "OS::Compute::Watchdog".to_owned(),
+        display_name: Some("Watchdog Behavior".to_owned()),
+        description: None,
+        visibility: NamespaceVisibility::Public,
+        protected: true,
+        owner: "admin".to_owned(),
+        created_at: at(1_700_000_100),
+        updated_at: at(1_700_000_100),
+    });
+    let report = meta
+        .load_metadefs(std::slice::from_ref(&document), LoadMode::SkipExisting)
+        .unwrap();
+    assert_eq!(report.created, ["OS::Compute::Watchdog"]);
+    assert_eq!(meta.export_metadefs().unwrap(), [document]);
 }
