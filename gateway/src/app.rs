@@ -199,6 +199,17 @@ impl App {
                 Ok(handlers::json_response(StatusCode::OK, &schemas::members()))
             }
             Route::InfoUsage => info::usage(self, ctx),
+            Route::SchemaMetadef { name } => handlers::metadefs::schema(name),
+            Route::Metadef(op) => {
+                let query = request.uri().query().unwrap_or("").to_owned();
+                let (parts, body) = request.into_parts();
+                let body = if op.forbids_body() {
+                    Bytes::new()
+                } else {
+                    read_json_body(body).await?
+                };
+                handlers::metadefs::dispatch(self, ctx, op, &query, &parts.headers, body).await
+            }
         }
     }
 

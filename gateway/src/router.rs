@@ -62,6 +62,129 @@ pub enum Route {
     SchemaMembers,
     /// `GET /v2/info/usage`.
     InfoUsage,
+    /// `GET /v2/schemas/metadefs/{name}`, one of the ten names of
+    /// `handlers::metadefs::schemas::NAMES`.
+    SchemaMetadef { name: &'static str },
+    /// A metadata definitions operation under `/v2/metadefs`.
+    Metadef(MetadefRoute),
+}
+
+/// A metadata definitions operation (spec §9.2), with its path parameters (percent-decoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadefRoute {
+    /// `GET /v2/metadefs/namespaces`.
+    ListNamespaces,
+    /// `POST /v2/metadefs/namespaces`.
+    CreateNamespace,
+    /// `GET /v2/metadefs/namespaces/{namespace}`.
+    ShowNamespace { ns: String },
+    /// `PUT /v2/metadefs/namespaces/{namespace}`.
+    UpdateNamespace { ns: String },
+    /// `DELETE /v2/metadefs/namespaces/{namespace}`.
+    DeleteNamespace { ns: String },
+    /// `GET /v2/metadefs/namespaces/{namespace}/objects`.
+    ListObjects { ns: String },
+    /// `POST /v2/metadefs/namespaces/{namespace}/objects`.
+    CreateObject { ns: String },
+    /// `DELETE /v2/metadefs/namespaces/{namespace}/objects`.
+    DeleteObjects { ns: String },
+    /// `GET /v2/metadefs/namespaces/{namespace}/objects/{object_name}`.
+    ShowObject { ns: String, name: String },
+    /// `PUT /v2/metadefs/namespaces/{namespace}/objects/{object_name}`.
+    UpdateObject { ns: String, name: String },
+    /// `DELETE /v2/metadefs/namespaces/{namespace}/objects/{object_name}`.
+    DeleteObject { ns: String, name: String },
+    /// `GET /v2/metadefs/namespaces/{namespace}/properties`.
+    ListProperties { ns: String },
+    /// `POST /v2/metadefs/namespaces/{namespace}/properties`.
+    CreateProperty { ns: String },
+    /// `DELETE /v2/metadefs/namespaces/{namespace}/properties`.
+    DeleteProperties { ns: String },
+    /// `GET /v2/metadefs/namespaces/{namespace}/properties/{property_name}`.
+    ShowProperty { ns: String, name: String },
+    /// `PUT /v2/metadefs/namespaces/{namespace}/properties/{property_name}`.
+    UpdateProperty { ns: String, name: String },
+    /// `DELETE /v2/metadefs/namespaces/{namespace}/properties/{property_name}`.
+    DeleteProperty { ns: String, name: String },
+    /// `GET /v2/metadefs/namespaces/{namespace}/tags`.
+    ListTags { ns: String },
+    /// `POST /v2/metadefs/namespaces/{namespace}/tags`.
+    CreateTags { ns: String },
+    /// `DELETE /v2/metadefs/namespaces/{namespace}/tags`.
+    DeleteTags { ns: String },
+    /// `GET /v2/metadefs/namespaces/{namespace}/tags/{tag_name}`.
+    ShowTag { ns: String, name: String },
+    /// `POST /v2/metadefs/namespaces/{namespace}/tags/{tag_name}`.
+    CreateTag { ns: String, name: String },
+    /// `PUT /v2/metadefs/namespaces/{namespace}/tags/{tag_name}`.
+    UpdateTag { ns: String, name: String },
+    /// `DELETE /v2/metadefs/namespaces/{namespace}/tags/{tag_name}`.
+    DeleteTag { ns: String, name: String },
+    /// `GET /v2/metadefs/resource_types`.
+    ListResourceTypes,
+    /// `GET /v2/metadefs/namespaces/{namespace}/resource_types`.
+    ListAssociations { ns: String },
+    /// `POST /v2/metadefs/namespaces/{namespace}/resource_types`.
+    CreateAssociation { ns: String },
+    /// `DELETE /v2/metadefs/namespaces/{namespace}/resource_types/{resource_type}`.
+    DeleteAssociation { ns: String, name: String },
+}
+
+impl MetadefRoute {
+    /// The route template, for logs and metrics.
+    pub fn template(&self) -> &'static str {
+        use MetadefRoute as M;
+        match self {
+            M::ListNamespaces | M::CreateNamespace => "/v2/metadefs/namespaces",
+            M::ShowNamespace { .. } | M::UpdateNamespace { .. } | M::DeleteNamespace { .. } => {
+                "/v2/metadefs/namespaces/{namespace}"
+            }
+            M::ListObjects { .. } | M::CreateObject { .. } | M::DeleteObjects { .. } => {
+                "/v2/metadefs/namespaces/{namespace}/objects"
+            }
+            M::ShowObject { .. } | M::UpdateObject { .. } | M::DeleteObject { .. } => {
+                "/v2/metadefs/namespaces/{namespace}/objects/{object_name}"
+            }
+            M::ListProperties { .. } | M::CreateProperty { .. } | M::DeleteProperties { .. } => {
+                "/v2/metadefs/namespaces/{namespace}/properties"
+            }
+            M::ShowProperty { .. } | M::UpdateProperty { .. } | M::DeleteProperty { .. } => {
+                "/v2/metadefs/namespaces/{namespace}/properties/{property_name}"
+            }
+            M::ListTags { .. } | M::CreateTags { .. } | M::DeleteTags { .. } => {
+                "/v2/metadefs/namespaces/{namespace}/tags"
+            }
+            M::ShowTag { .. } | M::CreateTag { .. } | M::UpdateTag { .. } | M::DeleteTag { .. } => {
+                "/v2/metadefs/namespaces/{namespace}/tags/{tag_name}"
+            }
+            M::ListResourceTypes => "/v2/metadefs/resource_types",
+            M::ListAssociations { .. } | M::CreateAssociation { .. } => {
+                "/v2/metadefs/namespaces/{namespace}/resource_types"
+            }
+            M::DeleteAssociation { .. } => {
+                "/v2/metadefs/namespaces/{namespace}/resource_types/{resource_type}"
+            }
+        }
+    }
+
+    /// Whether a request body is refused (Glance's `body_reject` routes); the others read one
+    /// or ignore it.
+    pub fn forbids_body(&self) -> bool {
+        use MetadefRoute as M;
+        matches!(
+            self,
+            M::ShowNamespace { .. }
+                | M::DeleteNamespace { .. }
+                | M::ShowObject { .. }
+                | M::DeleteObject { .. }
+                | M::ShowTag { .. }
+                | M::CreateTag { .. }
+                | M::DeleteTag { .. }
+                | M::ListResourceTypes
+                | M::ListAssociations { .. }
+                | M::DeleteAssociation { .. }
+        )
+    }
 }
 
 impl Route {
@@ -91,11 +214,16 @@ impl Route {
             Route::SchemaMember => "/v2/schemas/member",
             Route::SchemaMembers => "/v2/schemas/members",
             Route::InfoUsage => "/v2/info/usage",
+            Route::SchemaMetadef { name } => metadef_schema_template(name),
+            Route::Metadef(op) => op.template(),
         }
     }
 
     /// Whether the request must not carry a body (Glance answers 400 when it does).
     pub fn forbids_body(&self) -> bool {
+        if let Route::Metadef(op) = self {
+            return op.forbids_body();
+        }
         !matches!(
             self,
             Route::CreateImage
@@ -131,6 +259,11 @@ fn route_v2(method: &Method, rest: &[&str]) -> Result<Route, ApiError> {
         ["schemas", "member"] => only(method, &[M::GET], Route::SchemaMember),
         ["schemas", "members"] => only(method, &[M::GET], Route::SchemaMembers),
         ["info", "usage"] => only(method, &[M::GET], Route::InfoUsage),
+        ["schemas", "metadefs", name] => match metadef_schema_name(name) {
+            Some(name) => only(method, &[M::GET], Route::SchemaMetadef { name }),
+            None => Err(ApiError::not_found("The resource could not be found.")),
+        },
+        ["metadefs", rest @ ..] => route_metadefs(method, rest).map(Route::Metadef),
         ["images", image, "members"] => match *method {
             M::GET => Ok(Route::ListMembers { id: id(image) }),
             M::POST => Ok(Route::CreateMember { id: id(image) }),
@@ -176,6 +309,104 @@ fn route_v2(method: &Method, rest: &[&str]) -> Result<Route, ApiError> {
                 M::PUT => Ok(Route::AddTag { id: id(image), tag }),
                 M::DELETE => Ok(Route::DeleteTag { id: id(image), tag }),
                 _ => Err(ApiError::method_not_allowed(&["PUT", "DELETE"])),
+            }
+        }
+        _ => Err(ApiError::not_found("The resource could not be found.")),
+    }
+}
+
+/// The ten metadef schema names, each with its template.
+const METADEF_SCHEMAS: [(&str, &str); 10] = [
+    ("namespace", "/v2/schemas/metadefs/namespace"),
+    ("namespaces", "/v2/schemas/metadefs/namespaces"),
+    ("object", "/v2/schemas/metadefs/object"),
+    ("objects", "/v2/schemas/metadefs/objects"),
+    ("property", "/v2/schemas/metadefs/property"),
+    ("properties", "/v2/schemas/metadefs/properties"),
+    ("resource_type", "/v2/schemas/metadefs/resource_type"),
+    ("resource_types", "/v2/schemas/metadefs/resource_types"),
+    ("tag", "/v2/schemas/metadefs/tag"),
+    ("tags", "/v2/schemas/metadefs/tags"),
+];
+
+fn metadef_schema_name(segment: &str) -> Option<&'static str> {
+    METADEF_SCHEMAS
+        .iter()
+        .find(|(name, _)| *name == segment)
+        .map(|(name, _)| *name)
+}
+
+fn metadef_schema_template(name: &str) -> &'static str {
+    METADEF_SCHEMAS
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map_or("/v2/schemas/metadefs/{name}", |(_, template)| *template)
+}
+
+/// Routes under `/v2/metadefs/`.
+fn route_metadefs(method: &Method, rest: &[&str]) -> Result<MetadefRoute, ApiError> {
+    use MetadefRoute as R;
+    use Method as M;
+    let decode = |segment: &str| {
+        percent_decode(segment).ok_or_else(|| ApiError::bad_request("Path is not valid UTF-8."))
+    };
+    let not_allowed = |allowed: &[&str]| Err(ApiError::method_not_allowed(allowed));
+    match rest {
+        ["resource_types"] => match *method {
+            M::GET => Ok(R::ListResourceTypes),
+            _ => not_allowed(&["GET"]),
+        },
+        ["namespaces"] => match *method {
+            M::GET => Ok(R::ListNamespaces),
+            M::POST => Ok(R::CreateNamespace),
+            _ => not_allowed(&["GET", "POST"]),
+        },
+        ["namespaces", ns] => {
+            let ns = decode(ns)?;
+            match *method {
+                M::GET => Ok(R::ShowNamespace { ns }),
+                M::PUT => Ok(R::UpdateNamespace { ns }),
+                M::DELETE => Ok(R::DeleteNamespace { ns }),
+                _ => not_allowed(&["GET", "PUT", "DELETE"]),
+            }
+        }
+        ["namespaces", ns, kind] => {
+            let ns = decode(ns)?;
+            match (*kind, method.clone()) {
+                ("objects", M::GET) => Ok(R::ListObjects { ns }),
+                ("objects", M::POST) => Ok(R::CreateObject { ns }),
+                ("objects", M::DELETE) => Ok(R::DeleteObjects { ns }),
+                ("properties", M::GET) => Ok(R::ListProperties { ns }),
+                ("properties", M::POST) => Ok(R::CreateProperty { ns }),
+                ("properties", M::DELETE) => Ok(R::DeleteProperties { ns }),
+                ("tags", M::GET) => Ok(R::ListTags { ns }),
+                ("tags", M::POST) => Ok(R::CreateTags { ns }),
+                ("tags", M::DELETE) => Ok(R::DeleteTags { ns }),
+                ("resource_types", M::GET) => Ok(R::ListAssociations { ns }),
+                ("resource_types", M::POST) => Ok(R::CreateAssociation { ns }),
+                ("objects" | "properties" | "tags", _) => not_allowed(&["GET", "POST", "DELETE"]),
+                ("resource_types", _) => not_allowed(&["GET", "POST"]),
+                _ => Err(ApiError::not_found("The resource could not be found.")),
+            }
+        }
+        ["namespaces", ns, kind, name] => {
+            let (ns, name) = (decode(ns)?, decode(name)?);
+            match (*kind, method.clone()) {
+                ("objects", M::GET) => Ok(R::ShowObject { ns, name }),
+                ("objects", M::PUT) => Ok(R::UpdateObject { ns, name }),
+                ("objects", M::DELETE) => Ok(R::DeleteObject { ns, name }),
+                ("properties", M::GET) => Ok(R::ShowProperty { ns, name }),
+                ("properties", M::PUT) => Ok(R::UpdateProperty { ns, name }),
+                ("properties", M::DELETE) => Ok(R::DeleteProperty { ns, name }),
+                ("tags", M::GET) => Ok(R::ShowTag { ns, name }),
+                ("tags", M::POST) => Ok(R::CreateTag { ns, name }),
+                ("tags", M::PUT) => Ok(R::UpdateTag { ns, name }),
+                ("tags", M::DELETE) => Ok(R::DeleteTag { ns, name }),
+                ("resource_types", M::DELETE) => Ok(R::DeleteAssociation { ns, name }),
+                ("objects" | "properties", _) => not_allowed(&["GET", "PUT", "DELETE"]),
+                ("tags", _) => not_allowed(&["GET", "POST", "PUT", "DELETE"]),
+                ("resource_types", _) => not_allowed(&["DELETE"]),
+                _ => Err(ApiError::not_found("The resource could not be found.")),
             }
         }
         _ => Err(ApiError::not_found("The resource could not be found.")),
@@ -266,6 +497,43 @@ mod tests {
         );
         assert!(!Route::CreateMember { id: "x".into() }.forbids_body());
         assert!(Route::ListMembers { id: "x".into() }.forbids_body());
+    }
+
+    #[test]
+    fn metadef_routes() {
+        use MetadefRoute as R;
+        let ns = || "OS::Compute::Libvirt".to_owned();
+        for (method, path, expected) in [
+            (Method::GET, "/v2/metadefs/namespaces", R::ListNamespaces),
+            (Method::PUT, "/v2/metadefs/namespaces/OS::Compute::Libvirt", R::UpdateNamespace { ns: ns() }),
+            (Method::DELETE, "/v2/metadefs/namespaces/OS::Compute::Libvirt/tags", R::DeleteTags { ns: ns() }),
+            (
+                Method::POST,
+                "/v2/metadefs/namespaces/OS::Compute::Libvirt/tags/a%20b",
+                R::CreateTag { ns: ns(), name: "a b".into() },
+            ),
+            (
+                Method::DELETE,
+                "/v2/metadefs/namespaces/OS%3A%3ACompute%3A%3ALibvirt/resource_types/OS::Glance::Image",
+                R::DeleteAssociation { ns: ns(), name: "OS::Glance::Image".into() },
+            ),
+            (Method::GET, "/v2/metadefs/resource_types", R::ListResourceTypes),
+        ] {
+            assert_eq!(route(&method, path).unwrap(), Route::Metadef(expected), "{method} {path}");
+        }
+        let err = route(&Method::PATCH, "/v2/metadefs/namespaces/x/tags/y").unwrap_err();
+        assert_eq!(err.status(), http::StatusCode::METHOD_NOT_ALLOWED);
+        let err = route(&Method::GET, "/v2/metadefs/namespaces/x/nothing").unwrap_err();
+        assert_eq!(err.status(), http::StatusCode::NOT_FOUND);
+        assert_eq!(
+            route(&Method::GET, "/v2/schemas/metadefs/resource_types")
+                .unwrap()
+                .template(),
+            "/v2/schemas/metadefs/resource_types"
+        );
+        assert!(route(&Method::GET, "/v2/schemas/metadefs/nothing").is_err());
+        assert!(Route::Metadef(R::ShowNamespace { ns: ns() }).forbids_body());
+        assert!(!Route::Metadef(R::CreateTags { ns: ns() }).forbids_body());
     }
 
     #[test]
