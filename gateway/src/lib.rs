@@ -25,6 +25,7 @@ pub mod datapath;
 pub mod error;
 pub mod handlers;
 pub mod hyper_io;
+pub mod metadefs_admin;
 pub mod metrics;
 pub mod policy;
 pub mod router;

@@ -64,6 +64,14 @@ pub fn serve(config: Config) -> Result<(), StartError> {
             "recovered uploads interrupted by a crash: images back to queued"
         );
     }
+    // `glint metadefs load/export` reach this server's store through its admin socket.
+    if let Err(e) = crate::metadefs_admin::serve(&config, meta.clone()) {
+        tracing::warn!(
+            error = %e,
+            socket = %crate::metadefs_admin::socket_path(&config).display(),
+            "admin socket unavailable: `glint metadefs` cannot reach this server"
+        );
+    }
     let driver = runtime::choose_driver(config.io_driver);
     let workers = config.worker_count();
     crate::metrics::set_enabled(config.metrics_enabled);
