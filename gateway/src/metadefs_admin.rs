@@ -95,10 +95,13 @@ pub fn read_definitions(dir: &Path) -> Result<Vec<NamespaceDocument>, AdminError
             reason: "no *.json definition files here".to_owned(),
         });
     }
-    let now = Timestamp::now();
+    // Each file gets its own time (a microsecond apart, in name order), so that a namespace
+    // list sorted by creation time has no ties to break by load order.
+    let start = Timestamp::now().as_unix_micros();
     let mut seen = BTreeSet::new();
     let mut documents = Vec::with_capacity(files.len());
-    for path in files {
+    for (index, path) in files.into_iter().enumerate() {
+        let now = Timestamp::from_unix_micros(start + index as i64);
         let bad = |reason: String| AdminError::File {
             path: path.clone(),
             reason,
@@ -117,6 +120,9 @@ pub fn read_definitions(dir: &Path) -> Result<Vec<NamespaceDocument>, AdminError
         }
         documents.push(document);
     }
+    // Oldest first: an export loads back in its creation order whatever its file names, and
+    // resource types are created by the oldest namespace naming them, as they first were.
+    documents.sort_by_key(|document| document.namespace.created_at);
     Ok(documents)
 }
 

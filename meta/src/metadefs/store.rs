@@ -178,7 +178,7 @@ impl Meta {
                 },
             ));
         }
-        out.sort_by_key(|(seq, _)| *seq);
+        out.sort_by_key(|(seq, rt)| (rt.created_at, *seq));
         Ok(out.into_iter().map(|(_, rt)| rt).collect())
     }
 

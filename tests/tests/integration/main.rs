@@ -53,3 +53,5 @@ mod inspection;
 mod keystone;
 // Operations: /metrics and promtool, dashboard and alerts, a real Prometheus, logs, healthcheck.
 mod observability;
+// Metadata definitions: every route, errors, paging, schemas, policy, load/export (§9).
+mod metadefs;
