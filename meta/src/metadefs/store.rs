@@ -132,6 +132,7 @@ impl Meta {
             properties: read_properties(&txn.open_table(PROPERTIES).storage()?, name)?,
             objects: read_objects(&txn.open_table(OBJECTS).storage()?, name)?,
             tags: read_tags(&txn.open_table(TAGS).storage()?, name)?,
+            resource_types: Vec::new(),
             namespace,
         }))
     }
@@ -149,11 +150,22 @@ impl Meta {
         }
         names.sort();
         drop((namespaces, txn));
+        let all_types = self.metadef_resource_types()?;
         let mut out = Vec::with_capacity(names.len());
         for (_, name) in names {
             // Each read sees a committed state; an export taken while writes go on is a
             // snapshot per namespace, which is what a running server's export means.
-            if let Some(document) = self.metadef_namespace_document(&name)? {
+            if let Some(mut document) = self.metadef_namespace_document(&name)? {
+                let named: BTreeSet<&str> = document
+                    .resource_type_associations
+                    .iter()
+                    .map(|association| association.name.as_str())
+                    .collect();
+                document.resource_types = all_types
+                    .iter()
+                    .filter(|rt| named.contains(rt.name.as_str()))
+                    .cloned()
+                    .collect();
                 out.push(document);
             }
         }
@@ -591,7 +603,7 @@ impl Meta {
             let mut stored = association.clone();
             stored.created_at = now;
             stored.updated_at = now;
-            insert_association(txn, ns, &stored, false)?;
+            insert_association(txn, ns, &stored, false, None)?;
             Ok(stored)
         })
     }
@@ -874,7 +886,11 @@ fn insert_document(txn: &Txn, document: &NamespaceDocument, seeded: bool) -> Res
     let ns = document.namespace.namespace.as_str();
     put_namespace(txn, &document.namespace, tables::next_seq(txn)?)?;
     for association in &document.resource_type_associations {
-        insert_association(txn, ns, association, seeded)?;
+        let known = document
+            .resource_types
+            .iter()
+            .find(|rt| rt.name == association.name);
+        insert_association(txn, ns, association, seeded, known)?;
     }
     let mut properties = txn.open_table(PROPERTIES).storage()?;
     for (name, definition) in &document.properties {
@@ -929,12 +945,14 @@ fn insert_tag(txn: &Txn, ns: &str, tag: &MetadefTag) -> Result<()> {
     Ok(())
 }
 
-/// Adds an association, creating its resource type (protected when `seeded`) if new.
+/// Adds an association, creating its resource type if new: as `known` says when given, else
+/// with the association's times and protected when `seeded`.
 fn insert_association(
     txn: &Txn,
     ns: &str,
     association: &ResourceTypeAssociation,
     seeded: bool,
+    known: Option<&ResourceType>,
 ) -> Result<()> {
     let name = association.name.as_str();
     let has_type = txn
@@ -945,10 +963,21 @@ fn insert_association(
         .is_some();
     if !has_type {
         let seq = tables::next_seq(txn)?;
-        let at = association.created_at.as_unix_micros();
+        let value = match known {
+            Some(rt) => (
+                seq,
+                rt.protected,
+                rt.created_at.as_unix_micros(),
+                rt.updated_at.as_unix_micros(),
+            ),
+            None => {
+                let at = association.created_at.as_unix_micros();
+                (seq, seeded, at, at)
+            }
+        };
         txn.open_table(RESOURCE_TYPES)
             .storage()?
-            .insert(name, (seq, seeded, at, at))
+            .insert(name, value)
             .storage()?;
     }
     let seq = tables::next_seq(txn)?;
@@ -1063,7 +1092,11 @@ fn merge(
             .find(|a| a.name == association.name);
         match existing {
             None => {
-                insert_association(txn, ns, association, true)?;
+                let known = document
+                    .resource_types
+                    .iter()
+                    .find(|rt| rt.name == association.name);
+                insert_association(txn, ns, association, true, known)?;
                 changed = true;
             }
             Some(old)

@@ -631,7 +631,31 @@ fn export_lists_everything_oldest_first() {
     let (_dir, meta) = open_temp();
     let docs = vec![document("z", 1), document("a", 2)];
     meta.load_metadefs(&docs, LoadMode::SkipExisting).unwrap();
-    assert_eq!(meta.export_metadefs().unwrap(), docs);
+    let exported = meta.export_metadefs().unwrap();
+    let types = meta.metadef_resource_types().unwrap();
+    assert_eq!(types.len(), 1);
+    for (exported, doc) in exported.iter().zip(&docs) {
+        assert_eq!(
+            exported.resource_types, types,
+            "the types its associations name"
+        );
+        let mut without = exported.clone();
+        without.resource_types.clear();
+        assert_eq!(&without, doc);
+    }
+    assert_eq!(exported.len(), 2);
+
+    // Loaded elsewhere, the export brings its resource types' own times and flags along.
+    let (_other_dir, other) = open_temp();
+    let mut seeded = exported.clone();
+    seeded[0].resource_types[0].created_at = at(-5);
+    seeded[0].resource_types[0].protected = false;
+    other
+        .load_metadefs(&seeded, LoadMode::SkipExisting)
+        .unwrap();
+    let copied = other.metadef_resource_types().unwrap();
+    assert_eq!(copied[0].created_at, at(-5));
+    assert!(!copied[0].protected);
     let properties: BTreeMap<String, PropertyDefinition> = meta.metadef_properties("a").unwrap();
     assert_eq!(properties, docs[1].properties);
 }

@@ -265,6 +265,11 @@ pub struct NamespaceDocument {
     pub objects: Vec<MetadefObject>,
     /// Its tags, oldest first.
     pub tags: Vec<MetadefTag>,
+    /// The resource types its associations name, as stored: filled by
+    /// [`Meta::export_metadefs`](crate::Meta::export_metadefs), and used by a load that has to
+    /// create one of them, so that an export loads back with the same resource types. Empty
+    /// elsewhere; a resource type not listed is created with its association's times.
+    pub resource_types: Vec<ResourceType>,
 }
 
 impl NamespaceDocument {
@@ -276,6 +281,7 @@ impl NamespaceDocument {
             properties: BTreeMap::new(),
             objects: Vec::new(),
             tags: Vec::new(),
+            resource_types: Vec::new(),
         }
     }
 

@@ -412,10 +412,14 @@ pub fn document_from_json(
             .as_array()
             .ok_or_else(|| not_of_type(value, "array"))?;
         for item in items {
-            document.resource_type_associations.push(
-                association_from_json(item, source, false, now)
-                    .map_err(|e| violation(format!("resource_type_associations: {}", e.0)))?,
-            );
+            let association = association_from_json(item, source, false, now)
+                .map_err(|e| violation(format!("resource_type_associations: {}", e.0)))?;
+            if source == Source::File {
+                if let Some(resource_type) = resource_type_from_file(item, &association.name)? {
+                    document.resource_types.push(resource_type);
+                }
+            }
+            document.resource_type_associations.push(association);
         }
     }
     if let Some(value) = f.get("properties") {
@@ -480,6 +484,22 @@ pub fn association_from_json(
         created_at,
         updated_at,
     })
+}
+
+/// The `resource_type` glint's export adds to an association (the resource type's own times
+/// and flag); `None` in Glance's files.
+fn resource_type_from_file(item: &Value, name: &str) -> Parsed<Option<ResourceType>> {
+    let Some(value) = item.get("resource_type").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let f = Fields::new(as_object(value)?, Source::File);
+    let (created_at, updated_at) = times(&f, Source::File, Timestamp::from_unix_micros(0))?;
+    Ok(Some(ResourceType {
+        name: name.to_owned(),
+        protected: f.boolean("protected")?.unwrap_or(false),
+        created_at,
+        updated_at,
+    }))
 }
 
 /// `created_at`/`updated_at` of an exported file (RFC 3339), else `now`.
@@ -739,8 +759,8 @@ pub fn document_to_json(document: &NamespaceDocument, prefix: &str) -> Value {
 }
 
 /// A namespace in Glance's definition-file format (what `glance-manage db export_metadefs`
-/// writes), plus the owner and every record's times, which Glance's loader ignores and
-/// `glint metadefs load` keeps.
+/// writes), plus the owner, every record's times and each association's `resource_type`,
+/// which Glance's loader ignores and `glint metadefs load` keeps.
 pub fn document_to_file(document: &NamespaceDocument) -> Value {
     let ns = &document.namespace;
     let times = |created: Timestamp, updated: Timestamp| {
@@ -752,13 +772,22 @@ pub fn document_to_file(document: &NamespaceDocument) -> Value {
         .iter()
         .map(|a| {
             let (created, updated) = times(a.created_at, a.updated_at);
-            json!({
+            let mut entry = json!({
                 "name": a.name,
                 "prefix": a.prefix,
                 "properties_target": a.properties_target,
                 "created_at": created,
                 "updated_at": updated,
-            })
+            });
+            if let Some(rt) = document.resource_types.iter().find(|rt| rt.name == a.name) {
+                let (created, updated) = times(rt.created_at, rt.updated_at);
+                entry["resource_type"] = json!({
+                    "protected": rt.protected,
+                    "created_at": created,
+                    "updated_at": updated,
+                });
+            }
+            entry
         })
         .collect();
     let objects: Vec<Value> = document
