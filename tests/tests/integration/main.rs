@@ -51,6 +51,8 @@ mod datapath;
 mod inspection;
 // Keystone auth: token validation, its cache, 401/403/503, service tokens (§2.1).
 mod keystone;
+// The configuration: secrets redacted, GLINT_* variables, unknown keys refused.
+mod config;
 // Operations: /metrics and promtool, dashboard and alerts, a real Prometheus, logs, healthcheck.
 mod observability;
 // Metadata definitions: every route, errors, paging, schemas, policy, load/export (§9).

@@ -20,63 +20,12 @@ pub mod resource_types;
 pub mod schemas;
 pub mod tags;
 
-use bytes::Bytes;
-use http::{HeaderMap, Response, StatusCode};
+use http::{Response, StatusCode};
 use serde_json::Value;
 
 use crate::app::App;
 use crate::body::Body;
-use crate::context::RequestContext;
 use crate::error::ApiError;
-use crate::router::MetadefRoute;
-
-/// Runs one metadef operation. `body` is the request body (empty for routes without one).
-pub async fn dispatch(
-    app: &App,
-    ctx: &RequestContext,
-    route: MetadefRoute,
-    query: &str,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Result<Response<Body>, ApiError> {
-    use MetadefRoute as R;
-    match route {
-        R::ListNamespaces => namespaces::list(app, ctx, query),
-        R::CreateNamespace => namespaces::create(app, ctx, headers, &body).await,
-        R::ShowNamespace { ns } => namespaces::show(app, ctx, &ns, query),
-        R::UpdateNamespace { ns } => namespaces::update(app, ctx, &ns, &body).await,
-        R::DeleteNamespace { ns } => namespaces::delete(app, ctx, &ns).await,
-        R::ListObjects { ns } => objects::list(app, ctx, &ns, query),
-        R::CreateObject { ns } => objects::create(app, ctx, &ns, &body).await,
-        R::DeleteObjects { ns } => {
-            namespaces::delete_content(app, ctx, &ns, Content::Objects).await
-        }
-        R::ShowObject { ns, name } => objects::show(app, ctx, &ns, &name),
-        R::UpdateObject { ns, name } => objects::update(app, ctx, &ns, &name, &body).await,
-        R::DeleteObject { ns, name } => objects::delete(app, ctx, &ns, &name).await,
-        R::ListProperties { ns } => properties::list(app, ctx, &ns),
-        R::CreateProperty { ns } => properties::create(app, ctx, &ns, &body).await,
-        R::DeleteProperties { ns } => {
-            namespaces::delete_content(app, ctx, &ns, Content::Properties).await
-        }
-        R::ShowProperty { ns, name } => properties::show(app, ctx, &ns, &name, query),
-        R::UpdateProperty { ns, name } => properties::update(app, ctx, &ns, &name, &body).await,
-        R::DeleteProperty { ns, name } => properties::delete(app, ctx, &ns, &name).await,
-        R::ListTags { ns } => tags::list(app, ctx, &ns, query),
-        R::CreateTags { ns } => tags::create_many(app, ctx, &ns, headers, &body).await,
-        R::DeleteTags { ns } => namespaces::delete_content(app, ctx, &ns, Content::Tags).await,
-        R::ShowTag { ns, name } => tags::show(app, ctx, &ns, &name),
-        R::CreateTag { ns, name } => tags::create(app, ctx, &ns, &name).await,
-        R::UpdateTag { ns, name } => tags::update(app, ctx, &ns, &name, &body).await,
-        R::DeleteTag { ns, name } => tags::delete(app, ctx, &ns, &name).await,
-        R::ListResourceTypes => resource_types::list(app, ctx),
-        R::ListAssociations { ns } => resource_types::list_associations(app, ctx, &ns),
-        R::CreateAssociation { ns } => resource_types::associate(app, ctx, &ns, &body).await,
-        R::DeleteAssociation { ns, name } => {
-            resource_types::deassociate(app, ctx, &ns, &name).await
-        }
-    }
-}
 
 /// `GET /v2/schemas/metadefs/{name}`.
 pub fn schema(name: &str) -> Result<Response<Body>, ApiError> {
