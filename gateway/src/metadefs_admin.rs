@@ -21,10 +21,12 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use meta::metadefs::Metadefs;
 use meta::metadefs::{LoadMode, LoadReport, NamespaceDocument};
-use meta::{Meta, Timestamp};
+use meta::{RedbBackend, Timestamp};
 use serde_json::{json, Value};
 
+use crate::app::App;
 use crate::config::Config;
 use crate::handlers::metadefs::json::{self, Source};
 
@@ -196,7 +198,7 @@ pub enum Answer {
 pub fn run(config: &Config, request: Request) -> Result<(Answer, Route), AdminError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(io(format!("creating {}", config.data_dir.display())))?;
-    match Meta::open(&config.meta_path()) {
+    match RedbBackend::open(&config.meta_path()) {
         Ok(meta) => Ok((execute(&meta, request)?, Route::Direct)),
         Err(meta::Error::AlreadyOpen) => {
             let socket = socket_path(config);
@@ -215,8 +217,8 @@ pub enum Route {
     Server(PathBuf),
 }
 
-/// Runs `request` on an open store.
-pub fn execute(meta: &Meta, request: Request) -> Result<Answer, AdminError> {
+/// Runs `request` on a store this process opened.
+pub fn execute(meta: &RedbBackend, request: Request) -> Result<Answer, AdminError> {
     Ok(match request {
         Request::Load(documents, mode) => Answer::Loaded(meta.load_metadefs(&documents, mode)?),
         Request::Export => Answer::Exported(meta.export_metadefs()?),
@@ -343,8 +345,8 @@ fn ask_server(socket: &Path, request: &Request) -> Result<Answer, AdminError> {
 /// Serves the admin socket of a running server on a thread of its own, one connection at a
 /// time (loads are rare and short). A stale socket file from an earlier run is replaced: the
 /// caller holds the database, so no other server uses this folder.
-pub fn serve(config: &Config, meta: Meta) -> std::io::Result<()> {
-    let path = socket_path(config);
+pub fn serve(app: std::sync::Arc<App>) -> std::io::Result<()> {
+    let path = socket_path(&app.config);
     match std::fs::remove_file(&path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -358,7 +360,7 @@ pub fn serve(config: &Config, meta: Meta) -> std::io::Result<()> {
             for stream in listener.incoming() {
                 match stream {
                     Ok(stream) => {
-                        if let Err(e) = answer(&meta, stream) {
+                        if let Err(e) = answer(&app, stream) {
                             tracing::warn!(error = %e, "admin socket: request failed");
                         }
                     }
@@ -369,7 +371,7 @@ pub fn serve(config: &Config, meta: Meta) -> std::io::Result<()> {
     Ok(())
 }
 
-fn answer(meta: &Meta, stream: UnixStream) -> std::io::Result<()> {
+fn answer(app: &App, stream: UnixStream) -> std::io::Result<()> {
     stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
     let mut line = String::new();
     BufReader::new(&stream).read_line(&mut line)?;
@@ -387,7 +389,15 @@ fn answer(meta: &Meta, stream: UnixStream) -> std::io::Result<()> {
                 }
                 Request::Export => "export".to_owned(),
             };
-            let answer = execute(meta, request).map_err(|e| e.to_string())?;
+            // Through the catalog: a load is a write, and runs on the writer thread.
+            let answer = match request {
+                Request::Load(documents, mode) => app
+                    .catalog
+                    .load_metadefs_blocking(documents, mode)
+                    .map(Answer::Loaded),
+                Request::Export => app.catalog.export_metadefs_blocking().map(Answer::Exported),
+            }
+            .map_err(|e| e.to_string())?;
             tracing::info!("admin socket: metadefs {what} done");
             Ok(answer)
         });

@@ -23,11 +23,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::LazyLock;
 
+use crate::body::RequestBody;
 use bytes::Bytes;
 use http::header::HeaderValue;
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::app::App;
 use crate::body::Body;
@@ -71,7 +71,7 @@ pub type Reply<'a> = Pin<Box<dyn Future<Output = Result<Response<Body>, ApiError
 /// What answers a route.
 pub enum Handler {
     /// Answered ahead of authentication, from the request head.
-    Public(fn(&App, &Parts) -> Result<Response<Body>, ApiError>),
+    Public(for<'a> fn(&'a App, &'a Parts) -> Reply<'a>),
     /// Answered for an authenticated caller.
     Authed(for<'a> fn(&'a App, Call<'a>) -> Reply<'a>),
 }
@@ -95,7 +95,7 @@ pub enum CallBody {
     /// The JSON document, read.
     Json(Bytes),
     /// The stream, unread.
-    Stream(Incoming),
+    Stream(RequestBody),
 }
 
 impl Call<'_> {
@@ -118,7 +118,7 @@ impl Call<'_> {
     }
 
     /// The request with its unread body (`BodyRule::Stream` routes).
-    pub fn into_request(self) -> Result<Request<Incoming>, ApiError> {
+    pub fn into_request(self) -> Result<Request<RequestBody>, ApiError> {
         match self.body {
             CallBody::Stream(body) => Ok(Request::from_parts(self.parts, body)),
             _ => Err(ApiError::internal(
@@ -159,25 +159,27 @@ pub static ROUTES: &[Route] = &[
         methods: &[M::GET],
         template: "/",
         body: B::None,
-        handler: Public(versions_choice),
+        handler: Public(|app, parts| Box::pin(async move { versions_choice(app, parts) })),
     },
     Route {
         methods: &[M::GET],
         template: "/versions",
         body: B::None,
-        handler: Public(|app, parts| Ok(versions_document(app, parts, StatusCode::OK))),
+        handler: Public(|app, parts| {
+            Box::pin(async move { Ok(versions_document(app, parts, StatusCode::OK)) })
+        }),
     },
     Route {
         methods: &[M::GET, M::HEAD],
         template: "/healthcheck",
         body: B::None,
-        handler: Public(healthcheck),
+        handler: Public(|app, parts| Box::pin(healthcheck(app, parts))),
     },
     Route {
         methods: &[M::GET],
         template: "/metrics",
         body: B::None,
-        handler: Public(metrics),
+        handler: Public(|app, parts| Box::pin(metrics(app, parts))),
     },
     Route {
         methods: &[M::GET],
@@ -217,14 +219,16 @@ pub static ROUTES: &[Route] = &[
         methods: &[M::GET],
         template: "/v2/info/usage",
         body: B::None,
-        handler: Authed(|app, call| Box::pin(async move { info::usage(app, call.ctx) })),
+        handler: Authed(|app, call| Box::pin(async move { info::usage(app, call.ctx).await })),
     },
     Route {
         methods: &[M::GET],
         template: "/v2/images",
         body: B::None,
         handler: Authed(|app, call| {
-            Box::pin(async move { list::list(app, call.ctx, call.parts.uri.query().unwrap_or("")) })
+            Box::pin(async move {
+                list::list(app, call.ctx, call.parts.uri.query().unwrap_or("")).await
+            })
         }),
     },
     Route {
@@ -242,7 +246,7 @@ pub static ROUTES: &[Route] = &[
         template: "/v2/images/{id}",
         body: B::None,
         handler: Authed(|app, call| {
-            Box::pin(async move { images::show(app, call.ctx, call.param("id")) })
+            Box::pin(async move { images::show(app, call.ctx, call.param("id")).await })
         }),
     },
     Route {
@@ -331,7 +335,7 @@ pub static ROUTES: &[Route] = &[
         template: "/v2/images/{id}/members",
         body: B::None,
         handler: Authed(|app, call| {
-            Box::pin(async move { members::list(app, call.ctx, call.param("id")) })
+            Box::pin(async move { members::list(app, call.ctx, call.param("id")).await })
         }),
     },
     Route {
@@ -350,7 +354,7 @@ pub static ROUTES: &[Route] = &[
         body: B::None,
         handler: Authed(|app, call| {
             Box::pin(async move {
-                members::show(app, call.ctx, call.param("id"), call.param("member_id"))
+                members::show(app, call.ctx, call.param("id"), call.param("member_id")).await
             })
         }),
     },
@@ -389,7 +393,7 @@ pub static ROUTES: &[Route] = &[
         body: B::None,
         handler: Authed(|app, call| {
             Box::pin(async move {
-                md::namespaces::list(app, call.ctx, call.parts.uri.query().unwrap_or(""))
+                md::namespaces::list(app, call.ctx, call.parts.uri.query().unwrap_or("")).await
             })
         }),
     },
@@ -415,6 +419,7 @@ pub static ROUTES: &[Route] = &[
                     call.param("namespace"),
                     call.parts.uri.query().unwrap_or(""),
                 )
+                .await
             })
         }),
     },
@@ -450,6 +455,7 @@ pub static ROUTES: &[Route] = &[
                     call.param("namespace"),
                     call.parts.uri.query().unwrap_or(""),
                 )
+                .await
             })
         }),
     },
@@ -491,6 +497,7 @@ pub static ROUTES: &[Route] = &[
                     call.param("namespace"),
                     call.param("object_name"),
                 )
+                .await
             })
         }),
     },
@@ -526,7 +533,9 @@ pub static ROUTES: &[Route] = &[
         template: "/v2/metadefs/namespaces/{namespace}/properties",
         body: B::None,
         handler: Authed(|app, call| {
-            Box::pin(async move { md::properties::list(app, call.ctx, call.param("namespace")) })
+            Box::pin(
+                async move { md::properties::list(app, call.ctx, call.param("namespace")).await },
+            )
         }),
     },
     Route {
@@ -569,6 +578,7 @@ pub static ROUTES: &[Route] = &[
                     name,
                     call.parts.uri.query().unwrap_or(""),
                 )
+                .await
             })
         }),
     },
@@ -612,6 +622,7 @@ pub static ROUTES: &[Route] = &[
                     call.param("namespace"),
                     call.parts.uri.query().unwrap_or(""),
                 )
+                .await
             })
         }),
     },
@@ -660,6 +671,7 @@ pub static ROUTES: &[Route] = &[
                     call.param("namespace"),
                     call.param("tag_name"),
                 )
+                .await
             })
         }),
     },
@@ -711,7 +723,7 @@ pub static ROUTES: &[Route] = &[
         template: "/v2/metadefs/resource_types",
         body: B::None,
         handler: Authed(|app, call| {
-            Box::pin(async move { md::resource_types::list(app, call.ctx) })
+            Box::pin(async move { md::resource_types::list(app, call.ctx).await })
         }),
     },
     Route {
@@ -720,7 +732,7 @@ pub static ROUTES: &[Route] = &[
         body: B::None,
         handler: Authed(|app, call| {
             Box::pin(async move {
-                md::resource_types::list_associations(app, call.ctx, call.param("namespace"))
+                md::resource_types::list_associations(app, call.ctx, call.param("namespace")).await
             })
         }),
     },
@@ -811,8 +823,8 @@ fn versions_document(app: &App, parts: &Parts, status: StatusCode) -> Response<B
 
 /// oslo.middleware's healthcheck: `200 OK` (`HEAD`: 204), or 503 when the metadata store
 /// cannot be read or the store folder is not writable.
-fn healthcheck(app: &App, parts: &Parts) -> Result<Response<Body>, ApiError> {
-    let healthy = app.meta.count_images().is_ok() && app.store.is_writable();
+async fn healthcheck(app: &App, parts: &Parts) -> Result<Response<Body>, ApiError> {
+    let healthy = app.catalog.count_images().await.is_ok() && app.store.is_writable();
     let (status, text) = match (healthy, parts.method == Method::HEAD) {
         (true, false) => (StatusCode::OK, "OK"),
         (true, true) => (StatusCode::NO_CONTENT, ""),
@@ -828,13 +840,14 @@ fn healthcheck(app: &App, parts: &Parts) -> Result<Response<Body>, ApiError> {
 }
 
 /// `GET /metrics`: the Prometheus text format, or 404 when metrics are switched off.
-fn metrics(app: &App, _: &Parts) -> Result<Response<Body>, ApiError> {
+async fn metrics(app: &App, _: &Parts) -> Result<Response<Body>, ApiError> {
     if !crate::metrics::is_enabled() {
         return Err(ApiError::not_found("The resource could not be found."));
     }
     let images_by_status = app
-        .meta
+        .catalog
         .images_by_status()
+        .await
         .map_err(|e| tracing::warn!(error = %e, "metrics: cannot count images"))
         .ok();
     let store_dir = app.config.images_dir();

@@ -20,14 +20,6 @@ pub fn serve(config: Config) -> Result<(), StartError> {
     crate::metrics::set_route_labels(crate::routes::metric_labels());
     let app = App::build(config, workers)?;
     recover(&app)?;
-    // `glint metadefs load/export` reach this server's store through its admin socket.
-    if let Err(e) = crate::metadefs_admin::serve(&app.config, app.meta.clone()) {
-        tracing::warn!(
-            error = %e,
-            socket = %crate::metadefs_admin::socket_path(&app.config).display(),
-            "admin socket unavailable: `glint metadefs` cannot reach this server"
-        );
-    }
     let listen = app.config.listen;
     let listeners =
         runtime::bind_listeners(listen, workers).map_err(io(format!("bind {listen}")))?;
@@ -38,6 +30,14 @@ pub fn serve(config: Config) -> Result<(), StartError> {
         .map_err(io("local address"))?
         .unwrap_or(listen);
     let app = Arc::new(app);
+    // `glint metadefs load/export` reach this server's store through its admin socket.
+    if let Err(e) = crate::metadefs_admin::serve(Arc::clone(&app)) {
+        tracing::warn!(
+            error = %e,
+            socket = %crate::metadefs_admin::socket_path(&app.config).display(),
+            "admin socket unavailable: `glint metadefs` cannot reach this server"
+        );
+    }
     let workers_running =
         runtime::run_workers(Arc::clone(&app), listeners, driver).map_err(io("worker threads"))?;
     tracing::info!(%driver, workers, address = %local, "glint ready");
@@ -51,9 +51,9 @@ pub fn serve(config: Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Uploads a crash interrupted: their images go back to `queued`, their partial files away.
+/// Uploads a crash interrupted on this node: their images go back to `queued`, their partial files away.
 fn recover(app: &App) -> Result<(), StartError> {
-    let recovered = app.meta.recover_interrupted()?;
+    let recovered = app.catalog.recover_interrupted()?;
     let strays = app
         .store
         .remove_stray_parts()
@@ -62,6 +62,7 @@ fn recover(app: &App) -> Result<(), StartError> {
         tracing::warn!(
             images = recovered.len(),
             partial_files = strays,
+            node_id = %app.catalog.node(),
             "recovered uploads interrupted by a crash: images back to queued"
         );
     }

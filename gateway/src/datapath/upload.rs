@@ -89,7 +89,7 @@ impl From<&UploadError> for UploadEnd {
 
 /// Streams `body` into `file` from offset 0 and makes it durable.
 pub async fn receive(
-    mut body: hyper::body::Incoming,
+    mut body: crate::body::RequestBody,
     file: &Rc<File>,
     mut checksums: Checksums,
     mut inspector: Option<formats::Inspector>,

@@ -5,8 +5,8 @@
 //! It owns the typed records ([`Namespace`], [`MetadefObject`], [`PropertyDefinition`],
 //! [`MetadefTag`], [`ResourceTypeAssociation`], [`ResourceType`]), the rules Glance's schemas
 //! set on them (lengths, property `type`s, unique names), and their tables; every operation is
-//! one transaction on [`Meta`](crate::Meta) (`list_metadef_namespaces`, `create_metadef_*`,
-//! `load_metadefs`, ...). It deliberately leaves out JSON (the gateway parses and renders
+//! one transaction of [`Metadefs`], the metadefs part of the API every engine implements
+//! (`list_metadef_namespaces`, `create_metadef_*`, `load_metadefs`, ...). It deliberately leaves out JSON (the gateway parses and renders
 //! Glance's JSON) and policy (the gateway decides who may see and change what; meta only
 //! offers the data layer's visibility rule, [`NamespaceViewer`]).
 //!
@@ -14,19 +14,16 @@
 //! namespace refuses every delete of it or its content ([`MetadefError::Protected`]), except an
 //! overwriting load.
 
+mod api;
 mod error;
-mod record;
-mod store;
-pub(crate) mod tables;
 mod types;
 
+pub use api::Metadefs;
 pub use error::{MetadefError, ProtectedRecord};
+pub(crate) use types::check_name;
 pub use types::{
     ContentKind, ItemsDefinition, LoadMode, LoadReport, MetadefObject, MetadefTag, Namespace,
     NamespaceDocument, NamespaceQuery, NamespaceSortKey, NamespaceViewer, NamespaceVisibility,
     PropertyDefinition, ResourceType, ResourceTypeAssociation, TagQuery, TagSortKey,
     MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_OWNER_CHARS, PROPERTY_TYPES,
 };
-
-#[cfg(test)]
-mod tests;

@@ -266,7 +266,7 @@ pub struct NamespaceDocument {
     /// Its tags, oldest first.
     pub tags: Vec<MetadefTag>,
     /// The resource types its associations name, as stored: filled by
-    /// [`Meta::export_metadefs`](crate::Meta::export_metadefs), and used by a load that has to
+    /// [`Metadefs::export_metadefs`](super::Metadefs::export_metadefs), and used by a load that has to
     /// create one of them, so that an export loads back with the same resource types. Empty
     /// elsewhere; a resource type not listed is created with its association's times.
     pub resource_types: Vec<ResourceType>,

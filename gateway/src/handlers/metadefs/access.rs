@@ -172,15 +172,16 @@ pub fn namespace_not_found(name: &str) -> ApiError {
 
 /// Namespace `name` if the caller may see it and `rule` allows it: 404 when it is missing or
 /// hidden, 403 when `rule` refuses.
-pub fn namespace(
+pub async fn namespace(
     app: &App,
     ctx: &RequestContext,
     name: &str,
     rule: MetadefRule,
 ) -> Result<Namespace, ApiError> {
     let namespace = app
-        .meta
-        .metadef_namespace(name)?
+        .catalog
+        .metadef_namespace(name)
+        .await?
         .filter(|namespace| can_see(ctx, namespace))
         .ok_or_else(|| namespace_not_found(name))?;
     require(ctx, rule, Some(&namespace))?;

@@ -23,7 +23,6 @@ pub mod tags;
 use http::{Response, StatusCode};
 use serde_json::Value;
 
-use crate::app::App;
 use crate::body::Body;
 use crate::error::ApiError;
 
@@ -35,21 +34,6 @@ pub fn schema(name: &str) -> Result<Response<Body>, ApiError> {
 }
 
 pub use meta::metadefs::ContentKind as Content;
-
-/// Runs a metadef write on the writer thread.
-pub(crate) async fn write<T, F>(app: &App, op: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(&meta::Meta) -> meta::Result<T> + Send + 'static,
-{
-    let meta = app.meta.clone();
-    let outcome = app
-        .writer
-        .run(move || op(&meta))
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(outcome?)
-}
 
 /// A JSON request body: 400 when empty or malformed, 403 when it sets one of `read_only`
 /// (Glance checks these before its schema).

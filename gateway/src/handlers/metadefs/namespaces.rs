@@ -9,14 +9,12 @@ use serde_json::{json, Value};
 
 use super::access::{self, MetadefRule as Rule};
 use super::json::{self, Source};
-use super::{
-    param, parse_body, parse_limit, parse_sort_dir, quote_plus, schema_error, write, Content,
-};
+use super::{param, parse_body, parse_limit, parse_sort_dir, quote_plus, schema_error, Content};
 use crate::app::App;
 use crate::body::Body;
 use crate::context::RequestContext;
 use crate::error::ApiError;
-use crate::handlers::list::query_pairs;
+use crate::handlers::list::query::query_pairs;
 use crate::handlers::{empty_response, json_response};
 
 /// Attributes a namespace body may not set.
@@ -35,7 +33,11 @@ fn parse_visibility(value: Option<&str>) -> Result<Option<NamespaceVisibility>, 
 
 /// `GET /v2/metadefs/namespaces`: visible namespaces, filtered by `visibility` and
 /// `resource_types`, sorted, paged with `limit` and `marker` (a namespace name).
-pub fn list(app: &App, ctx: &RequestContext, raw_query: &str) -> Result<Response<Body>, ApiError> {
+pub async fn list(
+    app: &App,
+    ctx: &RequestContext,
+    raw_query: &str,
+) -> Result<Response<Body>, ApiError> {
     access::require(ctx, Rule::GetNamespaces, None)?;
     access::require(ctx, Rule::ListResourceTypes, None)?;
     let pairs = query_pairs(raw_query);
@@ -65,7 +67,7 @@ pub fn list(app: &App, ctx: &RequestContext, raw_query: &str) -> Result<Response
         marker: param(&pairs, "marker").map(str::to_owned),
         limit,
     };
-    let page = app.meta.list_metadef_namespaces(&query)?;
+    let page = app.catalog.list_metadef_namespaces(query).await?;
     // Links repeat the request's parameters, minus the marker, re-encoded as Glance does.
     let kept: Vec<String> = pairs
         .iter()
@@ -119,7 +121,7 @@ pub async fn create(
         }
     }
     let stored = document.clone();
-    write(app, move |meta| meta.create_metadef_namespace(&stored)).await?;
+    app.catalog.create_metadef_namespace(stored).await?;
     let href = json::namespace_href(&document.namespace.namespace);
     let mut response = json_response(StatusCode::CREATED, &json::document_to_json(&document, ""));
     if let Ok(location) = HeaderValue::from_str(&format!("{}{href}", app.base_url(headers))) {
@@ -130,7 +132,7 @@ pub async fn create(
 
 /// `GET /v2/metadefs/namespaces/{namespace}`: the namespace with its content; with
 /// `?resource_type=`, property names carry that association's prefix.
-pub fn show(
+pub async fn show(
     app: &App,
     ctx: &RequestContext,
     name: &str,
@@ -138,10 +140,11 @@ pub fn show(
 ) -> Result<Response<Body>, ApiError> {
     let pairs = query_pairs(raw_query);
     parse_visibility(param(&pairs, "visibility"))?;
-    access::namespace(app, ctx, name, Rule::GetNamespace)?;
+    access::namespace(app, ctx, name, Rule::GetNamespace).await?;
     let document = app
-        .meta
-        .metadef_namespace_document(name)?
+        .catalog
+        .metadef_namespace_document(name)
+        .await?
         .ok_or_else(|| access::namespace_not_found(name))?;
     let prefix = param(&pairs, "resource_type")
         .and_then(|wanted| {
@@ -172,9 +175,9 @@ pub async fn update(
     let owner = ctx.project_id.clone().unwrap_or_default();
     let document = json::document_from_json(&value, Source::Api, &owner, Timestamp::now())
         .map_err(|e| schema_error("namespace", e))?;
-    access::namespace(app, ctx, name, Rule::ModifyNamespace)?;
+    access::namespace(app, ctx, name, Rule::ModifyNamespace).await?;
     let (name, new) = (name.to_owned(), document.namespace);
-    let stored = write(app, move |meta| meta.update_metadef_namespace(&name, &new)).await?;
+    let stored = app.catalog.update_metadef_namespace(&name, new).await?;
     Ok(json_response(
         StatusCode::OK,
         &Value::Object(json::namespace_to_json(&stored, &[])),
@@ -188,9 +191,9 @@ pub async fn delete(
     ctx: &RequestContext,
     name: &str,
 ) -> Result<Response<Body>, ApiError> {
-    access::namespace(app, ctx, name, Rule::DeleteNamespace)?;
+    access::namespace(app, ctx, name, Rule::DeleteNamespace).await?;
     let name = name.to_owned();
-    write(app, move |meta| meta.delete_metadef_namespace(&name)).await?;
+    app.catalog.delete_metadef_namespace(&name).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
@@ -202,11 +205,11 @@ pub async fn delete_content(
     name: &str,
     kind: Content,
 ) -> Result<Response<Body>, ApiError> {
-    let namespace = access::namespace(app, ctx, name, Rule::DeleteNamespace)?;
+    let namespace = access::namespace(app, ctx, name, Rule::DeleteNamespace).await?;
     if kind == Content::Tags {
         access::require(ctx, Rule::DeleteTags, Some(&namespace))?;
     }
     let name = name.to_owned();
-    write(app, move |meta| meta.delete_metadef_content(&name, kind)).await?;
+    app.catalog.delete_metadef_content(&name, kind).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }

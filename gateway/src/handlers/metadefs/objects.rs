@@ -6,12 +6,12 @@ use serde_json::json;
 
 use super::access::{self, MetadefRule as Rule};
 use super::json::{self, Source};
-use super::{param, parse_body, parse_limit, parse_sort_dir, schema_error, write};
+use super::{param, parse_body, parse_limit, parse_sort_dir, schema_error};
 use crate::app::App;
 use crate::body::Body;
 use crate::context::RequestContext;
 use crate::error::ApiError;
-use crate::handlers::list::query_pairs;
+use crate::handlers::list::query::query_pairs;
 use crate::handlers::{empty_response, json_response};
 
 /// Attributes an object body may not set.
@@ -19,7 +19,7 @@ const READ_ONLY: [&str; 4] = ["self", "schema", "created_at", "updated_at"];
 
 /// `GET /v2/metadefs/namespaces/{namespace}/objects`: every object, oldest first. Glance
 /// checks `limit`, `sort_dir` and `marker` here but lists everything regardless; so does glint.
-pub fn list(
+pub async fn list(
     app: &App,
     ctx: &RequestContext,
     ns: &str,
@@ -32,8 +32,8 @@ pub fn list(
             return Err(ApiError::bad_request("limit param must be positive"));
         }
     }
-    access::namespace(app, ctx, ns, Rule::GetObjects)?;
-    let objects = app.meta.metadef_objects(ns)?;
+    access::namespace(app, ctx, ns, Rule::GetObjects).await?;
+    let objects = app.catalog.metadef_objects(ns).await?;
     let body = json!({
         "objects": objects.iter().map(|o| json::object_to_json(ns, o, "")).collect::<Vec<_>>(),
         // Sic: Glance's answer has no leading slash here.
@@ -53,12 +53,9 @@ pub async fn create(
     let value = parse_body(body, &READ_ONLY)?;
     let object = json::object_from_json(&value, Source::Api, true, true, Timestamp::now())
         .map_err(|e| schema_error("object", e))?;
-    access::namespace(app, ctx, ns, Rule::AddObject)?;
+    access::namespace(app, ctx, ns, Rule::AddObject).await?;
     let ns_owned = ns.to_owned();
-    let stored = write(app, move |meta| {
-        meta.create_metadef_object(&ns_owned, &object)
-    })
-    .await?;
+    let stored = app.catalog.create_metadef_object(&ns_owned, object).await?;
     Ok(json_response(
         StatusCode::CREATED,
         &json::object_to_json(ns, &stored, ""),
@@ -66,14 +63,14 @@ pub async fn create(
 }
 
 /// `GET /v2/metadefs/namespaces/{namespace}/objects/{object_name}`.
-pub fn show(
+pub async fn show(
     app: &App,
     ctx: &RequestContext,
     ns: &str,
     name: &str,
 ) -> Result<Response<Body>, ApiError> {
-    access::namespace(app, ctx, ns, Rule::GetObject)?;
-    let object = app.meta.metadef_object(ns, name)?;
+    access::namespace(app, ctx, ns, Rule::GetObject).await?;
+    let object = app.catalog.metadef_object(ns, name).await?;
     Ok(json_response(
         StatusCode::OK,
         &json::object_to_json(ns, &object, ""),
@@ -92,12 +89,12 @@ pub async fn update(
     let value = parse_body(body, &READ_ONLY)?;
     let object = json::object_from_json(&value, Source::Api, true, false, Timestamp::now())
         .map_err(|e| schema_error("object", e))?;
-    access::namespace(app, ctx, ns, Rule::ModifyObject)?;
+    access::namespace(app, ctx, ns, Rule::ModifyObject).await?;
     let (ns_owned, name) = (ns.to_owned(), name.to_owned());
-    let stored = write(app, move |meta| {
-        meta.update_metadef_object(&ns_owned, &name, &object)
-    })
-    .await?;
+    let stored = app
+        .catalog
+        .update_metadef_object(&ns_owned, &name, object)
+        .await?;
     Ok(json_response(
         StatusCode::OK,
         &json::object_to_json(ns, &stored, ""),
@@ -112,8 +109,8 @@ pub async fn delete(
     ns: &str,
     name: &str,
 ) -> Result<Response<Body>, ApiError> {
-    access::namespace(app, ctx, ns, Rule::DeleteObject)?;
+    access::namespace(app, ctx, ns, Rule::DeleteObject).await?;
     let (ns, name) = (ns.to_owned(), name.to_owned());
-    write(app, move |meta| meta.delete_metadef_object(&ns, &name)).await?;
+    app.catalog.delete_metadef_object(&ns, &name).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }

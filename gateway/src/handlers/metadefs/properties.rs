@@ -7,12 +7,12 @@ use serde_json::{json, Value};
 
 use super::access::{self, MetadefRule as Rule};
 use super::json::{self, Source};
-use super::{param, parse_body, schema_error, write};
+use super::{param, parse_body, schema_error};
 use crate::app::App;
 use crate::body::Body;
 use crate::context::RequestContext;
 use crate::error::ApiError;
-use crate::handlers::list::query_pairs;
+use crate::handlers::list::query::query_pairs;
 use crate::handlers::{empty_response, json_response};
 
 /// Attributes a property body may not set.
@@ -33,9 +33,9 @@ fn parse(body: &[u8]) -> Result<(String, PropertyDefinition), ApiError> {
 }
 
 /// `GET /v2/metadefs/namespaces/{namespace}/properties`.
-pub fn list(app: &App, ctx: &RequestContext, ns: &str) -> Result<Response<Body>, ApiError> {
-    access::namespace(app, ctx, ns, Rule::GetProperties)?;
-    let properties = app.meta.metadef_properties(ns)?;
+pub async fn list(app: &App, ctx: &RequestContext, ns: &str) -> Result<Response<Body>, ApiError> {
+    access::namespace(app, ctx, ns, Rule::GetProperties).await?;
+    let properties = app.catalog.metadef_properties(ns).await?;
     let body = json!({ "properties": json::properties_to_json(&properties, "") });
     Ok(json_response(StatusCode::OK, &body))
 }
@@ -48,34 +48,34 @@ pub async fn create(
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
     let (name, definition) = parse(body)?;
-    access::namespace(app, ctx, ns, Rule::AddProperty)?;
+    access::namespace(app, ctx, ns, Rule::AddProperty).await?;
     let answer = json::property_to_json(&definition, Some(&name));
     let ns = ns.to_owned();
-    write(app, move |meta| {
-        meta.create_metadef_property(&ns, &name, &definition)
-    })
-    .await?;
+    app.catalog
+        .create_metadef_property(&ns, &name, definition)
+        .await?;
     Ok(json_response(StatusCode::CREATED, &answer))
 }
 
 /// `GET /v2/metadefs/namespaces/{namespace}/properties/{property_name}`. With
 /// `?resource_type=`, the name carries that association's prefix, which is stripped (404 when
 /// it does not start with it).
-pub fn show(
+pub async fn show(
     app: &App,
     ctx: &RequestContext,
     ns: &str,
     name: &str,
     raw_query: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let namespace = access::namespace(app, ctx, ns, Rule::GetProperty)?;
+    let namespace = access::namespace(app, ctx, ns, Rule::GetProperty).await?;
     let pairs = query_pairs(raw_query);
     let mut name = name;
     if let Some(resource_type) = param(&pairs, "resource_type").filter(|rt| !rt.is_empty()) {
         access::require(ctx, Rule::GetResourceType, Some(&namespace))?;
         let association = app
-            .meta
-            .metadef_associations(ns)?
+            .catalog
+            .metadef_associations(ns)
+            .await?
             .into_iter()
             .find(|association| association.name == resource_type)
             .ok_or_else(|| {
@@ -99,7 +99,7 @@ pub fn show(
             }
         };
     }
-    let definition = app.meta.metadef_property(ns, name)?;
+    let definition = app.catalog.metadef_property(ns, name).await?;
     Ok(json_response(
         StatusCode::OK,
         &json::property_to_json(&definition, Some(name)),
@@ -116,13 +116,12 @@ pub async fn update(
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
     let (new_name, definition) = parse(body)?;
-    access::namespace(app, ctx, ns, Rule::ModifyProperty)?;
+    access::namespace(app, ctx, ns, Rule::ModifyProperty).await?;
     let answer: Value = json::property_to_json(&definition, Some(&new_name));
     let (ns, name) = (ns.to_owned(), name.to_owned());
-    write(app, move |meta| {
-        meta.update_metadef_property(&ns, &name, &new_name, &definition)
-    })
-    .await?;
+    app.catalog
+        .update_metadef_property(&ns, &name, &new_name, definition)
+        .await?;
     Ok(json_response(StatusCode::OK, &answer))
 }
 
@@ -134,8 +133,8 @@ pub async fn delete(
     ns: &str,
     name: &str,
 ) -> Result<Response<Body>, ApiError> {
-    access::namespace(app, ctx, ns, Rule::RemoveProperty)?;
+    access::namespace(app, ctx, ns, Rule::RemoveProperty).await?;
     let (ns, name) = (ns.to_owned(), name.to_owned());
-    write(app, move |meta| meta.delete_metadef_property(&ns, &name)).await?;
+    app.catalog.delete_metadef_property(&ns, &name).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::access::{self, MetadefRule as Rule};
 use super::json::{self, Source};
-use super::{parse_body, schema_error, write};
+use super::{parse_body, schema_error};
 use crate::app::App;
 use crate::body::Body;
 use crate::context::RequestContext;
@@ -14,9 +14,9 @@ use crate::error::ApiError;
 use crate::handlers::{empty_response, json_response};
 
 /// `GET /v2/metadefs/resource_types`: every resource type, oldest first.
-pub fn list(app: &App, ctx: &RequestContext) -> Result<Response<Body>, ApiError> {
+pub async fn list(app: &App, ctx: &RequestContext) -> Result<Response<Body>, ApiError> {
     access::require(ctx, Rule::ListResourceTypes, None)?;
-    let types = app.meta.metadef_resource_types()?;
+    let types = app.catalog.metadef_resource_types().await?;
     let body = json!({
         "resource_types": types.iter().map(json::resource_type_to_json).collect::<Vec<_>>(),
     });
@@ -24,13 +24,13 @@ pub fn list(app: &App, ctx: &RequestContext) -> Result<Response<Body>, ApiError>
 }
 
 /// `GET /v2/metadefs/namespaces/{namespace}/resource_types`.
-pub fn list_associations(
+pub async fn list_associations(
     app: &App,
     ctx: &RequestContext,
     ns: &str,
 ) -> Result<Response<Body>, ApiError> {
-    access::namespace(app, ctx, ns, Rule::ListResourceTypes)?;
-    let associations = app.meta.metadef_associations(ns)?;
+    access::namespace(app, ctx, ns, Rule::ListResourceTypes).await?;
+    let associations = app.catalog.metadef_associations(ns).await?;
     let body = json!({
         "resource_type_associations":
             associations.iter().map(json::association_to_json).collect::<Vec<_>>(),
@@ -49,12 +49,12 @@ pub async fn associate(
     let value = parse_body(body, &["created_at", "updated_at"])?;
     let association = json::association_from_json(&value, Source::Api, true, Timestamp::now())
         .map_err(|e| schema_error("resource_type_association", e))?;
-    access::namespace(app, ctx, ns, Rule::AddResourceTypeAssociation)?;
+    access::namespace(app, ctx, ns, Rule::AddResourceTypeAssociation).await?;
     let ns = ns.to_owned();
-    let stored = write(app, move |meta| {
-        meta.associate_metadef_resource_type(&ns, &association)
-    })
-    .await?;
+    let stored = app
+        .catalog
+        .associate_metadef_resource_type(&ns, association)
+        .await?;
     Ok(json_response(
         StatusCode::CREATED,
         &json::association_to_json(&stored),
@@ -69,18 +69,15 @@ pub async fn deassociate(
     ns: &str,
     name: &str,
 ) -> Result<Response<Body>, ApiError> {
-    access::namespace(app, ctx, ns, Rule::RemoveResourceTypeAssociation)?;
-    let (ns, name_owned) = (ns.to_owned(), name.to_owned());
-    write(app, move |meta| {
-        meta.deassociate_metadef_resource_type(&ns, &name_owned)
-    })
-    .await
-    .map_err(|e| {
-        if e.status() == StatusCode::NOT_FOUND {
-            ApiError::not_found(format!("Failed to find resource type {name} to delete"))
-        } else {
-            e
-        }
-    })?;
+    access::namespace(app, ctx, ns, Rule::RemoveResourceTypeAssociation).await?;
+    app.catalog
+        .deassociate_metadef_resource_type(ns, name)
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            e if e.status() == StatusCode::NOT_FOUND => {
+                ApiError::not_found(format!("Failed to find resource type {name} to delete"))
+            }
+            e => e,
+        })?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }

@@ -7,12 +7,12 @@ use serde_json::{json, Value};
 
 use super::access::{self, MetadefRule as Rule};
 use super::json::{self, SchemaViolation};
-use super::{param, parse_body, parse_limit, parse_sort_dir, schema_error, write};
+use super::{param, parse_body, parse_limit, parse_sort_dir, schema_error};
 use crate::app::App;
 use crate::body::Body;
 use crate::context::RequestContext;
 use crate::error::ApiError;
-use crate::handlers::list::query_pairs;
+use crate::handlers::list::query::query_pairs;
 use crate::handlers::{empty_response, json_response};
 
 /// Attributes a tag body may not set.
@@ -44,7 +44,7 @@ fn names_only(tags: &[meta::metadefs::MetadefTag]) -> Value {
 
 /// `GET /v2/metadefs/namespaces/{namespace}/tags`: names only; `limit`, `marker` (a tag
 /// name), `sort_key` (`name`, `created_at`, `updated_at`), `sort_dir`.
-pub fn list(
+pub async fn list(
     app: &App,
     ctx: &RequestContext,
     ns: &str,
@@ -67,7 +67,7 @@ pub fn list(
             )))
         }
     };
-    access::namespace(app, ctx, ns, Rule::GetTags)?;
+    access::namespace(app, ctx, ns, Rule::GetTags).await?;
     let query = TagQuery {
         sort_key,
         descending,
@@ -76,7 +76,7 @@ pub fn list(
             .map(str::to_owned),
         limit,
     };
-    let tags = app.meta.metadef_tags(ns, &query)?;
+    let tags = app.catalog.metadef_tags(ns, query).await?;
     Ok(json_response(StatusCode::OK, &names_only(&tags)))
 }
 
@@ -87,11 +87,11 @@ pub async fn create(
     ns: &str,
     name: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let namespace = access::namespace(app, ctx, ns, Rule::GetNamespace)?;
+    let namespace = access::namespace(app, ctx, ns, Rule::GetNamespace).await?;
     let name = tag_name(&json!(name)).map_err(|e| schema_error("tag", e))?;
     access::require(ctx, Rule::AddTag, Some(&namespace))?;
     let ns = ns.to_owned();
-    let stored = write(app, move |meta| meta.create_metadef_tag(&ns, &name)).await?;
+    let stored = app.catalog.create_metadef_tag(&ns, &name).await?;
     Ok(json_response(
         StatusCode::CREATED,
         &json::tag_to_json(&stored),
@@ -110,7 +110,7 @@ pub async fn create_many(
 ) -> Result<Response<Body>, ApiError> {
     let value = parse_body(body, &READ_ONLY)?;
     let names = parse_tag_list(&value).map_err(|e| schema_error("tags", e))?;
-    access::namespace(app, ctx, ns, Rule::AddTags)?;
+    access::namespace(app, ctx, ns, Rule::AddTags).await?;
     let append = is_true(
         headers
             .get("x-openstack-append")
@@ -120,10 +120,7 @@ pub async fn create_many(
         return Ok(json_response(StatusCode::CREATED, &json!({ "tags": [] })));
     }
     let ns = ns.to_owned();
-    let stored = write(app, move |meta| {
-        meta.create_metadef_tags(&ns, &names, append)
-    })
-    .await?;
+    let stored = app.catalog.create_metadef_tags(&ns, names, append).await?;
     Ok(json_response(StatusCode::CREATED, &names_only(&stored)))
 }
 
@@ -149,14 +146,14 @@ fn parse_tag_list(value: &Value) -> Result<Vec<String>, SchemaViolation> {
 }
 
 /// `GET /v2/metadefs/namespaces/{namespace}/tags/{tag_name}`.
-pub fn show(
+pub async fn show(
     app: &App,
     ctx: &RequestContext,
     ns: &str,
     name: &str,
 ) -> Result<Response<Body>, ApiError> {
-    access::namespace(app, ctx, ns, Rule::GetTag)?;
-    let tag = app.meta.metadef_tag(ns, name)?;
+    access::namespace(app, ctx, ns, Rule::GetTag).await?;
+    let tag = app.catalog.metadef_tag(ns, name).await?;
     Ok(json_response(StatusCode::OK, &json::tag_to_json(&tag)))
 }
 
@@ -178,12 +175,12 @@ pub async fn update(
         tag_name(name)
     })()
     .map_err(|e| schema_error("tag", e))?;
-    access::namespace(app, ctx, ns, Rule::ModifyTag)?;
+    access::namespace(app, ctx, ns, Rule::ModifyTag).await?;
     let (ns, name) = (ns.to_owned(), name.to_owned());
-    let stored = write(app, move |meta| {
-        meta.rename_metadef_tag(&ns, &name, &new_name)
-    })
-    .await?;
+    let stored = app
+        .catalog
+        .rename_metadef_tag(&ns, &name, &new_name)
+        .await?;
     Ok(json_response(StatusCode::OK, &json::tag_to_json(&stored)))
 }
 
@@ -195,9 +192,9 @@ pub async fn delete(
     ns: &str,
     name: &str,
 ) -> Result<Response<Body>, ApiError> {
-    access::namespace(app, ctx, ns, Rule::DeleteTag)?;
+    access::namespace(app, ctx, ns, Rule::DeleteTag).await?;
     let (ns, name) = (ns.to_owned(), name.to_owned());
-    write(app, move |meta| meta.delete_metadef_tag(&ns, &name)).await?;
+    app.catalog.delete_metadef_tag(&ns, &name).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
