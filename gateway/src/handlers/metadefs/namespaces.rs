@@ -176,8 +176,10 @@ pub async fn update(
     let document = json::document_from_json(&value, Source::Api, &owner, Timestamp::now())
         .map_err(|e| schema_error("namespace", e))?;
     access::namespace(app, ctx, name, Rule::ModifyNamespace).await?;
-    let (name, new) = (name.to_owned(), document.namespace);
-    let stored = app.catalog.update_metadef_namespace(&name, new).await?;
+    let stored = app
+        .catalog
+        .update_metadef_namespace(name, document.namespace)
+        .await?;
     Ok(json_response(
         StatusCode::OK,
         &Value::Object(json::namespace_to_json(&stored, &[])),
@@ -192,8 +194,7 @@ pub async fn delete(
     name: &str,
 ) -> Result<Response<Body>, ApiError> {
     access::namespace(app, ctx, name, Rule::DeleteNamespace).await?;
-    let name = name.to_owned();
-    app.catalog.delete_metadef_namespace(&name).await?;
+    app.catalog.delete_metadef_namespace(name).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
@@ -209,7 +210,6 @@ pub async fn delete_content(
     if kind == Content::Tags {
         access::require(ctx, Rule::DeleteTags, Some(&namespace))?;
     }
-    let name = name.to_owned();
-    app.catalog.delete_metadef_content(&name, kind).await?;
+    app.catalog.delete_metadef_content(name, kind).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }

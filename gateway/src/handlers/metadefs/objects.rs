@@ -54,8 +54,7 @@ pub async fn create(
     let object = json::object_from_json(&value, Source::Api, true, true, Timestamp::now())
         .map_err(|e| schema_error("object", e))?;
     access::namespace(app, ctx, ns, Rule::AddObject).await?;
-    let ns_owned = ns.to_owned();
-    let stored = app.catalog.create_metadef_object(&ns_owned, object).await?;
+    let stored = app.catalog.create_metadef_object(ns, object).await?;
     Ok(json_response(
         StatusCode::CREATED,
         &json::object_to_json(ns, &stored, ""),
@@ -90,11 +89,7 @@ pub async fn update(
     let object = json::object_from_json(&value, Source::Api, true, false, Timestamp::now())
         .map_err(|e| schema_error("object", e))?;
     access::namespace(app, ctx, ns, Rule::ModifyObject).await?;
-    let (ns_owned, name) = (ns.to_owned(), name.to_owned());
-    let stored = app
-        .catalog
-        .update_metadef_object(&ns_owned, &name, object)
-        .await?;
+    let stored = app.catalog.update_metadef_object(ns, &name, object).await?;
     Ok(json_response(
         StatusCode::OK,
         &json::object_to_json(ns, &stored, ""),
@@ -110,7 +105,6 @@ pub async fn delete(
     name: &str,
 ) -> Result<Response<Body>, ApiError> {
     access::namespace(app, ctx, ns, Rule::DeleteObject).await?;
-    let (ns, name) = (ns.to_owned(), name.to_owned());
-    app.catalog.delete_metadef_object(&ns, &name).await?;
+    app.catalog.delete_metadef_object(ns, name).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }

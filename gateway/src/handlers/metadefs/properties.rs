@@ -50,9 +50,8 @@ pub async fn create(
     let (name, definition) = parse(body)?;
     access::namespace(app, ctx, ns, Rule::AddProperty).await?;
     let answer = json::property_to_json(&definition, Some(&name));
-    let ns = ns.to_owned();
     app.catalog
-        .create_metadef_property(&ns, &name, definition)
+        .create_metadef_property(ns, &name, definition)
         .await?;
     Ok(json_response(StatusCode::CREATED, &answer))
 }
@@ -118,9 +117,8 @@ pub async fn update(
     let (new_name, definition) = parse(body)?;
     access::namespace(app, ctx, ns, Rule::ModifyProperty).await?;
     let answer: Value = json::property_to_json(&definition, Some(&new_name));
-    let (ns, name) = (ns.to_owned(), name.to_owned());
     app.catalog
-        .update_metadef_property(&ns, &name, &new_name, definition)
+        .update_metadef_property(ns, name, &new_name, definition)
         .await?;
     Ok(json_response(StatusCode::OK, &answer))
 }
@@ -134,7 +132,6 @@ pub async fn delete(
     name: &str,
 ) -> Result<Response<Body>, ApiError> {
     access::namespace(app, ctx, ns, Rule::RemoveProperty).await?;
-    let (ns, name) = (ns.to_owned(), name.to_owned());
-    app.catalog.delete_metadef_property(&ns, &name).await?;
+    app.catalog.delete_metadef_property(ns, name).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }

@@ -50,10 +50,9 @@ pub async fn associate(
     let association = json::association_from_json(&value, Source::Api, true, Timestamp::now())
         .map_err(|e| schema_error("resource_type_association", e))?;
     access::namespace(app, ctx, ns, Rule::AddResourceTypeAssociation).await?;
-    let ns = ns.to_owned();
     let stored = app
         .catalog
-        .associate_metadef_resource_type(&ns, association)
+        .associate_metadef_resource_type(ns, association)
         .await?;
     Ok(json_response(
         StatusCode::CREATED,

@@ -90,8 +90,7 @@ pub async fn create(
     let namespace = access::namespace(app, ctx, ns, Rule::GetNamespace).await?;
     let name = tag_name(&json!(name)).map_err(|e| schema_error("tag", e))?;
     access::require(ctx, Rule::AddTag, Some(&namespace))?;
-    let ns = ns.to_owned();
-    let stored = app.catalog.create_metadef_tag(&ns, &name).await?;
+    let stored = app.catalog.create_metadef_tag(ns, &name).await?;
     Ok(json_response(
         StatusCode::CREATED,
         &json::tag_to_json(&stored),
@@ -119,8 +118,7 @@ pub async fn create_many(
     if names.is_empty() {
         return Ok(json_response(StatusCode::CREATED, &json!({ "tags": [] })));
     }
-    let ns = ns.to_owned();
-    let stored = app.catalog.create_metadef_tags(&ns, names, append).await?;
+    let stored = app.catalog.create_metadef_tags(ns, names, append).await?;
     Ok(json_response(StatusCode::CREATED, &names_only(&stored)))
 }
 
@@ -176,11 +174,7 @@ pub async fn update(
     })()
     .map_err(|e| schema_error("tag", e))?;
     access::namespace(app, ctx, ns, Rule::ModifyTag).await?;
-    let (ns, name) = (ns.to_owned(), name.to_owned());
-    let stored = app
-        .catalog
-        .rename_metadef_tag(&ns, &name, &new_name)
-        .await?;
+    let stored = app.catalog.rename_metadef_tag(ns, name, &new_name).await?;
     Ok(json_response(StatusCode::OK, &json::tag_to_json(&stored)))
 }
 
@@ -193,8 +187,7 @@ pub async fn delete(
     name: &str,
 ) -> Result<Response<Body>, ApiError> {
     access::namespace(app, ctx, ns, Rule::DeleteTag).await?;
-    let (ns, name) = (ns.to_owned(), name.to_owned());
-    app.catalog.delete_metadef_tag(&ns, &name).await?;
+    app.catalog.delete_metadef_tag(ns, name).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
