@@ -89,7 +89,7 @@ pub async fn update(
     let object = json::object_from_json(&value, Source::Api, true, false, Timestamp::now())
         .map_err(|e| schema_error("object", e))?;
     access::namespace(app, ctx, ns, Rule::ModifyObject).await?;
-    let stored = app.catalog.update_metadef_object(ns, &name, object).await?;
+    let stored = app.catalog.update_metadef_object(ns, name, object).await?;
     Ok(json_response(
         StatusCode::OK,
         &json::object_to_json(ns, &stored, ""),
