@@ -33,6 +33,7 @@ use crate::app::App;
 use crate::body::Body;
 use crate::context::RequestContext;
 use crate::error::ApiError;
+use crate::handlers::metadefs::{self as md, Content};
 use crate::handlers::{
     self, image_data, images, info, list, members, patch, schemas, tags, versions,
 };
@@ -379,6 +380,384 @@ pub static ROUTES: &[Route] = &[
             })
         }),
     },
+    // Metadata definitions (spec §9); writes admin-only by default (handlers::metadefs::access).
+    Route {
+        methods: &[M::GET],
+        template: "/v2/schemas/metadefs/{name}",
+        body: B::None,
+        handler: Authed(|_, call| Box::pin(async move { md::schema(call.param("name")) })),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/metadefs/namespaces",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::namespaces::list(app, call.ctx, call.parts.uri.query().unwrap_or("")).await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/metadefs/namespaces",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::namespaces::create(app, call.ctx, &call.parts.headers, call.json()).await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/metadefs/namespaces/{namespace}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::namespaces::show(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    call.parts.uri.query().unwrap_or(""),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::PUT],
+        template: "/v2/metadefs/namespaces/{namespace}",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::namespaces::update(app, call.ctx, call.param("namespace"), call.json()).await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/metadefs/namespaces/{namespace}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(
+                async move { md::namespaces::delete(app, call.ctx, call.param("namespace")).await },
+            )
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/metadefs/namespaces/{namespace}/objects",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::objects::list(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    call.parts.uri.query().unwrap_or(""),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/metadefs/namespaces/{namespace}/objects",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::objects::create(app, call.ctx, call.param("namespace"), call.json()).await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/metadefs/namespaces/{namespace}/objects",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::namespaces::delete_content(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    Content::Objects,
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/metadefs/namespaces/{namespace}/objects/{object_name}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::objects::show(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    call.param("object_name"),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::PUT],
+        template: "/v2/metadefs/namespaces/{namespace}/objects/{object_name}",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                let name = call.param("object_name");
+                md::objects::update(app, call.ctx, call.param("namespace"), name, call.json()).await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/metadefs/namespaces/{namespace}/objects/{object_name}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::objects::delete(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    call.param("object_name"),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/metadefs/namespaces/{namespace}/properties",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(
+                async move { md::properties::list(app, call.ctx, call.param("namespace")).await },
+            )
+        }),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/metadefs/namespaces/{namespace}/properties",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::properties::create(app, call.ctx, call.param("namespace"), call.json()).await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/metadefs/namespaces/{namespace}/properties",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::namespaces::delete_content(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    Content::Properties,
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/metadefs/namespaces/{namespace}/properties/{property_name}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                let name = call.param("property_name");
+                md::properties::show(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    name,
+                    call.parts.uri.query().unwrap_or(""),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::PUT],
+        template: "/v2/metadefs/namespaces/{namespace}/properties/{property_name}",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                let name = call.param("property_name");
+                md::properties::update(app, call.ctx, call.param("namespace"), name, call.json())
+                    .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/metadefs/namespaces/{namespace}/properties/{property_name}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::properties::delete(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    call.param("property_name"),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/metadefs/namespaces/{namespace}/tags",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::tags::list(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    call.parts.uri.query().unwrap_or(""),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/metadefs/namespaces/{namespace}/tags",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::tags::create_many(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    &call.parts.headers,
+                    call.json(),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/metadefs/namespaces/{namespace}/tags",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::namespaces::delete_content(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    Content::Tags,
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/metadefs/namespaces/{namespace}/tags/{tag_name}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::tags::show(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    call.param("tag_name"),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/metadefs/namespaces/{namespace}/tags/{tag_name}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::tags::create(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    call.param("tag_name"),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::PUT],
+        template: "/v2/metadefs/namespaces/{namespace}/tags/{tag_name}",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                let name = call.param("tag_name");
+                md::tags::update(app, call.ctx, call.param("namespace"), name, call.json()).await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/metadefs/namespaces/{namespace}/tags/{tag_name}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::tags::delete(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    call.param("tag_name"),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/metadefs/resource_types",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move { md::resource_types::list(app, call.ctx).await })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/metadefs/namespaces/{namespace}/resource_types",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::resource_types::list_associations(app, call.ctx, call.param("namespace")).await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/metadefs/namespaces/{namespace}/resource_types",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::resource_types::associate(app, call.ctx, call.param("namespace"), call.json())
+                    .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/metadefs/namespaces/{namespace}/resource_types/{resource_type}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                let name = call.param("resource_type");
+                md::resource_types::deassociate(app, call.ctx, call.param("namespace"), name).await
+            })
+        }),
+    },
 ];
 
 /// The route a request goes to: its position in [`ROUTES`], the entry and the path
@@ -549,6 +928,15 @@ mod tests {
                 "PUT /v2/images/{id}/file",
                 "POST /v2/images/{id}/members",
                 "PUT /v2/images/{id}/members/{member_id}",
+                "POST /v2/metadefs/namespaces",
+                "PUT /v2/metadefs/namespaces/{namespace}",
+                "POST /v2/metadefs/namespaces/{namespace}/objects",
+                "PUT /v2/metadefs/namespaces/{namespace}/objects/{object_name}",
+                "POST /v2/metadefs/namespaces/{namespace}/properties",
+                "PUT /v2/metadefs/namespaces/{namespace}/properties/{property_name}",
+                "POST /v2/metadefs/namespaces/{namespace}/tags",
+                "PUT /v2/metadefs/namespaces/{namespace}/tags/{tag_name}",
+                "POST /v2/metadefs/namespaces/{namespace}/resource_types",
             ]
         );
     }

@@ -149,6 +149,39 @@ sleep 4
 check_eq "revoked token → 401 after token_cache_time" 401 "$(status_with_token "$ALICE_TOKEN" /v2/images)"
 
 check_cmd "alice deletes her image" as alice image delete "$ID" || true
+
+# --- metadata definitions: the real `glance md-*` commands as each user ------------------------
+# md USER ARGS...: python-glanceclient as USER, through the catalog.
+md() {
+  local user="$1" project password="$PASSWORD"
+  shift
+  case "$user" in
+    admin) project=admin; password="$ADMIN_PASSWORD" ;;
+    alice | rita) project=proj-a ;;
+    bob) project=proj-b ;;
+  esac
+  HOME="$WORK/home" OS_AUTH_URL="$KS_URL" OS_USERNAME="$user" OS_PASSWORD="$password" \
+    OS_PROJECT_NAME="$project" OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default \
+    OS_INTERFACE=public OS_REGION_NAME=RegionOne "$VENV/bin/glance" "$@"
+}
+check_fails "alice (member) cannot create a namespace (metadef writes are admin-only)" \
+  md alice md-namespace-create OS::Alice::Own
+check_cmd "admin creates a private namespace owned by project A" \
+  md admin md-namespace-create OS::Private::A --owner "$PROJ_A" || true
+check_cmd "admin creates a public namespace owned by project A" \
+  md admin md-namespace-create OS::Public::A --owner "$PROJ_A" --visibility public || true
+check_cmd "rita (reader of A) lists namespaces" md rita md-namespace-list || true
+check_eq "rita sees A's private namespace" "1" "$(printf '%s\n' "$OUT" | grep -c 'OS::Private::A' || true)"
+check_cmd "bob (member of B) lists namespaces" md bob md-namespace-list || true
+check_eq "bob does not see A's private namespace" "0" "$(printf '%s\n' "$OUT" | grep -c 'OS::Private::A' || true)"
+check_eq "bob sees the public one" "1" "$(printf '%s\n' "$OUT" | grep -c 'OS::Public::A' || true)"
+check_fails "bob cannot show A's private namespace" md bob md-namespace-show OS::Private::A
+check_eq "... it does not exist for him (404)" "1" "$(printf '%s\n' "$OUT" | grep -c '404' || true)"
+check_fails "bob cannot change the public namespace" md bob md-namespace-update OS::Public::A --description mine
+check_eq "... refused (403)" "1" "$(printf '%s\n' "$OUT" | grep -c '403' || true)"
+check_fails "bob cannot add a tag to it" md bob md-tag-create OS::Public::A --name bobs
+check_cmd "admin deletes both namespaces" md admin md-namespace-delete OS::Private::A || true
+check_cmd "... and the public one" md admin md-namespace-delete OS::Public::A || true
 stop_server
 summary
 [ "$FAIL" -eq 0 ]
