@@ -54,6 +54,8 @@ pub fn test_app(config: crate::config::Config) -> (tempfile::TempDir, crate::app
 pub fn project_ctx(project: &str, roles: &[&str]) -> crate::context::RequestContext {
     crate::context::RequestContext {
         project_id: Some(project.to_owned()),
+        domain_id: None,
+        system_scope: None,
         project_domain_id: Some("default".to_owned()),
         user_id: Some(format!("user-of-{project}")),
         user_domain_id: Some("default".to_owned()),

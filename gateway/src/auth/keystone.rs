@@ -153,6 +153,11 @@ pub struct Identity {
     pub project_id: Option<String>,
     /// The project's domain.
     pub project_domain_id: Option<String>,
+    /// The domain a domain-scoped token is scoped to.
+    pub domain_id: Option<String>,
+    /// `Some("all")` for a token scoped to the whole system (keystonemiddleware's
+    /// `OpenStack-System-Scope`).
+    pub system_scope: Option<String>,
     /// Role names on that scope, lower-cased (implied roles included by Keystone).
     pub roles: Vec<String>,
     /// When the token stops being valid.
@@ -258,13 +263,12 @@ impl Keystone {
             }
             service_roles = service.roles.clone();
         }
-        let Some(project_id) = user.project_id.clone() else {
-            return Err(ApiError::forbidden(
-                "Only project-scoped tokens are accepted by the Image service.",
-            ));
-        };
+        // Any scope is accepted, as keystonemiddleware accepts it in front of Glance: what a
+        // system-, domain-scoped or unscoped token may do is the policy's answer, per route.
         Ok(RequestContext {
-            project_id: Some(project_id),
+            project_id: user.project_id.clone(),
+            domain_id: user.domain_id.clone(),
+            system_scope: user.system_scope.clone(),
             project_domain_id: user.project_domain_id.clone(),
             user_id: Some(user.user_id.clone()),
             user_domain_id: user.user_domain_id.clone(),
@@ -470,8 +474,18 @@ struct TokenData {
     expires_at: String,
     user: Named,
     project: Option<Named>,
+    /// Present on a domain-scoped token.
+    domain: Option<Domain>,
+    /// Present on a system-scoped token: `{"all": true}`.
+    system: Option<System>,
     #[serde(default)]
     roles: Vec<Role>,
+}
+
+#[derive(Deserialize)]
+struct System {
+    #[serde(default)]
+    all: bool,
 }
 
 #[derive(Deserialize)]
@@ -508,6 +522,9 @@ fn parse_token(body: &str) -> Result<Identity, String> {
             .and_then(|p| p.domain.as_ref())
             .map(|d| d.id.clone()),
         project_id: t.project.map(|p| p.id),
+        domain_id: t.domain.map(|d| d.id),
+        // keystonemiddleware passes on only the whole-system scope, as "all".
+        system_scope: t.system.filter(|s| s.all).map(|_| "all".to_owned()),
         roles: t.roles.into_iter().map(|r| r.name.to_lowercase()).collect(),
         expires_at: expires_at.into(),
     })
@@ -654,6 +671,8 @@ mod tests {
             user_domain_id: None,
             project_id: Some("p".into()),
             project_domain_id: None,
+            domain_id: None,
+            system_scope: None,
             roles: vec!["reader".into()],
             expires_at: SystemTime::now() + expires_in,
         })
@@ -677,7 +696,30 @@ mod tests {
             "roles": [{"id": "r", "name": "admin"}]}}"#;
         let id = parse_token(body).unwrap();
         assert_eq!(id.project_id, None);
+        assert_eq!(id.domain_id, None);
+        assert_eq!(id.system_scope.as_deref(), Some("all"));
         assert_eq!(id.roles, ["admin"]);
+    }
+
+    #[test]
+    fn domain_scoped_and_unscoped_tokens() {
+        let domain = r#"{"token": {"expires_at": "2099-01-01T00:00:00Z",
+            "user": {"id": "u1", "domain": {"id": "default"}},
+            "domain": {"id": "default", "name": "Default"},
+            "roles": [{"id": "r", "name": "reader"}]}}"#;
+        let id = parse_token(domain).unwrap();
+        assert_eq!(id.project_id, None);
+        assert_eq!(id.domain_id.as_deref(), Some("default"));
+        assert_eq!(id.system_scope, None);
+        assert_eq!(id.roles, ["reader"]);
+        let unscoped = r#"{"token": {"expires_at": "2099-01-01T00:00:00Z",
+            "user": {"id": "u1", "domain": {"id": "default"}}, "methods": ["password"]}}"#;
+        let id = parse_token(unscoped).unwrap();
+        assert_eq!(
+            (id.project_id, id.domain_id, id.system_scope),
+            (None, None, None)
+        );
+        assert!(id.roles.is_empty());
     }
 
     #[test]

@@ -112,14 +112,6 @@ fn token_expiring_while_cached_is_refused_after_expiry() {
 }
 
 #[test]
-fn system_scoped_token_is_forbidden() {
-    let (keystone, srv) = start();
-    let token = keystone.issue_system("root", &["admin", "member", "reader"]);
-    let resp = get_as(&srv, &token, "/v2/images").expect_status(403);
-    assert!(resp.text().contains("project-scoped"), "{}", resp.text());
-}
-
-#[test]
 fn keystone_down_is_503_and_recovers() {
     let (keystone, srv) = start();
     keystone.set_down(true);
