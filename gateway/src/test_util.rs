@@ -66,6 +66,22 @@ pub fn project_ctx(project: &str, roles: &[&str]) -> crate::context::RequestCont
     }
 }
 
+/// The context of a token without a project, with `roles` (as Keystone gives them):
+/// system-scoped (`all`), domain-scoped (`default`), or unscoped for `TokenScope::Project`.
+pub fn projectless_ctx(
+    scope: crate::context::TokenScope,
+    roles: &[&str],
+) -> crate::context::RequestContext {
+    use crate::context::TokenScope;
+    crate::context::RequestContext {
+        project_id: None,
+        domain_id: (scope == TokenScope::Domain).then(|| "default".to_owned()),
+        system_scope: (scope == TokenScope::System).then(|| "all".to_owned()),
+        project_domain_id: None,
+        ..project_ctx("unused", roles)
+    }
+}
+
 /// The JSON body of a handler's response.
 pub fn json_body(response: &http::Response<crate::body::Body>) -> serde_json::Value {
     match response.body() {

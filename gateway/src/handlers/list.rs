@@ -179,6 +179,11 @@ pub struct ListQuery {
     /// Which shared-with-me images are listed: `None` for `all`, else that status.
     member_status: Option<MemberStatus>,
     os_hidden: bool,
+    /// The first bad marker or filter value. Glance finds those in its database layer, after
+    /// `get_images`, so they are reported only once the caller may list; the parameters its
+    /// request parser checks (limit, sort, visibility, member status, `os_hidden`,
+    /// `protected`) are refused at once.
+    deferred: Option<ApiError>,
 }
 
 fn parse_sort_key(key: &str) -> Result<SortKey, ApiError> {
@@ -322,6 +327,7 @@ impl ListQuery {
             visibility: VisibilityFilter::Default,
             member_status: Some(MemberStatus::Accepted),
             os_hidden: false,
+            deferred: None,
         };
         let (mut sort_keys, mut sort_dirs, mut new_sort) = (Vec::new(), Vec::new(), None);
         let mut ranges: Vec<(NumField, Option<u64>, Option<u64>)> = Vec::new();
@@ -337,13 +343,12 @@ impl ListQuery {
                     }
                     q.limit = (limit as u64).min(app.config.api_limit_max as u64) as usize;
                 }
-                "marker" => {
-                    q.marker = Some(value.parse().map_err(|_| {
-                        ApiError::bad_request(format!(
-                            "Invalid marker. Image {value} could not be found."
-                        ))
-                    })?)
-                }
+                "marker" => match value.parse() {
+                    Ok(marker) => q.marker = Some(marker),
+                    Err(_) => q.defer(ApiError::bad_request(format!(
+                        "Invalid marker. Image {value} could not be found."
+                    ))),
+                },
                 "sort_key" => sort_keys.push(parse_sort_key(value)?),
                 "sort_dir" => sort_dirs.push(parse_sort_dir(value)?),
                 "sort" => new_sort = Some(value.to_owned()),
@@ -382,7 +387,10 @@ impl ListQuery {
                         "container_format" => StrField::ContainerFormat,
                         _ => StrField::DiskFormat,
                     };
-                    q.filters.push(Filter::OneOf(field, parse_one_of(value)?));
+                    match parse_one_of(value) {
+                        Ok(values) => q.filters.push(Filter::OneOf(field, values)),
+                        Err(e) => q.defer(e),
+                    }
                 }
                 "owner" => q
                     .filters
@@ -397,16 +405,18 @@ impl ListQuery {
                     .filters
                     .push(Filter::OneOf(StrField::OsHashAlgo, vec![value.to_owned()])),
                 "created_at" | "updated_at" => {
-                    let (cmp, t) = parse_time_filter(key, value)?;
                     let field = if key == "created_at" {
                         TimeField::CreatedAt
                     } else {
                         TimeField::UpdatedAt
                     };
-                    q.filters.push(Filter::Time(field, cmp, t));
+                    match parse_time_filter(key, value) {
+                        Ok((cmp, t)) => q.filters.push(Filter::Time(field, cmp, t)),
+                        Err(e) => q.defer(e),
+                    }
                 }
                 "self" | "file" | "schema" => {
-                    return Err(ApiError::bad_request(format!("Invalid filter: {key}")))
+                    q.defer(ApiError::bad_request(format!("Invalid filter: {key}")))
                 }
                 _ => {
                     let range = key
@@ -416,14 +426,16 @@ impl ListQuery {
                     if let Some((field, is_min)) =
                         range.and_then(|(f, m)| NumField::parse(f).map(|f| (f, m)))
                     {
-                        let n = parse_number(value)?;
-                        ranges.push(if is_min {
-                            (field, Some(n), None)
-                        } else {
-                            (field, None, Some(n))
-                        });
+                        match parse_number(value) {
+                            Ok(n) if is_min => ranges.push((field, Some(n), None)),
+                            Ok(n) => ranges.push((field, None, Some(n))),
+                            Err(e) => q.defer(e),
+                        }
                     } else if let Some(field) = NumField::parse(key) {
-                        q.filters.push(Filter::NumEq(field, parse_number(value)?));
+                        match parse_number(value) {
+                            Ok(n) => q.filters.push(Filter::NumEq(field, n)),
+                            Err(e) => q.defer(e),
+                        }
                     } else {
                         q.filters
                             .push(Filter::Property(key.to_owned(), value.to_owned()));
@@ -484,6 +496,11 @@ impl ListQuery {
         Ok(q)
     }
 
+    /// Keeps the first of the errors reported after `get_images`.
+    fn defer(&mut self, error: ApiError) {
+        self.deferred.get_or_insert(error);
+    }
+
     /// Whether `image` belongs in the result for `ctx` (spec §5.4, then the filters).
     /// `shared_with_me` holds the images the caller's project is a member of, with the
     /// requested member status, from the by-project index.
@@ -535,8 +552,12 @@ fn shared_with(
         .collect())
 }
 
-/// `GET /v2/images`.
+/// `GET /v2/images`. Glance's order: the request's parameters (400), `get_images` (403: a
+/// token without a project — system-, domain-scoped or unscoped — stops here), then the
+/// filter values and the marker (400), then the images the caller may see.
 pub fn list(app: &App, ctx: &RequestContext, raw_query: &str) -> Result<Response<Body>, ApiError> {
+    let pairs = query_pairs(raw_query);
+    let mut query = ListQuery::parse(app, &pairs)?;
     policy::enforce_global(
         ctx,
         Rule::GetImages,
@@ -547,8 +568,9 @@ pub fn list(app: &App, ctx: &RequestContext, raw_query: &str) -> Result<Response
             member_id: None,
         },
     )?;
-    let pairs = query_pairs(raw_query);
-    let query = ListQuery::parse(app, &pairs)?;
+    if let Some(error) = query.deferred.take() {
+        return Err(error);
+    }
     let shared_with_me = shared_with(app, ctx, query.member_status)?;
     let images = app
         .meta
