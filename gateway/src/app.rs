@@ -133,12 +133,7 @@ impl App {
                 ));
             }
         }
-        if route.forbids_body() && has_body(&request) {
-            return Err(ApiError::bad_request(
-                "A body is not expected with this request.",
-            ));
-        }
-        // Answered ahead of authentication, as Glance's pipeline does.
+        // Answered ahead of authentication, as Glance's pipeline does (a body is ignored).
         match route {
             Route::VersionsChoice => {
                 return Ok(self.versions(request.headers(), StatusCode::MULTIPLE_CHOICES))
@@ -150,6 +145,13 @@ impl App {
         }
         let ctx: RequestContext = self.auth.context(request.headers(), request_id).await?;
         let ctx = &ctx;
+        // After authentication, as in Glance (its resource refuses the body, behind the auth
+        // middleware). A body on any other route is left unread, and hyper drains it.
+        if route.forbids_body() && has_body(&request) {
+            return Err(ApiError::bad_request(
+                "A body is not expected with this request.",
+            ));
+        }
         match route {
             Route::VersionsChoice | Route::Versions | Route::Healthcheck | Route::Metrics => Err(
                 ApiError::internal("an unauthenticated route reached dispatch"),

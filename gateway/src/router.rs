@@ -94,15 +94,26 @@ impl Route {
         }
     }
 
-    /// Whether the request must not carry a body (Glance answers 400 when it does).
+    /// Whether a body on this request is refused with 400: the routes Glance's v2 router
+    /// marks `body_reject`. The other body-less routes (the image list, `/v2/info/usage`, the
+    /// version documents, `/healthcheck`, `/metrics`) ignore a body, as Glance does.
     pub fn forbids_body(&self) -> bool {
-        !matches!(
+        matches!(
             self,
-            Route::CreateImage
-                | Route::UpdateImage { .. }
-                | Route::UploadImageData { .. }
-                | Route::CreateMember { .. }
-                | Route::UpdateMember { .. }
+            Route::ShowImage { .. }
+                | Route::DeleteImage { .. }
+                | Route::DeactivateImage { .. }
+                | Route::ReactivateImage { .. }
+                | Route::DownloadImageData { .. }
+                | Route::AddTag { .. }
+                | Route::DeleteTag { .. }
+                | Route::ListMembers { .. }
+                | Route::ShowMember { .. }
+                | Route::DeleteMember { .. }
+                | Route::SchemaImage
+                | Route::SchemaImages
+                | Route::SchemaMember
+                | Route::SchemaMembers
         )
     }
 }
@@ -266,6 +277,41 @@ mod tests {
         );
         assert!(!Route::CreateMember { id: "x".into() }.forbids_body());
         assert!(Route::ListMembers { id: "x".into() }.forbids_body());
+    }
+
+    #[test]
+    fn bodies_are_refused_where_glance_marks_body_reject() {
+        let id = || "x".to_owned();
+        for refused in [
+            Route::ShowImage { id: id() },
+            Route::DeleteImage { id: id() },
+            Route::DownloadImageData { id: id() },
+            Route::DeactivateImage { id: id() },
+            Route::DeleteTag {
+                id: id(),
+                tag: id(),
+            },
+            Route::DeleteMember {
+                id: id(),
+                member: id(),
+            },
+            Route::SchemaImage,
+        ] {
+            assert!(refused.forbids_body(), "{refused:?}");
+        }
+        // Ignored: Glance's list and usage routes have no body_reject, and the version
+        // documents and the healthcheck are served outside its v2 router.
+        for ignored in [
+            Route::ListImages,
+            Route::InfoUsage,
+            Route::Versions,
+            Route::VersionsChoice,
+            Route::Healthcheck,
+            Route::Metrics,
+            Route::UpdateImage { id: id() },
+        ] {
+            assert!(!ignored.forbids_body(), "{ignored:?}");
+        }
     }
 
     #[test]

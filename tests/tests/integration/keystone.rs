@@ -344,6 +344,23 @@ mod scopes {
         assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
         check_nothing_changed(&srv, &alice, &images);
     }
+
+    #[test]
+    fn a_body_is_refused_only_after_authentication() {
+        let (keystone, srv) = start();
+        let id = uuid::Uuid::new_v4();
+        let path = format!("/v2/images/{id}");
+        let with_body = |token: Option<&str>| {
+            let req = srv.request("GET", &path).body(b"{}".to_vec());
+            match token {
+                Some(t) => req.header("x-auth-token", t).send(),
+                None => req.send(),
+            }
+        };
+        assert_unauthorized(with_body(None), &keystone);
+        let root = keystone.issue_system("root", &ALL_ROLES);
+        with_body(Some(&root)).expect_status(400);
+    }
 }
 
 #[test]
