@@ -69,25 +69,21 @@ pub async fn update(
     if ops.is_empty() {
         // Glance asks a rule per operation and saves only when there is one: an empty patch
         // hands back the image, untouched, to anybody the data layer shows it to.
-        let (image, _) = lookup(app, ctx, id)?;
+        let (image, _) = lookup(app, ctx, id).await?;
         return Ok(json_response(StatusCode::OK, &ImageView(&image)));
     }
-    load_authorized(app, ctx, id, Rule::ModifyImage)?;
-    let meta = app.meta.clone();
+    load_authorized(app, ctx, id, Rule::ModifyImage).await?;
     let ctx_for_txn = ctx.clone();
     let config = app.config.clone();
     let image = app
-        .writer
-        .run(move || {
-            meta.update_image(id, |image: &mut Image| -> Result<(), ApiError> {
-                for op in &ops {
-                    apply(&ctx_for_txn, dialect, image, op)?;
-                }
-                check_quotas(&config, image)
-            })
+        .catalog
+        .update_image(id, move |image: &mut Image| -> Result<(), ApiError> {
+            for op in &ops {
+                apply(&ctx_for_txn, dialect, image, op)?;
+            }
+            check_quotas(&config, image)
         })
-        .await
-        .map_err(ApiError::internal)??;
+        .await?;
     Ok(json_response(StatusCode::OK, &ImageView(&image)))
 }
 
