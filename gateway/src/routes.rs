@@ -8,7 +8,7 @@
 //! Route {
 //!     methods: &[Method::GET],
 //!     template: "/v2/images/{id}/tasks",     // `{name}` parameters; `/v2` = every version
-//!     body: BodyRule::None,                  // None (400 if sent) | Json | Stream
+//!     body: BodyRule::None,                  // None (400 if sent) | Ignored | Json | Stream
 //!     handler: Handler::Authed(|app, call| {
 //!         Box::pin(async move { tasks::list(app, call.ctx, call.param("id")).await })
 //!     }),
@@ -17,7 +17,8 @@
 //!
 //! `Handler::Public` routes are answered ahead of authentication (versions, health, metrics,
 //! as Glance's pipeline does); `Handler::Authed` ones get the caller's [`RequestContext`]
-//! and, for `BodyRule::Json`, the body read (at most 1 MiB).
+//! and, for `BodyRule::Json`, the body read (at most 1 MiB). A body on a `BodyRule::None`
+//! route is refused after authentication, where Glance's resource refuses it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -57,8 +58,13 @@ pub struct Route {
 /// What a request may carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyRule {
-    /// Nothing: a body is refused with 400, as Glance does.
+    /// Nothing: a body is refused with 400 (the routes Glance's v2 router marks
+    /// `body_reject`).
     None,
+    /// Nothing read: a body is ignored, as Glance ignores it where its router does not refuse
+    /// one (the image list, `/v2/info/usage`) and outside that router (the version documents,
+    /// `/healthcheck`; `/metrics` alike). It is left unread: hyper drains what has arrived.
+    Ignored,
     /// A JSON document, read whole (at most 1 MiB) before the handler runs.
     Json,
     /// A stream the handler reads itself (image data).
@@ -158,13 +164,13 @@ pub static ROUTES: &[Route] = &[
     Route {
         methods: &[M::GET],
         template: "/",
-        body: B::None,
+        body: B::Ignored,
         handler: Public(|app, parts| Box::pin(async move { versions_choice(app, parts) })),
     },
     Route {
         methods: &[M::GET],
         template: "/versions",
-        body: B::None,
+        body: B::Ignored,
         handler: Public(|app, parts| {
             Box::pin(async move { Ok(versions_document(app, parts, StatusCode::OK)) })
         }),
@@ -172,13 +178,13 @@ pub static ROUTES: &[Route] = &[
     Route {
         methods: &[M::GET, M::HEAD],
         template: "/healthcheck",
-        body: B::None,
+        body: B::Ignored,
         handler: Public(|app, parts| Box::pin(healthcheck(app, parts))),
     },
     Route {
         methods: &[M::GET],
         template: "/metrics",
-        body: B::None,
+        body: B::Ignored,
         handler: Public(|app, parts| Box::pin(metrics(app, parts))),
     },
     Route {
@@ -218,13 +224,13 @@ pub static ROUTES: &[Route] = &[
     Route {
         methods: &[M::GET],
         template: "/v2/info/usage",
-        body: B::None,
+        body: B::Ignored,
         handler: Authed(|app, call| Box::pin(async move { info::usage(app, call.ctx).await })),
     },
     Route {
         methods: &[M::GET],
         template: "/v2/images",
-        body: B::None,
+        body: B::Ignored,
         handler: Authed(|app, call| {
             Box::pin(async move {
                 list::list(app, call.ctx, call.parts.uri.query().unwrap_or("")).await
@@ -917,7 +923,7 @@ mod tests {
     fn bodies_are_allowed_where_glance_reads_them() {
         let with_body: Vec<String> = ROUTES
             .iter()
-            .filter(|r| r.body != BodyRule::None)
+            .filter(|r| matches!(r.body, BodyRule::Json | BodyRule::Stream))
             .map(|r| format!("{} {}", r.methods[0], r.template))
             .collect();
         assert_eq!(
@@ -937,6 +943,50 @@ mod tests {
                 "POST /v2/metadefs/namespaces/{namespace}/tags",
                 "PUT /v2/metadefs/namespaces/{namespace}/tags/{tag_name}",
                 "POST /v2/metadefs/namespaces/{namespace}/resource_types",
+            ]
+        );
+    }
+
+    fn with(rule: BodyRule) -> Vec<String> {
+        ROUTES
+            .iter()
+            .filter(|r| r.body == rule)
+            .map(|r| format!("{} {}", r.methods[0], r.template))
+            .collect()
+    }
+
+    #[test]
+    fn bodies_are_refused_where_glance_marks_body_reject() {
+        assert_eq!(
+            with(BodyRule::None),
+            [
+                "GET /v2/schemas/image",
+                "GET /v2/schemas/images",
+                "GET /v2/schemas/member",
+                "GET /v2/schemas/members",
+                "GET /v2/images/{id}",
+                "DELETE /v2/images/{id}",
+                "POST /v2/images/{id}/actions/deactivate",
+                "POST /v2/images/{id}/actions/reactivate",
+                "GET /v2/images/{id}/file",
+                "PUT /v2/images/{id}/tags/{tag}",
+                "DELETE /v2/images/{id}/tags/{tag}",
+                "GET /v2/images/{id}/members",
+                "GET /v2/images/{id}/members/{member_id}",
+                "DELETE /v2/images/{id}/members/{member_id}",
+            ]
+        );
+        // Ignored: Glance's list and usage routes have no body_reject, and the version
+        // documents and the healthcheck are served outside its v2 router.
+        assert_eq!(
+            with(BodyRule::Ignored),
+            [
+                "GET /",
+                "GET /versions",
+                "GET /healthcheck",
+                "GET /metrics",
+                "GET /v2/info/usage",
+                "GET /v2/images",
             ]
         );
     }
