@@ -42,13 +42,13 @@
 //! - `policy` — Glance's authorization rules
 //! - `auth` — the auth strategies, built from their settings
 //! - `datapath` — image bytes between sockets and stores
-//! - `migrate` — `glint migrate-from-glance`: a Glance database and its image data into meta
-//!   and the file store (an offline admin command, blocking)
 //! - `hyper_io` — monoio streams as hyper I/O
 //! - `net` — outbound HTTP (client, URL-fetch policy, S3) on the cores
 //! - `app` — the shared state, built once
 //! - `handlers` — one module per Glance resource
 //! - `metadefs_admin` — `glint metadefs load|export`: definition files, the admin socket
+//! - `migrate` — `glint migrate-from-glance`: a Glance database, its image data and metadefs
+//!   into meta and the file store (an offline admin command, blocking)
 //! - `routes` — the route table
 //! - `dispatch` — a request's life
 //! - `server` — serving connections on one core

@@ -143,13 +143,30 @@ pub struct MetadefNamespaceRow {
     pub updated_at: Option<Timestamp>,
     /// `metadef_properties`: name → JSON schema.
     pub properties: BTreeMap<String, serde_json::Value>,
-    /// `metadef_objects`: name, description, required (JSON list), JSON schema.
-    pub objects: Vec<(String, Option<String>, serde_json::Value, serde_json::Value)>,
-    /// `metadef_tags`: names.
-    pub tags: Vec<String>,
+    /// `metadef_objects`.
+    pub objects: Vec<MetadefObjectRow>,
+    /// `metadef_tags`: names and times.
+    pub tags: Vec<(String, Timestamp, Option<Timestamp>)>,
     /// `metadef_namespace_resource_types` joined with `metadef_resource_types`: name, prefix,
     /// properties_target.
     pub resource_types: Vec<(String, Option<String>, Option<String>)>,
+}
+
+/// A row of `metadef_objects`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetadefObjectRow {
+    /// `name`.
+    pub name: String,
+    /// `description`.
+    pub description: Option<String>,
+    /// `required`: a JSON list of property names.
+    pub required: serde_json::Value,
+    /// `json_schema`: the object's properties.
+    pub properties: serde_json::Value,
+    /// `created_at`.
+    pub created_at: Timestamp,
+    /// `updated_at`.
+    pub updated_at: Option<Timestamp>,
 }
 
 /// Everything glint takes from a Glance database.
@@ -556,22 +573,28 @@ fn read_metadefs(conn: &mut Connection) -> Result<GlanceMetadefs, String> {
         }
     }
     for row in found(
-        "SELECT namespace_id, name, description, required, json_schema FROM metadef_objects \
-         ORDER BY id",
+        "SELECT namespace_id, name, description, required, json_schema, created_at, \
+         updated_at FROM metadef_objects ORDER BY id",
         conn,
     )? {
         if let (Some(i), Some(name)) = (index(&row[0])?, row[1].text()) {
-            namespaces[i]
-                .objects
-                .push((name, row[2].text(), json(&row[3]), json(&row[4])));
+            namespaces[i].objects.push(MetadefObjectRow {
+                name,
+                description: row[2].text(),
+                required: json(&row[3]),
+                properties: json(&row[4]),
+                created_at: row[5].time()?.ok_or("an object without created_at")?,
+                updated_at: row[6].time()?,
+            });
         }
     }
     for row in found(
-        "SELECT namespace_id, name FROM metadef_tags ORDER BY id",
+        "SELECT namespace_id, name, created_at, updated_at FROM metadef_tags ORDER BY id",
         conn,
     )? {
         if let (Some(i), Some(name)) = (index(&row[0])?, row[1].text()) {
-            namespaces[i].tags.push(name);
+            let created = row[2].time()?.ok_or("a tag without created_at")?;
+            namespaces[i].tags.push((name, created, row[3].time()?));
         }
     }
     for row in found(

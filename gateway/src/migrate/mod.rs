@@ -1,5 +1,5 @@
-//! `glint migrate-from-glance`: a Glance deployment's images, members and locations into
-//! glint's metadata, with the image data adopted where it lies or copied into a glint store.
+//! `glint migrate-from-glance`: a Glance deployment's images, members, locations and metadata
+//! definitions into glint's metadata, with the image data adopted where it lies or copied into a glint store.
 //!
 //! 1. `glance_db` reads Glance's database in one consistent snapshot, read-only (Glance may
 //!    keep serving meanwhile, as long as nothing changes images).
@@ -11,6 +11,9 @@
 //!    Glance's size, `checksum` and `os_hash_value`); `--verify` re-reads every image's data
 //!    and checks the same. A location glint cannot read fails that image, and only that one.
 //! 4. [`meta::Backend::adopt_image`] writes each image and its members in one transaction.
+//! 5. The metadata definitions become the documents of Glance's definition files (owner,
+//!    visibility, protection and times kept) and load as `glint metadefs load --merge` would
+//!    load them, in one transaction.
 //!
 //! Idempotent and resumable: data already copied is not copied again, and a record already
 //! adopted is `unchanged`; an interrupted run is simply run again. A record that differs from
@@ -32,11 +35,13 @@ use meta::{
     Visibility,
 };
 
-pub use glance_db::{DbError, GlanceData, GlanceImage, GlanceLocation};
+pub use glance_db::{DbError, GlanceData, GlanceImage, GlanceLocation, MetadefNamespaceRow};
 pub use url::DatabaseUrl;
 
 use crate::config::{Config, Secret};
 use crate::datapath::checksum;
+use crate::handlers::metadefs::json::{self as metadef_json, export_timestamp, Source};
+use crate::metadefs_admin::DEFAULT_OWNER;
 use crate::store::fs::{FsStore, STORE_NAME};
 
 /// What the command was asked to do.
@@ -109,8 +114,11 @@ pub struct Summary {
     pub copied: usize,
     /// Images whose data was read again and matched (`--verify`).
     pub verified: usize,
-    /// Images that could not be migrated (each reported on its own line).
+    /// Images that could not be migrated (each reported on its own line), and metadefs when
+    /// they could not be loaded (counted as one).
     pub failed: usize,
+    /// Metadef namespaces created, updated and left as they were.
+    pub namespaces: (usize, usize, usize),
 }
 
 /// What to do with one image's data.
@@ -499,6 +507,13 @@ pub fn run(
             }
         }
     }
+    migrate_metadefs(
+        backend.as_ref(),
+        &data.metadefs.namespaces,
+        options.overwrite,
+        out,
+        &mut summary,
+    )?;
     say(
         out,
         format!(
@@ -515,6 +530,166 @@ pub fn run(
         ),
     )?;
     Ok(summary)
+}
+
+/// A namespace of Glance's database as the JSON document of Glance's definition files (what
+/// `glance-manage db export_metadefs` writes), with its owner and times.
+pub fn namespace_json(row: &MetadefNamespaceRow) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let mut doc = Map::new();
+    doc.insert("namespace".into(), json!(row.namespace));
+    let mut optional = |key: &str, value: Option<Value>| {
+        if let Some(value) = value {
+            doc.insert(key.into(), value);
+        }
+    };
+    optional("display_name", row.display_name.clone().map(Value::from));
+    optional("description", row.description.clone().map(Value::from));
+    optional("visibility", row.visibility.clone().map(Value::from));
+    optional("protected", row.protected.map(Value::from));
+    doc.insert("owner".into(), json!(row.owner));
+    doc.insert("created_at".into(), json!(export_timestamp(row.created_at)));
+    let updated = row.updated_at.unwrap_or(row.created_at);
+    doc.insert("updated_at".into(), json!(export_timestamp(updated)));
+    let associations: Vec<Value> = row
+        .resource_types
+        .iter()
+        .map(|(name, prefix, target)| {
+            let mut a = Map::new();
+            a.insert("name".into(), json!(name));
+            if let Some(prefix) = prefix {
+                a.insert("prefix".into(), json!(prefix));
+            }
+            if let Some(target) = target {
+                a.insert("properties_target".into(), json!(target));
+            }
+            Value::Object(a)
+        })
+        .collect();
+    doc.insert(
+        "resource_type_associations".into(),
+        Value::Array(associations),
+    );
+    doc.insert(
+        "properties".into(),
+        Value::Object(row.properties.clone().into_iter().collect()),
+    );
+    let objects: Vec<Value> = row
+        .objects
+        .iter()
+        .map(|o| {
+            let mut object = Map::new();
+            object.insert("name".into(), json!(o.name));
+            if let Some(description) = &o.description {
+                object.insert("description".into(), json!(description));
+            }
+            if o.required.is_array() {
+                object.insert("required".into(), o.required.clone());
+            }
+            if o.properties.is_object() {
+                object.insert("properties".into(), o.properties.clone());
+            }
+            object.insert("created_at".into(), json!(export_timestamp(o.created_at)));
+            let updated = o.updated_at.unwrap_or(o.created_at);
+            object.insert("updated_at".into(), json!(export_timestamp(updated)));
+            Value::Object(object)
+        })
+        .collect();
+    doc.insert("objects".into(), Value::Array(objects));
+    let tags: Vec<Value> = row
+        .tags
+        .iter()
+        .map(|(name, created, updated)| {
+            json!({
+                "name": name,
+                "created_at": export_timestamp(*created),
+                "updated_at": export_timestamp(updated.unwrap_or(*created)),
+            })
+        })
+        .collect();
+    doc.insert("tags".into(), Value::Array(tags));
+    Value::Object(doc)
+}
+
+/// Loads Glance's metadefs into glint in one transaction, as `glint metadefs load --merge`
+/// (with `--overwrite`: `--merge --prefer-new`) would load them from export files.
+fn migrate_metadefs(
+    backend: Option<&meta::RedbBackend>,
+    rows: &[MetadefNamespaceRow],
+    overwrite: bool,
+    out: &mut dyn Write,
+    summary: &mut Summary,
+) -> Result<(), MigrateError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let say = |out: &mut dyn Write, line: String| -> Result<(), MigrateError> {
+        writeln!(out, "{line}").map_err(io_error("writing the report"))
+    };
+    let now = meta::Timestamp::now();
+    let mut documents = Vec::with_capacity(rows.len());
+    for row in rows {
+        let document = metadef_json::document_from_json(
+            &namespace_json(row),
+            Source::File,
+            DEFAULT_OWNER,
+            now,
+        )
+        .map_err(|e| e.0)
+        .and_then(|d| d.validate().map(|()| d).map_err(|e| e.to_string()));
+        match document {
+            Ok(document) => documents.push(document),
+            Err(why) => {
+                summary.failed += 1;
+                say(
+                    out,
+                    format!("FAILED metadef namespace {}: {why}", row.namespace),
+                )?;
+            }
+        }
+    }
+    let Some(backend) = backend else {
+        let names: Vec<&str> = documents
+            .iter()
+            .map(|d| d.namespace.namespace.as_str())
+            .collect();
+        return say(
+            out,
+            format!(
+                "would load {} metadef namespaces: {}",
+                names.len(),
+                names.join(", ")
+            ),
+        );
+    };
+    let mode = if overwrite {
+        meta::metadefs::LoadMode::MergePreferNew
+    } else {
+        meta::metadefs::LoadMode::Merge
+    };
+    use meta::metadefs::Metadefs;
+    match backend.load_metadefs(&documents, mode) {
+        Ok(report) => {
+            summary.namespaces = (
+                report.created.len(),
+                report.updated.len(),
+                report.unchanged.len(),
+            );
+            say(
+                out,
+                format!(
+                    "metadef namespaces: {} created, {} updated, {} unchanged",
+                    report.created.len(),
+                    report.updated.len(),
+                    report.unchanged.len()
+                ),
+            )
+        }
+        Err(e) => {
+            summary.failed += 1;
+            say(out, format!("FAILED metadefs: {e}"))
+        }
+    }
 }
 
 /// Data first (copied and checked), then the record: a run interrupted between the two leaves

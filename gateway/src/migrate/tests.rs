@@ -275,3 +275,40 @@ fn plans_by_status_and_location() {
         Adoption::Deleted { .. }
     ));
 }
+
+#[test]
+fn metadefs_keep_their_owner_times_and_content() {
+    use meta::metadefs::Metadefs;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("glint");
+    let options = glance(dir.path(), &data_dir.join("images"));
+    let config = config(&data_dir);
+    let (summary, text) = run_to_text(&config, &options);
+    assert_eq!(summary.namespaces, (1, 0, 0), "{text}");
+    {
+        let meta = RedbBackend::open(&config.meta_path()).unwrap();
+        let document = meta
+            .metadef_namespace_document("OS::Compute::Example")
+            .unwrap()
+            .unwrap();
+        assert_eq!(document.namespace.owner, "admin");
+        assert_eq!(
+            document.namespace.created_at,
+            timestamp("2025-01-01 00:00:00")
+        );
+        assert!(document.properties.contains_key("hw_x"));
+        assert_eq!(document.objects[0].name, "obj");
+        assert_eq!(document.tags[0].name, "tag-a");
+        assert_eq!(
+            document.resource_type_associations[0].name,
+            "OS::Glance::Image"
+        );
+        assert_eq!(
+            document.resource_type_associations[0].prefix.as_deref(),
+            Some("hw_")
+        );
+    }
+    // Loaded again: nothing changes.
+    let (summary, text) = run_to_text(&config, &options);
+    assert_eq!(summary.namespaces, (0, 0, 1), "{text}");
+}

@@ -92,10 +92,10 @@ pub(crate) fn glance_sqlite(path: &Path, images_dir: &Path) -> rusqlite::Connect
            NULL, NULL, 0, '{{}}', 'active');
          INSERT INTO metadef_namespaces VALUES (1, 'OS::Compute::Example', 'Example', 'd', \
            'public', 0, 'admin', '2025-01-01 00:00:00', NULL);
-         INSERT INTO metadef_properties VALUES (1, 1, 'hw_x', '{{\"type\": \"string\"}}', \
+         INSERT INTO metadef_properties VALUES (1, 1, 'hw_x', '{{\"type\": \"string\", \"title\": \"X\"}}', \
            '2025-01-01 00:00:00', NULL);
          INSERT INTO metadef_objects VALUES (1, 1, 'obj', 'an object', '[]', \
-           '{{\"p\": {{\"type\": \"integer\"}}}}', '2025-01-01 00:00:00', NULL);
+           '{{\"p\": {{\"type\": \"integer\", \"title\": \"P\"}}}}', '2025-01-01 00:00:00', NULL);
          INSERT INTO metadef_tags VALUES (1, 1, 'tag-a', '2025-01-01 00:00:00', NULL);
          INSERT INTO metadef_resource_types VALUES (1, 'OS::Glance::Image', 1, \
            '2025-01-01 00:00:00', NULL);
@@ -139,8 +139,9 @@ fn reads_images_with_their_live_rows_only() {
     let ns = &data.metadefs.namespaces[0];
     assert_eq!(ns.namespace, "OS::Compute::Example");
     assert_eq!(ns.properties["hw_x"]["type"], "string");
-    assert_eq!(ns.objects[0].0, "obj");
-    assert_eq!(ns.tags, ["tag-a"]);
+    assert_eq!(ns.objects[0].name, "obj");
+    assert_eq!(ns.objects[0].properties["p"]["type"], "integer");
+    assert_eq!(ns.tags[0].0, "tag-a");
     assert_eq!(
         ns.resource_types,
         [("OS::Glance::Image".to_owned(), Some("hw_".to_owned()), None)]
