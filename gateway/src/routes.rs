@@ -396,7 +396,7 @@ pub static ROUTES: &[Route] = &[
     Route {
         methods: &[M::GET],
         template: "/v2/metadefs/namespaces",
-        body: B::None,
+        body: B::Ignored,
         handler: Authed(|app, call| {
             Box::pin(async move {
                 md::namespaces::list(app, call.ctx, call.parts.uri.query().unwrap_or("")).await
@@ -452,7 +452,7 @@ pub static ROUTES: &[Route] = &[
     Route {
         methods: &[M::GET],
         template: "/v2/metadefs/namespaces/{namespace}/objects",
-        body: B::None,
+        body: B::Ignored,
         handler: Authed(|app, call| {
             Box::pin(async move {
                 md::objects::list(
@@ -478,7 +478,7 @@ pub static ROUTES: &[Route] = &[
     Route {
         methods: &[M::DELETE],
         template: "/v2/metadefs/namespaces/{namespace}/objects",
-        body: B::None,
+        body: B::Ignored,
         handler: Authed(|app, call| {
             Box::pin(async move {
                 md::namespaces::delete_content(
@@ -557,7 +557,7 @@ pub static ROUTES: &[Route] = &[
     Route {
         methods: &[M::DELETE],
         template: "/v2/metadefs/namespaces/{namespace}/properties",
-        body: B::None,
+        body: B::Ignored,
         handler: Authed(|app, call| {
             Box::pin(async move {
                 md::namespaces::delete_content(
@@ -573,7 +573,7 @@ pub static ROUTES: &[Route] = &[
     Route {
         methods: &[M::GET],
         template: "/v2/metadefs/namespaces/{namespace}/properties/{property_name}",
-        body: B::None,
+        body: B::Ignored,
         handler: Authed(|app, call| {
             Box::pin(async move {
                 let name = call.param("property_name");
@@ -603,7 +603,7 @@ pub static ROUTES: &[Route] = &[
     Route {
         methods: &[M::DELETE],
         template: "/v2/metadefs/namespaces/{namespace}/properties/{property_name}",
-        body: B::None,
+        body: B::Ignored,
         handler: Authed(|app, call| {
             Box::pin(async move {
                 md::properties::delete(
@@ -619,7 +619,7 @@ pub static ROUTES: &[Route] = &[
     Route {
         methods: &[M::GET],
         template: "/v2/metadefs/namespaces/{namespace}/tags",
-        body: B::None,
+        body: B::Ignored,
         handler: Authed(|app, call| {
             Box::pin(async move {
                 md::tags::list(
@@ -652,7 +652,7 @@ pub static ROUTES: &[Route] = &[
     Route {
         methods: &[M::DELETE],
         template: "/v2/metadefs/namespaces/{namespace}/tags",
-        body: B::None,
+        body: B::Ignored,
         handler: Authed(|app, call| {
             Box::pin(async move {
                 md::namespaces::delete_content(
@@ -974,10 +974,23 @@ mod tests {
                 "GET /v2/images/{id}/members",
                 "GET /v2/images/{id}/members/{member_id}",
                 "DELETE /v2/images/{id}/members/{member_id}",
+                "GET /v2/schemas/metadefs/{name}",
+                "GET /v2/metadefs/namespaces/{namespace}",
+                "DELETE /v2/metadefs/namespaces/{namespace}",
+                "GET /v2/metadefs/namespaces/{namespace}/objects/{object_name}",
+                "DELETE /v2/metadefs/namespaces/{namespace}/objects/{object_name}",
+                "GET /v2/metadefs/namespaces/{namespace}/properties",
+                "GET /v2/metadefs/namespaces/{namespace}/tags/{tag_name}",
+                "POST /v2/metadefs/namespaces/{namespace}/tags/{tag_name}",
+                "DELETE /v2/metadefs/namespaces/{namespace}/tags/{tag_name}",
+                "GET /v2/metadefs/resource_types",
+                "GET /v2/metadefs/namespaces/{namespace}/resource_types",
+                "DELETE /v2/metadefs/namespaces/{namespace}/resource_types/{resource_type}",
             ]
         );
-        // Ignored: Glance's list and usage routes have no body_reject, and the version
-        // documents and the healthcheck are served outside its v2 router.
+        // Ignored: Glance's list and usage routes, and the metadef collection reads and
+        // deletes, have no body_reject; the version documents and the healthcheck are served
+        // outside its v2 router.
         assert_eq!(
             with(BodyRule::Ignored),
             [
@@ -987,6 +1000,14 @@ mod tests {
                 "GET /metrics",
                 "GET /v2/info/usage",
                 "GET /v2/images",
+                "GET /v2/metadefs/namespaces",
+                "GET /v2/metadefs/namespaces/{namespace}/objects",
+                "DELETE /v2/metadefs/namespaces/{namespace}/objects",
+                "DELETE /v2/metadefs/namespaces/{namespace}/properties",
+                "GET /v2/metadefs/namespaces/{namespace}/properties/{property_name}",
+                "DELETE /v2/metadefs/namespaces/{namespace}/properties/{property_name}",
+                "GET /v2/metadefs/namespaces/{namespace}/tags",
+                "DELETE /v2/metadefs/namespaces/{namespace}/tags",
             ]
         );
     }

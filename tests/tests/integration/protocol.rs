@@ -321,6 +321,38 @@ fn body_on_list_usage_versions_and_healthcheck_is_ignored() {
 }
 
 #[test]
+fn metadef_bodies_follow_glance_body_reject() {
+    // Glance's router rejects a body on a namespace's GET but ignores one on the namespace
+    // list and the collection deletes.
+    let srv = TestServer::start();
+    let mut conn = srv.connect();
+    let body = br#"{"x": 1}"#;
+    let len = body.len().to_string();
+    for (method, path, status) in [
+        ("GET", "/v2/metadefs/namespaces", 200),
+        ("GET", "/v2/metadefs/namespaces/nowhere", 400),
+        ("GET", "/v2/metadefs/resource_types", 400),
+        ("DELETE", "/v2/metadefs/namespaces/nowhere/tags", 404),
+    ] {
+        let mut req = raw::head(
+            method,
+            path,
+            &[
+                ("Content-Type", "application/json"),
+                ("Content-Length", &len),
+            ],
+        );
+        req.extend_from_slice(body);
+        conn.send(&req);
+        let resp = conn.read_response();
+        assert_eq!(resp.status, status, "{method} {path} with a body: {resp:?}");
+        if status == 400 {
+            conn = srv.connect();
+        }
+    }
+}
+
+#[test]
 fn chunked_body_on_tag_put_is_bad_request_even_when_empty() {
     let srv = TestServer::start();
     let id = id_of(&srv.create_image(json!({})));

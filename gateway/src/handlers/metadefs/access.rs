@@ -9,7 +9,7 @@
 use meta::metadefs::{Namespace, NamespaceViewer, NamespaceVisibility};
 
 use crate::app::App;
-use crate::context::RequestContext;
+use crate::context::{RequestContext, TokenScope};
 use crate::error::ApiError;
 
 /// A metadef policy rule, named as in Glance's `policy.yaml`.
@@ -133,6 +133,10 @@ pub fn can_see(ctx: &RequestContext, namespace: &Namespace) -> bool {
 
 /// Whether `rule` allows the caller, on `namespace` when the rule is about one.
 pub fn allows(ctx: &RequestContext, rule: MetadefRule, namespace: Option<&Namespace>) -> bool {
+    // Every metadef rule's scope_types is ['project']: other scopes fail it, admin or not.
+    if ctx.token_scope() != TokenScope::Project {
+        return false;
+    }
     if ctx.is_admin_role() {
         return true;
     }
@@ -188,7 +192,9 @@ pub async fn namespace(
     Ok(namespace)
 }
 
-/// `rule`, or 403.
+/// `rule`, or the refusal Glance gives: 403 when the caller may still read the namespace
+/// (`get_metadef_namespace`, on `namespace` or, without one, on the caller's own project),
+/// else 404, so that a refusal never reveals a namespace the caller cannot see.
 pub fn require(
     ctx: &RequestContext,
     rule: MetadefRule,
@@ -196,8 +202,13 @@ pub fn require(
 ) -> Result<(), ApiError> {
     if allows(ctx, rule, namespace) {
         Ok(())
-    } else {
+    } else if allows(ctx, MetadefRule::GetNamespace, namespace) {
         Err(forbidden(rule))
+    } else {
+        Err(match namespace {
+            Some(namespace) => namespace_not_found(&namespace.namespace),
+            None => ApiError::not_found("The resource could not be found."),
+        })
     }
 }
 
@@ -256,5 +267,37 @@ mod tests {
             viewer(&member_b),
             NamespaceViewer::Project(Some("b".into()))
         );
+    }
+
+    #[test]
+    fn other_scopes_fail_every_rule_and_refusals_hide_what_cannot_be_read() {
+        let public = namespace("a", NamespaceVisibility::Public);
+        let mut system_admin = ctx("x", &["admin"]);
+        system_admin.project_id = None;
+        system_admin.system_scope = Some("all".into());
+        let mut domain_admin = ctx("x", &["admin"]);
+        domain_admin.project_id = None;
+        domain_admin.domain_id = Some("default".into());
+        for other in [&system_admin, &domain_admin] {
+            // Glance's data layer shows an admin of any scope everything ...
+            assert!(can_see(other, &public));
+            // ... but no rule passes, and the refusal is a 404 (get_metadef_namespace fails).
+            for rule in [MetadefRule::GetNamespace, MetadefRule::ModifyNamespace] {
+                assert!(!allows(other, rule, Some(&public)));
+                let err = require(other, rule, Some(&public)).unwrap_err();
+                assert_eq!(err.status(), http::StatusCode::NOT_FOUND);
+            }
+            let err = require(other, MetadefRule::GetNamespaces, None).unwrap_err();
+            assert_eq!(err.status(), http::StatusCode::NOT_FOUND);
+        }
+        // A project member who may read the namespace gets 403 for a write, as before.
+        let member_b = ctx("b", &["member"]);
+        let err = require(&member_b, MetadefRule::ModifyNamespace, Some(&public)).unwrap_err();
+        assert_eq!(err.status(), http::StatusCode::FORBIDDEN);
+        let err = require(&member_b, MetadefRule::AddNamespace, None).unwrap_err();
+        assert_eq!(err.status(), http::StatusCode::FORBIDDEN);
+        // No role at all: not even get_metadef_namespace, so 404.
+        let err = require(&ctx("a", &[]), MetadefRule::GetNamespaces, None).unwrap_err();
+        assert_eq!(err.status(), http::StatusCode::NOT_FOUND);
     }
 }
