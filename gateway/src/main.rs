@@ -53,11 +53,11 @@ enum Command {
     CheckConfig,
     /// Take over a Glance deployment: its images (same ids, statuses, checksums, timestamps),
     /// members, tags and properties into glint's metadata, the image data adopted where it
-    /// lies or copied. Needs --glance-config (for [database] connection) or --database; glint
+    /// lies or copied. Needs --glance-config (for its `[database] connection`) or --database; glint
     /// must not be serving from the same data folder meanwhile.
     MigrateFromGlance {
         /// Glance's database (an SQLAlchemy URL: sqlite:////path, mysql+pymysql://…);
-        /// default: [database] connection of --glance-config.
+        /// default: the `[database] connection` of --glance-config.
         #[arg(long)]
         database: Option<String>,
         /// Copy the image data into this glint store (`file`) instead of adopting it in place.
