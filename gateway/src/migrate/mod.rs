@@ -78,6 +78,10 @@ pub enum MigrateError {
         #[source]
         source: meta::Error,
     },
+    /// glint's metadata database is open in another process (a glint serving from this
+    /// data folder).
+    #[error("glint metadata {0} is open in another process: stop the glint serving from this data folder first")]
+    InUse(PathBuf),
     /// A store named by `--copy-to` that glint does not have.
     #[error("--copy-to {0}: glint has no such store (its store is `{STORE_NAME}`)")]
     UnknownStore(String),
@@ -437,9 +441,12 @@ pub fn run(
         None
     } else {
         Some(
-            meta::RedbBackend::open(&config.meta_path()).map_err(|source| MigrateError::Meta {
-                path: config.meta_path(),
-                source,
+            meta::RedbBackend::open(&config.meta_path()).map_err(|source| match source {
+                meta::Error::AlreadyOpen => MigrateError::InUse(config.meta_path()),
+                source => MigrateError::Meta {
+                    path: config.meta_path(),
+                    source,
+                },
             })?,
         )
     };

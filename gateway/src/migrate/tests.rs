@@ -312,3 +312,15 @@ fn metadefs_keep_their_owner_times_and_content() {
     let (summary, text) = run_to_text(&config, &options);
     assert_eq!(summary.namespaces, (0, 0, 1), "{text}");
 }
+
+#[test]
+fn a_glint_serving_from_the_data_folder_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("glint");
+    let options = glance(dir.path(), &data_dir.join("images"));
+    let config = config(&data_dir);
+    let _serving = RedbBackend::open(&config.meta_path()).unwrap();
+    let err = run(&config, &options, &mut Vec::new()).unwrap_err();
+    assert!(matches!(err, MigrateError::InUse(_)), "{err}");
+    assert!(err.to_string().contains("stop the glint serving"), "{err}");
+}
