@@ -636,6 +636,13 @@ pub(crate) mod testing {
         fn recover_interrupted(&self, node: &NodeId) -> meta::Result<Vec<ImageId>> {
             self.inner.recover_interrupted(node)
         }
+        fn adopt_image(
+            &self,
+            record: &meta::Adoption,
+            replace: bool,
+        ) -> meta::Result<meta::Adopted> {
+            self.inner.adopt_image(record, replace)
+        }
         fn get_member(&self, id: ImageId, project: &str) -> meta::Result<Option<Member>> {
             self.inner.get_member(id, project)
         }

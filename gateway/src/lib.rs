@@ -47,6 +47,8 @@
 //! - `app` — the shared state, built once
 //! - `handlers` — one module per Glance resource
 //! - `metadefs_admin` — `glint metadefs load|export`: definition files, the admin socket
+//! - `migrate` — `glint migrate-from-glance`: a Glance database, its image data and metadefs
+//!   into meta and the file store (an offline admin command, blocking)
 //! - `routes` — the route table
 //! - `dispatch` — a request's life
 //! - `server` — serving connections on one core
@@ -69,6 +71,7 @@ pub mod handlers;
 pub mod hyper_io;
 pub mod metadefs_admin;
 pub mod metrics;
+pub mod migrate;
 pub mod net;
 pub mod policy;
 pub mod router;

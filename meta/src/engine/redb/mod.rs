@@ -32,7 +32,7 @@ use std::sync::Arc;
 use redb::{Database, ReadTransaction, ReadableDatabase};
 
 use self::write::Writer;
-use crate::backend::{Backend, Edit, Locality};
+use crate::backend::{Adopted, Adoption, Backend, Edit, Locality};
 use crate::error::{Error, Result, StorageError};
 use crate::filter::ListFilter;
 use crate::members::{Member, MemberStatus};
@@ -206,6 +206,10 @@ impl Backend for RedbBackend {
 
     fn recover_interrupted(&self, node: &NodeId) -> Result<Vec<ImageId>> {
         self.write(|writer| writer.recover_interrupted(node))
+    }
+
+    fn adopt_image(&self, record: &Adoption, replace: bool) -> Result<Adopted> {
+        self.write(|writer| writer.adopt(record, replace))
     }
 
     fn get_member(&self, id: ImageId, project: &str) -> Result<Option<Member>> {
