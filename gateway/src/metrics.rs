@@ -117,20 +117,6 @@ impl UploadEnd {
     }
 }
 
-impl From<&crate::datapath::upload::UploadError> for UploadEnd {
-    fn from(err: &crate::datapath::upload::UploadError) -> UploadEnd {
-        use crate::datapath::upload::UploadError as E;
-        match err {
-            E::TooLarge { .. } => UploadEnd::RefusedTooLarge,
-            E::SizeMismatch { .. } => UploadEnd::RefusedSizeMismatch,
-            E::Refused(_) => UploadEnd::RefusedFormat,
-            E::Client(_) => UploadEnd::FailedClient,
-            E::Io(e) if e.raw_os_error() == Some(libc::ENOSPC) => UploadEnd::RefusedStorageFull,
-            E::Io(_) => UploadEnd::FailedIo,
-        }
-    }
-}
-
 /// Upper bounds of latency buckets, seconds (as nanoseconds).
 const TIME_BOUNDS_NS: [u64; 17] = [
     500_000,

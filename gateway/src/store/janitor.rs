@@ -1,0 +1,168 @@
+//! The janitor: one background thread that removes what failed or abandoned uploads left in a
+//! store, retrying until it succeeds.
+//!
+//! A store writer dropped mid-upload (the client vanished, hyper dropped the request) cannot
+//! await its clean-up, and a clean-up that fails because the service is down (an S3 endpoint
+//! stopped mid-upload, so AbortMultipartUpload fails too) must be tried again later rather than
+//! forgotten, or the parts stay in the bucket. Both hand a [`Job`] to this thread. It runs
+//! jobs on its own monoio runtime (so S3 jobs use their own connections, never a core's) and
+//! retries a failed job with backoff (1 s doubling to 1 min) for as long as the process lives;
+//! what is still pending at exit is found again by the store's start-up recovery.
+//!
+//! Blocking file removal (unlinking a large file can take a while) also runs here, off the
+//! cores.
+
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use super::{LocalBoxFuture, StoreError};
+
+/// A clean-up: called (again, after a failure) on the janitor's runtime.
+pub trait Job: Send + 'static {
+    /// What the job does, for logs (no secrets).
+    fn describe(&self) -> String;
+    /// Runs the clean-up once.
+    fn run(&self) -> LocalBoxFuture<'_, Result<(), StoreError>>;
+}
+
+/// First retry delay.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// Longest retry delay.
+const MAX_RETRY: Duration = Duration::from_secs(60);
+
+fn sender() -> &'static Option<mpsc::Sender<Box<dyn Job>>> {
+    static SENDER: OnceLock<Option<mpsc::Sender<Box<dyn Job>>>> = OnceLock::new();
+    SENDER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        let started = std::thread::Builder::new()
+            .name("glint-janitor".into())
+            .spawn(move || run(rx));
+        match started {
+            Ok(_) => Some(tx),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the store janitor thread");
+                None
+            }
+        }
+    })
+}
+
+/// Hands `job` to the janitor thread (started on first use).
+pub fn submit(job: Box<dyn Job>) {
+    match sender() {
+        Some(tx) => {
+            if let Err(mpsc::SendError(job)) = tx.send(job) {
+                tracing::error!(job = %job.describe(), "store janitor gone; clean-up dropped");
+            }
+        }
+        None => tracing::error!(job = %job.describe(), "no store janitor; clean-up dropped"),
+    }
+}
+
+fn run(rx: mpsc::Receiver<Box<dyn Job>>) {
+    let body = async move {
+        let (ready_tx, mut ready_rx) = futures_channel::mpsc::unbounded::<Box<dyn Job>>();
+        // Bridge the std channel (filled from any thread) into the runtime.
+        std::thread::Builder::new()
+            .name("glint-janitor-in".into())
+            .spawn(move || {
+                for job in rx {
+                    if ready_tx.unbounded_send(job).is_err() {
+                        break;
+                    }
+                }
+            })
+            .expect("spawning the janitor's intake thread");
+        while let Some(job) = next_job(&mut ready_rx).await {
+            monoio::spawn(attempt(job));
+        }
+    };
+    let built = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+        .enable_timer()
+        .build();
+    match built {
+        Ok(mut runtime) => runtime.block_on(body),
+        Err(e) => tracing::error!(error = %e, "store janitor: cannot build its runtime"),
+    }
+}
+
+async fn next_job<T>(rx: &mut futures_channel::mpsc::UnboundedReceiver<T>) -> Option<T> {
+    std::future::poll_fn(|cx| futures_core::Stream::poll_next(std::pin::Pin::new(&mut *rx), cx))
+        .await
+}
+
+async fn attempt(job: Box<dyn Job>) {
+    let mut delay = FIRST_RETRY;
+    let mut tries = 0u32;
+    loop {
+        tries += 1;
+        match job.run().await {
+            Ok(()) => {
+                if tries > 1 {
+                    tracing::info!(job = %job.describe(), tries, "store clean-up done");
+                } else {
+                    tracing::debug!(job = %job.describe(), "store clean-up done");
+                }
+                return;
+            }
+            Err(e) => {
+                // Logged at the first failure and then every few tries, not every second.
+                if tries == 1 || tries.is_power_of_two() {
+                    tracing::warn!(
+                        job = %job.describe(), error = %e, tries,
+                        retry_in_s = delay.as_secs(),
+                        "store clean-up failed; will retry"
+                    );
+                }
+                monoio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RETRY);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    struct Flaky {
+        calls: Arc<AtomicU32>,
+        done: mpsc::Sender<()>,
+    }
+
+    impl Job for Flaky {
+        fn describe(&self) -> String {
+            "flaky test job".into()
+        }
+
+        fn run(&self) -> LocalBoxFuture<'_, Result<(), StoreError>> {
+            Box::pin(async move {
+                if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return Err(StoreError::Unavailable {
+                        store: "t".into(),
+                        message: "down".into(),
+                    });
+                }
+                let _ = self.done.send(());
+                Ok(())
+            })
+        }
+    }
+
+    #[test]
+    fn a_failed_job_is_retried_until_it_succeeds() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let (done, finished) = mpsc::channel();
+        submit(Box::new(Flaky {
+            calls: Arc::clone(&calls),
+            done,
+        }));
+        finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("job retried and finished");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+}
