@@ -34,6 +34,8 @@ use super::{
 /// locations written then).
 pub const STORE_NAME: &str = "file";
 const PART_SUFFIX: &str = ".part";
+/// A deleted image's file, renamed away at once and removed in the background.
+const DELETED_SUFFIX: &str = ".deleted";
 
 /// Local-file image store.
 #[derive(Debug, Clone)]
@@ -157,7 +159,15 @@ impl FsStore {
         let mut removed = 0;
         for entry in fs::read_dir(&*self.dir)? {
             let path = entry?.path();
-            if path.extension().is_none_or(|e| e != &PART_SUFFIX[1..]) {
+            let Some(extension) = path.extension().and_then(|e| e.to_str()) else {
+                continue;
+            };
+            if extension == &DELETED_SUFFIX[1..] {
+                // A delete whose background removal a stop cut short.
+                remove_if_present(&path);
+                continue;
+            }
+            if extension != &PART_SUFFIX[1..] {
                 continue;
             }
             let image = path
@@ -308,12 +318,26 @@ impl Store for FsStore {
 
     fn delete<'a>(&'a self, location: &'a Location) -> LocalBoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            if let Some(path) = self.path_of(location) {
-                janitor::submit(Box::new(RemoveFile {
-                    store: Arc::clone(&self.id),
-                    path,
-                }));
+            let Some(path) = self.path_of(location) else {
+                return Ok(());
+            };
+            // The name goes now (a rename is quick); the blocks are freed off the core
+            // (unlinking a large file can take a while).
+            let nonce = uuid::Uuid::new_v4().simple().to_string();
+            let trash = self.dir.join(format!(
+                "{}.{}{DELETED_SUFFIX}",
+                path.file_name().and_then(|n| n.to_str()).unwrap_or("image"),
+                &nonce[..12]
+            ));
+            match fs::rename(&path, &trash) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(self.error(path.display(), e)),
             }
+            janitor::submit(Box::new(RemoveFile {
+                store: Arc::clone(&self.id),
+                path: trash,
+            }));
             Ok(())
         })
     }

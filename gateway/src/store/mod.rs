@@ -26,8 +26,11 @@
 mod direct;
 mod file_stream;
 pub mod fs;
+pub mod http;
 pub mod janitor;
 mod remote;
+pub mod s3;
+pub mod settings;
 
 use std::fmt;
 use std::future::Future;
