@@ -1,13 +1,29 @@
-//! The response body type: nothing, one buffer, or an image file streamed from a store.
+//! The response body type: nothing, one buffer, or an image file streamed from a store —
+//! and how a body meters itself on its way out ([`Body::metered`]).
 //!
 //! Streaming bodies are [`http_body::Body`]s polled by hyper on the connection's core; they
 //! never hold more than a couple of frames of the image in memory (see `datapath::download`).
 
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
+use monoio::fs::File;
+
+use crate::metrics::RequestMeter;
+
+/// A byte range of an open file that a stream would send: what `datapath::splice` sends
+/// without a copy instead.
+pub struct SpliceSource {
+    /// The open file.
+    pub file: Rc<File>,
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
 
 /// A stream of image bytes for a response body.
 pub trait ByteStream {
@@ -20,7 +36,7 @@ pub trait ByteStream {
     fn remaining(&self) -> u64;
     /// The open file and range this stream would read, if it can be sent with `splice`
     /// instead (only before it has started).
-    fn splice_source(&self) -> Option<crate::datapath::splice::SpliceSource> {
+    fn splice_source(&self) -> Option<SpliceSource> {
         None
     }
 }
@@ -39,6 +55,50 @@ impl Body {
     /// A body of `bytes`.
     pub fn full(bytes: impl Into<Bytes>) -> Body {
         Body::Full(Some(bytes.into()))
+    }
+}
+
+impl Body {
+    /// This body, counted by `meter` as it goes out: at once when in memory; piece by piece
+    /// when streamed, the request being counted when the stream ends or is dropped.
+    pub fn metered(self, mut meter: RequestMeter) -> Body {
+        if !meter.is_counting() {
+            return self;
+        }
+        match self {
+            Body::Stream(inner) => {
+                meter.streaming();
+                Body::Stream(Box::pin(Metered { inner, meter }))
+            }
+            Body::Full(Some(bytes)) => {
+                meter.sent(bytes.len() as u64);
+                Body::Full(Some(bytes))
+            }
+            empty => empty,
+        }
+    }
+}
+
+/// A streamed body that counts what passes.
+struct Metered {
+    inner: Pin<Box<dyn ByteStream>>,
+    meter: RequestMeter,
+}
+
+impl ByteStream for Metered {
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::io::Result<Bytes>>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        if let Poll::Ready(Some(Ok(bytes))) = &polled {
+            self.meter.streamed(bytes.len() as u64);
+        }
+        polled
+    }
+
+    fn remaining(&self) -> u64 {
+        self.inner.remaining()
     }
 }
 

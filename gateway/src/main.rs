@@ -50,11 +50,7 @@ enum Command {
 }
 
 fn load_config(cli_config: Option<&PathBuf>, flags: &ServeFlags) -> anyhow::Result<Config> {
-    let mut config = match cli_config {
-        Some(path) => Config::from_file(path)?,
-        None => Config::default(),
-    };
-    config.apply_env(std::env::vars())?;
+    let mut config = Config::load(cli_config.map(PathBuf::as_path), std::env::vars())?;
     if let Some(listen) = flags.listen {
         config.listen = listen;
     }
@@ -122,7 +118,7 @@ fn serve(config_path: Option<&PathBuf>, flags: &ServeFlags) -> anyhow::Result<Ex
 /// prints one JSON object. Exit 0 when safe, 1 when an upload must be refused.
 fn inspect(disk_format: Option<&str>, path: &PathBuf) -> anyhow::Result<ExitCode> {
     use std::io::Read;
-    let policy = gateway::serve::format_policy(&Config::default());
+    let policy = Config::default().format_policy();
     let mut inspector = formats::Inspector::new(disk_format, &policy);
     let mut file =
         std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;

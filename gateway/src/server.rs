@@ -139,7 +139,7 @@ async fn serve_connection(stream: monoio::net::TcpStream, app: Arc<App>, shutdow
         let queue = queue.clone();
         async move {
             let queue = zero_copy.then_some(&queue);
-            Ok::<_, Infallible>(app.handle(request, queue).await)
+            Ok::<_, Infallible>(crate::dispatch::handle(&app, request, queue).await)
         }
     });
     let conn = builder.serve_connection(io, service);

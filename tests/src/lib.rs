@@ -90,6 +90,7 @@ pub struct ServerBuilder {
     config_toml: Option<String>,
     envs: Vec<(String, String)>,
     no_subcommand: bool,
+    parent_dir: Option<PathBuf>,
 }
 
 impl ServerBuilder {
@@ -111,11 +112,21 @@ impl ServerBuilder {
         self
     }
 
+    /// Make the server's temporary folder (data dir included) inside `dir` instead of the
+    /// system's temporary folder (for a test that needs a particular file system).
+    pub fn dir_in(mut self, dir: &Path) -> Self {
+        self.parent_dir = Some(dir.to_owned());
+        self
+    }
+
     pub fn start(self) -> TestServer {
-        let root = tempfile::Builder::new()
-            .prefix("glint-test-")
-            .tempdir()
-            .expect("create temp dir");
+        let mut root = tempfile::Builder::new();
+        root.prefix("glint-test-");
+        let root = match &self.parent_dir {
+            Some(dir) => root.tempdir_in(dir),
+            None => root.tempdir(),
+        }
+        .expect("create temp dir");
         std::fs::create_dir(root.path().join("data")).expect("create data dir");
         let config = self.config_toml.map(|toml| {
             let path = root.path().join("glint.toml");

@@ -135,7 +135,11 @@ impl DirectSink {
                 let (file, offset) = (Rc::clone(&self.file), self.offset);
                 self.offset += CHUNK as u64;
                 self.in_flight = Some(monoio::spawn(async move {
-                    file.write_all_at(full, offset).await
+                    let written = file.write_all_at(full, offset).await;
+                    if written.0.is_ok() {
+                        crate::metrics::direct_io_written(CHUNK as u64);
+                    }
+                    written
                 }));
                 self.buf = Some(self.spare.take().unwrap_or_else(AlignedBuf::new));
             }
@@ -159,6 +163,7 @@ impl DirectSink {
         if aligned > 0 {
             let (result, _) = self.file.write_all_at(buf, self.offset).await;
             result?;
+            crate::metrics::direct_io_written(aligned as u64);
         }
         set_direct(&self.file, false)?;
         if tail > 0 {

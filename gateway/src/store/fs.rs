@@ -438,8 +438,15 @@ impl StoreWriter for FsWriter {
     fn commit(mut self: Box<Self>) -> LocalBoxFuture<'static, Result<Location, StoreError>> {
         Box::pin(async move {
             let result = self.finish().await;
-            // On failure `Drop` removes the partial file.
-            self.settled = result.is_ok();
+            if result.is_err() {
+                // Waited for, as an abort: the caller answers once the bytes are gone.
+                let _ = janitor::run_once(Box::new(RemoveFile {
+                    store: Arc::clone(&self.store.id),
+                    path: self.path.clone(),
+                }))
+                .await;
+            }
+            self.settled = true;
             result
         })
     }
@@ -452,10 +459,15 @@ impl StoreWriter for FsWriter {
             }
             self.file = None;
             self.settled = true;
-            janitor::submit(Box::new(RemoveFile {
+            // Waited for: whoever aborts answers only once the bytes are gone.
+            let removed = janitor::run_once(Box::new(RemoveFile {
                 store: Arc::clone(&self.store.id),
                 path: self.path.clone(),
-            }));
+            }))
+            .await;
+            if let Err(e) = removed {
+                tracing::warn!(error = %e, "partial upload not removed yet; retrying");
+            }
         })
     }
 }
@@ -488,11 +500,14 @@ enum Sink {
 }
 
 impl Sink {
+    /// With `direct_io`, O_DIRECT when the file system allows it; a refusal is counted
+    /// (`glint_direct_io_refused_total`) and logged once, so the path taken is never a guess.
     fn new(file: &Rc<File>, direct_io: bool) -> Sink {
         if direct_io {
             match DirectSink::new(file) {
                 Ok(sink) => return Sink::Direct(sink),
                 Err(e) => {
+                    crate::metrics::direct_io_refused();
                     static WARNED: std::sync::Once = std::sync::Once::new();
                     WARNED.call_once(|| {
                         tracing::warn!(

@@ -16,6 +16,8 @@ use std::sync::mpsc;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use futures_channel::oneshot;
+
 use super::{LocalBoxFuture, StoreError};
 
 /// A clean-up: called (again, after a failure) on the janitor's runtime.
@@ -31,10 +33,16 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// Longest retry delay.
 const MAX_RETRY: Duration = Duration::from_secs(60);
 
-fn sender() -> &'static Option<mpsc::Sender<Box<dyn Job>>> {
-    static SENDER: OnceLock<Option<mpsc::Sender<Box<dyn Job>>>> = OnceLock::new();
+/// A job and who waits for its first attempt.
+struct Queued {
+    job: Box<dyn Job>,
+    first_attempt: Option<oneshot::Sender<Result<(), StoreError>>>,
+}
+
+fn sender() -> &'static Option<mpsc::Sender<Queued>> {
+    static SENDER: OnceLock<Option<mpsc::Sender<Queued>>> = OnceLock::new();
     SENDER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        let (tx, rx) = mpsc::channel::<Queued>();
         let started = std::thread::Builder::new()
             .name("glint-janitor".into())
             .spawn(move || run(rx));
@@ -48,21 +56,45 @@ fn sender() -> &'static Option<mpsc::Sender<Box<dyn Job>>> {
     })
 }
 
-/// Hands `job` to the janitor thread (started on first use).
-pub fn submit(job: Box<dyn Job>) {
+fn enqueue(queued: Queued) {
     match sender() {
         Some(tx) => {
-            if let Err(mpsc::SendError(job)) = tx.send(job) {
-                tracing::error!(job = %job.describe(), "store janitor gone; clean-up dropped");
+            if let Err(mpsc::SendError(queued)) = tx.send(queued) {
+                tracing::error!(job = %queued.job.describe(), "store janitor gone; clean-up dropped");
             }
         }
-        None => tracing::error!(job = %job.describe(), "no store janitor; clean-up dropped"),
+        None => tracing::error!(job = %queued.job.describe(), "no store janitor; clean-up dropped"),
     }
 }
 
-fn run(rx: mpsc::Receiver<Box<dyn Job>>) {
+/// Hands `job` to the janitor thread (started on first use) and returns at once.
+pub fn submit(job: Box<dyn Job>) {
+    enqueue(Queued {
+        job,
+        first_attempt: None,
+    });
+}
+
+/// Hands `job` to the janitor thread and waits for its first attempt: its result is the
+/// first attempt's (a failed job is still retried in the background).
+pub async fn run_once(job: Box<dyn Job>) -> Result<(), StoreError> {
+    let (tx, rx) = oneshot::channel();
+    let store_of = job.describe();
+    enqueue(Queued {
+        job,
+        first_attempt: Some(tx),
+    });
+    rx.await.unwrap_or_else(|_| {
+        Err(StoreError::Io {
+            store: store_of,
+            source: std::io::Error::other("the store janitor stopped"),
+        })
+    })
+}
+
+fn run(rx: mpsc::Receiver<Queued>) {
     let body = async move {
-        let (ready_tx, mut ready_rx) = futures_channel::mpsc::unbounded::<Box<dyn Job>>();
+        let (ready_tx, mut ready_rx) = futures_channel::mpsc::unbounded::<Queued>();
         // Bridge the std channel (filled from any thread) into the runtime.
         std::thread::Builder::new()
             .name("glint-janitor-in".into())
@@ -74,8 +106,8 @@ fn run(rx: mpsc::Receiver<Box<dyn Job>>) {
                 }
             })
             .expect("spawning the janitor's intake thread");
-        while let Some(job) = next_job(&mut ready_rx).await {
-            monoio::spawn(attempt(job));
+        while let Some(queued) = next_job(&mut ready_rx).await {
+            monoio::spawn(attempt(queued));
         }
     };
     let built = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
@@ -92,12 +124,27 @@ async fn next_job<T>(rx: &mut futures_channel::mpsc::UnboundedReceiver<T>) -> Op
         .await
 }
 
-async fn attempt(job: Box<dyn Job>) {
+async fn attempt(queued: Queued) {
+    let Queued {
+        job,
+        mut first_attempt,
+    } = queued;
     let mut delay = FIRST_RETRY;
     let mut tries = 0u32;
     loop {
         tries += 1;
-        match job.run().await {
+        let result = job.run().await;
+        if let Some(waiting) = first_attempt.take() {
+            let copy = match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StoreError::Io {
+                    store: e.store().to_owned(),
+                    source: std::io::Error::other(e.to_string()),
+                }),
+            };
+            let _ = waiting.send(copy);
+        }
+        match result {
             Ok(()) => {
                 if tries > 1 {
                     tracing::info!(job = %job.describe(), tries, "store clean-up done");
@@ -164,5 +211,19 @@ mod tests {
             .recv_timeout(Duration::from_secs(30))
             .expect("job retried and finished");
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn run_once_returns_the_first_attempt() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let (done, finished) = mpsc::channel();
+        let first = crate::test_util::block_on(run_once(Box::new(Flaky {
+            calls: Arc::clone(&calls),
+            done,
+        })));
+        assert!(first.is_err(), "the first attempt fails");
+        finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("retried in the background");
     }
 }

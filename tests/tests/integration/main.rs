@@ -51,5 +51,7 @@ mod datapath;
 mod inspection;
 // Keystone auth: token validation, its cache, 401/403/503, service tokens (§2.1).
 mod keystone;
+// The configuration: secrets redacted, GLINT_* variables, unknown keys refused.
+mod config;
 // Operations: /metrics and promtool, dashboard and alerts, a real Prometheus, logs, healthcheck.
 mod observability;
