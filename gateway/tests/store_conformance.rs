@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gateway::net::client::{ClientSettings, HttpClient};
+use gateway::config::{Secret, StoreSettings, StoreType};
 use gateway::net::s3::{Addressing, S3Client, S3Settings, SecretKey};
 use gateway::store::fs::{FsOptions, FsStore};
 use gateway::store::s3::S3Store;
-use gateway::store::settings::S3StoreSettings;
 use gateway::store::{BoxStream, Store, StoreError};
 use meta::{ImageId, Location};
 
@@ -134,17 +134,18 @@ fn unique_bucket() -> String {
 impl Rgw {
     fn new(endpoint: &str, access: &str, secret: &str) -> Rgw {
         let bucket = unique_bucket();
-        let settings = S3StoreSettings {
-            s3_store_host: endpoint.to_owned(),
-            s3_store_access_key: access.to_owned(),
-            s3_store_secret_key: SecretKey::new(secret),
-            s3_store_bucket: bucket.clone(),
-            s3_store_create_bucket_on_put: true,
+        let settings = StoreSettings {
+            kind: StoreType::S3,
+            s3_store_host: Some(endpoint.to_owned()),
+            s3_store_access_key: Some(access.to_owned()),
+            s3_store_secret_key: Some(Secret::new(secret)),
+            s3_store_bucket: Some(bucket.clone()),
+            s3_store_create_bucket_on_put: Some(true),
             // Small thresholds: the multipart path runs with a few MiB.
-            s3_store_large_object_size: 6,
-            s3_store_large_object_chunk_size: 5,
-            s3_store_thread_pools: 2,
-            ..S3StoreSettings::default()
+            s3_store_large_object_size: Some(6),
+            s3_store_large_object_chunk_size: Some(5),
+            s3_store_thread_pools: Some(2),
+            ..StoreSettings::default()
         };
         Rgw {
             store: Arc::new(S3Store::new("ceph", &settings).unwrap()),

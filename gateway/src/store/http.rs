@@ -20,10 +20,10 @@ use std::sync::Arc;
 use http::StatusCode;
 use meta::{ImageId, Location};
 
-use super::settings::HttpStoreSettings;
 use super::{
     BoxStream, LocalBoxFuture, Recovered, ResponseStream, Store, StoreError, StoreKind, StoreWriter,
 };
+use crate::config::StoreSettings;
 use crate::net::client::{ClientSettings, HttpClient};
 use crate::net::fetch::{ByteRange, FetchError, FetchPolicy, FetchRequest, Fetcher};
 use crate::net::tls::TlsSettings;
@@ -39,7 +39,8 @@ struct Inner {
     uid: u64,
     client: ClientSettings,
     policy: Arc<FetchPolicy>,
-    settings: HttpStoreSettings,
+    description: Option<String>,
+    weight: i64,
 }
 
 impl std::fmt::Debug for HttpStore {
@@ -57,10 +58,10 @@ thread_local! {
 
 impl HttpStore {
     /// A store named `id` fetching under `policy` (built from `[import_filtering_opts]`).
-    pub fn new(id: &str, settings: &HttpStoreSettings, policy: &FetchPolicy) -> HttpStore {
+    pub fn new(id: &str, settings: &StoreSettings, policy: &FetchPolicy) -> HttpStore {
         let client = ClientSettings {
             tls: TlsSettings {
-                ca_file: settings.https_ca_certificates_file.clone(),
+                ca_file: settings.http().ca_file,
                 ..TlsSettings::default()
             },
             ..ClientSettings::default()
@@ -71,7 +72,7 @@ impl HttpStore {
     /// The same with the client's timeouts given (tests use short ones).
     pub fn with_client(
         id: &str,
-        settings: &HttpStoreSettings,
+        settings: &StoreSettings,
         policy: &FetchPolicy,
         client: ClientSettings,
     ) -> HttpStore {
@@ -84,9 +85,10 @@ impl HttpStore {
                 policy: Arc::new(
                     policy
                         .clone()
-                        .with_max_redirects(settings.http_max_redirects),
+                        .with_max_redirects(settings.http().max_redirects),
                 ),
-                settings: settings.clone(),
+                description: settings.description.clone(),
+                weight: settings.weight.unwrap_or(0),
             }),
         }
     }
@@ -171,11 +173,11 @@ impl Store for HttpStore {
     }
 
     fn description(&self) -> Option<&str> {
-        self.inner.settings.description.as_deref()
+        self.inner.description.as_deref()
     }
 
     fn weight(&self) -> i64 {
-        self.inner.settings.weight
+        self.inner.weight
     }
 
     fn properties(&self) -> serde_json::Map<String, serde_json::Value> {
@@ -301,7 +303,15 @@ mod tests {
             stall_timeout: Duration::from_millis(500),
             ..ClientSettings::default()
         };
-        HttpStore::with_client("web", &HttpStoreSettings::default(), &policy, client)
+        HttpStore::with_client(
+            "web",
+            &StoreSettings {
+                kind: crate::config::StoreType::Http,
+                ..StoreSettings::default()
+            },
+            &policy,
+            client,
+        )
     }
 
     fn location(origin: &TestOrigin, path: &str) -> Location {

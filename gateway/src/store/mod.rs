@@ -30,7 +30,6 @@ pub mod http;
 pub mod janitor;
 mod remote;
 pub mod s3;
-pub mod settings;
 
 use std::fmt;
 use std::future::Future;
@@ -452,6 +451,108 @@ impl Stores {
         self.get(&location.store)
             .filter(|s| s.owns(&location.url))
             .or_else(|| self.stores.iter().find(|s| s.owns(&location.url)))
+    }
+}
+
+/// A store that cannot be built from its settings.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A setting cannot work; the message names the key.
+    #[error("invalid value for `{key}`: {message}")]
+    Invalid {
+        /// The key at fault (`stores.<id>.<key>`).
+        key: String,
+        /// Why.
+        message: String,
+    },
+    /// A file store's folder cannot be created or opened.
+    #[error("store {store}: folder {path}: {source}")]
+    Folder {
+        /// The store.
+        store: String,
+        /// The folder.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The stores do not make a registry.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+impl Stores {
+    /// The stores `config` describes: its `[stores]` tables, or — without any — one `file`
+    /// store under the data folder (single-store mode).
+    pub fn from_config(config: &crate::config::Config) -> Result<Stores, BuildError> {
+        use crate::config::StoreType;
+        let file_options = |settings: &crate::config::StoreSettings| fs::FsOptions {
+            direct_io: config.direct_io_upload,
+            chunk_size: settings.filesystem_store_chunk_size.unwrap_or(64 * 1024),
+            description: settings.description.clone(),
+            weight: settings.weight.unwrap_or(0),
+        };
+        let open_folder = |id: &str, dir: &std::path::Path, options| {
+            fs::FsStore::open_named(id, dir, options).map_err(|source| BuildError::Folder {
+                store: id.to_owned(),
+                path: dir.to_owned(),
+                source,
+            })
+        };
+        if !config.stores.is_multi() {
+            let store = open_folder(
+                fs::STORE_NAME,
+                &config.images_dir(),
+                file_options(&crate::config::StoreSettings::default()),
+            )?;
+            return Ok(Stores::single(Arc::new(store)));
+        }
+        let default = config.stores.default_id().unwrap_or_default().to_owned();
+        let policy =
+            crate::net::fetch::FetchPolicy::new(&config.import_filtering_opts).map_err(|e| {
+                BuildError::Invalid {
+                    key: "import_filtering_opts".into(),
+                    message: e.to_string(),
+                }
+            })?;
+        let mut stores: Vec<Arc<dyn Store>> = Vec::new();
+        let mut folders: Vec<(std::path::PathBuf, String)> = Vec::new();
+        for (id, settings) in &config.stores.stores {
+            let store: Arc<dyn Store> =
+                match settings.kind {
+                    StoreType::File => {
+                        // Unset: the single-store folder for the default store (so images
+                        // written before `[stores]` existed stay readable), a folder of its own
+                        // for any other.
+                        let fallback = if *id == default {
+                            config.images_dir()
+                        } else {
+                            config.data_dir.join(format!("images-{id}"))
+                        };
+                        let dir = settings.file(fallback).datadir;
+                        let store = open_folder(id, &dir, file_options(settings))?;
+                        let canonical = store.dir().to_owned();
+                        if let Some((_, other)) = folders.iter().find(|(d, _)| *d == canonical) {
+                            return Err(BuildError::Invalid {
+                                key: format!("stores.{id}.filesystem_store_datadir"),
+                                message: format!("store {other} uses the same folder"),
+                            });
+                        }
+                        folders.push((canonical, id.clone()));
+                        Arc::new(store)
+                    }
+                    StoreType::S3 => Arc::new(s3::S3Store::new(id, settings).map_err(|e| {
+                        BuildError::Invalid {
+                            key: format!("stores.{id}.{}", e.key),
+                            message: e.message,
+                        }
+                    })?),
+                    StoreType::Http => Arc::new(http::HttpStore::new(id, settings, &policy)),
+                };
+            stores.push(store);
+        }
+        Ok(Stores::new(stores, &default, true)?)
     }
 }
 

@@ -35,15 +35,15 @@ use bytes::Bytes;
 use meta::{ImageId, Location};
 use monoio::task::JoinHandle;
 
-use super::settings::{BucketUrlFormat, S3StoreSettings};
 use super::{
     janitor, BoxStream, LocalBoxFuture, Recovered, ResponseStream, Store, StoreError, StoreKind,
     StoreWriter,
 };
+use crate::config::stores::{BucketUrlFormat, StoreSettings};
 use crate::net::client::{BodySender, ClientSettings, HttpClient, RequestBody};
 use crate::net::fetch::ByteRange;
 use crate::net::s3::{
-    Addressing, CompletedPart, ETag, S3Client, S3Error, S3Settings, UploadId, MAX_PARTS,
+    Addressing, CompletedPart, ETag, S3Client, S3Error, S3Settings, SecretKey, UploadId, MAX_PARTS,
     MIN_PART_BYTES,
 };
 use crate::net::tls::TlsSettings;
@@ -75,7 +75,10 @@ struct Inner {
     parts_in_flight: usize,
     create_bucket_on_put: bool,
     bucket_ready: AtomicBool,
-    settings: S3StoreSettings,
+    /// What `/v2/info/stores/detail` shows (Glance's names and units).
+    properties: serde_json::Map<String, serde_json::Value>,
+    description: Option<String>,
+    weight: i64,
 }
 
 impl std::fmt::Debug for S3Store {
@@ -108,14 +111,15 @@ thread_local! {
 impl S3Store {
     /// A store named `id` from its settings. Nothing is sent yet: [`Store::recover`] checks
     /// the credentials and the bucket at start-up.
-    pub fn new(id: &str, settings: &S3StoreSettings) -> Result<S3Store, S3ConfigError> {
+    pub fn new(id: &str, store: &StoreSettings) -> Result<S3Store, S3ConfigError> {
         static NEXT_UID: AtomicU64 = AtomicU64::new(1);
+        let settings = store.s3();
         let bad = |key: &'static str, message: String| S3ConfigError {
             store: id.to_owned(),
             key,
             message,
         };
-        let host = settings.s3_store_host.trim().trim_end_matches('/');
+        let host = settings.host.trim().trim_end_matches('/');
         if host.is_empty() {
             return Err(bad("s3_store_host", "is required".into()));
         }
@@ -125,23 +129,23 @@ impl S3Store {
             format!("http://{host}")
         };
         let parsed = FetchUrl::parse(&endpoint).map_err(|e| bad("s3_store_host", e.to_string()))?;
-        if settings.s3_store_large_object_chunk_size < MIN_PART_BYTES / MIB {
+        if settings.large_object_chunk_size_mib < MIN_PART_BYTES / MIB {
             return Err(bad(
                 "s3_store_large_object_chunk_size",
                 format!("must be at least {} (MiB)", MIN_PART_BYTES / MIB),
             ));
         }
-        if settings.s3_store_thread_pools == 0 {
+        if settings.thread_pools == 0 {
             return Err(bad("s3_store_thread_pools", "must be at least 1".into()));
         }
-        let addressing = match settings.s3_store_bucket_url_format {
+        let addressing = match settings.bucket_url_format {
             BucketUrlFormat::Path => Addressing::Path,
             BucketUrlFormat::Virtual => Addressing::Virtual,
             // Virtual-host names need DNS for every bucket: only AWS's own endpoints are
             // known to have it; anything else (RGW by address, most private clouds) is path.
             BucketUrlFormat::Auto => {
                 let name = parsed.host().list_name();
-                if name.ends_with(".amazonaws.com") && !settings.s3_store_bucket.contains('.') {
+                if name.ends_with(".amazonaws.com") && !settings.bucket.contains('.') {
                     Addressing::Virtual
                 } else {
                     Addressing::Path
@@ -150,15 +154,15 @@ impl S3Store {
         };
         let s3 = S3Settings {
             endpoint: format!("{}://{}", parsed.scheme(), parsed.host_header()),
-            region: settings.s3_store_region_name.clone(),
-            access_key: settings.s3_store_access_key.clone(),
-            secret_key: settings.s3_store_secret_key.clone(),
-            bucket: settings.s3_store_bucket.clone(),
+            region: settings.region.clone(),
+            access_key: settings.access_key.clone(),
+            secret_key: SecretKey::new(settings.secret_key.expose()),
+            bucket: settings.bucket.clone(),
             addressing,
         };
         let client = ClientSettings {
             tls: TlsSettings {
-                ca_file: settings.s3_store_cacert.clone(),
+                ca_file: settings.cacert.clone(),
                 ..TlsSettings::default()
             },
             ..ClientSettings::default()
@@ -177,22 +181,32 @@ impl S3Store {
         } else {
             "s3"
         };
+        let mut properties = serde_json::Map::new();
+        properties.insert(
+            "s3_store_large_object_size".into(),
+            settings.large_object_size_mib.into(),
+        );
+        properties.insert(
+            "s3_store_large_object_chunk_size".into(),
+            settings.large_object_chunk_size_mib.into(),
+        );
+        properties.insert("s3_store_thread_pools".into(), settings.thread_pools.into());
         Ok(S3Store {
             inner: Arc::new(Inner {
                 id: id.to_owned(),
                 uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
                 location_scheme,
                 location_authority: parsed.host_header(),
-                large_object_bytes: settings.s3_store_large_object_size.saturating_mul(MIB),
-                chunk_bytes: settings
-                    .s3_store_large_object_chunk_size
-                    .saturating_mul(MIB),
-                parts_in_flight: settings.s3_store_thread_pools,
-                create_bucket_on_put: settings.s3_store_create_bucket_on_put,
+                large_object_bytes: settings.large_object_size_mib.saturating_mul(MIB),
+                chunk_bytes: settings.large_object_chunk_size_mib.saturating_mul(MIB),
+                parts_in_flight: settings.thread_pools,
+                create_bucket_on_put: settings.create_bucket_on_put,
                 bucket_ready: AtomicBool::new(false),
                 s3,
                 client,
-                settings: settings.clone(),
+                properties,
+                description: store.description.clone(),
+                weight: store.weight.unwrap_or(0),
             }),
         })
     }
@@ -337,29 +351,15 @@ impl Store for S3Store {
     }
 
     fn description(&self) -> Option<&str> {
-        self.inner.settings.description.as_deref()
+        self.inner.description.as_deref()
     }
 
     fn weight(&self) -> i64 {
-        self.inner.settings.weight
+        self.inner.weight
     }
 
     fn properties(&self) -> serde_json::Map<String, serde_json::Value> {
-        let s = &self.inner.settings;
-        let mut map = serde_json::Map::new();
-        map.insert(
-            "s3_store_large_object_size".into(),
-            s.s3_store_large_object_size.into(),
-        );
-        map.insert(
-            "s3_store_large_object_chunk_size".into(),
-            s.s3_store_large_object_chunk_size.into(),
-        );
-        map.insert(
-            "s3_store_thread_pools".into(),
-            s.s3_store_thread_pools.into(),
-        );
-        map
+        self.inner.properties.clone()
     }
 
     fn owns(&self, url: &str) -> bool {
@@ -863,15 +863,16 @@ impl janitor::Job for CleanupJob {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::s3::SecretKey;
+    use crate::config::{Secret, StoreType};
 
-    fn settings() -> S3StoreSettings {
-        S3StoreSettings {
-            s3_store_host: "127.0.0.1:7480".into(),
-            s3_store_access_key: "AK".into(),
-            s3_store_secret_key: SecretKey::new("very-secret"),
-            s3_store_bucket: "images".into(),
-            ..S3StoreSettings::default()
+    fn settings() -> StoreSettings {
+        StoreSettings {
+            kind: StoreType::S3,
+            s3_store_host: Some("127.0.0.1:7480".into()),
+            s3_store_access_key: Some("AK".into()),
+            s3_store_secret_key: Some(Secret::new("very-secret")),
+            s3_store_bucket: Some("images".into()),
+            ..StoreSettings::default()
         }
     }
 
@@ -897,18 +898,18 @@ mod tests {
     #[test]
     fn bad_settings_name_their_key() {
         let mut s = settings();
-        s.s3_store_large_object_chunk_size = 4;
+        s.s3_store_large_object_chunk_size = Some(4);
         let err = S3Store::new("ceph", &s).unwrap_err().to_string();
         assert!(err.contains("s3_store_large_object_chunk_size"), "{err}");
         let mut s = settings();
-        s.s3_store_bucket = "No_Such".into();
+        s.s3_store_bucket = Some("No_Such".into());
         let err = S3Store::new("ceph", &s).unwrap_err().to_string();
         assert!(
             err.contains("s3_store_bucket") && err.contains("ceph"),
             "{err}"
         );
         let mut s = settings();
-        s.s3_store_host = String::new();
+        s.s3_store_host = None;
         let err = S3Store::new("ceph", &s).unwrap_err().to_string();
         assert!(err.contains("s3_store_host"), "{err}");
         assert!(!err.contains("very-secret"));
