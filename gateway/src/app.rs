@@ -1,4 +1,4 @@
-//! `App`: what every request needs — configuration, metadata, store, writer, hashing threads,
+//! `App`: what every request needs — configuration, metadata, stores, writer, hashing threads,
 //! timer, auth — built in one place ([`App::build`]) for the server and the tests alike.
 //! How a request is answered with it is `dispatch`'s business (and `App::base_url`, a
 //! handler helper, lives with the handlers).
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::auth::{Auth, AuthError};
 use crate::config::{Config, ConfigError};
 use crate::datapath::checksum::HashPool;
-use crate::store::fs::FsStore;
+use crate::store::{BuildError, Stores};
 use crate::timer::ThreadTimer;
 use crate::writer::Writer;
 
@@ -18,8 +18,8 @@ pub struct App {
     pub config: Arc<Config>,
     /// Image metadata.
     pub meta: meta::Meta,
-    /// Image data.
-    pub store: FsStore,
+    /// Where image data lives: the configured stores.
+    pub stores: Stores,
     /// Where blocking work runs.
     pub writer: Writer,
     /// How uploads are inspected.
@@ -54,6 +54,16 @@ pub enum StartError {
     /// The auth strategy could not be set up.
     #[error("auth: {0}")]
     Auth(#[from] AuthError),
+    /// A store could not be set up (its settings, its folder, or — at start-up — the service
+    /// behind it refused glint's credentials).
+    #[error("{0}")]
+    Store(String),
+}
+
+impl From<BuildError> for StartError {
+    fn from(e: BuildError) -> StartError {
+        StartError::Store(e.to_string())
+    }
 }
 
 /// Maps an I/O error to [`StartError::Io`], saying what was being done.
@@ -63,7 +73,8 @@ pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError 
 }
 
 impl App {
-    /// Checks `config`, opens the data folder (metadata, file store) and starts the threads
+    /// Checks `config`, opens the data folder (metadata), sets up the stores (nothing is sent
+    /// to a remote store yet: `serve` checks them at start-up) and starts the threads
     /// requests need: the writer, `hash_threads` hashing threads, the timer, and the auth
     /// strategy's. Recovering from a crash is the caller's (`serve`).
     pub fn build(config: Config, hash_threads: usize) -> Result<App, StartError> {
@@ -71,21 +82,13 @@ impl App {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(io(format!("create data dir {}", config.data_dir.display())))?;
         let meta = meta::Meta::open(&config.meta_path())?;
-        let store = FsStore::open_named(
-            crate::store::fs::STORE_NAME,
-            &config.images_dir(),
-            crate::store::fs::FsOptions {
-                direct_io: config.direct_io_upload,
-                ..crate::store::fs::FsOptions::default()
-            },
-        )
-        .map_err(io("open file store"))?;
+        let stores = Stores::from_config(&config)?;
         let auth = Auth::start(config.auth.strategy, config.keystone_authtoken.as_ref())?;
         Ok(App {
             auth,
             format_policy: config.format_policy(),
             meta,
-            store,
+            stores,
             writer: Writer::start().map_err(io("writer thread"))?,
             hash_pool: HashPool::start(hash_threads).map_err(io("hashing threads"))?,
             timer: ThreadTimer::start().map_err(io("timer thread"))?,

@@ -114,7 +114,7 @@ async fn dispatch(
     let (parts, incoming) = request.into_parts();
     match route.handler {
         // Answered ahead of authentication, as Glance's pipeline does.
-        Handler::Public(handler) => handler(app, &parts),
+        Handler::Public(handler) => handler(app, &parts).await,
         Handler::Authed(handler) => {
             let ctx = app.auth.context(&parts.headers, request_id).await?;
             let body = match route.body {

@@ -34,7 +34,7 @@ use crate::body::Body;
 use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::handlers::{
-    self, image_data, images, info, list, members, patch, schemas, tags, versions,
+    self, image_data, images, info, list, members, patch, schemas, stores, tags, versions,
 };
 use crate::router::{self, Params, RouteSpec, Routed};
 
@@ -70,7 +70,7 @@ pub type Reply<'a> = Pin<Box<dyn Future<Output = Result<Response<Body>, ApiError
 /// What answers a route.
 pub enum Handler {
     /// Answered ahead of authentication, from the request head.
-    Public(fn(&App, &Parts) -> Result<Response<Body>, ApiError>),
+    Public(for<'a> fn(&'a App, &'a Parts) -> Reply<'a>),
     /// Answered for an authenticated caller.
     Authed(for<'a> fn(&'a App, Call<'a>) -> Reply<'a>),
 }
@@ -158,25 +158,27 @@ pub static ROUTES: &[Route] = &[
         methods: &[M::GET],
         template: "/",
         body: B::None,
-        handler: Public(versions_choice),
+        handler: Public(|app, parts| Box::pin(async move { versions_choice(app, parts) })),
     },
     Route {
         methods: &[M::GET],
         template: "/versions",
         body: B::None,
-        handler: Public(|app, parts| Ok(versions_document(app, parts, StatusCode::OK))),
+        handler: Public(|app, parts| {
+            Box::pin(async move { Ok(versions_document(app, parts, StatusCode::OK)) })
+        }),
     },
     Route {
         methods: &[M::GET, M::HEAD],
         template: "/healthcheck",
         body: B::None,
-        handler: Public(healthcheck),
+        handler: Public(|app, parts| Box::pin(healthcheck(app, parts))),
     },
     Route {
         methods: &[M::GET],
         template: "/metrics",
         body: B::None,
-        handler: Public(metrics),
+        handler: Public(|app, parts| Box::pin(async move { metrics(app, parts) })),
     },
     Route {
         methods: &[M::GET],
@@ -217,6 +219,29 @@ pub static ROUTES: &[Route] = &[
         template: "/v2/info/usage",
         body: B::None,
         handler: Authed(|app, call| Box::pin(async move { info::usage(app, call.ctx) })),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/info/stores",
+        body: B::None,
+        handler: Authed(|app, _| Box::pin(async move { info::stores(app) })),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/info/stores/detail",
+        body: B::None,
+        handler: Authed(|app, call| Box::pin(async move { info::stores_detail(app, call.ctx) })),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/stores/{store_id}/{image_id}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                let (store, image) = (call.param("store_id"), call.param("image_id"));
+                stores::delete_from_store(app, call.ctx, store, image).await
+            })
+        }),
     },
     Route {
         methods: &[M::GET],
@@ -439,19 +464,35 @@ fn versions_document(app: &App, parts: &Parts, status: StatusCode) -> Response<B
 }
 
 /// oslo.middleware's healthcheck: `200 OK` (`HEAD`: 204), or 503 when the metadata store
-/// cannot be read or the store folder is not writable.
-fn healthcheck(app: &App, parts: &Parts) -> Result<Response<Body>, ApiError> {
-    let healthy = app.meta.count_images().is_ok() && app.store.is_writable();
-    let (status, text) = match (healthy, parts.method == Method::HEAD) {
-        (true, false) => (StatusCode::OK, "OK"),
-        (true, true) => (StatusCode::NO_CONTENT, ""),
-        (false, false) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
-        (false, true) => (StatusCode::SERVICE_UNAVAILABLE, ""),
+/// cannot be read or a store does not work (a file store's folder takes no new file, an S3
+/// bucket does not answer or refuses glint's credentials); the body then names the stores at
+/// fault (their reasons are logged, not sent).
+async fn healthcheck(app: &App, parts: &Parts) -> Result<Response<Body>, ApiError> {
+    let mut faults = Vec::new();
+    if let Err(e) = app.meta.count_images() {
+        tracing::warn!(error = %e, "healthcheck: metadata unreadable");
+        faults.push("metadata".to_owned());
+    }
+    for store in app.stores.iter() {
+        if let Err(e) = store.check().await {
+            tracing::warn!(store = %store.id(), error = %e, "healthcheck: store not working");
+            faults.push(format!("store {}", store.id()));
+        }
+    }
+    let head = parts.method == Method::HEAD;
+    let (status, text) = match (faults.is_empty(), head) {
+        (true, false) => (StatusCode::OK, "OK".to_owned()),
+        (true, true) => (StatusCode::NO_CONTENT, String::new()),
+        (false, false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("UNAVAILABLE: {}", faults.join(", ")),
+        ),
+        (false, true) => (StatusCode::SERVICE_UNAVAILABLE, String::new()),
     };
     let body = if text.is_empty() {
         Body::Empty
     } else {
-        Body::full(Bytes::from_static(text.as_bytes()))
+        Body::full(Bytes::from(text))
     };
     Ok(text_response(status, body, "text/plain"))
 }
@@ -466,10 +507,17 @@ fn metrics(app: &App, _: &Parts) -> Result<Response<Body>, ApiError> {
         .images_by_status()
         .map_err(|e| tracing::warn!(error = %e, "metrics: cannot count images"))
         .ok();
-    let store_dir = app.config.images_dir();
+    let store_space: Vec<(String, u64, u64)> = app
+        .stores
+        .iter()
+        .filter_map(|store| {
+            let room = store.capacity()?;
+            Some((store.id().to_owned(), room.total_bytes, room.free_bytes))
+        })
+        .collect();
     let rendered = crate::metrics::render(crate::metrics::Sources {
         images_by_status,
-        store_dir: &store_dir,
+        store_space: &store_space,
     });
     let (status, text) = match rendered {
         Ok(text) => (StatusCode::OK, text),

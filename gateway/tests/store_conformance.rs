@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gateway::net::client::{ClientSettings, HttpClient};
 use gateway::config::{Secret, StoreSettings, StoreType};
+use gateway::net::client::{ClientSettings, HttpClient};
 use gateway::net::s3::{Addressing, S3Client, S3Settings, SecretKey};
 use gateway::store::fs::{FsOptions, FsStore};
 use gateway::store::s3::S3Store;

@@ -13,8 +13,10 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 
+use meta::Location;
+
 use crate::body::ByteStream;
-use crate::store::BoxStream;
+use crate::store::{BoxStream, StoreError, Stores};
 
 /// A store's stream as a response body.
 pub struct StoreBody(BoxStream);
@@ -44,6 +46,37 @@ impl ByteStream for StoreBody {
                 end: range.end,
             })
     }
+}
+
+/// Opens `range` of an image's data from the first of its `locations` that answers, trying
+/// them in order of their store's `weight` (highest first; equal weights in location order),
+/// as Glance does: an image whose data is in two stores survives the loss of one. Locations
+/// of stores this gateway does not have are skipped. The error is the last store's (or
+/// `NotFound` when no location belongs to a configured store).
+pub async fn open_first(
+    stores: &Stores,
+    locations: &[Location],
+    range: std::ops::Range<u64>,
+) -> Result<BoxStream, StoreError> {
+    let mut candidates: Vec<_> = locations
+        .iter()
+        .filter_map(|location| stores.for_location(location).map(|store| (store, location)))
+        .collect();
+    candidates.sort_by_key(|(store, _)| std::cmp::Reverse(store.weight()));
+    let mut last = None;
+    for (store, location) in candidates {
+        match store.read(location, range.clone()).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => {
+                tracing::warn!(store = %store.id(), error = %e, "image data not readable here; trying the next location");
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| StoreError::NotFound {
+        store: "(none)".into(),
+        what: "a location in a configured store".into(),
+    }))
 }
 
 /// A byte range asked for by a `Range` (or legacy `Content-Range`) request header.

@@ -19,7 +19,9 @@ use super::{empty_response, parse_image_id};
 use crate::app::App;
 use crate::body::Body;
 use crate::context::RequestContext;
-use crate::datapath::download::{parse_legacy_content_range, parse_range, RangeError, StoreBody};
+use crate::datapath::download::{
+    self, parse_legacy_content_range, parse_range, RangeError, StoreBody,
+};
 use crate::datapath::ingest::{self, Checks, Guard, IngestError, Requeue};
 use crate::error::ApiError;
 use crate::metrics::UploadEnd;
@@ -114,6 +116,24 @@ pub(crate) fn store_error(e: StoreError) -> ApiError {
     }
 }
 
+/// The store an upload goes to: `X-Image-Meta-Store` in multi-store mode (an unknown id is
+/// 400, as Glance), else the default store.
+fn upload_store<'a>(
+    app: &'a App,
+    headers: &HeaderMap,
+) -> Result<&'a std::sync::Arc<dyn Store>, ApiError> {
+    let asked = headers
+        .get("x-image-meta-store")
+        .map(|v| v.to_str().unwrap_or("").trim());
+    match asked {
+        Some(id) if app.stores.is_multi() => app
+            .stores
+            .get(id)
+            .ok_or_else(|| ApiError::bad_request(format!("Store for identifier {id} not found"))),
+        _ => Ok(app.stores.default()),
+    }
+}
+
 /// `PUT /v2/images/{id}/file`.
 pub async fn upload(
     app: &App,
@@ -141,8 +161,15 @@ pub async fn upload(
         tracker.finish(UploadEnd::RefusedTooLarge, None);
         return Err(too_large(cap_bytes));
     }
+    let store = upload_store(app, request.headers())?;
     let id = parse_image_id(id)?;
     let image = load_authorized(app, ctx, id, Rule::UploadImage)?;
+    if store.is_read_only() {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "Error in store configuration. Adding images to store is disabled.",
+        ));
+    }
     // Quotas charge the image's owner, whoever uploads.
     let limits = app.config.quotas.limits_for(image.owner.as_deref());
     let meta = app.meta.clone();
@@ -160,7 +187,7 @@ pub async fn upload(
     tracker.body_started();
     tracing::debug!(image_id = %id, "upload started");
 
-    let store: &dyn Store = &app.store;
+    let store: &dyn Store = &**store;
     let checksums = match app.hash_pool.checksums(&app.config.hashing_algorithm) {
         Ok(checksums) => checksums,
         Err(e) => {
@@ -247,7 +274,7 @@ pub async fn download(
         ));
     }
     let has_data = matches!(image.status, ImageStatus::Active | ImageStatus::Deactivated);
-    let (Some(location), Some(size), true) = (image.locations.first(), image.size, has_data) else {
+    let (false, Some(size), true) = (image.locations.is_empty(), image.size, has_data) else {
         return Ok(empty_response(StatusCode::NO_CONTENT));
     };
     let range = if let Some(value) = headers.get(http::header::RANGE) {
@@ -277,18 +304,17 @@ pub async fn download(
         Some(r) => (r.first, r.last + 1, StatusCode::PARTIAL_CONTENT),
         None => (0, size, StatusCode::OK),
     };
-    let store: &dyn Store = &app.store;
-    let stream = store
-        .read(location, start..end)
+    let stream = download::open_first(&app.stores, &image.locations, start..end)
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound { .. } | StoreError::BadLocation { .. } => ApiError::new(
+        .map_err(|e| {
+            // Data that cannot be found or reached anywhere: 503, as a store outage (Glance
+            // answers a lost object with an empty 204, which a client takes for success).
+            ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Image data is not available.",
             )
             .with_header(http::header::RETRY_AFTER, "1")
-            .log_cause(e),
-            e => store_error(e),
+            .log_cause(e)
         })?;
     let mut response = Response::new(Body::Stream(Box::pin(StoreBody::new(stream))));
     *response.status_mut() = status;

@@ -580,7 +580,10 @@ pub fn list(app: &App, ctx: &RequestContext, raw_query: &str) -> Result<Response
             format!("/v2/images?{}", next.join("&"))
         });
     let page = Page {
-        images: images.iter().map(ImageView).collect(),
+        images: images
+            .iter()
+            .map(|image| ImageView::of(app, image))
+            .collect(),
         first,
         next,
         schema: "/v2/schemas/images",

@@ -9,6 +9,7 @@ pub mod list;
 pub mod members;
 pub mod patch;
 pub mod schemas;
+pub mod stores;
 pub mod tags;
 pub mod versions;
 

@@ -82,7 +82,7 @@ pub async fn update(
         })
         .await
         .map_err(ApiError::internal)??;
-    Ok(json_response(StatusCode::OK, &ImageView(&image)))
+    Ok(json_response(StatusCode::OK, &ImageView::of(app, &image)))
 }
 
 fn dialect(headers: &HeaderMap) -> Result<Dialect, ApiError> {
