@@ -1,11 +1,12 @@
-//! `App`: what every request needs — configuration, metadata, stores, writer, hashing threads,
-//! timer, auth — built in one place ([`App::build`]) for the server and the tests alike.
+//! `App`: what every request needs — configuration, the metadata catalog, stores, writer,
+//! hashing threads, timer, auth — built in one place ([`App::build`]) for the server and the tests alike.
 //! How a request is answered with it is `dispatch`'s business (and `App::base_url`, a
 //! handler helper, lives with the handlers).
 
 use std::sync::Arc;
 
 use crate::auth::{Auth, AuthError};
+use crate::catalog::Catalog;
 use crate::config::{Config, ConfigError};
 use crate::datapath::checksum::HashPool;
 use crate::store::{BuildError, Stores};
@@ -16,8 +17,8 @@ use crate::writer::Writer;
 pub struct App {
     /// The effective configuration.
     pub config: Arc<Config>,
-    /// Image metadata.
-    pub meta: meta::Meta,
+    /// Image metadata, through the async facade.
+    pub catalog: Catalog,
     /// Where image data lives: the configured stores.
     pub stores: Stores,
     /// Where blocking work runs.
@@ -81,15 +82,19 @@ impl App {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(io(format!("create data dir {}", config.data_dir.display())))?;
-        let meta = meta::Meta::open(&config.meta_path())?;
+        let backend = meta::RedbBackend::open(&config.meta_path())?;
+        let node = crate::catalog::node_id(&config).map_err(io("node id"))?;
+        let writer = Writer::start().map_err(io("writer thread"))?;
+        let catalog = Catalog::new(Arc::new(backend), node, writer.clone())
+            .map_err(io("metadata catalog"))?;
         let stores = Stores::from_config(&config)?;
         let auth = Auth::start(config.auth.strategy, config.keystone_authtoken.as_ref())?;
         Ok(App {
             auth,
             format_policy: config.format_policy(),
-            meta,
+            catalog,
             stores,
-            writer: Writer::start().map_err(io("writer thread"))?,
+            writer,
             hash_pool: HashPool::start(hash_threads).map_err(io("hashing threads"))?,
             timer: ThreadTimer::start().map_err(io("timer thread"))?,
             config: Arc::new(config),

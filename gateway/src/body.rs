@@ -1,9 +1,11 @@
-//! The response body type: nothing, one buffer, or an image file streamed from a store —
-//! and how a body meters itself on its way out ([`Body::metered`]).
+//! Body types. Responses: nothing, one buffer, or an image file streamed from a store — and
+//! how a body meters itself on its way out ([`Body::metered`]). Requests: hyper's body,
+//! watched so that the connection knows whether it was read to the end ([`RequestBody`]).
 //!
 //! Streaming bodies are [`http_body::Body`]s polled by hyper on the connection's core; they
 //! never hold more than a couple of frames of the image in memory (see `datapath::download`).
 
+use std::cell::Cell;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -134,5 +136,62 @@ impl http_body::Body for Body {
             Body::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             Body::Stream(stream) => SizeHint::with_exact(stream.remaining()),
         }
+    }
+}
+
+/// Whether the current request on a connection still has body bytes nobody read: the server
+/// reads it when the connection ends, to decide on a lingering close (`crate::linger`).
+/// One per connection, shared with the request body it watches (single-threaded: a
+/// connection never leaves its core).
+#[derive(Clone, Default)]
+pub struct UnreadBody(Rc<Cell<bool>>);
+
+impl UnreadBody {
+    /// Wraps the body of a new request; from now on the flag follows it.
+    pub fn watch(&self, body: hyper::body::Incoming) -> RequestBody {
+        self.0.set(!http_body::Body::is_end_stream(&body));
+        RequestBody {
+            inner: body,
+            unread: self.clone(),
+        }
+    }
+
+    /// True when the last request's body was not read to its end (the handler answered
+    /// first, or the body broke off).
+    pub fn get(&self) -> bool {
+        self.0.get()
+    }
+}
+
+/// A request body: hyper's, which clears its connection's [`UnreadBody`] once read to the end.
+/// Everything else is hyper's: frames are the same `Bytes`, errors the same `hyper::Error`.
+pub struct RequestBody {
+    inner: hyper::body::Incoming,
+    unread: UnreadBody,
+}
+
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        // The end: `None`, or the last byte of a `Content-Length` body already handed over.
+        if matches!(polled, Poll::Ready(None)) || this.inner.is_end_stream() {
+            this.unread.0.set(false);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -69,6 +69,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Folder for the metadata database (`meta.redb`) and the file store (`images/`).
     pub data_dir: PathBuf,
+    /// This gateway's id among the gateways sharing one metadata database: uploads in flight
+    /// belong to it, and its start-up recovery resets only those. Unset: a random id
+    /// generated on first start and kept in `<data_dir>/node_id`.
+    pub node_id: Option<String>,
     /// Worker threads, each with its own runtime and listener; 0 means one per core.
     pub workers: usize,
     /// io driver: `auto` (io_uring, epoll fallback) or `epoll`.
@@ -98,6 +102,9 @@ pub struct Config {
     pub require_image_format_match: bool,
     /// VMDK create-types accepted on upload (Glance `vmdk_allowed_types`).
     pub vmdk_allowed_types: Vec<String>,
+    /// Accept qcow2 images with the `extended_l2` incompatible feature. Off by default, as
+    /// Glance and Nova, whose inspector refuses it (glint's own key).
+    pub qcow2_allow_extended_l2: bool,
     /// Base URL for links in the versions document (Glance `public_endpoint`); unset means
     /// the request's own scheme and host.
     pub public_endpoint: Option<String>,
@@ -107,6 +114,16 @@ pub struct Config {
     /// keep-alive requests, before it is closed; 0 waits forever (Glance
     /// `client_socket_timeout`, 900).
     pub client_socket_timeout: u64,
+    /// After answering a request whose body it did not read to the end (a refused upload),
+    /// glint sends its answer and end of stream, then reads and discards what the client
+    /// still sends before it closes, so that the client is not reset before it has read the
+    /// answer (nginx's lingering close). This is the longest that lingering lasts, in
+    /// milliseconds; 0 closes at once (and the client may lose the answer).
+    pub lingering_close_time_ms: u64,
+    /// Lingering stops once the client has sent nothing for this many milliseconds.
+    pub lingering_close_idle_ms: u64,
+    /// Lingering stops once this many bytes were discarded.
+    pub lingering_close_max_bytes: u64,
     /// Log format: `text` or `json`.
     pub log_format: LogFormat,
     /// Log filter in `tracing` syntax, e.g. `info` or `info,glint::access=warn`.
@@ -227,6 +244,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 9292)),
             data_dir: PathBuf::from("./glint-data"),
+            node_id: None,
             workers: 0,
             io_driver: IoDriver::Auto,
             image_size_cap: 1 << 40,
@@ -244,9 +262,13 @@ impl Default for Config {
                 .collect(),
             require_image_format_match: true,
             vmdk_allowed_types: vec!["streamOptimized".to_owned(), "monolithicSparse".to_owned()],
+            qcow2_allow_extended_l2: false,
             public_endpoint: None,
             max_request_id_length: 64,
             client_socket_timeout: 900,
+            lingering_close_time_ms: 30_000,
+            lingering_close_idle_ms: 5_000,
+            lingering_close_max_bytes: 1 << 30,
             log_format: LogFormat::Text,
             log_filter: "info".to_owned(),
             auth: AuthConfig::default(),
@@ -359,6 +381,7 @@ impl Config {
         formats::Policy {
             require_format_match: self.require_image_format_match,
             vmdk_allowed_types: self.vmdk_allowed_types.clone(),
+            qcow2_allow_extended_l2: self.qcow2_allow_extended_l2,
             ..formats::Policy::default()
         }
     }
@@ -378,6 +401,11 @@ impl Config {
                     HASH_ALGORITHMS.join(", ")
                 ),
             ));
+        }
+        if let Some(node_id) = &self.node_id {
+            node_id
+                .parse::<meta::NodeId>()
+                .map_err(|e| invalid("node_id", e.to_string()))?;
         }
         if self.limit_param_default == 0 || self.limit_param_default > self.api_limit_max {
             return Err(invalid(
@@ -497,6 +525,16 @@ mod tests {
         );
         let err = from_toml("[quotas]\nimage_count = 1\n").unwrap_err();
         assert!(err.to_string().contains("image_count"), "{err}");
+    }
+
+    #[test]
+    fn node_id_is_checked_and_set_by_env() {
+        let mut c = Config::load(None, [("GLINT_NODE_ID".to_owned(), "gw-1".to_owned())]).unwrap();
+        assert_eq!(c.node_id.as_deref(), Some("gw-1"));
+        c.validate().unwrap();
+        c.node_id = Some("two words".into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("node_id"), "{err}");
     }
 
     #[test]

@@ -5,11 +5,11 @@
 
 use std::time::Instant;
 
+use crate::body::RequestBody;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tracing::Instrument;
 
 use crate::app::App;
@@ -29,7 +29,7 @@ const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
 /// zero-copy form before it is metered, so metrics count spliced bytes too.
 pub async fn handle(
     app: &App,
-    request: Request<Incoming>,
+    request: Request<RequestBody>,
     splice_queue: Option<&SpliceQueue>,
 ) -> Response<Body> {
     let started = Instant::now();
@@ -95,7 +95,7 @@ async fn dispatch(
     app: &App,
     route: &'static Route,
     params: Params,
-    request: Request<Incoming>,
+    request: Request<RequestBody>,
     request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     if let Some(global) = request.headers().get(REQUEST_ID_HEADER) {
@@ -145,7 +145,7 @@ fn global_request_id(headers: &HeaderMap) -> Option<&str> {
 
 /// Whether a request carries a body: `Content-Length > 0`, or chunked on a method that
 /// normally has one (Glance's rule).
-fn has_body(request: &Request<Incoming>) -> bool {
+fn has_body(request: &Request<RequestBody>) -> bool {
     let headers = request.headers();
     let length = headers
         .get(CONTENT_LENGTH)
@@ -162,7 +162,7 @@ fn has_body(request: &Request<Incoming>) -> bool {
         )
 }
 
-async fn read_json_body(body: Incoming) -> Result<Bytes, ApiError> {
+async fn read_json_body(body: RequestBody) -> Result<Bytes, ApiError> {
     let limited = http_body_util::Limited::new(body, MAX_JSON_BODY_BYTES);
     match limited.collect().await {
         Ok(collected) => {

@@ -7,14 +7,18 @@
 //!    route table (`routes`, matched by `router`), and `auth` builds the request context
 //!    (`context`): who is asking. `policy` decides, per image and rule, allow / 403 / 404
 //!    (Glance's secure-RBAC defaults).
-//! 3. A handler in `handlers` parses and validates, reads `meta` directly, and sends every
-//!    write to the `writer` thread, where `meta` enforces status rules in one transaction.
+//! 3. A handler in `handlers` parses and validates, and calls `meta` through the async
+//!    `catalog`, which runs every write on the `writer` thread (where `meta` enforces status
+//!    rules in one transaction) and keeps reads that could wait on a network off the cores.
 //! 4. Image bytes move through `datapath`: uploads stream socket → `<id>.part`, hashed and
 //!    inspected on the way, fdatasync'ed, renamed, then committed `active`; downloads stream
 //!    the file back in bounded frames.
 //! 5. Errors are `error::ApiError`, rendered as Glance renders them; every response carries
 //!    the request id, and one access-log line is written; the body meters itself into
 //!    `metrics`, counted per core.
+//! 6. A connection that answered before its request body ended (a refusal) is not closed at
+//!    once: `server::linger` discards what the client still sends, within bounds, so that no
+//!    reset cuts the client off before it has read the answer.
 //!
 //! # Module order
 //!
@@ -32,6 +36,7 @@
 //! - `net` — outbound HTTP (client, URL-fetch policy, S3) on the cores
 //! - `store` — where image bytes live: the `Store` trait, its backends, the registry
 //! - `writer` — the thread that runs blocking work
+//! - `catalog` — the async facade over `meta` (writes on the writer, networked reads off the cores)
 //! - `body` — the response body, metering itself
 //! - `error` — `ApiError`, the one mapping to HTTP
 //! - `router` — matching a path against route templates
@@ -53,6 +58,7 @@
 pub mod app;
 pub mod auth;
 pub mod body;
+pub mod catalog;
 pub mod config;
 pub mod context;
 pub mod datapath;

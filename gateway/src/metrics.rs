@@ -35,6 +35,44 @@ const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "ot
 /// `status` label values.
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
+/// Why a lingering close ended (`server::linger`): the `end` label of
+/// `glint_lingering_closes_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum LingerEnd {
+    /// The client closed its side (or reset): it had what it needed.
+    Closed,
+    /// The client sent nothing for `lingering_close_idle_ms`.
+    Idle,
+    /// `lingering_close_time_ms` was reached.
+    Time,
+    /// `lingering_close_max_bytes` were discarded.
+    Bytes,
+    /// The server is shutting down and the client was silent.
+    Shutdown,
+}
+
+impl LingerEnd {
+    pub(crate) const ALL: [LingerEnd; 5] = [
+        LingerEnd::Closed,
+        LingerEnd::Idle,
+        LingerEnd::Time,
+        LingerEnd::Bytes,
+        LingerEnd::Shutdown,
+    ];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            LingerEnd::Closed => "closed",
+            LingerEnd::Idle => "idle",
+            LingerEnd::Time => "time",
+            LingerEnd::Bytes => "bytes",
+            LingerEnd::Shutdown => "shutdown",
+        }
+    }
+}
+
 /// How an upload ended: `(outcome, reason)`, the labels of `glint_uploads_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(usize)]
@@ -243,6 +281,14 @@ impl Drop for RequestMeter {
                 .count(route, method, status, spent);
         });
     }
+}
+
+/// Counts one lingering close and the request-body bytes it discarded.
+pub fn lingered(end: LingerEnd, discarded_bytes: u64) {
+    with_shard(|s| {
+        add(&s.lingering_closes[end as usize], 1);
+        add(&s.lingering_discarded_bytes, discarded_bytes);
+    });
 }
 
 /// Counts image bytes handed to the zero-copy (splice) path.

@@ -23,11 +23,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::LazyLock;
 
+use crate::body::RequestBody;
 use bytes::Bytes;
 use http::header::HeaderValue;
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::app::App;
 use crate::body::Body;
@@ -94,7 +94,7 @@ pub enum CallBody {
     /// The JSON document, read.
     Json(Bytes),
     /// The stream, unread.
-    Stream(Incoming),
+    Stream(RequestBody),
 }
 
 impl Call<'_> {
@@ -117,7 +117,7 @@ impl Call<'_> {
     }
 
     /// The request with its unread body (`BodyRule::Stream` routes).
-    pub fn into_request(self) -> Result<Request<Incoming>, ApiError> {
+    pub fn into_request(self) -> Result<Request<RequestBody>, ApiError> {
         match self.body {
             CallBody::Stream(body) => Ok(Request::from_parts(self.parts, body)),
             _ => Err(ApiError::internal(
@@ -178,7 +178,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[M::GET],
         template: "/metrics",
         body: B::None,
-        handler: Public(|app, parts| Box::pin(async move { metrics(app, parts) })),
+        handler: Public(|app, parts| Box::pin(metrics(app, parts))),
     },
     Route {
         methods: &[M::GET],
@@ -218,7 +218,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[M::GET],
         template: "/v2/info/usage",
         body: B::None,
-        handler: Authed(|app, call| Box::pin(async move { info::usage(app, call.ctx) })),
+        handler: Authed(|app, call| Box::pin(async move { info::usage(app, call.ctx).await })),
     },
     Route {
         methods: &[M::GET],
@@ -248,7 +248,9 @@ pub static ROUTES: &[Route] = &[
         template: "/v2/images",
         body: B::None,
         handler: Authed(|app, call| {
-            Box::pin(async move { list::list(app, call.ctx, call.parts.uri.query().unwrap_or("")) })
+            Box::pin(async move {
+                list::list(app, call.ctx, call.parts.uri.query().unwrap_or("")).await
+            })
         }),
     },
     Route {
@@ -266,7 +268,7 @@ pub static ROUTES: &[Route] = &[
         template: "/v2/images/{id}",
         body: B::None,
         handler: Authed(|app, call| {
-            Box::pin(async move { images::show(app, call.ctx, call.param("id")) })
+            Box::pin(async move { images::show(app, call.ctx, call.param("id")).await })
         }),
     },
     Route {
@@ -355,7 +357,7 @@ pub static ROUTES: &[Route] = &[
         template: "/v2/images/{id}/members",
         body: B::None,
         handler: Authed(|app, call| {
-            Box::pin(async move { members::list(app, call.ctx, call.param("id")) })
+            Box::pin(async move { members::list(app, call.ctx, call.param("id")).await })
         }),
     },
     Route {
@@ -374,7 +376,7 @@ pub static ROUTES: &[Route] = &[
         body: B::None,
         handler: Authed(|app, call| {
             Box::pin(async move {
-                members::show(app, call.ctx, call.param("id"), call.param("member_id"))
+                members::show(app, call.ctx, call.param("id"), call.param("member_id")).await
             })
         }),
     },
@@ -469,7 +471,7 @@ fn versions_document(app: &App, parts: &Parts, status: StatusCode) -> Response<B
 /// fault (their reasons are logged, not sent).
 async fn healthcheck(app: &App, parts: &Parts) -> Result<Response<Body>, ApiError> {
     let mut faults = Vec::new();
-    if let Err(e) = app.meta.count_images() {
+    if let Err(e) = app.catalog.count_images().await {
         tracing::warn!(error = %e, "healthcheck: metadata unreadable");
         faults.push("metadata".to_owned());
     }
@@ -498,13 +500,14 @@ async fn healthcheck(app: &App, parts: &Parts) -> Result<Response<Body>, ApiErro
 }
 
 /// `GET /metrics`: the Prometheus text format, or 404 when metrics are switched off.
-fn metrics(app: &App, _: &Parts) -> Result<Response<Body>, ApiError> {
+async fn metrics(app: &App, _: &Parts) -> Result<Response<Body>, ApiError> {
     if !crate::metrics::is_enabled() {
         return Err(ApiError::not_found("The resource could not be found."));
     }
     let images_by_status = app
-        .meta
+        .catalog
         .images_by_status()
+        .await
         .map_err(|e| tracing::warn!(error = %e, "metrics: cannot count images"))
         .ok();
     let store_space: Vec<(String, u64, u64)> = app

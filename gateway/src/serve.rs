@@ -43,30 +43,32 @@ pub fn serve(config: Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Uploads a crash interrupted: their images go back to `queued`, and each store removes
-/// what they left (partial files, incomplete multipart uploads) — except the data of uploads
-/// another gateway is still running. Each store is checked on the way: one that refuses
-/// glint's credentials stops start-up, naming it; one that cannot be reached now is logged,
-/// and `/healthcheck` reports it until it answers.
+/// Uploads a crash interrupted on this node: their images go back to `queued`, and each
+/// store removes what they left (partial files, incomplete multipart uploads) — except the
+/// data of uploads still running (another gateway's, sharing the metadata). Each store is
+/// checked on the way: one that refuses glint's credentials stops start-up, naming it; one
+/// that cannot be reached now is logged, and `/healthcheck` reports it until it answers.
 fn recover(app: &App, driver: runtime::Driver) -> Result<(), StartError> {
-    let recovered = app.meta.recover_interrupted()?;
-    let meta = app.meta.clone();
-    let in_flight = move |id| {
-        meta.get_image(id).is_ok_and(|image| {
-            matches!(
-                image.status,
-                meta::ImageStatus::Saving | meta::ImageStatus::Uploading
-            )
-        })
-    };
+    let recovered = app.catalog.recover_interrupted()?;
     let outcomes = runtime::block_on(driver, async {
+        // What is still receiving data now belongs to other nodes: its data stays.
+        let receiving = meta::ListFilter::all().with(meta::Condition::Text {
+            field: meta::TextField::Status,
+            values: vec!["saving".into(), "uploading".into()],
+        });
+        let in_flight: std::collections::HashSet<meta::ImageId> =
+            match app.catalog.list_images(receiving).await {
+                Ok(images) => images.into_iter().map(|image| image.id).collect(),
+                Err(e) => return Err(StartError::Meta(e)),
+            };
+        let in_flight = |id| in_flight.contains(&id);
         let mut outcomes = Vec::new();
         for store in app.stores.iter() {
             outcomes.push((store.id().to_owned(), store.recover(&in_flight).await));
         }
-        outcomes
+        Ok(outcomes)
     })
-    .map_err(io("start-up runtime"))?;
+    .map_err(io("start-up runtime"))??;
     let mut partial = 0;
     for (store, outcome) in outcomes {
         match outcome {
@@ -84,6 +86,7 @@ fn recover(app: &App, driver: runtime::Driver) -> Result<(), StartError> {
         tracing::warn!(
             images = recovered.len(),
             partial_uploads = partial,
+            node_id = %app.catalog.node(),
             "recovered uploads interrupted by a crash: images back to queued"
         );
     }

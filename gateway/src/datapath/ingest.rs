@@ -44,7 +44,7 @@ pub trait FrameSource {
     ) -> Poll<Option<Result<Bytes, Self::Error>>>;
 }
 
-impl FrameSource for hyper::body::Incoming {
+impl FrameSource for crate::body::RequestBody {
     type Error = hyper::Error;
 
     fn poll_frame(

@@ -48,30 +48,18 @@ fn expected_size(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 /// Returns an image to `queued` through the writer thread (the upload guard's hook).
 struct MetaRequeue<'a>(&'a App);
 
-impl MetaRequeue<'_> {
-    fn job(&self, id: ImageId) -> impl FnOnce() + Send + 'static {
-        let meta = self.0.meta.clone();
-        move || {
-            // A deleted image is fine: abort_upload leaves it alone.
-            if let Err(e) = meta.abort_upload(id) {
-                tracing::error!(image_id = %id, error = %e, "cannot reset image to queued");
-            }
-        }
-    }
-}
-
 impl Requeue for MetaRequeue<'_> {
     fn requeue(&self, id: ImageId) -> Pin<Box<dyn Future<Output = ()> + '_>> {
-        let job = self.job(id);
         Box::pin(async move {
-            if let Err(e) = self.0.writer.run(job).await {
+            // A deleted image is fine: abort_upload leaves it alone.
+            if let Err(e) = self.0.catalog.abort_upload(id).await {
                 tracing::error!(image_id = %id, error = %e, "cannot reset image to queued");
             }
         })
     }
 
     fn requeue_detached(&self, id: ImageId) {
-        self.0.writer.spawn(self.job(id));
+        self.0.catalog.abort_upload_detached(id);
     }
 }
 
@@ -139,7 +127,7 @@ pub async fn upload(
     app: &App,
     ctx: &RequestContext,
     id: &str,
-    request: Request<hyper::body::Incoming>,
+    request: Request<crate::body::RequestBody>,
 ) -> Result<Response<Body>, ApiError> {
     let mut tracker = crate::metrics::upload_started();
     let content_type = request
@@ -163,7 +151,7 @@ pub async fn upload(
     }
     let store = upload_store(app, request.headers())?;
     let id = parse_image_id(id)?;
-    let image = load_authorized(app, ctx, id, Rule::UploadImage)?;
+    let image = load_authorized(app, ctx, id, Rule::UploadImage).await?;
     if store.is_read_only() {
         return Err(ApiError::new(
             StatusCode::GONE,
@@ -172,17 +160,15 @@ pub async fn upload(
     }
     // Quotas charge the image's owner, whoever uploads.
     let limits = app.config.quotas.limits_for(image.owner.as_deref());
-    let meta = app.meta.clone();
     // `size_left`: what the owner's image_size_total leaves, so that the stream stops there
-    // rather than after the whole body (complete_upload_within re-checks in its transaction).
+    // rather than after the whole body (complete_upload re-checks in its transaction).
     let meta::UploadStart {
         image,
         size_left: quota_left_bytes,
     } = app
-        .writer
-        .run(move || meta.begin_upload_within(id, ImageStatus::Saving, expected_bytes, &limits))
-        .await
-        .map_err(ApiError::internal)??;
+        .catalog
+        .begin_upload(id, ImageStatus::Saving, expected_bytes, limits)
+        .await?;
     let guard = Guard::new(id, MetaRequeue(app));
     tracker.body_started();
     tracing::debug!(image_id = %id, "upload started");
@@ -220,7 +206,6 @@ pub async fn upload(
         }
     };
 
-    let meta = app.meta.clone();
     let size = landed.size;
     let location = landed.location.clone();
     let outcome = UploadOutcome {
@@ -231,11 +216,7 @@ pub async fn upload(
         virtual_size: landed.inspection.as_ref().and_then(|i| i.virtual_size),
         location: landed.location,
     };
-    let committed = app
-        .writer
-        .run(move || meta.complete_upload_within(id, outcome, &limits))
-        .await
-        .map_err(ApiError::internal)?;
+    let committed = app.catalog.complete_upload(id, outcome, limits).await;
     if let Err(e) = committed {
         tracker.finish(UploadEnd::FailedCommit, None);
         if let Err(e) = store.delete(&location).await {
@@ -267,7 +248,7 @@ pub async fn download(
     headers: &HeaderMap,
 ) -> Result<Response<Body>, ApiError> {
     let id = parse_image_id(id)?;
-    let image = load_authorized(app, ctx, id, Rule::DownloadImage)?;
+    let image = load_authorized(app, ctx, id, Rule::DownloadImage).await?;
     if image.status == ImageStatus::Deactivated && !ctx.is_admin_role() {
         return Err(ApiError::forbidden(
             "The requested image has been deactivated. Image data download is forbidden.",

@@ -33,8 +33,8 @@ pub async fn delete_from_store(
         )));
     };
     let id = parse_image_id(image_id)?;
-    load_authorized(app, ctx, id, Rule::GetImageLocation)?;
-    let image = load_authorized(app, ctx, id, Rule::DeleteImageLocation)?;
+    load_authorized(app, ctx, id, Rule::GetImageLocation).await?;
+    let image = load_authorized(app, ctx, id, Rule::DeleteImageLocation).await?;
     if image.status != meta::ImageStatus::Active {
         return Err(ApiError::conflict(
             "It's not allowed to remove image data from store if image status is not 'active'",
@@ -52,42 +52,43 @@ pub async fn delete_from_store(
             "Image {id} is not stored in store {store_id}."
         )));
     }
-    let meta = app.meta.clone();
     let store_name = store.id().to_owned();
-    let removed = app
-        .writer
-        .run(move || {
-            let mut removed = None;
-            let result = meta.update_image(id, |image| -> Result<(), ApiError> {
-                // Checked again inside the write: another request may have got here first.
-                if image.status != meta::ImageStatus::Active {
-                    return Err(ApiError::conflict(
-                        "It's not allowed to remove image data from store if image status \
-                         is not 'active'",
-                    ));
-                }
-                if image.locations.len() < 2 {
-                    return Err(ApiError::forbidden(
-                        "Cannot delete image data from the only store containing it. \
-                         Consider deleting the image instead.",
-                    ));
-                }
-                let position = image
-                    .locations
-                    .iter()
-                    .position(|l| l.store == store_name)
-                    .ok_or_else(|| {
-                        ApiError::not_found(format!(
-                            "Image {id} is not stored in store {store_name}."
-                        ))
-                    })?;
-                removed = Some(image.locations.remove(position));
-                Ok(())
-            });
-            result.map(|_| removed)
+    // What the edit took out, handed back from the writer thread.
+    let taken = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let taken_in_edit = std::sync::Arc::clone(&taken);
+    app.catalog
+        .update_image(id, move |image: &mut meta::Image| -> Result<(), ApiError> {
+            // Checked again inside the write: another request may have got here first.
+            if image.status != meta::ImageStatus::Active {
+                return Err(ApiError::conflict(
+                    "It's not allowed to remove image data from store if image status is not \
+                     'active'",
+                ));
+            }
+            if image.locations.len() < 2 {
+                return Err(ApiError::forbidden(
+                    "Cannot delete image data from the only store containing it. Consider \
+                     deleting the image instead.",
+                ));
+            }
+            let position = image
+                .locations
+                .iter()
+                .position(|l| l.store == store_name)
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("Image {id} is not stored in store {store_name}."))
+                })?;
+            let location = image.locations.remove(position);
+            *taken_in_edit
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(location);
+            Ok(())
         })
-        .await
-        .map_err(ApiError::internal)??;
+        .await?;
+    let removed = taken
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
     if let Some(location) = removed {
         store.delete(&location).await.map_err(|e| {
             ApiError::internal(format!("deleting image {id} from store {store_id}: {e}"))

@@ -12,7 +12,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto;
 
 use super::shard::{Hist, BUCKETS, SHARDS, SIZE_BOUNDS, TIME_BOUNDS_NS};
-use super::{route_labels, UploadEnd, METHODS, PROCESS, STATUS_CLASSES};
+use super::{route_labels, LingerEnd, UploadEnd, METHODS, PROCESS, STATUS_CLASSES};
 
 /// What a scrape needs from the running server besides the shards.
 pub struct Sources<'a> {
@@ -27,9 +27,10 @@ struct Totals {
     requests: Vec<u64>,
     durations: Vec<(Vec<u64>, u64)>,
     per_worker: Vec<(usize, i64, u64)>,
-    scalars: [u64; 9],
+    scalars: [u64; 10],
     gauges: [i64; 2],
     uploads: [u64; UploadEnd::ALL.len()],
+    lingering_closes: [u64; LingerEnd::ALL.len()],
     upload_sizes: (Vec<u64>, u64),
     first_byte: (Vec<u64>, u64),
     commits: (Vec<u64>, u64),
@@ -51,9 +52,10 @@ fn totals(routes: usize) -> Totals {
         requests: vec![0; cells * STATUS_CLASSES.len()],
         durations: vec![(Vec::new(), 0); cells],
         per_worker: Vec::new(),
-        scalars: [0; 9],
+        scalars: [0; 10],
         gauges: [0; 2],
         uploads: [0; UploadEnd::ALL.len()],
+        lingering_closes: [0; LingerEnd::ALL.len()],
         upload_sizes: (Vec::new(), 0),
         first_byte: (Vec::new(), 0),
         commits: (Vec::new(), 0),
@@ -78,6 +80,7 @@ fn totals(routes: usize) -> Totals {
             &s.spliced_bytes,
             &s.direct_io_bytes,
             &s.direct_io_refused,
+            &s.lingering_discarded_bytes,
         ];
         for (total, counter) in t.scalars.iter_mut().zip(scalars) {
             *total += counter.load(Relaxed);
@@ -85,6 +88,9 @@ fn totals(routes: usize) -> Totals {
         t.gauges[0] += s.uploads_in_flight.load(Relaxed);
         t.gauges[1] += s.downloads_in_flight.load(Relaxed);
         for (total, counter) in t.uploads.iter_mut().zip(&s.uploads) {
+            *total += counter.load(Relaxed);
+        }
+        for (total, counter) in t.lingering_closes.iter_mut().zip(&s.lingering_closes) {
             *total += counter.load(Relaxed);
         }
         hist_snapshot(&s.upload_sizes, &mut t.upload_sizes);
@@ -223,7 +229,7 @@ fn gather(sources: &Sources<'_>) -> Vec<proto::MetricFamily> {
     out.push(requests);
     out.push(durations);
 
-    let scalar_counters: [(&str, &str, f64); 9] = [
+    let scalar_counters: [(&str, &str, f64); 10] = [
         (
             "glint_received_bytes_total",
             "Request body bytes read (image data and JSON documents).",
@@ -271,6 +277,12 @@ fn gather(sources: &Sources<'_>) -> Vec<proto::MetricFamily> {
              page cache because the file system refused it.",
             t.scalars[8] as f64,
         ),
+        (
+            "glint_lingering_discarded_bytes_total",
+            "Request-body bytes a client still sent after its answer, discarded unread by a \
+             lingering close (never hashed, inspected or written).",
+            t.scalars[9] as f64,
+        ),
     ];
     for (name, help, value) in scalar_counters {
         let mut f = family(name, help, COUNTER);
@@ -308,6 +320,19 @@ fn gather(sources: &Sources<'_>) -> Vec<proto::MetricFamily> {
         ));
     }
     out.push(uploads);
+
+    let mut lingering = family(
+        "glint_lingering_closes_total",
+        "Connections closed after an answer sent before the request body ended, by why the \
+         lingering (discarding what the client still sent) stopped.",
+        COUNTER,
+    );
+    for (end, n) in LingerEnd::ALL.iter().zip(t.lingering_closes) {
+        lingering
+            .mut_metric()
+            .push(counter(labels(&[("end", end.label())]), n as f64));
+    }
+    out.push(lingering);
 
     for (name, help, hist, bounds, scale) in [
         (

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
-use super::{UploadEnd, METHODS, STATUS_CLASSES};
+use super::{LingerEnd, UploadEnd, METHODS, STATUS_CLASSES};
 
 /// Every shard ever registered (threads come and go rarely; a shard outlives its thread so
 /// that its counts stay in the sums).
@@ -104,6 +104,8 @@ pub(super) struct Shard {
     pub commits: Hist,
     pub connections_open: AtomicI64,
     pub connections: AtomicU64,
+    pub lingering_closes: [AtomicU64; LingerEnd::ALL.len()],
+    pub lingering_discarded_bytes: AtomicU64,
 }
 
 /// One thread's request counts: cell `(route * METHODS + method)`, then status class.
