@@ -164,6 +164,22 @@ impl Catalog {
             .await
     }
 
+    /// Edits image `id` and moves it to status `to` in one transaction (a location's data
+    /// arriving without an upload); `edit`'s own error comes back as it was.
+    pub async fn update_image_to<E, F>(
+        &self,
+        id: ImageId,
+        to: ImageStatus,
+        edit: F,
+    ) -> Result<Image, E>
+    where
+        E: From<meta::Error> + Send + 'static,
+        F: FnMut(&mut Image) -> Result<(), E> + Send + 'static,
+    {
+        self.write(move |meta| meta.update_image_to_with(id, to, edit))
+            .await
+    }
+
     /// Claims the upload of image `id` for this node: `queued` → `to`, within `limits`
     /// counting `incoming_bytes` when announced.
     pub async fn begin_upload(
