@@ -17,8 +17,9 @@ use crate::writer::Writer;
 pub struct App {
     /// The effective configuration.
     pub config: Arc<Config>,
-    /// Image metadata, through the async facade.
-    pub catalog: Catalog,
+    /// Image metadata, through the async facade (shared with background work such as a
+    /// location's hashing).
+    pub catalog: Arc<Catalog>,
     /// Where image data lives: the configured stores.
     pub stores: Stores,
     /// Where blocking work runs.
@@ -26,7 +27,7 @@ pub struct App {
     /// How uploads are inspected.
     pub format_policy: formats::Policy,
     /// Where uploads are hashed.
-    pub hash_pool: HashPool,
+    pub hash_pool: Arc<HashPool>,
     /// Connection timeouts.
     pub timer: ThreadTimer,
     /// Who is asking.
@@ -92,10 +93,10 @@ impl App {
         Ok(App {
             auth,
             format_policy: config.format_policy(),
-            catalog,
+            catalog: Arc::new(catalog),
             stores,
             writer,
-            hash_pool: HashPool::start(hash_threads).map_err(io("hashing threads"))?,
+            hash_pool: Arc::new(HashPool::start(hash_threads).map_err(io("hashing threads"))?),
             timer: ThreadTimer::start().map_err(io("timer thread"))?,
             config: Arc::new(config),
         })

@@ -433,6 +433,15 @@ pub(crate) mod testing {
             self.record("count_images");
             self.inner.count_images()
         }
+        fn update_image_to(
+            &self,
+            id: ImageId,
+            to: ImageStatus,
+            edit: &mut meta::Edit<'_>,
+        ) -> meta::Result<Image> {
+            self.record("update_image_to");
+            self.inner.update_image_to(id, to, edit)
+        }
         fn images_by_status(&self) -> meta::Result<Vec<(ImageStatus, u64)>> {
             self.inner.images_by_status()
         }

@@ -34,7 +34,8 @@ use crate::body::Body;
 use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::handlers::{
-    self, image_data, images, info, list, members, patch, schemas, stores, tags, versions,
+    self, image_data, images, info, list, locations, members, patch, schemas, stores, tags,
+    versions,
 };
 use crate::router::{self, Params, RouteSpec, Routed};
 
@@ -328,6 +329,24 @@ pub static ROUTES: &[Route] = &[
                 let (ctx, id) = (call.ctx, call.take_param("id"));
                 image_data::upload(app, ctx, &id, call.into_request()?).await
             })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/images/{id}/locations",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move { locations::list(app, call.ctx, call.param("id")).await })
+        }),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/images/{id}/locations",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(
+                async move { locations::add(app, call.ctx, call.param("id"), call.json()).await },
+            )
         }),
     },
     Route {

@@ -229,6 +229,33 @@ pub async fn land<S: FrameSource>(
     })
 }
 
+/// The md5 and `os_hash_algo` digests of exactly `expected_bytes` from `source`, which stores
+/// nothing: hashing data that is already in a store (a location added with
+/// `do_secure_hash`).
+pub async fn digest<S: FrameSource>(
+    source: S,
+    mut checksums: Checksums,
+    expected_bytes: u64,
+) -> Result<Digests, IngestError<S::Error>> {
+    let mut source = std::pin::pin!(source);
+    let mut size: u64 = 0;
+    while let Some(frame) = next_frame(&mut source).await {
+        let data = frame.map_err(IngestError::Source)?;
+        size += data.len() as u64;
+        if size > expected_bytes {
+            break;
+        }
+        checksums.update(&data).await?;
+    }
+    if size != expected_bytes {
+        return Err(IngestError::SizeMismatch {
+            expected: expected_bytes,
+            received: size,
+        });
+    }
+    Ok(checksums.finish().await?)
+}
+
 /// Feeds every frame of `source` to `writer` under the limits; returns the byte count.
 async fn feed<S: FrameSource>(
     mut source: Pin<&mut S>,

@@ -6,6 +6,7 @@ pub mod image_data;
 pub mod images;
 pub mod info;
 pub mod list;
+pub mod locations;
 pub mod members;
 pub mod patch;
 pub mod schemas;

@@ -18,8 +18,8 @@ const MINOR_VERSIONS: &[(u32, &str, bool)] = &[
     (1, "image members (sharing)", true),
     (2, "tasks, metadata definitions", false),
     (3, "deactivate/reactivate", true),
-    // Location rules only bite when locations are exposed; with show_multiple_locations off
-    // (Glance's default, and glint's only mode) every location patch is refused, as in Glance.
+    // Location rules only bite when locations are exposed (show_multiple_locations); off,
+    // as Glance's default, every location patch is refused, as in Glance.
     (4, "location rules", true),
     (5, "community visibility; shared as the default", true),
     (6, "interoperable import (stage/import)", false),
@@ -39,7 +39,7 @@ const MINOR_VERSIONS: &[(u32, &str, bool)] = &[
     (14, "cache management API", false),
     (15, "stores detail", true),
     (16, "cache queue returns 202", false),
-    (17, "new location API", false),
+    (17, "new location API", true),
     (18, "cache clean/prune/nodes", false),
 ];
 
@@ -113,7 +113,7 @@ mod tests {
     fn lists_served_versions_newest_current() {
         let doc = document(Some("http://glint:9292/"), &HeaderMap::new());
         let versions = doc["versions"].as_array().unwrap();
-        assert_eq!(versions[0]["id"], "v2.15");
+        assert_eq!(versions[0]["id"], "v2.17");
         assert_eq!(versions[0]["status"], "CURRENT");
         assert_eq!(versions[0]["links"][0]["href"], "http://glint:9292/v2/");
         assert!(versions.iter().any(|v| v["id"] == "v2.1"), "members");

@@ -454,6 +454,10 @@ impl Stores {
     }
 }
 
+/// The id of the http store that single-store mode has beside the file store (Glance's
+/// default `stores = file,http`): images whose location is a web URL.
+pub const SINGLE_STORE_HTTP: &str = "http";
+
 /// A store that cannot be built from its settings.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -484,7 +488,8 @@ pub enum BuildError {
 
 impl Stores {
     /// The stores `config` describes: its `[stores]` tables, or — without any — one `file`
-    /// store under the data folder (single-store mode).
+    /// store under the data folder, beside a read-only `http` store for web locations
+    /// (single-store mode, Glance's defaults).
     pub fn from_config(config: &crate::config::Config) -> Result<Stores, BuildError> {
         use crate::config::StoreType;
         let file_options = |settings: &crate::config::StoreSettings| fs::FsOptions {
@@ -500,15 +505,6 @@ impl Stores {
                 source,
             })
         };
-        if !config.stores.is_multi() {
-            let store = open_folder(
-                fs::STORE_NAME,
-                &config.images_dir(),
-                file_options(&crate::config::StoreSettings::default()),
-            )?;
-            return Ok(Stores::single(Arc::new(store)));
-        }
-        let default = config.stores.default_id().unwrap_or_default().to_owned();
         let policy =
             crate::net::fetch::FetchPolicy::new(&config.import_filtering_opts).map_err(|e| {
                 BuildError::Invalid {
@@ -516,6 +512,22 @@ impl Stores {
                     message: e.to_string(),
                 }
             })?;
+        if !config.stores.is_multi() {
+            // Glance's single-store defaults: `stores = file,http`, `default_store = file`.
+            let file = open_folder(
+                fs::STORE_NAME,
+                &config.images_dir(),
+                file_options(&crate::config::StoreSettings::default()),
+            )?;
+            let web = crate::config::StoreSettings {
+                kind: StoreType::Http,
+                ..crate::config::StoreSettings::default()
+            };
+            let web = http::HttpStore::new(SINGLE_STORE_HTTP, &web, &policy);
+            let stores: Vec<Arc<dyn Store>> = vec![Arc::new(file), Arc::new(web)];
+            return Ok(Stores::new(stores, fs::STORE_NAME, false)?);
+        }
+        let default = config.stores.default_id().unwrap_or_default().to_owned();
         let mut stores: Vec<Arc<dyn Store>> = Vec::new();
         let mut folders: Vec<(std::path::PathBuf, String)> = Vec::new();
         for (id, settings) in &config.stores.stores {
