@@ -22,6 +22,7 @@
 //! ```
 
 pub mod fake_keystone;
+pub mod origin;
 pub mod raw;
 
 use std::fmt::Write as _;
