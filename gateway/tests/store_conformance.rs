@@ -375,18 +375,24 @@ async fn failures_leave_nothing(h: &impl Harness) {
         drop(writer);
         assert_nothing_left(h, id, "after drop").await;
     }
-    // Committing fewer bytes than announced fails, and leaves nothing.
-    let id = ImageId::new_v4();
-    let mut writer = store.writer(id, Some(1000)).await.unwrap();
-    writer.write(Bytes::from(vec![1u8; 500])).await.unwrap();
-    match writer.commit().await {
-        Err(_) => assert_nothing_left(h, id, "after a short commit").await,
-        // The file store does not know the announced size (ingest checks it): then the
-        // stored data is what was written.
-        Ok(location) => {
-            assert_eq!(store.size(&location).await.unwrap(), 500);
-            store.delete(&location).await.unwrap();
-            assert_nothing_left(h, id, "after delete").await;
+    // Committing fewer bytes than announced (small, and past the big-object threshold)
+    // fails, and leaves nothing.
+    let big_len = h.large_bytes() as u64 + 6 * MIB as u64;
+    for (announced, sent) in [(1000, 500), (big_len, big_len - 2 * MIB as u64)] {
+        let id = ImageId::new_v4();
+        let mut writer = store.writer(id, Some(announced)).await.unwrap();
+        for piece in data(sent as usize, 3).chunks(MIB) {
+            writer.write(Bytes::copy_from_slice(piece)).await.unwrap();
+        }
+        match writer.commit().await {
+            Err(_) => assert_nothing_left(h, id, "after a short commit").await,
+            // The file store does not know the announced size (ingest checks it): then the
+            // stored data is what was written.
+            Ok(location) => {
+                assert_eq!(store.size(&location).await.unwrap(), sent);
+                store.delete(&location).await.unwrap();
+                assert_nothing_left(h, id, "after delete").await;
+            }
         }
     }
 }

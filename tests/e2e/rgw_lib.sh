@@ -137,6 +137,9 @@ osd max object namespace len = 64
 rgw frontends = beast endpoint=127.0.0.1:$rgw_port
 rgw data = $RGW_DIR/rgw
 rgw dns name = $RGW_DNS_NAME
+# Deleted objects' data is freed within seconds, not hours: the OSD keeps it in memory.
+rgw gc obj min wait = 5
+rgw gc processor period = 5
 EOF
   local conf="$RGW_DIR/ceph.conf"
   ceph-authtool --create-keyring "$RGW_DIR/keyring" --gen-key -n mon. --cap mon 'allow *' \

@@ -132,7 +132,8 @@ pub struct StoreSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3_store_large_object_chunk_size: Option<u64>,
     /// s3: parts of one upload in flight at once (Glance `s3_store_thread_pools`; glint's
-    /// default is 4, not Glance's 10: an upload holds about `(this + 1) × chunk size`).
+    /// default is 3, not Glance's 10: an upload of unknown size (a chunked body) holds about
+    /// `(this + 1) × chunk size`; one of announced size streams its parts and holds little).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3_store_thread_pools: Option<usize>,
     /// s3: CA bundle for an https endpoint (Glance `s3_store_cacert`).
@@ -195,7 +196,7 @@ impl Default for S3StoreSettings {
             bucket_url_format: BucketUrlFormat::Auto,
             large_object_size_mib: 100,
             large_object_chunk_size_mib: 10,
-            thread_pools: 4,
+            thread_pools: 3,
             cacert: None,
         }
     }

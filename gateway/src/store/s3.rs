@@ -5,13 +5,18 @@
 //! - an upload whose size is announced and below `s3_store_large_object_size` goes up as one
 //!   PutObject whose body is fed with the frames as they arrive (a declared `Content-Length`,
 //!   nothing buffered);
-//! - anything else is cut into parts of `s3_store_large_object_chunk_size` (larger when the
-//!   announced size would need more than 10,000 parts; for an unknown size the part size
-//!   doubles every 2,000 parts): a part is the frames received, kept as they are (no copy) and
-//!   sent as one UploadPart body, with at most `s3_store_thread_pools` parts in flight while
-//!   the next fills. So an upload holds about `(thread_pools + 1) × chunk_size` bytes, whatever
-//!   the image's size. An upload of unknown size that ends within its first part goes up as one
-//!   PutObject after all.
+//! - an announced size above it goes up as a multipart upload whose parts stream the same
+//!   way: each part's length is known, so its UploadPart starts at once and the frames go into
+//!   its body as they arrive (nothing gathered; memory is a few frames whatever the size),
+//!   with at most `s3_store_thread_pools` parts in flight (a part's request finishing while
+//!   the next one fills);
+//! - an unknown size (a chunked body) is cut into parts of `s3_store_large_object_chunk_size`
+//!   gathered first (their length must be known before they are sent): a part is the frames
+//!   received, kept as they are (no copy) and sent as one UploadPart body, with at most
+//!   `s3_store_thread_pools` parts in flight while the next fills — so such an upload holds
+//!   about `(thread_pools + 1) × chunk_size`. The part size doubles every 2,000 parts (an
+//!   announced size gets parts of at least size / 10,000). An upload of unknown size that ends
+//!   within its first part goes up as one PutObject after all.
 //! - every failure aborts the multipart upload (AbortMultipartUpload); when even that fails
 //!   (the service is down), the janitor retries it until it succeeds, and start-up recovery
 //!   aborts what is still left of uploads no gateway is running.
@@ -391,6 +396,8 @@ impl Store for S3Store {
                     upload: None,
                     filling: Vec::new(),
                     filling_bytes: 0,
+                    open: None,
+                    assigned: 0,
                     next_number: 1,
                     in_flight: VecDeque::new(),
                     done: Vec::new(),
@@ -569,13 +576,18 @@ enum Mode {
 }
 
 struct Parts {
-    /// The announced size, if any (it decides the part size).
+    /// The announced size, if any: parts then stream (their lengths are known), else they
+    /// are gathered first.
     size: Option<u64>,
-    /// The multipart upload, once the first part is full.
+    /// The multipart upload, once the first part is under way.
     upload: Option<UploadId>,
-    /// Frames of the part being filled.
+    /// Unknown size: frames of the part being filled.
     filling: Vec<Bytes>,
     filling_bytes: u64,
+    /// Known size: the part whose body is being fed, and what it still needs.
+    open: Option<(BodySender, u64)>,
+    /// Known size: bytes given to parts so far.
+    assigned: u64,
     next_number: u32,
     in_flight: VecDeque<JoinHandle<Result<CompletedPart, S3Error>>>,
     done: Vec<CompletedPart>,
@@ -659,6 +671,102 @@ impl S3Writer {
         Ok(())
     }
 
+    /// A known size: the frame goes straight into the body of the part it belongs to (its
+    /// length is known, so nothing is gathered), starting the next part when one is full.
+    async fn stream_frame(&mut self, mut frame: Bytes) -> Result<(), StoreError> {
+        while !frame.is_empty() {
+            let Mode::Parts(parts) = &mut self.mode else {
+                unreachable!("mode does not change")
+            };
+            if parts.open.is_none() {
+                self.start_streamed_part().await?;
+            }
+            let Mode::Parts(parts) = &mut self.mode else {
+                unreachable!("mode does not change")
+            };
+            let (sender, left) = parts.open.as_mut().expect("started above");
+            let piece = if frame.len() as u64 > *left {
+                frame.split_to(*left as usize)
+            } else {
+                std::mem::take(&mut frame)
+            };
+            *left -= piece.len() as u64;
+            let full = *left == 0;
+            if sender.send(piece).await.is_err() {
+                // The part's request ended early: its own error says why.
+                parts.open = None;
+                let failed = parts
+                    .in_flight
+                    .pop_back()
+                    .expect("the open part is in flight");
+                return Err(match failed.await {
+                    Err(e) => map_error(&self.store.inner.id, e),
+                    Ok(_) => StoreError::Io {
+                        store: self.store.id().to_owned(),
+                        source: std::io::Error::other("a part was stored before its end"),
+                    },
+                });
+            }
+            if full {
+                // Dropping the sender ends the part's body.
+                parts.open = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the next part of a known-size upload: its request goes out now and its body is
+    /// fed by [`S3Writer::stream_frame`]; at most `s3_store_thread_pools` parts are in flight.
+    async fn start_streamed_part(&mut self) -> Result<(), StoreError> {
+        let store_id = self.store.inner.id.clone();
+        let Mode::Parts(parts) = &mut self.mode else {
+            return Ok(());
+        };
+        let size = parts.size.expect("known-size parts");
+        let upload = match &parts.upload {
+            Some(upload) => upload.clone(),
+            None => {
+                let upload = self
+                    .client
+                    .create_multipart_upload(&self.key)
+                    .await
+                    .map_err(|e| map_error(&store_id, e))?;
+                parts.upload = Some(upload.clone());
+                upload
+            }
+        };
+        while parts.in_flight.len() >= self.store.inner.parts_in_flight {
+            let oldest = parts.in_flight.pop_front().expect("not empty");
+            parts
+                .done
+                .push(oldest.await.map_err(|e| map_error(&store_id, e))?);
+        }
+        let len = self
+            .store
+            .part_size(Some(size), parts.next_number)
+            .min(size.saturating_sub(parts.assigned));
+        if len == 0 || parts.next_number > MAX_PARTS {
+            return Err(StoreError::Io {
+                store: store_id,
+                source: std::io::Error::other("more data than the upload announced"),
+            });
+        }
+        let number = parts.next_number;
+        parts.next_number += 1;
+        parts.assigned += len;
+        let (sender, body) = RequestBody::channel(len, PUT_QUEUE_FRAMES);
+        parts.open = Some((sender, len));
+        let (client, key) = (self.client.clone(), self.key.clone());
+        parts.in_flight.push_back(monoio::spawn(async move {
+            let etag = client.upload_part(&key, &upload, number, body).await?;
+            Ok(CompletedPart {
+                part_number: number,
+                etag,
+            })
+        }));
+        Ok(())
+    }
+
     async fn finish(&mut self) -> Result<Location, StoreError> {
         match &mut self.mode {
             Mode::Single { sender, put } => {
@@ -673,6 +781,12 @@ impl S3Writer {
                     .put_object(&self.key, body)
                     .await
                     .map_err(|e| map_error(&self.store.inner.id, e))?;
+            }
+            Mode::Parts(parts) if parts.open.is_some() => {
+                return Err(StoreError::Io {
+                    store: self.store.id().to_owned(),
+                    source: std::io::Error::other("the upload ended before its announced size"),
+                });
             }
             Mode::Parts(_) => {
                 let has_tail = matches!(&self.mode, Mode::Parts(p) if p.filling_bytes > 0);
@@ -715,7 +829,9 @@ impl S3Writer {
                 Cleanup::DeleteObject
             }
             Mode::Parts(parts) => {
-                // Parts still going up would land after the abort; let them end first.
+                // A part being fed is cut short (its request fails); parts still going up
+                // would land after the abort: let them end first.
+                parts.open = None;
                 while let Some(part) = parts.in_flight.pop_front() {
                     let _ = part.await;
                 }
@@ -753,6 +869,7 @@ impl StoreWriter for S3Writer {
                     }
                     Ok(())
                 }
+                Mode::Parts(Parts { size: Some(_), .. }) => self.stream_frame(frame).await,
                 Mode::Parts(_) => {
                     let mut frame = frame;
                     while !frame.is_empty() {
