@@ -10,9 +10,10 @@
 //! 3. A handler in `handlers` parses and validates, and calls `meta` through the async
 //!    `catalog`, which runs every write on the `writer` thread (where `meta` enforces status
 //!    rules in one transaction) and keeps reads that could wait on a network off the cores.
-//! 4. Image bytes move through `datapath`: uploads stream socket → `<id>.part`, hashed and
-//!    inspected on the way, fdatasync'ed, renamed, then committed `active`; downloads stream
-//!    the file back in bounded frames.
+//! 4. Image bytes move through `datapath` to and from a `store` (file, S3, web): uploads
+//!    stream socket → store writer, hashed and inspected on the way (`datapath::ingest`),
+//!    committed by the store then `active` in `meta`; downloads stream a store's data back in
+//!    bounded frames, falling back across an image's locations.
 //! 5. Errors are `error::ApiError`, rendered as Glance renders them; every response carries
 //!    the request id, and one access-log line is written; the body meters itself into
 //!    `metrics`, counted per core.
