@@ -60,6 +60,26 @@ s3_store_create_bucket_on_put = true
 ${CEPH_STORE_EXTRA:-}
 EOF
 
+# rgw_cpu: CPU-seconds used so far by radosgw and the OSD (what RGW spends per GiB, beside
+# what the client spends).
+rgw_cpu() {
+  local total=0 pid f
+  for f in "$WD/ceph/run/ceph-client.rgw.a.pid" "$WD"/ceph/run/ceph-osd.*.pid; do
+    pid="$(cat "$f" 2>/dev/null)" || continue
+    [ -r "/proc/$pid/stat" ] || continue
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  python3 -c "import os, sys; print(int(sys.argv[1]) / os.sysconf('SC_CLK_TCK'))" "$total"
+}
+# timed NAME ROUND COMMAND...: runs COMMAND, recording RGW's CPU-seconds spent meanwhile.
+timed() {
+  local name="$1" r="$2" before after; shift 2
+  before="$(rgw_cpu)"
+  "$@"
+  after="$(rgw_cpu)"
+  echo "$name $r $before $after" >> "$WD/rgw_cpu.txt"
+}
+
 # direct OP ROUND: boto3 straight to RGW (upload from memory, download to /dev/null); prints
 # one JSON line with the wall time and MB/s.
 direct() {
@@ -81,17 +101,17 @@ except s3.exceptions.BucketAlreadyOwnedByYou:
 key = f"direct-{rnd}"
 if op == "upload":
     data = io.BytesIO(os.urandom(size))
-    t = time.monotonic()
+    t, c = time.monotonic(), time.process_time()
     s3.upload_fileobj(data, bucket, key)
-    wall = time.monotonic() - t
+    wall, cpu = time.monotonic() - t, time.process_time() - c
 else:
     with open(os.devnull, "wb") as sink:
-        t = time.monotonic()
+        t, c = time.monotonic(), time.process_time()
         s3.download_fileobj(bucket, key, sink)
-        wall = time.monotonic() - t
+        wall, cpu = time.monotonic() - t, time.process_time() - c
     s3.delete_object(Bucket=bucket, Key=key)
 print(json.dumps({"op": op, "round": int(rnd), "bytes": size, "wall_s": wall,
-                  "MBps": size / 1e6 / wall}))
+                  "MBps": size / 1e6 / wall, "client_cpu_s": cpu}))
 PY
 }
 
@@ -116,13 +136,14 @@ bench() { # bench NAME ROUND ARGS...: glint-bench; keeps its JSON
 }
 
 say "workdir $WD; rounds $ROUNDS; size $SIZE; loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
-: > "$WD/direct.jsonl"
+: > "$WD/direct.jsonl"; : > "$WD/rgw_cpu.txt"
 start_glint
 for r in $(seq 1 "$ROUNDS"); do
   say "round $r, loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
-  direct upload "$r" >> "$WD/direct.jsonl"
-  direct download "$r" >> "$WD/direct.jsonl"
-  bench upload "$r" upload --size "$SIZE" -n 1
+  timed direct-upload "$r" direct upload "$r" >> "$WD/direct.jsonl"
+  timed direct-download "$r" direct download "$r" >> "$WD/direct.jsonl"
+  timed glint-upload "$r" bench upload "$r" upload --size "$SIZE" -n 1
+  # (the download scenario uploads its image first: RGW's CPU for it counts an upload too)
   bench download "$r" download --size "$SIZE" -n 1
 done
 stop_glint
@@ -168,14 +189,24 @@ def glint(name, r):
     return {"MBps": op["throughput_MBps"], "cpu_s_per_GiB": (d.get("server") or {}).get("cpu_s_per_GiB"),
             "peak_rss_MiB": (d.get("server") or {}).get("peak_rss_MiB")}
 print("# raw, per round (MB/s; glint: server CPU-s per GiB, peak RSS MiB)")
+rgw = {}
+for line in open(f"{wd}/rgw_cpu.txt"):
+    name, r, before, after = line.split()
+    rgw[(name, int(r))] = float(after) - float(before)
 rows = {}
 for r in range(1, rounds + 1):
     for op in ("upload", "download"):
-        dr = next(x for x in direct if x["round"] == r and x["op"] == op)["MBps"]
+        d = next(x for x in direct if x["round"] == r and x["op"] == op)
         g = glint(op, r)
-        rows.setdefault(op, []).append((dr, g["MBps"]))
-        print(f"round {r} {op:8} boto3 {dr:7.1f}  glint {g['MBps']:7.1f}  "
-              f"cpu_s/GiB {g['cpu_s_per_GiB']:.2f}  rss {g['peak_rss_MiB']:.1f}")
+        rows.setdefault(op, []).append((d["MBps"], g["MBps"]))
+        gib = d["bytes"] / (1 << 30)
+        extra = ""
+        if op == "upload":
+            extra = (f"  CPU-s/GiB: boto3 {d['client_cpu_s'] / gib:.2f} + RGW "
+                     f"{rgw[('direct-upload', r)] / gib:.2f} | glint {g['cpu_s_per_GiB']:.2f} + RGW "
+                     f"{rgw[('glint-upload', r)] / gib:.2f}")
+        print(f"round {r} {op:8} boto3 {d['MBps']:7.1f}  glint {g['MBps']:7.1f}  "
+              f"cpu_s/GiB {g['cpu_s_per_GiB']:.2f}  rss {g['peak_rss_MiB']:.1f}{extra}")
 print("# medians")
 for op, pairs in rows.items():
     d = statistics.median(p[0] for p in pairs); g = statistics.median(p[1] for p in pairs)
