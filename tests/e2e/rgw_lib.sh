@@ -111,6 +111,10 @@ auth client required = none
 osd pool default size = 1
 osd pool default min size = 1
 mon allow pool size one = true
+# The monitor's own data is a few MiB: do not refuse to start on a shared machine whose disk
+# has less than the default 5% free (the objects live in memory, memstore).
+mon data avail crit = 1
+mon data avail warn = 2
 mon warn on pool no redundancy = false
 # A shared test machine's disk may be nearly full; the monitor keeps little on it.
 mon data avail crit = 0

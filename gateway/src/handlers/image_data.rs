@@ -14,7 +14,7 @@ use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
 use meta::{ImageId, ImageStatus, UploadOutcome};
 
-use super::images::load_authorized;
+use super::images::{load_authorized, lookup};
 use super::{empty_response, parse_image_id};
 use crate::app::App;
 use crate::body::Body;
@@ -25,7 +25,7 @@ use crate::datapath::download::{
 use crate::datapath::ingest::{self, Checks, Guard, IngestError, Requeue};
 use crate::error::ApiError;
 use crate::metrics::UploadEnd;
-use crate::policy::Rule;
+use crate::policy::{self, Rule, Target};
 use crate::store::{Store, StoreError};
 
 /// The announced size: `x-openstack-image-size`, else `Content-Length`.
@@ -248,12 +248,19 @@ pub async fn download(
     headers: &HeaderMap,
 ) -> Result<Response<Body>, ApiError> {
     let id = parse_image_id(id)?;
-    let image = load_authorized(app, ctx, id, Rule::DownloadImage).await?;
+    // Glance refuses a deactivated image to non-admins before it asks download_image.
+    let (image, membership) = lookup(app, ctx, id).await?;
     if image.status == ImageStatus::Deactivated && !ctx.is_admin_role() {
         return Err(ApiError::forbidden(
             "The requested image has been deactivated. Image data download is forbidden.",
         ));
     }
+    policy::enforce(
+        ctx,
+        Rule::DownloadImage,
+        &Target::image(&image, membership),
+        id,
+    )?;
     let has_data = matches!(image.status, ImageStatus::Active | ImageStatus::Deactivated);
     let (false, Some(size), true) = (image.locations.is_empty(), image.size, has_data) else {
         return Ok(empty_response(StatusCode::NO_CONTENT));

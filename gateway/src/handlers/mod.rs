@@ -8,6 +8,7 @@ pub mod info;
 pub mod list;
 pub mod locations;
 pub mod members;
+pub mod metadefs;
 pub mod patch;
 pub mod schemas;
 pub mod stores;
