@@ -116,8 +116,6 @@ mon allow pool size one = true
 mon data avail crit = 1
 mon data avail warn = 2
 mon warn on pool no redundancy = false
-# A shared test machine's disk may be nearly full; the monitor keeps little on it.
-mon data avail crit = 0
 osd crush chooseleaf type = 0
 osd pool default pg autoscale mode = off
 osd pool default pg num = 8
