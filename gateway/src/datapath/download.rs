@@ -1,7 +1,7 @@
 //! Download: what a store streams, as a response body — and the `Range` headers a download
 //! may carry.
 //!
-//! [`StoreBody`] hands a store's [`DataStream`] to hyper frame by frame (an S3 object or an
+//! [`StoreBody`] hands a store's [`DataStream`](crate::store::DataStream) to hyper frame by frame (an S3 object or an
 //! http origin's body as it arrives, a file in bounded reads); a stream over a local file also
 //! offers its file and range, which the zero-copy path (`splice`) sends instead. A stream that
 //! fails midway fails the body, and hyper closes the connection before the announced

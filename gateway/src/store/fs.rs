@@ -8,7 +8,7 @@
 //! Frames are *moved* into buffered io_uring writes, one write in flight while the next frames
 //! arrive (so memory per upload is bounded and a slow disk slows the socket), or — with
 //! `direct_io_upload` and a file system that allows it — copied once into aligned buffers
-//! written with O_DIRECT ([`super::direct`]). Reads return a [`FileStream`], which also offers
+//! written with O_DIRECT (`store/direct.rs`). Reads return a [`FileStream`], which also offers
 //! its file and range to the zero-copy download path.
 
 use std::fs;

@@ -1,7 +1,7 @@
 //! The S3 store: images as objects of one bucket of any S3 API (Ceph RGW, AWS S3, …), keyed by
 //! image id, as Glance's s3 driver stores them.
 //!
-//! Writing (see [`S3Writer`]):
+//! Writing (`S3Writer`):
 //! - an upload whose size is announced and below `s3_store_large_object_size` goes up as one
 //!   PutObject whose body is fed with the frames as they arrive (a declared `Content-Length`,
 //!   nothing buffered);
