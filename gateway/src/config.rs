@@ -18,10 +18,12 @@
 
 pub mod glance;
 mod glance_ini;
+mod import;
 mod keystone;
 mod load;
 pub mod schema;
 mod secret;
+pub mod stores;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,9 +32,11 @@ use serde::{Deserialize, Serialize};
 
 pub use glance::{GlanceOption, GlanceReport, Verdict};
 pub use glance_ini::IniError;
+pub use import::ImportFilteringOpts;
 pub use keystone::{AuthConfig, KeystoneSettings, Strategy};
 pub use load::{UnknownName, NOT_SETTINGS};
 pub use secret::{Secret, REDACTED};
+pub use stores::{StoreSettings, StoreType, StoresConfig};
 
 /// Glance's default `disk_formats`.
 pub const DEFAULT_DISK_FORMATS: &[&str] = &[
@@ -147,6 +151,22 @@ pub struct Config {
     /// system allows it. Off by default: it saved 2–7% of upload CPU, but the fresh image is
     /// then not in the page cache and the first downloads read the disk (docs/PERFORMANCE.md).
     pub direct_io_upload: bool,
+    /// The image stores (Glance's `enabled_backends`), `[stores]`; none: one file store
+    /// under `data_dir` (see [`stores`]).
+    pub stores: StoresConfig,
+    /// Which URLs glint may fetch (Glance `[import_filtering_opts]`): the http store's
+    /// images, locations added by users.
+    pub import_filtering_opts: ImportFilteringOpts,
+    /// Show every location of an image (`locations`) and allow the PATCH location
+    /// operations (Glance `show_multiple_locations`, deprecated, off).
+    pub show_multiple_locations: bool,
+    /// Show an image's first location as `direct_url` (Glance `show_image_direct_url`, off).
+    pub show_image_direct_url: bool,
+    /// Compute `checksum` and `os_hash_value` of data added by location, in the background
+    /// (Glance `do_secure_hash`, on).
+    pub do_secure_hash: bool,
+    /// Locations per image; negative means unlimited (Glance `image_location_quota`, 10).
+    pub image_location_quota: i64,
 }
 
 /// Per-project limits, as Keystone's registered limits (defaults) and project limits
@@ -265,6 +285,12 @@ impl Default for Config {
             metrics_enabled: true,
             zero_copy_download: true,
             direct_io_upload: false,
+            stores: StoresConfig::default(),
+            import_filtering_opts: ImportFilteringOpts::default(),
+            show_multiple_locations: false,
+            show_image_direct_url: false,
+            do_secure_hash: true,
+            image_location_quota: 10,
         }
     }
 }
@@ -383,6 +409,10 @@ impl Config {
             .quotas
             .projects
             .insert(String::new(), QuotaOverrides::default());
+        sample
+            .stores
+            .stores
+            .insert(String::new(), StoreSettings::sample());
         schema::Node::of(&sample)
     }
 
@@ -437,6 +467,7 @@ impl Config {
                 ));
             }
         }
+        self.stores.check()?;
         if self.auth.strategy == Strategy::Keystone {
             match &self.keystone_authtoken {
                 Some(settings) => settings.validate()?,

@@ -145,6 +145,18 @@ pub trait Backend: crate::metadefs::Metadefs + Send + Sync {
     /// [`BackendExt::update_image_with`] takes an edit with the caller's own error type.
     fn update_image(&self, id: ImageId, edit: &mut Edit<'_>) -> Result<Image>;
 
+    /// Edits image `id` and moves it to status `to`, in one transaction: data that arrives
+    /// without an upload — a location added to a `queued` image makes it `active`; a location
+    /// import goes `queued` → `importing` → `active`, or back to `queued` when it fails.
+    ///
+    /// `edit` has [`Backend::update_image`]'s limits (not `id`, `status` or `created_at`; the
+    /// formats only while `queued` or `importing`), then the status changes as
+    /// [`Backend::set_status`] would change it: the spec's table ([`Error::InvalidTransition`]
+    /// otherwise, e.g. when another request moved the image meanwhile), both formats when
+    /// leaving `queued` towards data ([`Error::FormatsNotSet`]), `size` and `virtual_size`
+    /// cleared when entering `queued`. Nothing is written when any of it fails.
+    fn update_image_to(&self, id: ImageId, to: ImageStatus, edit: &mut Edit<'_>) -> Result<Image>;
+
     /// Starts receiving data: compare-and-set of image `id` from `queued` to `claim.to`, which
     /// must be `saving` (`PUT /file`) or `uploading` (`PUT /stage`), recording `claim.node` as
     /// the upload's owner. Also says how many bytes the owner's size limit leaves, read in the
@@ -262,6 +274,31 @@ pub trait BackendExt: Backend {
     {
         let mut refusal: Option<E> = None;
         let result = self.update_image(id, &mut |image| {
+            edit(image).map_err(|err| {
+                refusal = Some(err);
+                Error::EditRefused(id)
+            })
+        });
+        match (result, refusal) {
+            (Ok(image), _) => Ok(image),
+            (Err(Error::EditRefused(_)), Some(err)) => Err(err),
+            (Err(err), _) => Err(err.into()),
+        }
+    }
+
+    /// [`Backend::update_image_to`] with an edit that fails with the caller's own error type.
+    fn update_image_to_with<E, F>(
+        &self,
+        id: ImageId,
+        to: ImageStatus,
+        mut edit: F,
+    ) -> Result<Image, E>
+    where
+        E: From<Error>,
+        F: FnMut(&mut Image) -> Result<(), E>,
+    {
+        let mut refusal: Option<E> = None;
+        let result = self.update_image_to(id, to, &mut |image| {
             edit(image).map_err(|err| {
                 refusal = Some(err);
                 Error::EditRefused(id)

@@ -88,6 +88,7 @@ macro_rules! backend_tests {
             images::update_of_unknown_image_is_not_found,
             images::update_cannot_change_read_only_fields,
             images::formats_change_only_while_queued_or_importing,
+            images::update_to_edits_and_moves_status_in_one_write,
             images::delete_returns_the_image_as_it_was,
             images::protected_images_cannot_be_deleted,
             images::counts_follow_every_write,

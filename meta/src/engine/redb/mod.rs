@@ -171,6 +171,10 @@ impl Backend for RedbBackend {
         self.write(|writer| writer.update(id, edit))
     }
 
+    fn update_image_to(&self, id: ImageId, to: ImageStatus, edit: &mut Edit<'_>) -> Result<Image> {
+        self.write(|writer| writer.update_to(id, to, edit))
+    }
+
     fn begin_upload(
         &self,
         id: ImageId,

@@ -79,6 +79,19 @@ impl<'txn> Writer<'txn> {
         Ok(new)
     }
 
+    pub(super) fn update_to(
+        &mut self,
+        id: ImageId,
+        to: ImageStatus,
+        edit: &mut Edit<'_>,
+    ) -> Result<Image> {
+        let old = self.require(id)?;
+        let mut new = old.clone();
+        edit(&mut new)?;
+        rules::check_edit(&old, &new)?;
+        self.transition_from(&old, new, to)
+    }
+
     pub(super) fn begin_upload(
         &mut self,
         id: ImageId,
