@@ -31,6 +31,8 @@ use crate::body::{Body, ByteStream};
 static ENABLED: AtomicBool = AtomicBool::new(true);
 static SHARDS: Mutex<Vec<Arc<Shard>>> = Mutex::new(Vec::new());
 static PROCESS: OnceLock<ProcessInfo> = OnceLock::new();
+/// `active`/`deactivated` images whose data file start-up found missing or damaged.
+static IMAGES_MISSING_DATA: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     static SHARD: Arc<Shard> = register_shard();
@@ -277,6 +279,11 @@ pub fn set_process_info(driver: impl std::fmt::Display, workers: usize) {
         workers,
         started,
     });
+}
+
+/// Records how many images start-up found without their data (`glint_images_missing_data`).
+pub fn set_images_missing_data(count: usize) {
+    IMAGES_MISSING_DATA.store(count as u64, Relaxed);
 }
 
 fn route_slot(template: &str) -> usize {
@@ -899,6 +906,15 @@ fn gather(sources: &Sources<'_>) -> Vec<proto::MetricFamily> {
         }
         out.push(f);
     }
+    let mut missing = family(
+        "glint_images_missing_data",
+        "Active or deactivated images whose data file start-up found missing or damaged.",
+        GAUGE,
+    );
+    missing
+        .mut_metric()
+        .push(gauge(Vec::new(), IMAGES_MISSING_DATA.load(Relaxed) as f64));
+    out.push(missing);
     if let Some((capacity, free)) = filesystem_space(sources.store_dir) {
         let store = [("store", "file")];
         for (name, help, value) in [

@@ -54,16 +54,18 @@ pub fn serve(config: Config) -> Result<(), StartError> {
     let meta = meta::Meta::open(&config.meta_path())?;
     let store = FsStore::open(&config.images_dir()).map_err(io("open file store"))?;
     let recovered = meta.recover_interrupted()?;
-    let strays = store
-        .remove_stray_parts()
-        .map_err(io("remove partial uploads"))?;
-    if !recovered.is_empty() || strays > 0 {
+    let files = store
+        .reconcile(&meta)
+        .map_err(io("reconcile the image store"))?;
+    if !recovered.is_empty() || files.partials_removed > 0 || files.orphans_removed > 0 {
         tracing::warn!(
             images = recovered.len(),
-            partial_files = strays,
-            "recovered uploads interrupted by a crash: images back to queued"
+            partial_files = files.partials_removed,
+            orphan_files = files.orphans_removed,
+            "recovered from a crash: interrupted uploads back to queued, files no image owns removed"
         );
     }
+    crate::metrics::set_images_missing_data(files.missing_data.len());
     let driver = runtime::choose_driver(config.io_driver);
     let workers = config.worker_count();
     crate::metrics::set_enabled(config.metrics_enabled);

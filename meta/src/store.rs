@@ -109,6 +109,15 @@ impl Meta {
         list::load(&images, id)?.ok_or(Error::NotFound(id))
     }
 
+    /// Whether `id` belonged to an image that was deleted (its tombstone keeps the id taken).
+    /// With [`Meta::get_image`], this tells an id glint never issued from one it did: start-up
+    /// recovery removes only data files whose image glint knows.
+    pub fn was_deleted(&self, id: ImageId) -> Result<bool> {
+        let txn = self.inner.db.begin_read().storage()?;
+        let tombstones = txn.open_table(TOMBSTONES).storage()?;
+        Ok(tombstones.get(id.to_key()).storage()?.is_some())
+    }
+
     /// Edits fields of image `id` in one transaction: `edit` gets the current image and may
     /// change it; the result is stored with `updated_at` set and returned.
     ///

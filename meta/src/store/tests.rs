@@ -201,6 +201,17 @@ fn create_refuses_the_id_of_a_deleted_image() {
 }
 
 #[test]
+fn was_deleted_is_true_only_for_tombstoned_ids() {
+    let (_dir, meta) = open_temp();
+    meta.create_image(&queued(1)).unwrap();
+    meta.create_image(&queued(2)).unwrap();
+    meta.delete_image(id(1)).unwrap();
+    assert!(meta.was_deleted(id(1)).unwrap());
+    assert!(!meta.was_deleted(id(2)).unwrap(), "live");
+    assert!(!meta.was_deleted(id(3)).unwrap(), "never created");
+}
+
+#[test]
 fn create_requires_queued() {
     let (_dir, meta) = open_temp();
     let mut image = queued(1);
