@@ -586,6 +586,19 @@ impl Req<'_> {
     }
 
     pub fn send(self) -> Resp {
+        let (method, path) = (self.method.clone(), self.path.clone());
+        let srv = self.srv;
+        self.try_send().unwrap_or_else(|e| {
+            panic!(
+                "{method} {path} failed: {e}; server log:\n{}",
+                srv.log_tail(20)
+            )
+        })
+    }
+
+    /// Like [`Req::send`], but a transport failure (refused, reset, cut short: the server
+    /// was killed) is returned instead of panicking.
+    pub fn try_send(self) -> Result<Resp, String> {
         let url = format!("{}{}", self.srv.url(), self.path);
         let mut builder = http::Request::builder()
             .method(self.method.as_str())
@@ -623,14 +636,7 @@ impl Req<'_> {
                 ureq::SendBody::from_owned_reader(ChunkReader::new(bytes)),
             )),
         };
-        let mut response = result.unwrap_or_else(|e| {
-            panic!(
-                "{} {} failed: {e}; server log:\n{}",
-                self.method,
-                self.path,
-                self.srv.log_tail(20)
-            )
-        });
+        let mut response = result.map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -647,13 +653,13 @@ impl Req<'_> {
             .with_config()
             .limit(u64::MAX)
             .read_to_vec()
-            .unwrap_or_else(|e| panic!("{} {}: reading body: {e}", self.method, self.path));
-        Resp {
+            .map_err(|e| format!("reading body: {e}"))?;
+        Ok(Resp {
             what: format!("{} {}", self.method, self.path),
             status,
             headers,
             body,
-        }
+        })
     }
 }
 

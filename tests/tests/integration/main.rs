@@ -44,6 +44,9 @@ mod protocol;
 mod races;
 // Restart persistence, crash recovery of half-done uploads, clean exit on SIGTERM.
 mod persistence;
+// The crash campaign: SIGKILL at random points under concurrent writes, then every
+// acknowledged change and byte checked, and no orphan file left (GLINT_CRASH_* to lengthen).
+mod crash;
 // The data path under load: 64 MiB round trip, concurrent uploads, client disconnects,
 // the epoll driver.
 mod datapath;
