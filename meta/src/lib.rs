@@ -67,6 +67,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod handle;
 mod list;
 mod members;
 mod quota;

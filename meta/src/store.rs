@@ -11,9 +11,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::error::{Error, Result, StorageResultExt};
+use crate::handle::Handle;
 use crate::list::{self, SortDir, SortKey};
 use crate::members::{Member, MemberStatus};
 use crate::quota::{self, Limits, Usage};
@@ -37,7 +38,7 @@ pub struct Meta {
 }
 
 struct Inner {
-    db: Database,
+    db: Handle,
     path: PathBuf,
     schema_version: u32,
 }
@@ -58,7 +59,10 @@ impl Meta {
     /// The parent directory must exist. Fails with [`Error::AlreadyOpen`] when the file is open
     /// elsewhere and [`Error::SchemaTooNew`] when a newer glint wrote it.
     pub fn open(path: &Path) -> Result<Meta> {
-        let db = Database::create(path).storage()?;
+        Meta::open_handle(Handle::open(path).storage()?, path)
+    }
+
+    fn open_handle(db: Handle, path: &Path) -> Result<Meta> {
         let txn = db.begin_write().storage()?;
         // On error `txn` is dropped, which rolls back a half-done migration.
         let schema_version = schema::create_or_migrate(&txn)?;
@@ -528,8 +532,17 @@ impl Meta {
     }
 
     #[cfg(test)]
-    pub(crate) fn database(&self) -> &Database {
+    pub(crate) fn database(&self) -> &Handle {
         &self.inner.db
+    }
+
+    /// A `Meta` on a file whose disk is full while the returned flag is set.
+    #[cfg(test)]
+    pub(crate) fn open_on_full_disk(
+        path: &Path,
+    ) -> Result<(Meta, Arc<std::sync::atomic::AtomicBool>)> {
+        let (handle, full) = crate::handle::tests::full_disk_handle(path);
+        Ok((Meta::open_handle(handle, path)?, full))
     }
 }
 

@@ -1248,3 +1248,35 @@ fn list_timing_100k() {
         );
     }
 }
+
+// ---- a full disk
+
+#[test]
+fn writes_work_again_once_a_full_disk_has_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let (meta, full) = Meta::open_on_full_disk(&dir.path().join("meta.redb")).unwrap();
+    meta.create_image(&queued(1)).unwrap();
+    full.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(matches!(
+        meta.create_image(&queued(2)),
+        Err(Error::Storage(_))
+    ));
+    // While it is full, writes keep failing, cleanly.
+    assert!(meta.create_image(&queued(3)).is_err());
+    // The reopen that write tried failed too, and reads wait out its retry interval.
+    assert!(meta.get_image(id(1)).is_err());
+    full.store(false, std::sync::atomic::Ordering::SeqCst);
+    // The first write once there is room again reopens the database and succeeds.
+    meta.create_image(&queued(4)).unwrap();
+    assert_eq!(status_of(&meta, id(1)), ImageStatus::Queued);
+    assert!(
+        matches!(meta.get_image(id(2)), Err(Error::NotFound(_))),
+        "not half written"
+    );
+    assert!(matches!(meta.get_image(id(3)), Err(Error::NotFound(_))));
+    assert_eq!(meta.count_images().unwrap(), 2);
+    // And the file opens as it was left.
+    drop(meta);
+    let meta = Meta::open(&dir.path().join("meta.redb")).unwrap();
+    assert_eq!(meta.count_images().unwrap(), 2);
+}
