@@ -74,7 +74,7 @@ pub enum UploadEnd {
     RefusedSizeMismatch,
     /// Refused: the content is not the declared disk format, or unsafe.
     RefusedFormat,
-    /// Refused: the store is full (ENOSPC).
+    /// Refused: the store is full (ENOSPC, EFBIG).
     RefusedStorageFull,
     /// Failed: the client's body broke off or was malformed.
     FailedClient,
@@ -127,7 +127,7 @@ impl From<&crate::datapath::upload::UploadError> for UploadEnd {
             E::SizeMismatch { .. } => UploadEnd::RefusedSizeMismatch,
             E::Refused(_) => UploadEnd::RefusedFormat,
             E::Client(_) => UploadEnd::FailedClient,
-            E::Io(e) if e.raw_os_error() == Some(libc::ENOSPC) => UploadEnd::RefusedStorageFull,
+            e if e.is_storage_full() => UploadEnd::RefusedStorageFull,
             E::Io(_) => UploadEnd::FailedIo,
         }
     }

@@ -70,6 +70,15 @@ pub enum UploadError {
     Io(#[from] std::io::Error),
 }
 
+impl UploadError {
+    /// The store has no room: ENOSPC, or EFBIG (a file larger than the file system allows),
+    /// the two that glance_store's file driver reports as `StorageFull` (413 in Glance).
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, UploadError::Io(e)
+            if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EFBIG)))
+    }
+}
+
 /// Streams `body` into `file` from offset 0 and makes it durable.
 pub async fn receive(
     mut body: hyper::body::Incoming,

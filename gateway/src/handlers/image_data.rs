@@ -91,6 +91,12 @@ fn too_large(cap: u64) -> ApiError {
 }
 
 fn upload_error(id: ImageId, err: UploadError) -> ApiError {
+    if err.is_storage_full() {
+        return ApiError::too_large(
+            "Image storage media is full: There is not enough disk space on the image storage \
+             media.",
+        );
+    }
     match err {
         UploadError::TooLarge { cap } => too_large(cap),
         UploadError::SizeMismatch { expected, received } => ApiError::bad_request(format!(
@@ -102,9 +108,6 @@ fn upload_error(id: ImageId, err: UploadError) -> ApiError {
             ApiError::bad_request(format!(
                 "Error reading the image data from the request: {e}"
             ))
-        }
-        UploadError::Io(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
-            ApiError::too_large("Image storage media is full.")
         }
         UploadError::Io(e) => ApiError::internal(format!("upload of {id}: {e}")),
     }
