@@ -165,13 +165,13 @@ impl App {
             Route::ListImages => list::list(self, ctx, request.uri().query().unwrap_or("")),
             Route::CreateImage => {
                 let (parts, body) = request.into_parts();
-                let body = read_json_body(body).await?;
+                let body = read_json_body(body, self.config.client_socket_timeout()).await?;
                 images::create(self, ctx, &parts.headers, &body).await
             }
             Route::ShowImage { id } => images::show(self, ctx, &id),
             Route::UpdateImage { id } => {
                 let (parts, body) = request.into_parts();
-                let body = read_json_body(body).await?;
+                let body = read_json_body(body, self.config.client_socket_timeout()).await?;
                 patch::update(self, ctx, &id, &parts.headers, &body).await
             }
             Route::DeleteImage { id } => images::delete(self, ctx, &id).await,
@@ -185,12 +185,14 @@ impl App {
             Route::DeleteTag { id, tag } => tags::delete(self, ctx, &id, tag).await,
             Route::ListMembers { id } => members::list(self, ctx, &id),
             Route::CreateMember { id } => {
-                let body = read_json_body(request.into_body()).await?;
+                let body = read_json_body(request.into_body(), self.config.client_socket_timeout())
+                    .await?;
                 members::create(self, ctx, &id, &body).await
             }
             Route::ShowMember { id, member } => members::show(self, ctx, &id, &member),
             Route::UpdateMember { id, member } => {
-                let body = read_json_body(request.into_body()).await?;
+                let body = read_json_body(request.into_body(), self.config.client_socket_timeout())
+                    .await?;
                 members::update(self, ctx, &id, &member, &body).await
             }
             Route::DeleteMember { id, member } => members::delete(self, ctx, &id, &member).await,
@@ -280,9 +282,20 @@ fn has_body(request: &Request<Incoming>) -> bool {
         )
 }
 
-async fn read_json_body(body: Incoming) -> Result<Bytes, ApiError> {
+/// Reads a JSON request body: at most [`MAX_JSON_BODY_BYTES`] (413 beyond), within
+/// `client_socket_timeout` (408 when the client stalls).
+async fn read_json_body(
+    body: Incoming,
+    timeout: Option<std::time::Duration>,
+) -> Result<Bytes, ApiError> {
     let limited = http_body_util::Limited::new(body, MAX_JSON_BODY_BYTES);
-    match limited.collect().await {
+    let collected = match timeout {
+        Some(timeout) => monoio::time::timeout(timeout, limited.collect())
+            .await
+            .map_err(|_| image_data::request_timeout(timeout))?,
+        None => limited.collect().await,
+    };
+    match collected {
         Ok(collected) => {
             let bytes = collected.to_bytes();
             crate::metrics::received(bytes.len());

@@ -126,7 +126,7 @@ impl From<&crate::datapath::upload::UploadError> for UploadEnd {
             E::TooLarge { .. } => UploadEnd::RefusedTooLarge,
             E::SizeMismatch { .. } => UploadEnd::RefusedSizeMismatch,
             E::Refused(_) => UploadEnd::RefusedFormat,
-            E::Client(_) => UploadEnd::FailedClient,
+            E::Client(_) | E::IdleTimeout(_) => UploadEnd::FailedClient,
             e if e.is_storage_full() => UploadEnd::RefusedStorageFull,
             E::Io(_) => UploadEnd::FailedIo,
         }

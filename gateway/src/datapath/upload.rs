@@ -30,6 +30,9 @@ pub struct Limits {
     pub expected_bytes: Option<u64>,
     /// `direct_io_upload`: write with O_DIRECT where the file system allows it.
     pub direct_io: bool,
+    /// `client_socket_timeout`: the longest wait for the next piece of the body; `None` waits
+    /// forever.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 /// A body received completely and durably written (fdatasync'ed).
@@ -65,6 +68,9 @@ pub enum UploadError {
     /// The client went away or sent a malformed body.
     #[error("error reading the request body: {0}")]
     Client(#[source] hyper::Error),
+    /// The client sent nothing for `client_socket_timeout`.
+    #[error("no data from the client for {0:?}")]
+    IdleTimeout(std::time::Duration),
     /// Writing to the store failed.
     #[error("store write failed: {0}")]
     Io(#[from] std::io::Error),
@@ -89,7 +95,15 @@ pub async fn receive(
 ) -> Result<Received, UploadError> {
     let mut size: u64 = 0;
     let mut sink = Sink::new(file, limits.direct_io);
-    while let Some(frame) = body.frame().await {
+    loop {
+        // A stalled client must not hold the upload (its file, its `saving` image) forever.
+        let next = match limits.idle_timeout {
+            Some(idle) => monoio::time::timeout(idle, body.frame())
+                .await
+                .map_err(|_| UploadError::IdleTimeout(idle))?,
+            None => body.frame().await,
+        };
+        let Some(frame) = next else { break };
         let frame = frame.map_err(UploadError::Client)?;
         let Ok(data) = frame.into_data() else {
             continue;

@@ -84,6 +84,17 @@ impl Drop for UploadGuard<'_> {
     }
 }
 
+/// 408: the client stopped sending the body (`client_socket_timeout`).
+pub fn request_timeout(idle: std::time::Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        format!(
+            "The client sent no request body data for {} seconds.",
+            idle.as_secs()
+        ),
+    )
+}
+
 fn too_large(cap: u64) -> ApiError {
     ApiError::too_large(format!(
         "The incoming image is too large. The image size cap is {cap} bytes."
@@ -108,6 +119,10 @@ fn upload_error(id: ImageId, err: UploadError) -> ApiError {
             ApiError::bad_request(format!(
                 "Error reading the image data from the request: {e}"
             ))
+        }
+        UploadError::IdleTimeout(idle) => {
+            tracing::info!(image_id = %id, "upload body stalled");
+            request_timeout(idle)
         }
         UploadError::Io(e) => ApiError::internal(format!("upload of {id}: {e}")),
     }
@@ -175,6 +190,7 @@ pub async fn upload(
             cap_bytes: quota_left_bytes.map_or(cap_bytes, |left| left.min(cap_bytes)),
             expected_bytes,
             direct_io: app.config.direct_io_upload,
+            idle_timeout: app.config.client_socket_timeout(),
         };
         let received =
             upload::receive(request.into_body(), &file, checksums, inspector, limits).await;
