@@ -10,6 +10,8 @@
 #        STORM_CLIENTS=64  LIST_IMAGES=100000 (glint)  GLANCE_LIST_IMAGES=1000
 #        LIST_REQUESTS=2000  BIG=4G (glint-only upload watched for RSS; BIG=0 skips it)
 #        GLINT_BIN, BENCH_BIN (default: release builds of this tree, built if missing)
+#        GLINT_B_BIN: another glint build; SYSTEMS="glint glint-b" runs the glint scenarios
+#        against both, alternating within every round (before/after a change, in one run)
 #        GLANCE_DIR=/work/anchors-run/glance (run ../shared/anchors/glance/setup.sh into it)
 #        NGINX_DIR=/work/anchors-run/nginx   ANCHORS=../shared/anchors
 # Only loopback; every server it starts it stops (by PID), also on error or Ctrl-C.
@@ -25,6 +27,8 @@ GLANCE_DIR="${GLANCE_DIR:-/work/anchors-run/glance}"; NGINX_DIR="${NGINX_DIR:-/w
 NGINX_PORT=18080; GLANCE_PORT=19292
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 GLINT_BIN="${GLINT_BIN:-$TARGET/release/glint}"; BENCH_BIN="${BENCH_BIN:-$TARGET/release/glint-bench}"
+# Not a setting: glint refuses unknown GLINT_* variables, so it must not inherit this one.
+GLINT_B_BIN="${GLINT_B_BIN:-}"; export -n GLINT_B_BIN
 if [ ! -x "$GLINT_BIN" ] || [ ! -x "$BENCH_BIN" ]; then
   (cd "$ROOT" && cargo build --release --quiet -p gateway -p glint-bench)
 fi
@@ -45,10 +49,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_glint DATADIR: glint on 127.0.0.1:0; sets GLINT_PID and URL.
+# start_glint DATADIR [BIN]: glint (or BIN) on 127.0.0.1:0; sets GLINT_PID and URL.
 start_glint() {
   mkdir -p "$1"; : > "$WD/glint.out"
-  "$GLINT_BIN" serve --listen 127.0.0.1:0 --data-dir "$1" > "$WD/glint.out" 2>> "$LOG/glint.err" &
+  "${2:-$GLINT_BIN}" serve --listen 127.0.0.1:0 --data-dir "$1" > "$WD/glint.out" 2>> "$LOG/glint.err" &
   GLINT_PID=$!
   for _ in $(seq 1 300); do grep -q '^listening on ' "$WD/glint.out" && break; sleep 0.1; done
   URL="$(awk '/^listening on /{print $3; exit}' "$WD/glint.out")"
@@ -100,11 +104,19 @@ PY
 }
 
 say "workdir $WD; rounds $ROUNDS; systems $SYSTEMS; loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
-say "glint $GLINT_BIN; bench $BENCH_BIN"
-# Images the list scenario pages through: made once, outside the rounds.
-LIST_DIR="$WD/glint-list"
+say "glint $GLINT_BIN; bench $BENCH_BIN${GLINT_B_BIN:+; glint-b $GLINT_B_BIN}"
+# glint_bin SYSTEM: the binary of glint or glint-b.
+glint_bin() {
+  if [ "$1" = glint-b ]; then
+    [ -x "${GLINT_B_BIN:-}" ] || { echo "SYSTEMS has glint-b but GLINT_B_BIN is not set" >&2; exit 1; }
+    echo "$GLINT_B_BIN"
+  else echo "$GLINT_BIN"; fi
+}
+# Images the list scenario pages through: made once per glint, outside the rounds.
+list_dir() { echo "$WD/$1-list"; }
 for sys in $SYSTEMS; do case $sys in
-  glint) say "populating glint with $LIST_IMAGES images"; start_glint "$LIST_DIR"; PID=$GLINT_PID
+  glint|glint-b) say "populating $sys with $LIST_IMAGES images"
+         start_glint "$(list_dir "$sys")" "$(glint_bin "$sys")"; PID=$GLINT_PID
          "$BENCH_BIN" list --url "$URL" --populate "$LIST_IMAGES" -c 4 -n 1 --keep --no-progress --quiet; stop_glint;;
   glance) say "populating Glance with $GLANCE_LIST_IMAGES images"; start_glance
          "$BENCH_BIN" list --url "$URL" --populate "$GLANCE_LIST_IMAGES" -c 4 -n 1 --keep --no-progress --quiet
@@ -116,15 +128,16 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "hash md5+sha512 $r $(hash_limit)" >> "$RES"
   for sys in $SYSTEMS; do
     case $sys in
-      glint)
-        rm -rf "$WD/glint-data"; start_glint "$WD/glint-data"; PID=$GLINT_PID
-        bench glint "$r" upload upload --size "$SIZE" -n 1 --keep
-        bench glint "$r" download download --size "$SIZE" -n 3
-        bench glint "$r" boot-storm boot-storm --size "$STORM_SIZE" -c "$STORM_CLIENTS"
-        bench glint "$r" verify download --size "$STORM_SIZE" -c 2 --verify-md5
+      glint|glint-b)
+        bin="$(glint_bin "$sys")"
+        rm -rf "$WD/glint-data"; start_glint "$WD/glint-data" "$bin"; PID=$GLINT_PID
+        bench "$sys" "$r" upload upload --size "$SIZE" -n 1 --keep
+        bench "$sys" "$r" download download --size "$SIZE" -n 3
+        bench "$sys" "$r" boot-storm boot-storm --size "$STORM_SIZE" -c "$STORM_CLIENTS"
+        bench "$sys" "$r" verify download --size "$STORM_SIZE" -c 2 --verify-md5
         stop_glint; rm -rf "$WD/glint-data"
-        start_glint "$LIST_DIR"; PID=$GLINT_PID
-        bench glint "$r" list list -n "$LIST_REQUESTS" -d 20
+        start_glint "$(list_dir "$sys")" "$bin"; PID=$GLINT_PID
+        bench "$sys" "$r" list list -n "$LIST_REQUESTS" -d 20
         stop_glint;;
       nginx)
         start_nginx
@@ -165,6 +178,6 @@ while True:
 PY
   stop_glance
 fi
-rm -rf "$LIST_DIR"
+rm -rf "$(list_dir glint)" "$(list_dir glint-b)"
 python3 "$HERE/summarize.py" "$RES"
 say "loadavg at end $(cut -d' ' -f1-3 /proc/loadavg); raw JSON in $WD"

@@ -50,7 +50,7 @@ def ratio(a, b):
     return None if a is None or not b else a / b
 
 print("\n# glint/anchor ratios (medians of this run)")
-for other in ("nginx", "glance"):
+for other in ("nginx", "glance", "glint-b"):
     for n in ("upload", "download", "boot-storm", "list"):
         if (other, n) in med and ("glint", n) in med:
             mb = ratio(get("glint", n, "MBps"), get(other, n, "MBps"))

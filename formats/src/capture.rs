@@ -117,6 +117,11 @@ impl Tail {
         &self.buf
     }
 
+    /// Forgets the bytes held: the stream skipped ahead, so they no longer end it.
+    pub(crate) fn clear(&mut self) {
+        self.buf.clear();
+    }
+
     pub(crate) fn held_bytes(&self) -> usize {
         self.buf.capacity()
     }

@@ -9,6 +9,7 @@
 //! tail.
 
 use std::mem;
+use std::ops::Range;
 
 use crate::capture::{Region, Tail, TAIL_LEN};
 use crate::decide::{decide, Declared};
@@ -236,6 +237,74 @@ impl Inspector {
         self.next_event.is_none() || self.refusal.is_some()
     }
 
+    /// For a stream of `stream_len` bytes that the caller can seek in (a file): the next bytes
+    /// the verdict depends on, or `None` once it needs no more of them.
+    ///
+    /// The caller [`skip_to`](Inspector::skip_to)s the range's start, [`feed`](Inspector::feed)s
+    /// what it reads there (any amount from the start on), and asks again; at `None` it skips to
+    /// `stream_len` and calls [`finish`](Inspector::finish). The inspector then gives exactly
+    /// the [`Inspection`] that feeding every byte would have: the skipped bytes are ones no
+    /// check reads. What it asks for is the head sector, the ISO descriptor at 32 KiB, a
+    /// VMDK descriptor, the VHDX tables and the last 1.5 KiB (a fixed VHD footer, a VMDK
+    /// stream footer) — 4 KiB for most images (135 KiB for a qemu-made VHDX), whatever their size. No check needs the
+    /// whole stream today; one that did would be asked for here, range after range.
+    pub fn next_read(&self, stream_len: u64) -> Option<Range<u64>> {
+        if self.refusal.is_some() || self.pos >= stream_len {
+            return None;
+        }
+        let tail_start = stream_len.saturating_sub(TAIL_LEN as u64).max(self.pos);
+        let region = self
+            .pending_regions()
+            .filter(|region| region.next_offset() < stream_len)
+            .min_by_key(|region| region.next_offset());
+        match region {
+            Some(region) if region.next_offset() < tail_start => {
+                Some(region.next_offset()..region.end().min(stream_len))
+            }
+            _ => Some(tail_start..stream_len),
+        }
+    }
+
+    /// Moves to `offset` of a stream of `stream_len` bytes without looking at the bytes in
+    /// between: they count towards its length (a raw image's size) and are never read.
+    ///
+    /// Fails, changing nothing, when a byte before `offset` is one that
+    /// [`next_read`](Inspector::next_read) asks for, or when `offset` is behind the bytes
+    /// already fed or past `stream_len`.
+    pub fn skip_to(&mut self, offset: u64, stream_len: u64) -> Result<(), SkipError> {
+        if offset == self.pos {
+            return Ok(());
+        }
+        let wanted = self
+            .next_read(stream_len)
+            .map_or(stream_len, |range| range.start);
+        if offset < self.pos || offset > wanted {
+            return Err(SkipError {
+                offset,
+                wanted: wanted.max(self.pos),
+            });
+        }
+        self.pos = offset;
+        // The tail holds the last bytes *before* the gap; they no longer end the stream.
+        self.tail.clear();
+        self.next_event = self.nearest_region_end();
+        Ok(())
+    }
+
+    /// Regions still waiting for bytes at or after `pos`.
+    fn pending_regions(&self) -> impl Iterator<Item = &Region> {
+        let head = (!self.head_done).then_some(&self.head);
+        [
+            head,
+            self.iso.as_ref(),
+            self.vmdk.region(),
+            self.vhdx.region(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|region| !region.is_complete() && region.next_offset() >= self.pos)
+    }
+
     /// Bytes of the stream currently held in memory; never more than [`MAX_HELD_BYTES`].
     pub fn held_bytes(&self) -> usize {
         [
@@ -271,19 +340,10 @@ impl Inspector {
 
     /// The end of the nearest pending region still ahead of `pos`.
     fn nearest_region_end(&self) -> Option<u64> {
-        let head = (!self.head_done).then_some(&self.head);
-        [
-            head,
-            self.iso.as_ref(),
-            self.vmdk.region(),
-            self.vhdx.region(),
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|region| !region.is_complete() && region.next_offset() >= self.pos)
-        .map(Region::end)
-        .filter(|&end| end > self.pos)
-        .min()
+        self.pending_regions()
+            .map(Region::end)
+            .filter(|&end| end > self.pos)
+            .min()
     }
 
     /// Handles every region that is complete at `pos`, in a fixed order, then decides whether
@@ -315,7 +375,8 @@ impl Inspector {
         let head_region = mem::take(&mut self.head);
         let head = head_region.bytes();
         let complete = head.len() == HEAD_LEN;
-        self.found.extend(qcow2::probe(head, complete));
+        self.found
+            .extend(qcow2::probe(head, complete, &self.policy));
         self.found.extend(qed::probe(head));
         self.found.extend(vhd::probe_head(head, complete));
         self.found.extend(vdi::probe(head, complete));
@@ -357,7 +418,7 @@ impl Inspector {
                 self.found
                     .push(vmdk::judge_embedded(&header, region.bytes(), &self.policy));
             }
-            VmdkStage::Text { region } => self.found.extend(vmdk::judge_text(region.bytes())),
+            VmdkStage::Text { region } => self.found.extend(vmdk::judge_text(region.bytes(), true)),
         }
     }
 
@@ -405,7 +466,7 @@ impl Inspector {
             VmdkStage::Idle => {}
             VmdkStage::Embedded { .. } => self.found.push(Found::truncated(Format::Vmdk)),
             // A descriptor file simply ends with the stream.
-            VmdkStage::Text { region } => self.found.extend(vmdk::judge_text(region.bytes())),
+            VmdkStage::Text { region } => self.found.extend(vmdk::judge_text(region.bytes(), true)),
         }
         if !matches!(mem::take(&mut self.vhdx), VhdxStage::Idle) {
             self.found.push(Found::truncated(Format::Vhdx));
@@ -499,6 +560,16 @@ fn found_with(format: Format, problem: Problem) -> Found {
         problem: Some(problem),
         from_tail: false,
     }
+}
+
+/// [`Inspector::skip_to`] was asked to pass bytes the inspector needs, or to go back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot skip to byte {offset}: the inspector is at or needs byte {wanted}")]
+pub struct SkipError {
+    /// Where the caller wanted to go.
+    pub offset: u64,
+    /// The first byte the inspector still needs (or its position, when going back).
+    pub wanted: u64,
 }
 
 /// Inspects a whole stream held in memory: one `feed`, then `finish`.
@@ -974,6 +1045,116 @@ mod tests {
         assert_eq!((i.format, i.virtual_size), (Format::Vhdx, Some(1 << 20)));
     }
 
+    /// Inspects `bytes` the way a reader that can seek does: only the ranges `next_read` asks
+    /// for, in reads of at most `read_max` bytes. Returns the inspection and the bytes read.
+    pub(crate) fn seek_inspect(
+        bytes: &[u8],
+        declared: Option<&str>,
+        policy: &Policy,
+        read_max: usize,
+    ) -> (Inspection, u64) {
+        let len = bytes.len() as u64;
+        let mut inspector = Inspector::new(declared, policy);
+        let mut read = 0;
+        while let Some(range) = inspector.next_read(len) {
+            assert!(range.start < range.end && range.end <= len, "{range:?}");
+            inspector
+                .skip_to(range.start, len)
+                .expect("skip to a wanted range");
+            let start = range.start as usize;
+            let end = (range.end as usize).min(start + read_max.max(1));
+            read += (end - start) as u64;
+            if inspector.feed(&bytes[start..end]).is_err() {
+                break;
+            }
+        }
+        inspector.skip_to(len, len).expect("nothing more is wanted");
+        (inspector.finish(), read)
+    }
+
+    /// The seek path's answer is the streaming one (same verdict and format; the same
+    /// inspection whenever it is accepted).
+    fn assert_seek_matches(bytes: &[u8], declared: Option<&str>, read_max: usize) -> u64 {
+        let policy = Policy::default();
+        let streamed = inspect(bytes, declared, &policy);
+        let (sought, read) = seek_inspect(bytes, declared, &policy, read_max);
+        assert_eq!(sought.verdict, streamed.verdict, "{declared:?}");
+        assert_eq!(sought.format, streamed.format, "{declared:?}");
+        assert_eq!(sought, streamed, "{declared:?}");
+        read
+    }
+
+    #[test]
+    fn seek_reads_the_head_the_iso_descriptor_and_the_tail() {
+        let disk = vec![0u8; 8 << 20];
+        for read_max in [1 << 20, 4096, 511] {
+            let read = assert_seek_matches(&disk, Some("raw"), read_max);
+            assert_eq!(read, 512 + 2048 + TAIL_LEN as u64, "reads of {read_max}");
+        }
+        // A small file is read whole, once.
+        assert_eq!(assert_seek_matches(&[7u8; 2000], None, 1 << 20), 2000);
+        assert_eq!(assert_seek_matches(&[], None, 1 << 20), 0);
+    }
+
+    #[test]
+    fn seek_follows_the_tables_of_every_format() {
+        let policy = Policy::default();
+        let vhdx = crate::vhdx::tests::image(1 << 30);
+        let (i, read) = seek_inspect(&vhdx, Some("vhdx"), &policy, 1 << 20);
+        assert_eq!((i.format, i.virtual_size), (Format::Vhdx, Some(1 << 30)));
+        assert!(read < 200_000, "{read} bytes read");
+        let mut fixed = vec![0u8; 4 << 20];
+        fixed[..512].copy_from_slice(&crate::mbr::tests::mbr(0, 0x83));
+        let data_len = fixed.len() as u64;
+        fixed.extend(crate::vhd::tests::footer(2, data_len));
+        let mut backing = qcow2_image(1 << 20);
+        backing[15] = 1;
+        for img in [
+            vhdx,
+            fixed,
+            backing,
+            qcow2_image(1 << 30),
+            iso_image(4000),
+            crate::vmdk::tests::image(2048, crate::vmdk::tests::DESCRIPTOR),
+        ] {
+            for declared in [None, Some("raw"), Some("qcow2"), Some("vhd"), Some("vmdk")] {
+                assert_seek_matches(&img, declared, 1 << 20);
+                assert_seek_matches(&img, declared, 700);
+            }
+        }
+    }
+
+    #[test]
+    fn skip_to_refuses_to_pass_wanted_bytes_or_go_back() {
+        let len = 1 << 20;
+        let mut inspector = Inspector::new(None, &Policy::default());
+        assert_eq!(
+            inspector.skip_to(600, len),
+            Err(SkipError {
+                offset: 600,
+                wanted: 0
+            })
+        );
+        inspector.feed(&[0u8; 512]).unwrap();
+        assert_eq!(inspector.next_read(len), Some(32_768..34_816));
+        inspector.skip_to(32_768, len).unwrap();
+        assert!(inspector.skip_to(100, len).is_err(), "backwards");
+        assert!(
+            inspector.skip_to(40_000, len).is_err(),
+            "over the ISO descriptor"
+        );
+        inspector.feed(&[0u8; 2048]).unwrap();
+        let tail = len - TAIL_LEN as u64;
+        assert_eq!(inspector.next_read(len), Some(tail..len));
+        assert!(inspector.skip_to(len, len).is_err(), "over the tail");
+        inspector.skip_to(tail, len).unwrap();
+        inspector.feed(&vec![0u8; TAIL_LEN]).unwrap();
+        assert_eq!(inspector.next_read(len), None);
+        assert!(inspector.skip_to(len + 1, len).is_err(), "past the end");
+        let i = inspector.finish();
+        assert_eq!((i.format, i.virtual_size), (Format::Raw, Some(len)));
+    }
+
     /// The verdict with early refusal switched off: only the end-of-stream table decides.
     fn reference(bytes: &[u8], declared: Option<&str>) -> Inspection {
         let mut inspector = Inspector::new(declared, &Policy::default());
@@ -1061,7 +1242,13 @@ mod tests {
                     }
                     let latched = inspect(&whole, declared, &Policy::default());
                     proptest::prop_assert_eq!(latched.verdict.is_ok(), plain.verdict.is_ok());
+                    // The seek path (glint inspect on a file) gives the streaming answer.
+                    let read_max = 1 + noise.len() * 37;
+                    let (sought, _) = seek_inspect(&whole, declared, &Policy::default(), read_max);
+                    proptest::prop_assert_eq!(&sought.verdict, &latched.verdict);
+                    proptest::prop_assert_eq!(sought.format, latched.format);
                     if latched.verdict.is_ok() {
+                        proptest::prop_assert_eq!(&sought, &latched);
                         proptest::prop_assert_eq!(latched, plain);
                     }
                 }

@@ -18,6 +18,11 @@ pub struct Policy {
     /// Glance `gpt_safety_checks_nonfatal` (default empty): names of the `gpt` checks that only
     /// warn. The one check is `mbr` (Glance documents it also as `gptmbr`; both are accepted).
     pub gpt_safety_checks_nonfatal: Vec<String>,
+    /// Accept qcow2 images with the `extended_l2` incompatible feature (subcluster
+    /// allocation, qemu >= 5.2). Default `false`, as Glance and Nova: oslo.utils' inspector
+    /// refuses every incompatible feature above bit 3, so such an image would be refused by
+    /// the compute node that boots it. No Glance option; glint's own.
+    pub qcow2_allow_extended_l2: bool,
 }
 
 impl Default for Policy {
@@ -26,6 +31,7 @@ impl Default for Policy {
             require_format_match: true,
             vmdk_allowed_types: vec!["streamOptimized".into(), "monolithicSparse".into()],
             gpt_safety_checks_nonfatal: Vec::new(),
+            qcow2_allow_extended_l2: false,
         }
     }
 }
@@ -56,6 +62,7 @@ mod tests {
         assert!(policy.vmdk_type_allowed("monolithicsparse"));
         assert!(!policy.vmdk_type_allowed("monolithicFlat"));
         assert!(!policy.mbr_check_nonfatal());
+        assert!(!policy.qcow2_allow_extended_l2);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use crate::bytes::{be_u32, be_u64};
 use crate::found::{fail, Found, Problem, Size};
-use crate::{Check, Format};
+use crate::{Check, Format, Policy};
 
 // qcow2 header, big-endian (72 bytes in v2, at least 104 in v3):
 //    0 magic "QFI\xfb"        |   4 version u32            |   8 backing_file_offset u64
@@ -29,11 +29,12 @@ const HEADER_LENGTH_OFFSET: usize = 100;
 /// Bytes of header this parser reads (the v3 fixed header).
 const HEADER_LEN: usize = 104;
 
-// Incompatible feature bits (v3). Bits 0-4 are known to qemu 10; anything above is refused as
-// unknown, like oslo (which also refuses bit 4; we accept it, see the crate docs).
+// Incompatible feature bits (v3): 0 dirty, 1 corrupt, 2 external data file, 3 compression
+// type, 4 extended L2 entries (qemu >= 5.2). oslo knows bits 0-3 and refuses every other bit,
+// so Glance and Nova refuse extended_l2 images; we do the same unless the policy allows it.
 const INCOMPAT_DATA_FILE: u64 = 1 << 2;
 const INCOMPAT_EXTENDED_L2: u64 = 1 << 4;
-const INCOMPAT_KNOWN: u64 = (1 << 5) - 1;
+const INCOMPAT_KNOWN_TO_OSLO: u64 = (1 << 4) - 1;
 
 // Limits qemu enforces when opening (block/qcow2.h): cluster sizes 512 B..2 MiB, and an L1
 // table of at most 32 MiB (4 Mi entries of 8 bytes).
@@ -43,7 +44,7 @@ const MAX_L1_ENTRIES: u64 = 0x200_0000 / 8;
 const MAX_CRYPT_METHOD: u32 = 2;
 
 /// Inspects the head sector. `complete` is false when the stream ended before 512 bytes.
-pub(crate) fn probe(head: &[u8], complete: bool) -> Option<Found> {
+pub(crate) fn probe(head: &[u8], complete: bool, policy: &Policy) -> Option<Found> {
     if !head.starts_with(MAGIC) {
         return None;
     }
@@ -61,12 +62,12 @@ pub(crate) fn probe(head: &[u8], complete: bool) -> Option<Found> {
         ));
     }
     let size = be_u64(head, SIZE_OFFSET);
-    Some(Found::sized(Format::Qcow2, size).or_problem(check(head, version, size)))
+    Some(Found::sized(Format::Qcow2, size).or_problem(check(head, version, size, policy)))
 }
 
 /// The first failed check, in oslo's order (backing file, data file, unknown features), then
 /// the header-consistency checks qemu applies at open.
-fn check(head: &[u8], version: u32, size: u64) -> Option<Problem> {
+fn check(head: &[u8], version: u32, size: u64, policy: &Policy) -> Option<Problem> {
     if be_u64(head, BACKING_FILE_OFFSET_OFFSET) != 0 {
         return Some(fail(Check::BackingFile, "backing file"));
     }
@@ -79,8 +80,19 @@ fn check(head: &[u8], version: u32, size: u64) -> Option<Problem> {
     if incompatible & INCOMPAT_DATA_FILE != 0 {
         return Some(fail(Check::DataFile, "external data file"));
     }
-    if incompatible & !INCOMPAT_KNOWN != 0 {
-        let unknown = incompatible & !INCOMPAT_KNOWN;
+    let known = if policy.qcow2_allow_extended_l2 {
+        INCOMPAT_KNOWN_TO_OSLO | INCOMPAT_EXTENDED_L2
+    } else {
+        INCOMPAT_KNOWN_TO_OSLO
+    };
+    if incompatible & !known != 0 {
+        if incompatible & !known == INCOMPAT_EXTENDED_L2 {
+            return Some(fail(
+                Check::UnknownFeatures,
+                "extended_l2 incompatible feature is not allowed",
+            ));
+        }
+        let unknown = incompatible & !known;
         return Some(fail(
             Check::UnknownFeatures,
             format!("unknown incompatible features {unknown:#x}"),
@@ -164,7 +176,7 @@ pub(crate) mod tests {
     #[test]
     fn reads_virtual_size_of_v2_and_v3() {
         for version in [2, 3] {
-            let found = probe(&header(version, 1 << 30), true).unwrap();
+            let found = probe(&header(version, 1 << 30), true, &Policy::default()).unwrap();
             assert_eq!(found.size, Size::Bytes(1 << 30));
             assert_eq!(found.problem, None);
         }
@@ -172,15 +184,15 @@ pub(crate) mod tests {
 
     #[test]
     fn ignores_other_magics() {
-        assert_eq!(probe(&[0u8; 512], true), None);
-        assert_eq!(probe(b"QFI", false), None);
+        assert_eq!(probe(&[0u8; 512], true, &Policy::default()), None);
+        assert_eq!(probe(b"QFI", false, &Policy::default()), None);
     }
 
     #[test]
     fn truncated_header_is_truncated() {
         let h = header(3, 4096);
         assert_eq!(
-            probe(&h[..100], false),
+            probe(&h[..100], false, &Policy::default()),
             Some(Found::truncated(Format::Qcow2))
         );
     }
@@ -190,7 +202,7 @@ pub(crate) mod tests {
         let mut h = header(3, 1 << 20);
         h[8..16].copy_from_slice(&0x1000u64.to_be_bytes());
         assert_eq!(
-            problem_check(&probe(&h, true).unwrap()),
+            problem_check(&probe(&h, true, &Policy::default()).unwrap()),
             Some(Check::BackingFile)
         );
     }
@@ -200,44 +212,75 @@ pub(crate) mod tests {
         let mut h = header(3, 1 << 20);
         h[79] = 0x04;
         assert_eq!(
-            problem_check(&probe(&h, true).unwrap()),
+            problem_check(&probe(&h, true, &Policy::default()).unwrap()),
             Some(Check::DataFile)
         );
         // In v2 the same bytes are the first header extension (here a length of 4).
         let mut v2 = header(2, 1 << 20);
         v2[79] = 0x04;
-        assert_eq!(problem_check(&probe(&v2, true).unwrap()), None);
+        assert_eq!(
+            problem_check(&probe(&v2, true, &Policy::default()).unwrap()),
+            None
+        );
     }
 
     #[test]
-    fn accepts_known_incompatible_bits_and_rejects_unknown_ones() {
-        for bits in [0x01u8, 0x02, 0x08, 0x10, 0x1b] {
+    fn accepts_the_bits_oslo_knows_and_rejects_unknown_ones() {
+        for bits in [0x01u8, 0x02, 0x08, 0x0b] {
             let mut h = header(3, 1 << 20);
             h[79] = bits;
             assert_eq!(
-                problem_check(&probe(&h, true).unwrap()),
+                problem_check(&probe(&h, true, &Policy::default()).unwrap()),
                 None,
                 "bits {bits:#x}"
             );
         }
+        for (byte, bits) in [(79, 0x20u8), (79, 0x30), (72, 0x80)] {
+            let mut h = header(3, 1 << 20);
+            h[byte] = bits;
+            assert_eq!(
+                problem_check(&probe(&h, true, &Policy::default()).unwrap()),
+                Some(Check::UnknownFeatures),
+                "byte {byte} bits {bits:#x}"
+            );
+        }
+    }
+
+    // Issue 15: oslo (Glance, Nova) refuses extended_l2 as an unknown incompatible feature; an
+    // image glint accepted would then fail on the compute node.
+    #[test]
+    fn extended_l2_is_refused_unless_the_policy_allows_it() {
         let mut h = header(3, 1 << 20);
-        h[79] = 0x20;
+        h[79] = 0x10;
+        let found = probe(&h, true, &Policy::default()).unwrap();
+        assert_eq!(problem_check(&found), Some(Check::UnknownFeatures));
+        let Some(Problem::Unsafe { detail, .. }) = &found.problem else {
+            panic!("refused with a detail");
+        };
+        assert!(detail.contains("extended_l2"), "{detail}");
+        let allow = Policy {
+            qcow2_allow_extended_l2: true,
+            ..Policy::default()
+        };
+        assert_eq!(probe(&h, true, &allow).unwrap().problem, None);
+        h[79] = 0x1b;
+        assert_eq!(probe(&h, true, &allow).unwrap().problem, None);
+        h[79] = 0x30;
         assert_eq!(
-            problem_check(&probe(&h, true).unwrap()),
-            Some(Check::UnknownFeatures)
+            problem_check(&probe(&h, true, &allow).unwrap()),
+            Some(Check::UnknownFeatures),
+            "bit 5 stays unknown"
         );
-        let mut h = header(3, 1 << 20);
-        h[72] = 0x80;
-        assert_eq!(
-            problem_check(&probe(&h, true).unwrap()),
-            Some(Check::UnknownFeatures)
-        );
+        // v2 has no feature field: the same byte is a header extension, never extended_l2.
+        let mut v2 = header(2, 1 << 20);
+        v2[79] = 0x10;
+        assert_eq!(probe(&v2, true, &Policy::default()).unwrap().problem, None);
     }
 
     #[test]
     fn rejects_qcow_v1_and_future_versions() {
         for version in [1, 4] {
-            let found = probe(&header(version, 1 << 20), true).unwrap();
+            let found = probe(&header(version, 1 << 20), true, &Policy::default()).unwrap();
             assert_eq!(problem_check(&found), Some(Check::Version));
         }
     }
@@ -248,19 +291,19 @@ pub(crate) mod tests {
             let mut h = header(3, 1 << 20);
             h[20..24].copy_from_slice(&bits.to_be_bytes());
             assert_eq!(
-                problem_check(&probe(&h, true).unwrap()),
+                problem_check(&probe(&h, true, &Policy::default()).unwrap()),
                 Some(Check::Malformed)
             );
         }
         let mut h = header(3, 1 << 20);
         h[32..36].copy_from_slice(&3u32.to_be_bytes());
         assert_eq!(
-            problem_check(&probe(&h, true).unwrap()),
+            problem_check(&probe(&h, true, &Policy::default()).unwrap()),
             Some(Check::Malformed)
         );
         h[32..36].copy_from_slice(&2u32.to_be_bytes());
         assert_eq!(
-            problem_check(&probe(&h, true).unwrap()),
+            problem_check(&probe(&h, true, &Policy::default()).unwrap()),
             None,
             "LUKS-encrypted is allowed"
         );
@@ -271,16 +314,25 @@ pub(crate) mod tests {
         // 2^62 with a one-entry L1 table: oslo accepts it, qemu cannot open it.
         let mut h = header(3, 1 << 20);
         h[24..32].copy_from_slice(&(1u64 << 62).to_be_bytes());
-        assert_eq!(problem_check(&probe(&h, true).unwrap()), Some(Check::Size));
+        assert_eq!(
+            problem_check(&probe(&h, true, &Policy::default()).unwrap()),
+            Some(Check::Size)
+        );
         // u64::MAX is refused by the generic bound before the L1 check.
         let mut h = header(3, 1 << 20);
         h[24..32].copy_from_slice(&u64::MAX.to_be_bytes());
-        assert_eq!(problem_check(&probe(&h, true).unwrap()), Some(Check::Size));
+        assert_eq!(
+            problem_check(&probe(&h, true, &Policy::default()).unwrap()),
+            Some(Check::Size)
+        );
         // 16 TiB with 2 MiB clusters: 16 TiB / 512 GiB per L1 entry = 32 entries.
         let mut h = header(3, 16 << 40);
         h[20..24].copy_from_slice(&21u32.to_be_bytes());
         h[36..40].copy_from_slice(&32u32.to_be_bytes());
-        assert_eq!(problem_check(&probe(&h, true).unwrap()), None);
+        assert_eq!(
+            problem_check(&probe(&h, true, &Policy::default()).unwrap()),
+            None
+        );
     }
 
     #[test]
@@ -288,7 +340,7 @@ pub(crate) mod tests {
         let mut h = header(3, 1 << 20);
         h[100..104].copy_from_slice(&72u32.to_be_bytes());
         assert_eq!(
-            problem_check(&probe(&h, true).unwrap()),
+            problem_check(&probe(&h, true, &Policy::default()).unwrap()),
             Some(Check::Malformed)
         );
     }

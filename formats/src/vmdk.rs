@@ -163,16 +163,90 @@ fn probe_text(head: &[u8], complete: bool) -> HeadProbe {
     // qemu reads a descriptor as a C string: it ends at the first NUL. oslo looks at all 512
     // bytes, so "descriptor + NUL padding" slipped past it; we judge the text before the NUL.
     let text_len = head.iter().position(|&b| b == 0).unwrap_or(head.len());
-    if text_len == 0 || !head[..text_len].iter().all(|&b| is_text(b)) {
+    let oslo_text = text_len > 0 && head[..text_len].iter().all(|&b| is_text(b));
+    // A stream that ended inside the head is its own whole probe window.
+    let qemu = qemu_probe(head, !complete);
+    if !oslo_text && qemu == QemuProbe::NotVmdk {
         return HeadProbe::NotVmdk;
     }
     if text_len < head.len() || !complete {
-        return match judge_text(head) {
+        return match judge_text(head, !complete) {
             Some(found) => HeadProbe::Decided(found),
             None => HeadProbe::NotVmdk,
         };
     }
     HeadProbe::TextContinues
+}
+
+/// Bytes qemu's format probe reads from the start of a file (`BLOCK_PROBE_BUF_SIZE`).
+const QEMU_PROBE_LEN: usize = 2048;
+
+/// What qemu's `vmdk_probe` makes of a stream that is not a sparse extent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QemuProbe {
+    Vmdk,
+    NotVmdk,
+    /// The bytes seen so far are comment or blank lines: it depends on what follows.
+    NeedsMore,
+}
+
+/// qemu's `vmdk_probe` for text, on the first bytes of the stream: comment lines (`#` up to
+/// the end of the line, any bytes at all), lines of spaces, then a `version=1|2|3` line ended
+/// by `\n` or `\r\n`. Anything else, even an empty line, makes qemu look no further. `whole`
+/// says `window` is all qemu reads (the first [`QEMU_PROBE_LEN`] bytes, or the whole stream):
+/// otherwise running out of bytes is [`QemuProbe::NeedsMore`].
+fn qemu_probe(window: &[u8], whole: bool) -> QemuProbe {
+    let window = &window[..window.len().min(QEMU_PROBE_LEN)];
+    let whole = whole || window.len() == QEMU_PROBE_LEN;
+    let out_of_bytes = if whole {
+        QemuProbe::NotVmdk
+    } else {
+        QemuProbe::NeedsMore
+    };
+    let mut rest = window;
+    while let Some(&first) = rest.first() {
+        match first {
+            b'#' => match rest.iter().position(|&b| b == b'\n') {
+                Some(newline) => rest = &rest[newline + 1..],
+                None => return out_of_bytes,
+            },
+            b' ' => {
+                let spaces = rest.iter().take_while(|&&b| b == b' ').count();
+                let mut after = &rest[spaces..];
+                if let Some(stripped) = after.strip_prefix(b"\r") {
+                    after = stripped;
+                }
+                match after.first() {
+                    Some(b'\n') => rest = &after[1..],
+                    Some(_) => return QemuProbe::NotVmdk,
+                    None => return out_of_bytes,
+                }
+            }
+            _ => {
+                let versions = [b'1', b'2', b'3'];
+                let is_version = |line_end: &[u8]| {
+                    rest.strip_prefix(b"version=")
+                        .and_then(|r| r.split_first())
+                        .is_some_and(|(v, end)| versions.contains(v) && end.starts_with(line_end))
+                };
+                if is_version(b"\n") || is_version(b"\r\n") {
+                    return QemuProbe::Vmdk;
+                }
+                // Too few bytes to tell yet: a prefix of a version line.
+                let line = b"version=1\r\n";
+                let short = rest.len() < line.len();
+                let could_be = rest.iter().zip(line).enumerate().all(|(i, (&b, &want))| {
+                    b == want || (i == 8 && versions.contains(&b)) || (i == 9 && b == b'\n')
+                });
+                return if short && could_be && !whole {
+                    QemuProbe::NeedsMore
+                } else {
+                    QemuProbe::NotVmdk
+                };
+            }
+        }
+    }
+    out_of_bytes
 }
 
 /// The descriptor text: everything before the first NUL.
@@ -191,13 +265,20 @@ fn find_ci(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
         .map(|i| i + from)
 }
 
-/// Judges a stream that starts with text (up to [`DESCRIPTOR_MAX`] bytes of it): a VMDK
-/// descriptor file if it has a `createType` (oslo's test) or starts with a `version=N` line
-/// (qemu's probe). Descriptor files are always refused: their extents are other files.
-pub(crate) fn judge_text(bytes: &[u8]) -> Option<Found> {
+/// Judges a stream that starts with text (up to [`DESCRIPTOR_MAX`] bytes of it, or the head
+/// sector when a NUL ends the text there; `whole` when those bytes cover qemu's probe window):
+/// a VMDK descriptor file if it names a `createType` and either reads as text (oslo's test) or
+/// passes qemu's probe. Descriptor files are always refused: their extents are other files.
+///
+/// Without any `createType` it is not one (issue 15): oslo then calls it raw, and qemu, even
+/// when its probe says VMDK, refuses to open it ("invalid VMDK image descriptor"), so no
+/// consumer follows its extents.
+pub(crate) fn judge_text(bytes: &[u8], whole: bool) -> Option<Found> {
     let text = until_nul(bytes);
-    let has_create_type = find_ci(text, b"createtype", 0).is_some();
-    if !has_create_type && !starts_like_qemu_descriptor(text) {
+    find_ci(text, b"createtype", 0)?;
+    let head = &text[..text.len().min(512)];
+    let oslo_text = !head.is_empty() && head.iter().all(|&b| is_text(b));
+    if !oslo_text && qemu_probe(bytes, whole) == QemuProbe::NotVmdk {
         return None;
     }
     let create_type = create_types(text)
@@ -213,18 +294,6 @@ pub(crate) fn judge_text(bytes: &[u8]) -> Option<Found> {
         Check::Descriptor,
         detail,
     ))
-}
-
-/// qemu's `vmdk_probe` for text: after comment and blank lines, a `version=1|2|3` line.
-fn starts_like_qemu_descriptor(text: &[u8]) -> bool {
-    text.split(|&b| b == b'\n')
-        .map(|line| line.trim_ascii())
-        .find(|line| !line.is_empty() && !line.starts_with(b"#"))
-        .is_some_and(|line| {
-            [b"version=1", b"version=2", b"version=3"]
-                .iter()
-                .any(|v| line.eq_ignore_ascii_case(*v))
-        })
 }
 
 /// Every `createType` occurrence (found case-insensitively), in order: `Some(value)` when
@@ -544,8 +613,12 @@ pub(crate) mod tests {
             probe_head(&padded[..512], true),
             HeadProbe::Decided(_)
         ));
-        // qemu's probe: a version line, no createType.
-        assert!(judge_text(b"# c\n\nversion=1\n").is_some());
+        // Issue 15: a version line but no createType is raw (oslo), and qemu cannot open it.
+        assert!(judge_text(b"# Disk DescriptorFile\nversion=1\nCID=1\n", true).is_none());
+        assert!(matches!(
+            probe_head(b"# Disk DescriptorFile\nversion=1\n", false),
+            HeadProbe::NotVmdk
+        ));
         // Ordinary text is not a descriptor.
         assert!(matches!(
             probe_head(b"hello world\n", false),
@@ -562,10 +635,67 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn qemu_probe_follows_qemus_vmdk_probe() {
+        use QemuProbe::{NeedsMore, NotVmdk, Vmdk};
+        let cases: [(&[u8], bool, QemuProbe); 14] = [
+            (b"version=1\n", true, Vmdk),
+            (b"version=3\r\n", true, Vmdk),
+            (b"# any \x80\xff bytes\n  \nversion=2\nrest", true, Vmdk),
+            (b"   \r\nversion=1\n", true, Vmdk),
+            (b"version=4\n", true, NotVmdk),
+            (b"VERSION=1\n", true, NotVmdk),
+            (b"# c\n\nversion=1\n", true, NotVmdk), // an empty line stops qemu
+            (b" version=1\n", true, NotVmdk),
+            (b"version=1", true, NotVmdk),
+            (b"version=1\r", true, NotVmdk),
+            (b"version=1", false, NeedsMore),
+            (b"# a comment without its newline", false, NeedsMore),
+            (b"# a comment without its newline", true, NotVmdk),
+            (b"vers", false, NeedsMore),
+        ];
+        for (bytes, whole, expected) in cases {
+            assert_eq!(
+                qemu_probe(bytes, whole),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        // qemu reads 2048 bytes: a version line after them is not seen.
+        let mut long = vec![b'#'; 2047];
+        long.extend(b"\nversion=1\n");
+        assert_eq!(qemu_probe(&long, false), NotVmdk);
+        assert_eq!(qemu_probe(&long[..600], false), NeedsMore);
+    }
+
+    #[test]
+    fn descriptor_with_non_text_comment_is_refused_as_qemu_opens_it() {
+        let text = b"# Disk DescriptorFile \x80\x01\nversion=1\n\
+                     createType=\"monolithicFlat\"\nRW 2048 FLAT \"x-flat.vmdk\" 0\n";
+        let HeadProbe::Decided(found) = probe_head(text, false) else {
+            panic!("decided from the head")
+        };
+        assert_eq!(check_of(&found), Some(Check::Descriptor));
+        // Longer than a sector: the text is captured and judged whole.
+        let mut long = text.to_vec();
+        long.extend(b"# padding\n".repeat(100));
+        assert!(matches!(
+            probe_head(&long[..512], true),
+            HeadProbe::TextContinues
+        ));
+        assert!(judge_text(&long, true).is_some());
+        // Binary that qemu does not probe as VMDK is not captured.
+        assert!(matches!(
+            probe_head(b"\x80createType=\"monolithicFlat\"", false),
+            HeadProbe::NotVmdk
+        ));
+    }
+
+    #[test]
     fn hostile_descriptors_cost_linear_time() {
         // 1 MiB of unterminated createType values: each occurrence scans at most 64 bytes.
         let text = b"createType=\"".repeat(DESCRIPTOR_MAX / 12);
-        assert!(judge_text(&text).is_some());
+        assert!(judge_text(&text, true).is_some());
         let started = std::time::Instant::now();
         assert!(check_descriptor(&text, &Policy::default()).is_some());
         let mut many = DESCRIPTOR.as_bytes().to_vec();

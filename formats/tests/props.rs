@@ -47,6 +47,27 @@ fn feed_chunked(
     (early, inspector.finish())
 }
 
+/// Reads `bytes` the way `glint inspect` reads a file: only the ranges the inspector asks for,
+/// each in reads of at most `read_max` bytes.
+fn seek_read(bytes: &[u8], declared: Option<&str>, read_max: usize) -> formats::Inspection {
+    let len = bytes.len() as u64;
+    let mut inspector = Inspector::new(declared, &Policy::default());
+    while let Some(range) = inspector.next_read(len) {
+        inspector
+            .skip_to(range.start, len)
+            .expect("skip to a wanted range");
+        let start = usize::try_from(range.start).expect("in memory");
+        let end = usize::try_from(range.end)
+            .expect("in memory")
+            .min(start + read_max.max(1));
+        if inspector.feed(&bytes[start..end]).is_err() {
+            break;
+        }
+    }
+    inspector.skip_to(len, len).expect("nothing more is wanted");
+    inspector.finish()
+}
+
 /// The invariants every stream must satisfy.
 fn check(bytes: &[u8], declared: Option<&str>, sizes: &[usize]) -> Result<(), TestCaseError> {
     let one_shot = inspect(bytes, declared, &Policy::default());
@@ -65,6 +86,13 @@ fn check(bytes: &[u8], declared: Option<&str>, sizes: &[usize]) -> Result<(), Te
             prop_assert_eq!(chunked.format, one_shot.format);
         }
         None => prop_assert_eq!(&chunked, &one_shot),
+    }
+    // The seek path gives the streaming answer.
+    let sought = seek_read(bytes, declared, sizes.first().copied().unwrap_or(1));
+    prop_assert_eq!(&sought.verdict, &one_shot.verdict);
+    prop_assert_eq!(sought.format, one_shot.format);
+    if one_shot.verdict.is_ok() {
+        prop_assert_eq!(&sought, &one_shot);
     }
     Ok(())
 }

@@ -2,7 +2,9 @@
 //! and compared with `qemu-img info --output=json`.
 //!
 //! Every file is sparse or small. `qemu-img` must be installed (CI installs `qemu-utils`);
-//! ISO images additionally use `xorriso` or `genisoimage` when one is installed.
+//! ISO images additionally use `xorriso` or `genisoimage`: without either, the ISO test is
+//! skipped with a message, unless `GLINT_REQUIRE_XORRISO` is set (as `scripts/test` does),
+//! in which case their absence fails it.
 
 use std::fs::File;
 use std::io::Read;
@@ -98,10 +100,51 @@ fn inspect_file(path: &Path, declared: Option<&str>, policy: &Policy, chunk: usi
     inspector.finish()
 }
 
-/// The inspection of a file, checked to be the same for odd and server-like chunk sizes.
+/// Reads only the ranges the inspector asks for, as `glint inspect` does; returns the
+/// inspection and the bytes read.
+fn seek_file(path: &Path, declared: Option<&str>, policy: &Policy) -> (Inspection, u64) {
+    use std::os::unix::fs::FileExt;
+    let file = File::open(path).expect("open image");
+    let len = file.metadata().expect("stat").len();
+    let mut inspector = Inspector::new(declared, policy);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut read = 0;
+    while let Some(range) = inspector.next_read(len) {
+        inspector
+            .skip_to(range.start, len)
+            .expect("skip to a wanted range");
+        let want = usize::try_from(range.end - range.start)
+            .expect("a range fits in memory")
+            .min(buf.len());
+        let n = file
+            .read_at(&mut buf[..want], range.start)
+            .expect("read image");
+        assert!(n > 0, "{} shrank", path.display());
+        read += n as u64;
+        if inspector.feed(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    inspector.skip_to(len, len).expect("nothing more is wanted");
+    (inspector.finish(), read)
+}
+
+/// The inspection of a file, checked to be the same for odd and server-like chunk sizes, and
+/// for the seek path (`glint inspect`), which reads a few dozen KiB of it.
 fn inspect_as(path: &Path, declared: Option<&str>, policy: &Policy) -> Inspection {
     let len = std::fs::metadata(path).expect("stat").len();
     let big = inspect_file(path, declared, policy, 1 << 20);
+    let (sought, read) = seek_file(path, declared, policy);
+    assert_eq!(sought.verdict, big.verdict, "{}: seek path", path.display());
+    assert_eq!(sought.format, big.format, "{}: seek path", path.display());
+    if big.verdict.is_ok() {
+        assert_eq!(sought, big, "{}: seek path", path.display());
+    }
+    assert!(
+        read <= len.min(4 << 20),
+        "{}: seek path read {read} of {len} bytes",
+        path.display()
+    );
     if len <= 64 << 20 {
         for chunk in [4093, 65_536 + 3] {
             let small = inspect_file(path, declared, policy, chunk);
@@ -213,7 +256,6 @@ fn qcow2_variants_are_accepted() {
     let cases: Vec<(&str, Vec<&str>)> = vec![
         ("small-clusters", vec!["-o", "cluster_size=512"]),
         ("big-clusters", vec!["-o", "cluster_size=2M"]),
-        ("extended-l2", vec!["-o", "extended_l2=on"]),
         ("zstd", vec!["-o", "compression_type=zstd"]),
         ("lazy-refcounts", vec!["-o", "lazy_refcounts=on"]),
         ("refcount-bits-1", vec!["-o", "refcount_bits=1"]),
@@ -250,6 +292,57 @@ fn qcow2_variants_are_accepted() {
         Format::Qcow2,
         16 << 40,
         "16 TiB",
+    );
+}
+
+// Issue 15: oslo's inspector (Glance, Nova) refuses incompatible feature bit 4, so an
+// extended_l2 image glint accepted would then be refused by the compute node booting it.
+#[test]
+fn qcow2_extended_l2_is_refused_unless_the_policy_allows_it() {
+    let scratch = Scratch::new();
+    let path = scratch.create("extended-l2", "qcow2", &["-o", "extended_l2=on"], 1_000_003);
+    let out = Command::new("qemu-img")
+        .args(["info", "--output=json"])
+        .arg(&path)
+        .output()
+        .expect("run qemu-img info");
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        info["format-specific"]["data"]["extended-l2"],
+        serde_json::Value::Bool(true),
+        "qemu-img made an extended_l2 image"
+    );
+    for declared in [Some("qcow2"), Some("raw"), None] {
+        let inspection = inspect(&path, declared);
+        assert_eq!(
+            failed_check(&inspection),
+            Some(Check::UnknownFeatures),
+            "{declared:?}"
+        );
+        assert!(inspection.reason().unwrap().contains("extended_l2"));
+    }
+    let allow = Policy {
+        qcow2_allow_extended_l2: true,
+        ..Policy::default()
+    };
+    let (_, qemu_size) = qemu_info(&path, None);
+    assert_accepted(
+        &inspect_as(&path, Some("qcow2"), &allow),
+        Format::Qcow2,
+        qemu_size,
+        "extended_l2 allowed",
+    );
+    // The switch allows that one feature: a backing file is still refused.
+    scratch.create("base", "qcow2", &[], 1 << 20);
+    let child = scratch.create(
+        "child",
+        "qcow2",
+        &["-o", "extended_l2=on", "-b", "base", "-F", "qcow2"],
+        1 << 20,
+    );
+    assert_eq!(
+        failed_check(&inspect_as(&child, Some("qcow2"), &allow)),
+        Some(Check::BackingFile)
     );
 }
 
@@ -403,6 +496,75 @@ fn vmdk_descriptor_files_and_their_extents_are_refused() {
         (inspection.format, failed_check(&inspection)),
         (Format::Vmdk, Some(Check::Descriptor))
     );
+}
+
+/// Writes `bytes` as a file in the scratch dir.
+fn write_file(scratch: &Scratch, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = scratch.path(name);
+    std::fs::write(&path, bytes).expect("write test file");
+    path
+}
+
+// Issue 15: text that starts like a descriptor but names no createType is raw for oslo, and
+// qemu will not open it as VMDK ("invalid VMDK image descriptor"): no extent is ever opened.
+#[test]
+fn descriptor_like_text_without_create_type_is_raw() {
+    let scratch = Scratch::new();
+    scratch.create("data.img", "raw", &[], 1 << 20);
+    let texts: [&[u8]; 3] = [
+        b"# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n\
+          RW 2048 FLAT \"data.img\" 0\n",
+        b"# Disk DescriptorFile\nversion=1\n",
+        b"# Disk DescriptorFile\nthese are release notes, not a disk\n",
+    ];
+    for (n, text) in texts.into_iter().enumerate() {
+        let mut bytes = text.to_vec();
+        bytes.resize(64 * 1024, 0);
+        for (name, bytes) in [
+            (format!("text-{n}"), text.to_vec()),
+            (format!("padded-{n}"), bytes),
+        ] {
+            let path = write_file(&scratch, &name, &bytes);
+            let probed = Command::new("qemu-img")
+                .args(["info", "--output=json"])
+                .arg(&path)
+                .output()
+                .expect("run qemu-img info");
+            if probed.status.success() {
+                let info: serde_json::Value = serde_json::from_slice(&probed.stdout).unwrap();
+                assert_eq!(info["format"], "raw", "{name}: qemu probes raw");
+            } else {
+                let err = String::from_utf8_lossy(&probed.stderr);
+                assert!(
+                    err.contains("invalid VMDK image descriptor"),
+                    "{name}: {err}"
+                );
+            }
+            assert_eq!(qemu_info(&path, Some("raw")).0, "raw");
+            let len = file_len(&path);
+            assert_accepted(&inspect(&path, Some("raw")), Format::Raw, len, &name);
+            assert_accepted(&inspect(&path, None), Format::Raw, len, &name);
+        }
+    }
+}
+
+// A descriptor file whose comment line holds non-text bytes: oslo reads it as raw, but qemu
+// probes it as VMDK and opens its extent, so it is refused.
+#[test]
+fn descriptor_file_with_binary_comment_is_refused() {
+    let scratch = Scratch::new();
+    scratch.create("data.img", "raw", &[], 1 << 20);
+    let text = b"# Disk DescriptorFile \x80\x01\xff\nversion=1\nCID=fffffffe\n\
+                 parentCID=ffffffff\ncreateType=\"monolithicFlat\"\nRW 2048 FLAT \"data.img\" 0\n";
+    let path = write_file(&scratch, "binary-comment.vmdk", text);
+    assert_eq!(qemu_info(&path, None), ("vmdk".to_owned(), 1 << 20));
+    for declared in [Some("raw"), Some("vmdk"), None] {
+        assert_eq!(
+            failed_check(&inspect(&path, declared)),
+            Some(Check::Descriptor),
+            "{declared:?}"
+        );
+    }
 }
 
 #[test]
@@ -666,6 +828,11 @@ fn make_iso(scratch: &Scratch) -> Option<PathBuf> {
 fn iso_from_a_mastering_tool_is_sized_by_its_volume() {
     let scratch = Scratch::new();
     let Some(iso) = make_iso(&scratch) else {
+        assert!(
+            std::env::var_os("GLINT_REQUIRE_XORRISO").is_none(),
+            "neither xorriso nor genisoimage could make an ISO, but GLINT_REQUIRE_XORRISO is set \
+             (apt-get install xorriso)"
+        );
         eprintln!("NOTE: neither xorriso nor genisoimage is installed; ISO mastering test skipped");
         return;
     };

@@ -2,13 +2,32 @@
 //! `GLINT_*` environment variables, then command-line flags — and checked by
 //! [`Config::validate`]. No other module reads the environment.
 //!
+//! This module is a leaf: it holds every settings struct (the `[auth]` and
+//! `[keystone_authtoken]` tables too, in `keystone`), and the modules that act on settings
+//! (`auth`, the stores) are built from them and report their own errors.
+//!
 //! Option names follow Glance's where Glance has the option (`image_size_cap`,
 //! `hashing_algorithm`, `disk_formats`, …) so an operator's knowledge carries over.
+//!
+//! How values arrive (`load`): every key of the TOML file can also be set as `GLINT_<KEY>`
+//! (tables joined with `_`: `GLINT_KEYSTONE_AUTHTOKEN_USERNAME`); every [`Secret`] can also
+//! be read from a file named by `<key>_file` (or `GLINT_<KEY>_FILE`). An unknown key in the
+//! file or an unknown `GLINT_*` variable stops start-up, naming the nearest known name: a
+//! misspelt setting must not leave its default silently in force.
+
+mod keystone;
+mod load;
+pub mod schema;
+mod secret;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+pub use keystone::{AuthConfig, KeystoneSettings, Strategy};
+pub use load::{UnknownName, NOT_SETTINGS};
+pub use secret::{Secret, REDACTED};
 
 /// Glance's default `disk_formats`.
 pub const DEFAULT_DISK_FORMATS: &[&str] = &[
@@ -46,6 +65,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Folder for the metadata database (`meta.redb`) and the file store (`images/`).
     pub data_dir: PathBuf,
+    /// This gateway's id among the gateways sharing one metadata database: uploads in flight
+    /// belong to it, and its start-up recovery resets only those. Unset: a random id
+    /// generated on first start and kept in `<data_dir>/node_id`.
+    pub node_id: Option<String>,
     /// Worker threads, each with its own runtime and listener; 0 means one per core.
     pub workers: usize,
     /// io driver: `auto` (io_uring, epoll fallback) or `epoll`.
@@ -75,6 +98,9 @@ pub struct Config {
     pub require_image_format_match: bool,
     /// VMDK create-types accepted on upload (Glance `vmdk_allowed_types`).
     pub vmdk_allowed_types: Vec<String>,
+    /// Accept qcow2 images with the `extended_l2` incompatible feature. Off by default, as
+    /// Glance and Nova, whose inspector refuses it (glint's own key).
+    pub qcow2_allow_extended_l2: bool,
     /// Base URL for links in the versions document (Glance `public_endpoint`); unset means
     /// the request's own scheme and host.
     pub public_endpoint: Option<String>,
@@ -84,15 +110,25 @@ pub struct Config {
     /// keep-alive requests, or may pause inside a request body (upload or JSON), before it is
     /// closed (a stalled body gets 408); 0 waits forever (Glance `client_socket_timeout`, 900).
     pub client_socket_timeout: u64,
+    /// After answering a request whose body it did not read to the end (a refused upload),
+    /// glint sends its answer and end of stream, then reads and discards what the client
+    /// still sends before it closes, so that the client is not reset before it has read the
+    /// answer (nginx's lingering close). This is the longest that lingering lasts, in
+    /// milliseconds; 0 closes at once (and the client may lose the answer).
+    pub lingering_close_time_ms: u64,
+    /// Lingering stops once the client has sent nothing for this many milliseconds.
+    pub lingering_close_idle_ms: u64,
+    /// Lingering stops once this many bytes were discarded.
+    pub lingering_close_max_bytes: u64,
     /// Log format: `text` or `json`.
     pub log_format: LogFormat,
     /// Log filter in `tracing` syntax, e.g. `info` or `info,glint::access=warn`.
     pub log_filter: String,
     /// How callers are identified (`[auth] strategy`: `noauth` or `keystone`).
-    pub auth: crate::auth::AuthConfig,
+    pub auth: AuthConfig,
     /// Keystone token validation (keystonemiddleware's `[keystone_authtoken]` keys); needed
     /// by `strategy = "keystone"`.
-    pub keystone_authtoken: Option<crate::auth::keystone::KeystoneSettings>,
+    pub keystone_authtoken: Option<KeystoneSettings>,
     /// Count and serve Prometheus metrics at `/metrics`; `false` counts nothing (`/metrics`
     /// then answers 404).
     pub metrics_enabled: bool,
@@ -188,6 +224,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 9292)),
             data_dir: PathBuf::from("./glint-data"),
+            node_id: None,
             workers: 0,
             io_driver: IoDriver::Auto,
             image_size_cap: 1 << 40,
@@ -205,12 +242,16 @@ impl Default for Config {
                 .collect(),
             require_image_format_match: true,
             vmdk_allowed_types: vec!["streamOptimized".to_owned(), "monolithicSparse".to_owned()],
+            qcow2_allow_extended_l2: false,
             public_endpoint: None,
             max_request_id_length: 64,
             client_socket_timeout: 900,
+            lingering_close_time_ms: 30_000,
+            lingering_close_idle_ms: 5_000,
+            lingering_close_max_bytes: 1 << 30,
             log_format: LogFormat::Text,
             log_filter: "info".to_owned(),
-            auth: crate::auth::AuthConfig::default(),
+            auth: AuthConfig::default(),
             keystone_authtoken: None,
             metrics_enabled: true,
             zero_copy_download: true,
@@ -248,90 +289,71 @@ pub enum ConfigError {
         /// What is wrong with it.
         message: String,
     },
+    /// Keys of the file or `GLINT_*` variables that glint does not know.
+    #[error("{}", UnknownName::describe_all(.0))]
+    Unknown(Vec<UnknownName>),
+    /// A secret's `<key>_file` could not be read.
+    #[error("cannot read `{key}` from {path}: {source}")]
+    SecretFile {
+        /// The secret's key (`keystone_authtoken.password`).
+        key: String,
+        /// The file named by `<key>_file`.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Config {
-    /// Reads a TOML file on top of the defaults.
-    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })
+    /// Defaults, then the TOML file at `path` (when given), then the `GLINT_*` variables among
+    /// `vars` (normally `std::env::vars()`), with secrets read from their `<key>_file`s.
+    /// Flags and [`Config::validate`] are the caller's.
+    pub fn load(
+        path: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let text = match path {
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                        path: path.to_owned(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        load::load(text.as_deref().zip(path), vars)
     }
 
-    /// Applies `GLINT_*` variables from `vars` (normally `std::env::vars()`): the upper-case
-    /// name of any scalar key, e.g. `GLINT_LISTEN`, `GLINT_DATA_DIR`, `GLINT_IO_DRIVER`.
-    pub fn apply_env(
-        &mut self,
-        vars: impl Iterator<Item = (String, String)>,
-    ) -> Result<(), ConfigError> {
-        for (name, value) in vars {
-            let Some(key) = name.strip_prefix("GLINT_") else {
-                continue;
-            };
-            let key = key.to_ascii_lowercase();
-            self.set(&key, &value)
-                .map_err(|message| ConfigError::Invalid { key: name, message })?;
-        }
-        Ok(())
+    /// [`Config::load`] from TOML text (the file named `origin` in messages), no environment.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        load::load(Some((text, origin)), std::iter::empty())
     }
 
-    /// Sets one scalar key from its text form (environment and flags).
-    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
-        fn parse<T: std::str::FromStr>(value: &str) -> Result<T, String>
-        where
-            T::Err: std::fmt::Display,
-        {
-            value.parse().map_err(|e: T::Err| e.to_string())
+    /// The shape of the configuration (`schema`): the defaults with every optional table
+    /// present, so that their keys are known too. A new optional table goes here.
+    pub fn schema() -> schema::Node {
+        let mut sample = Config {
+            keystone_authtoken: Some(KeystoneSettings::default()),
+            ..Config::default()
+        };
+        sample
+            .quotas
+            .projects
+            .insert(String::new(), QuotaOverrides::default());
+        schema::Node::of(&sample)
+    }
+
+    /// The format-inspection policy uploads are judged by.
+    pub fn format_policy(&self) -> formats::Policy {
+        formats::Policy {
+            require_format_match: self.require_image_format_match,
+            vmdk_allowed_types: self.vmdk_allowed_types.clone(),
+            qcow2_allow_extended_l2: self.qcow2_allow_extended_l2,
+            ..formats::Policy::default()
         }
-        match key {
-            "listen" => self.listen = parse(value)?,
-            "data_dir" => self.data_dir = PathBuf::from(value),
-            "workers" => self.workers = parse(value)?,
-            "io_driver" => {
-                self.io_driver = match value {
-                    "auto" => IoDriver::Auto,
-                    "epoll" => IoDriver::Epoll,
-                    other => return Err(format!("expected auto or epoll, got {other:?}")),
-                }
-            }
-            "image_size_cap" => self.image_size_cap = parse(value)?,
-            "hashing_algorithm" => self.hashing_algorithm = value.to_owned(),
-            "limit_param_default" => self.limit_param_default = parse(value)?,
-            "api_limit_max" => self.api_limit_max = parse(value)?,
-            "image_property_quota" => self.image_property_quota = parse(value)?,
-            "image_tag_quota" => self.image_tag_quota = parse(value)?,
-            "image_member_quota" => self.image_member_quota = parse(value)?,
-            "require_image_format_match" => self.require_image_format_match = parse(value)?,
-            "public_endpoint" => self.public_endpoint = Some(value.to_owned()),
-            "max_request_id_length" => self.max_request_id_length = parse(value)?,
-            "client_socket_timeout" => self.client_socket_timeout = parse(value)?,
-            "log_format" => {
-                self.log_format = match value {
-                    "text" => LogFormat::Text,
-                    "json" => LogFormat::Json,
-                    other => return Err(format!("expected text or json, got {other:?}")),
-                }
-            }
-            "log_filter" => self.log_filter = value.to_owned(),
-            "auth_strategy" => {
-                self.auth.strategy = match value {
-                    "noauth" => crate::auth::Strategy::Noauth,
-                    "keystone" => crate::auth::Strategy::Keystone,
-                    other => return Err(format!("expected noauth or keystone, got {other:?}")),
-                }
-            }
-            "metrics_enabled" => self.metrics_enabled = parse(value)?,
-            "zero_copy_download" => self.zero_copy_download = parse(value)?,
-            "direct_io_upload" => self.direct_io_upload = parse(value)?,
-            // Variables such as GLINT_BIN or GLINT_LOG belong to other tools; ignore them.
-            _ => {}
-        }
-        Ok(())
     }
 
     /// Checks every value that could be wrong, naming the key.
@@ -349,6 +371,11 @@ impl Config {
                     HASH_ALGORITHMS.join(", ")
                 ),
             ));
+        }
+        if let Some(node_id) = &self.node_id {
+            node_id
+                .parse::<meta::NodeId>()
+                .map_err(|e| invalid("node_id", e.to_string()))?;
         }
         if self.limit_param_default == 0 || self.limit_param_default > self.api_limit_max {
             return Err(invalid(
@@ -370,7 +397,7 @@ impl Config {
                 ));
             }
         }
-        if self.auth.strategy == crate::auth::Strategy::Keystone {
+        if self.auth.strategy == Strategy::Keystone {
             match &self.keystone_authtoken {
                 Some(settings) => settings.validate()?,
                 None => {
@@ -425,30 +452,22 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:9292");
     }
 
+    fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("glint.toml"))
+    }
+
     #[test]
     fn unknown_file_key_is_named() {
-        let err = toml::from_str::<Config>("listne = \"127.0.0.1:1\"").unwrap_err();
+        let err = from_toml("listne = \"127.0.0.1:1\"").unwrap_err();
         assert!(err.to_string().contains("listne"), "{err}");
     }
 
     #[test]
-    fn env_overrides_and_names_bad_variable() {
-        let mut c = Config::default();
-        c.apply_env([("GLINT_IO_DRIVER".to_owned(), "epoll".to_owned())].into_iter())
-            .unwrap();
-        assert_eq!(c.io_driver, IoDriver::Epoll);
-        let err = c
-            .apply_env([("GLINT_IMAGE_SIZE_CAP".to_owned(), "lots".to_owned())].into_iter())
-            .unwrap_err();
-        assert!(err.to_string().contains("GLINT_IMAGE_SIZE_CAP"), "{err}");
-    }
-
-    #[test]
     fn keystone_strategy_needs_its_table() {
-        let c: Config = toml::from_str("[auth]\nstrategy = \"keystone\"\n").unwrap();
+        let c = from_toml("[auth]\nstrategy = \"keystone\"\n").unwrap();
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("keystone_authtoken"), "{err}");
-        let c: Config = toml::from_str(
+        let c = from_toml(
             "[auth]\nstrategy = \"keystone\"\n[keystone_authtoken]\n\
              auth_url = \"http://127.0.0.1:5000/v3\"\nusername = \"glance\"\n\
              password = \"secret\"\nproject_name = \"service\"\n\
@@ -463,7 +482,7 @@ mod tests {
 
     #[test]
     fn quotas_default_to_unlimited_and_projects_override_keys() {
-        let c: Config = toml::from_str(
+        let c = from_toml(
             "[quotas]\nimage_count_total = 10\n[quotas.projects.B]\nimage_count_total = 2\n\
              image_size_total = 0\n",
         )
@@ -479,8 +498,18 @@ mod tests {
             Config::default().quotas.limits_for(None),
             meta::Limits::UNLIMITED
         );
-        let err = toml::from_str::<Config>("[quotas]\nimage_count = 1\n").unwrap_err();
+        let err = from_toml("[quotas]\nimage_count = 1\n").unwrap_err();
         assert!(err.to_string().contains("image_count"), "{err}");
+    }
+
+    #[test]
+    fn node_id_is_checked_and_set_by_env() {
+        let mut c = Config::load(None, [("GLINT_NODE_ID".to_owned(), "gw-1".to_owned())]).unwrap();
+        assert_eq!(c.node_id.as_deref(), Some("gw-1"));
+        c.validate().unwrap();
+        c.node_id = Some("two words".into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("node_id"), "{err}");
     }
 
     #[test]

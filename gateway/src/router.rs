@@ -1,194 +1,166 @@
-//! Routing: `(method, path)` → [`Route`], or the error Glance gives for it.
+//! Routing: `(method, path)` → an entry of a route table (`routes::ROUTES`) and its path
+//! parameters, or the error Glance gives for it. This module knows how templates match, not
+//! which routes exist.
 //!
-//! Version prefixes are resolved here (`/v2`, `/v2.N` for every advertised N; anything else
-//! gets the versions document with 300). Path parameters are kept as strings: an image id that
-//! is not a UUID is answered by the handler with 404, as Glance does.
+//! A template is `/`-separated literal segments and `{name}` parameters. A leading `v2`
+//! segment stands for every version prefix the API advertises (`/v2`, `/v2.N`); a path under
+//! any other first segment is outside the API ([`Routed::OutsideApi`]: Glance answers it with
+//! the versions document). Path parameters are kept as strings: an image id that is not a
+//! UUID is answered by the handler with 404, as Glance does. `{tag}` and `{member_id}` are
+//! percent-decoded (400 when that is not UTF-8), before the method is looked at, as Glance's
+//! router does.
 
 use http::Method;
 
 use crate::error::ApiError;
-use crate::handlers::versions::is_advertised;
 
-/// One Glance operation, with its path parameters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
-    /// `GET /` or an unknown version prefix: versions document, 300.
-    VersionsChoice,
-    /// `GET /versions`: versions document, 200.
-    Versions,
-    /// `GET /healthcheck` (and `HEAD`, as oslo.middleware answers it).
-    Healthcheck,
-    /// `GET /metrics`: Prometheus text format.
-    Metrics,
-    /// `GET /v2/schemas/image`.
-    SchemaImage,
-    /// `GET /v2/schemas/images`.
-    SchemaImages,
-    /// `GET /v2/images`.
-    ListImages,
-    /// `POST /v2/images`.
-    CreateImage,
-    /// `GET /v2/images/{id}`.
-    ShowImage { id: String },
-    /// `PATCH /v2/images/{id}`.
-    UpdateImage { id: String },
-    /// `DELETE /v2/images/{id}`.
-    DeleteImage { id: String },
-    /// `POST /v2/images/{id}/actions/deactivate`.
-    DeactivateImage { id: String },
-    /// `POST /v2/images/{id}/actions/reactivate`.
-    ReactivateImage { id: String },
-    /// `PUT /v2/images/{id}/file`.
-    UploadImageData { id: String },
-    /// `GET /v2/images/{id}/file`.
-    DownloadImageData { id: String },
-    /// `PUT /v2/images/{id}/tags/{tag}`.
-    AddTag { id: String, tag: String },
-    /// `DELETE /v2/images/{id}/tags/{tag}`.
-    DeleteTag { id: String, tag: String },
-    /// `GET /v2/images/{id}/members`.
-    ListMembers { id: String },
-    /// `POST /v2/images/{id}/members`.
-    CreateMember { id: String },
-    /// `GET /v2/images/{id}/members/{member_id}`.
-    ShowMember { id: String, member: String },
-    /// `PUT /v2/images/{id}/members/{member_id}`.
-    UpdateMember { id: String, member: String },
-    /// `DELETE /v2/images/{id}/members/{member_id}`.
-    DeleteMember { id: String, member: String },
-    /// `GET /v2/schemas/member`.
-    SchemaMember,
-    /// `GET /v2/schemas/members`.
-    SchemaMembers,
-    /// `GET /v2/info/usage`.
-    InfoUsage,
+/// The template segment that stands for every advertised version prefix.
+const VERSION_SEGMENT: &str = "v2";
+
+/// Parameters decoded from `%XX` escapes, and the 400 explanation when the result is not
+/// UTF-8.
+const DECODED: &[(&str, &str)] = &[
+    ("tag", "Tag is not valid UTF-8."),
+    ("member_id", "Member id is not valid UTF-8."),
+];
+
+/// What the router needs of a table entry.
+pub trait RouteSpec {
+    /// The methods it answers.
+    fn methods(&self) -> &[Method];
+    /// Its path template.
+    fn template(&self) -> &'static str;
 }
 
-impl Route {
-    /// The route template, for logs and metrics (never contains ids).
-    pub fn template(&self) -> &'static str {
-        match self {
-            Route::VersionsChoice => "/",
-            Route::Versions => "/versions",
-            Route::Healthcheck => "/healthcheck",
-            Route::Metrics => "/metrics",
-            Route::SchemaImage => "/v2/schemas/image",
-            Route::SchemaImages => "/v2/schemas/images",
-            Route::ListImages | Route::CreateImage => "/v2/images",
-            Route::ShowImage { .. } | Route::UpdateImage { .. } | Route::DeleteImage { .. } => {
-                "/v2/images/{id}"
+/// The path parameters of a matched route, by name.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Params(Vec<(&'static str, String)>);
+
+impl Params {
+    /// The parameter `name` of the template (empty, and a debug assertion, when the template
+    /// has none such: a table error).
+    pub fn get(&self, name: &str) -> &str {
+        let found = self.0.iter().find(|(n, _)| *n == name);
+        debug_assert!(
+            found.is_some(),
+            "no path parameter {{{name}}} in this route"
+        );
+        found.map_or("", |(_, value)| value.as_str())
+    }
+
+    /// The parameter `name`, owned.
+    pub fn take(&mut self, name: &str) -> String {
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, value)) => std::mem::take(value),
+            None => {
+                debug_assert!(false, "no path parameter {{{name}}} in this route");
+                String::new()
             }
-            Route::DeactivateImage { .. } => "/v2/images/{id}/actions/deactivate",
-            Route::ReactivateImage { .. } => "/v2/images/{id}/actions/reactivate",
-            Route::UploadImageData { .. } | Route::DownloadImageData { .. } => {
-                "/v2/images/{id}/file"
-            }
-            Route::AddTag { .. } | Route::DeleteTag { .. } => "/v2/images/{id}/tags/{tag}",
-            Route::ListMembers { .. } | Route::CreateMember { .. } => "/v2/images/{id}/members",
-            Route::ShowMember { .. } | Route::UpdateMember { .. } | Route::DeleteMember { .. } => {
-                "/v2/images/{id}/members/{member_id}"
-            }
-            Route::SchemaMember => "/v2/schemas/member",
-            Route::SchemaMembers => "/v2/schemas/members",
-            Route::InfoUsage => "/v2/info/usage",
         }
     }
-
-    /// Whether the request must not carry a body (Glance answers 400 when it does).
-    pub fn forbids_body(&self) -> bool {
-        !matches!(
-            self,
-            Route::CreateImage
-                | Route::UpdateImage { .. }
-                | Route::UploadImageData { .. }
-                | Route::CreateMember { .. }
-                | Route::UpdateMember { .. }
-        )
-    }
 }
 
-/// Maps a request to its route.
-pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let segments: &[&str] = if segments == [""] { &[] } else { &segments };
-    match segments {
-        [] => only(method, &[Method::GET], Route::VersionsChoice),
-        ["versions"] => only(method, &[Method::GET], Route::Versions),
-        ["healthcheck"] => only(method, &[Method::GET, Method::HEAD], Route::Healthcheck),
-        ["metrics"] => only(method, &[Method::GET], Route::Metrics),
-        [version, rest @ ..] if is_advertised(version) => route_v2(method, rest),
+/// Where a request goes.
+#[derive(Debug)]
+pub enum Routed<'t, R> {
+    /// Entry `index` of the table, with the path's parameters.
+    Found {
+        /// The entry's position in the table.
+        index: usize,
+        /// The entry.
+        route: &'t R,
+        /// The path parameters.
+        params: Params,
+    },
+    /// A path outside the API's version prefixes.
+    OutsideApi,
+}
+
+/// Finds the entry of `table` for `method` and `path`; `is_version` says which first
+/// segments are advertised version prefixes. A path that matches a template but not its
+/// methods is 405 (naming the methods allowed); an unknown path under a version prefix, 404.
+pub fn route<'t, R: RouteSpec>(
+    table: &'t [R],
+    method: &Method,
+    path: &str,
+    is_version: impl Fn(&str) -> bool,
+) -> Result<Routed<'t, R>, ApiError> {
+    let segments = split(path);
+    let mut allowed: Vec<&str> = Vec::new();
+    let mut matched = false;
+    for (index, route) in table.iter().enumerate() {
+        let Some(params) = matches(route.template(), &segments, &is_version)? else {
+            continue;
+        };
+        matched = true;
+        if route.methods().contains(method) {
+            return Ok(Routed::Found {
+                index,
+                route,
+                params,
+            });
+        }
+        allowed.extend(route.methods().iter().map(Method::as_str));
+    }
+    if matched {
+        return Err(ApiError::method_not_allowed(&allowed));
+    }
+    match segments.first() {
+        Some(first) if is_version(first) => {
+            Err(ApiError::not_found("The resource could not be found."))
+        }
         // Glance sends any other prefix to the versions application.
-        _ => Ok(Route::VersionsChoice),
+        _ => Ok(Routed::OutsideApi),
     }
 }
 
-fn route_v2(method: &Method, rest: &[&str]) -> Result<Route, ApiError> {
-    use Method as M;
-    let id = |s: &str| s.to_owned();
-    match rest {
-        ["schemas", "image"] => only(method, &[M::GET], Route::SchemaImage),
-        ["schemas", "images"] => only(method, &[M::GET], Route::SchemaImages),
-        ["schemas", "member"] => only(method, &[M::GET], Route::SchemaMember),
-        ["schemas", "members"] => only(method, &[M::GET], Route::SchemaMembers),
-        ["info", "usage"] => only(method, &[M::GET], Route::InfoUsage),
-        ["images", image, "members"] => match *method {
-            M::GET => Ok(Route::ListMembers { id: id(image) }),
-            M::POST => Ok(Route::CreateMember { id: id(image) }),
-            _ => Err(ApiError::method_not_allowed(&["GET", "POST"])),
-        },
-        ["images", image, "members", member] => {
-            let member = percent_decode(member)
-                .ok_or_else(|| ApiError::bad_request("Member id is not valid UTF-8."))?;
-            let (id, member) = (id(image), member);
-            match *method {
-                M::GET => Ok(Route::ShowMember { id, member }),
-                M::PUT => Ok(Route::UpdateMember { id, member }),
-                M::DELETE => Ok(Route::DeleteMember { id, member }),
-                _ => Err(ApiError::method_not_allowed(&["GET", "PUT", "DELETE"])),
-            }
-        }
-        ["images"] => match *method {
-            M::GET => Ok(Route::ListImages),
-            M::POST => Ok(Route::CreateImage),
-            _ => Err(ApiError::method_not_allowed(&["GET", "POST"])),
-        },
-        ["images", image] => match *method {
-            M::GET => Ok(Route::ShowImage { id: id(image) }),
-            M::PATCH => Ok(Route::UpdateImage { id: id(image) }),
-            M::DELETE => Ok(Route::DeleteImage { id: id(image) }),
-            _ => Err(ApiError::method_not_allowed(&["GET", "PATCH", "DELETE"])),
-        },
-        ["images", image, "file"] => match *method {
-            M::GET => Ok(Route::DownloadImageData { id: id(image) }),
-            M::PUT => Ok(Route::UploadImageData { id: id(image) }),
-            _ => Err(ApiError::method_not_allowed(&["GET", "PUT"])),
-        },
-        ["images", image, "actions", "deactivate"] => {
-            only(method, &[M::POST], Route::DeactivateImage { id: id(image) })
-        }
-        ["images", image, "actions", "reactivate"] => {
-            only(method, &[M::POST], Route::ReactivateImage { id: id(image) })
-        }
-        ["images", image, "tags", tag] => {
-            let tag = percent_decode(tag)
-                .ok_or_else(|| ApiError::bad_request("Tag is not valid UTF-8."))?;
-            match *method {
-                M::PUT => Ok(Route::AddTag { id: id(image), tag }),
-                M::DELETE => Ok(Route::DeleteTag { id: id(image), tag }),
-                _ => Err(ApiError::method_not_allowed(&["PUT", "DELETE"])),
-            }
-        }
-        _ => Err(ApiError::not_found("The resource could not be found.")),
-    }
-}
-
-fn only(method: &Method, allowed: &[Method], route: Route) -> Result<Route, ApiError> {
-    if allowed.contains(method) {
-        Ok(route)
+/// A path's segments; `/` has none.
+fn split(path: &str) -> Vec<&str> {
+    let trimmed = path.trim_start_matches('/');
+    if trimmed.is_empty() {
+        Vec::new()
     } else {
-        let names: Vec<&str> = allowed.iter().map(Method::as_str).collect();
-        Err(ApiError::method_not_allowed(&names))
+        trimmed.split('/').collect()
     }
+}
+
+/// The parameters of `segments` under `template`, if it matches. Every entry of the table is
+/// tried per request, so a template that does not match costs no allocation.
+fn matches(
+    template: &'static str,
+    segments: &[&str],
+    is_version: &impl Fn(&str) -> bool,
+) -> Result<Option<Params>, ApiError> {
+    let pattern = template.trim_start_matches('/');
+    let pattern = || pattern.split('/').filter(|_| !pattern.is_empty());
+    if pattern().count() != segments.len() {
+        return Ok(None);
+    }
+    let param = |want: &'static str| want.strip_prefix('{').and_then(|w| w.strip_suffix('}'));
+    for (i, (want, got)) in pattern().zip(segments).enumerate() {
+        let fits = if param(want).is_some() {
+            true
+        } else if i == 0 && want == VERSION_SEGMENT {
+            is_version(got)
+        } else {
+            want == *got
+        };
+        if !fits {
+            return Ok(None);
+        }
+    }
+    let mut params = Vec::new();
+    for (want, got) in pattern().zip(segments) {
+        let Some(name) = param(want) else { continue };
+        let value = match DECODED.iter().find(|(n, _)| *n == name) {
+            Some((_, refusal)) => {
+                percent_decode(got).ok_or_else(|| ApiError::bad_request(*refusal))?
+            }
+            None => (*got).to_owned(),
+        };
+        params.push((name, value));
+    }
+    Ok(Some(Params(params)))
 }
 
 /// Decodes `%XX` escapes (and nothing else: `+` stays `+` in a path). `None` when the result
@@ -215,67 +187,84 @@ pub fn percent_decode(s: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn versions_and_unknown_prefixes() {
-        assert_eq!(route(&Method::GET, "/").unwrap(), Route::VersionsChoice);
-        assert_eq!(route(&Method::GET, "/versions").unwrap(), Route::Versions);
-        assert_eq!(
-            route(&Method::GET, "/v1/images").unwrap(),
-            Route::VersionsChoice
-        );
-        assert_eq!(
-            route(&Method::GET, "/v2/images").unwrap(),
-            Route::ListImages
-        );
-        assert_eq!(
-            route(&Method::GET, "/v2.0/images").unwrap(),
-            Route::ListImages
-        );
+    #[derive(Debug)]
+    struct Spec(&'static [Method], &'static str);
+
+    impl RouteSpec for Spec {
+        fn methods(&self) -> &[Method] {
+            self.0
+        }
+        fn template(&self) -> &'static str {
+            self.1
+        }
+    }
+
+    const TABLE: &[Spec] = &[
+        Spec(&[Method::GET], "/"),
+        Spec(&[Method::GET, Method::HEAD], "/healthcheck"),
+        Spec(&[Method::GET], "/v2/images"),
+        Spec(&[Method::POST], "/v2/images"),
+        Spec(&[Method::GET], "/v2/images/{id}"),
+        Spec(&[Method::PUT], "/v2/images/{id}/tags/{tag}"),
+        Spec(&[Method::DELETE], "/v2/images/{id}/tags/{tag}"),
+        Spec(&[Method::PUT], "/v2/images/{id}/members/{member_id}"),
+    ];
+
+    fn is_version(s: &str) -> bool {
+        s == "v2" || s == "v2.1"
+    }
+
+    fn found(method: Method, path: &str) -> (usize, Params) {
+        match route(TABLE, &method, path, is_version).unwrap() {
+            Routed::Found { index, params, .. } => (index, params),
+            Routed::OutsideApi => panic!("{path} is outside the API"),
+        }
     }
 
     #[test]
-    fn wrong_method_lists_allowed() {
-        let err = route(&Method::PUT, "/v2/images/abc").unwrap_err();
+    fn templates_and_version_prefixes() {
+        assert_eq!(found(Method::GET, "/").0, 0);
+        assert_eq!(found(Method::HEAD, "/healthcheck").0, 1);
+        assert_eq!(found(Method::GET, "/v2/images").0, 2);
+        assert_eq!(found(Method::POST, "/v2.1/images").0, 3);
+        let (index, params) = found(Method::GET, "/v2/images/abc");
+        assert_eq!((index, params.get("id")), (4, "abc"));
+        assert!(matches!(
+            route(TABLE, &Method::GET, "/v1/images", is_version),
+            Ok(Routed::OutsideApi)
+        ));
+        assert!(matches!(
+            route(TABLE, &Method::POST, "/v3", is_version),
+            Ok(Routed::OutsideApi)
+        ));
+    }
+
+    #[test]
+    fn wrong_method_lists_every_allowed_one() {
+        let err = route(TABLE, &Method::PATCH, "/v2/images", is_version).unwrap_err();
+        assert_eq!(err.status(), http::StatusCode::METHOD_NOT_ALLOWED);
+        let err = route(TABLE, &Method::POST, "/", is_version).unwrap_err();
         assert_eq!(err.status(), http::StatusCode::METHOD_NOT_ALLOWED);
     }
 
     #[test]
-    fn unknown_v2_path_is_404() {
-        let err = route(&Method::GET, "/v2/nothing").unwrap_err();
+    fn unknown_path_under_a_version_is_404() {
+        let err = route(TABLE, &Method::GET, "/v2/nothing", is_version).unwrap_err();
         assert_eq!(err.status(), http::StatusCode::NOT_FOUND);
+        let err = route(TABLE, &Method::GET, "/v2.9/images", is_version);
+        assert!(matches!(err, Ok(Routed::OutsideApi)));
     }
 
     #[test]
-    fn member_routes() {
-        assert_eq!(
-            route(&Method::POST, "/v2/images/x/members").unwrap(),
-            Route::CreateMember { id: "x".into() }
-        );
-        assert_eq!(
-            route(&Method::PUT, "/v2/images/x/members/p%20q").unwrap(),
-            Route::UpdateMember {
-                id: "x".into(),
-                member: "p q".into()
-            }
-        );
-        let err = route(&Method::PATCH, "/v2/images/x/members/p").unwrap_err();
-        assert_eq!(err.status(), http::StatusCode::METHOD_NOT_ALLOWED);
-        assert_eq!(
-            route(&Method::GET, "/v2/info/usage").unwrap(),
-            Route::InfoUsage
-        );
-        assert!(!Route::CreateMember { id: "x".into() }.forbids_body());
-        assert!(Route::ListMembers { id: "x".into() }.forbids_body());
-    }
-
-    #[test]
-    fn tags_are_decoded() {
-        assert_eq!(
-            route(&Method::PUT, "/v2/images/x/tags/a%20b").unwrap(),
-            Route::AddTag {
-                id: "x".into(),
-                tag: "a b".into()
-            }
-        );
+    fn tags_and_members_are_decoded_before_the_method_is_checked() {
+        let (_, params) = found(Method::PUT, "/v2/images/x/tags/a%20b");
+        assert_eq!(params.get("tag"), "a b");
+        let (_, mut params) = found(Method::PUT, "/v2/images/x/members/p%20q");
+        assert_eq!(params.take("member_id"), "p q");
+        // Ids are not decoded.
+        assert_eq!(found(Method::GET, "/v2/images/a%20b").1.get("id"), "a%20b");
+        let err = route(TABLE, &Method::PATCH, "/v2/images/x/tags/%FF", is_version).unwrap_err();
+        assert_eq!(err.status(), http::StatusCode::BAD_REQUEST);
+        assert_eq!(err.explanation(), "Tag is not valid UTF-8.");
     }
 }

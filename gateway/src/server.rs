@@ -1,12 +1,16 @@
 //! One worker's server: accept connections on its own listener, serve each with hyper's
-//! HTTP/1.1 (keep-alive; chunked and Content-Length bodies), shut down gracefully.
+//! HTTP/1.1 (keep-alive; chunked and Content-Length bodies), close with a lingering close when
+//! the last answer went out before its request body ended (`linger`), shut down gracefully.
 //!
 //! A connection lives on the core that accepted it until it closes: no locks, no hand-off.
 //! On shutdown the worker stops accepting, asks every open connection to finish its current
 //! request and close (idle keep-alive connections close at once), and waits for them, up to a
 //! deadline after which the process exits anyway (a restart recovers any upload cut short).
 
+pub mod linger;
+
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::rc::Rc;
@@ -14,12 +18,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use http::Request;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use monoio::io::IntoPollIo;
 use monoio::net::TcpListener;
 
 use crate::app::App;
+use crate::body::UnreadBody;
 use crate::datapath::splice::{SpliceQueue, Splicer};
 use crate::hyper_io::HyperIo;
 
@@ -39,14 +46,19 @@ pub struct Shutdown(Rc<ShutdownState>);
 #[derive(Default)]
 struct ShutdownState {
     fired: Cell<bool>,
-    waiters: RefCell<Vec<Waker>>,
+    /// One waker per pending [`Shutdown::wait`], replaced when it is polled again and removed
+    /// when it is dropped: a `select!` polls every branch on each wake-up, and a connection
+    /// wakes thousands of times, so pushing a waker per poll would grow without bound.
+    waiters: RefCell<HashMap<u64, Waker>>,
+    next_key: Cell<u64>,
 }
 
 impl Shutdown {
     /// Fires the signal, waking every waiter.
     pub fn fire(&self) {
         self.0.fired.set(true);
-        for waker in self.0.waiters.borrow_mut().drain(..) {
+        let waiters = std::mem::take(&mut *self.0.waiters.borrow_mut());
+        for waker in waiters.into_values() {
             waker.wake();
         }
     }
@@ -58,15 +70,44 @@ impl Shutdown {
 
     /// Resolves once the signal fires.
     pub fn wait(&self) -> impl Future<Output = ()> + 'static {
-        let this = self.clone();
-        std::future::poll_fn(move |cx: &mut Context<'_>| {
-            if this.is_fired() {
-                Poll::Ready(())
-            } else {
-                this.0.waiters.borrow_mut().push(cx.waker().clone());
-                Poll::Pending
+        let key = self.0.next_key.get();
+        self.0.next_key.set(key + 1);
+        Wait {
+            shutdown: self.clone(),
+            key,
+        }
+    }
+}
+
+/// A pending [`Shutdown::wait`].
+struct Wait {
+    shutdown: Shutdown,
+    key: u64,
+}
+
+impl Future for Wait {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let state = &self.shutdown.0;
+        if state.fired.get() {
+            return Poll::Ready(());
+        }
+        let mut waiters = state.waiters.borrow_mut();
+        match waiters.get_mut(&self.key) {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            Some(waker) => waker.clone_from(cx.waker()),
+            None => {
+                waiters.insert(self.key, cx.waker().clone());
             }
-        })
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Wait {
+    fn drop(&mut self) {
+        self.shutdown.0.waiters.borrow_mut().remove(&self.key);
     }
 }
 
@@ -130,6 +171,7 @@ async fn serve_connection(stream: monoio::net::TcpStream, app: Arc<App>, shutdow
     };
     let zero_copy = splicer.is_some();
     let io = HyperIo(io, splicer);
+    let lingering = linger::Bounds::from_config(&app.config);
     let mut builder = http1::Builder::new();
     builder
         .keep_alive(true)
@@ -140,28 +182,71 @@ async fn serve_connection(stream: monoio::net::TcpStream, app: Arc<App>, shutdow
             .timer(app.timer.clone())
             .header_read_timeout(timeout);
     }
-    let service = service_fn(move |request| {
-        let app = Arc::clone(&app);
-        let queue = queue.clone();
-        async move {
-            let queue = zero_copy.then_some(&queue);
-            Ok::<_, Infallible>(app.handle(request, queue).await)
-        }
-    });
-    let conn = builder.serve_connection(io, service);
-    let mut conn = std::pin::pin!(conn);
+    // Whether the request being served has body bytes nobody read (see `linger`).
+    let unread = UnreadBody::default();
+    let service = {
+        let unread = unread.clone();
+        service_fn(move |request: Request<Incoming>| {
+            let app = Arc::clone(&app);
+            let queue = queue.clone();
+            let request = request.map(|body| unread.watch(body));
+            async move {
+                let queue = zero_copy.then_some(&queue);
+                Ok::<_, Infallible>(crate::dispatch::handle(&app, request, queue).await)
+            }
+        })
+    };
+    // `Connection` is `Unpin`: polled by reference, it can give its socket back at the end.
+    let mut conn = builder.serve_connection(io, service);
     let finished = monoio::select! {
-        result = conn.as_mut() => Some(result),
+        result = &mut conn => Some(result),
         _ = shutdown.wait() => None,
     };
     let result = match finished {
         Some(result) => result,
         None => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+            std::pin::Pin::new(&mut conn).graceful_shutdown();
+            (&mut conn).await
         }
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with an error");
+        return;
+    }
+    // hyper has flushed the last response and shut down our sending side. If it answered
+    // before that request's body ended, the client may still be sending: linger.
+    if let (true, Some(bounds)) = (unread.get(), lingering) {
+        let HyperIo(stream, _splicer) = conn.into_parts().io;
+        let (end, discarded_bytes) = linger::close(stream, bounds, &shutdown).await;
+        tracing::debug!(end = end.label(), discarded_bytes, "lingering close");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shutdown_waiters_do_not_pile_up_and_all_wake_when_it_fires() {
+        let shutdown = Shutdown::default();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut first = std::pin::pin!(shutdown.wait());
+        let mut second = std::pin::pin!(shutdown.wait());
+        for _ in 0..1000 {
+            assert!(first.as_mut().poll(&mut cx).is_pending());
+        }
+        assert!(second.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(shutdown.0.waiters.borrow().len(), 2);
+        {
+            let mut dropped = std::pin::pin!(shutdown.wait());
+            assert!(dropped.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(shutdown.0.waiters.borrow().len(), 3);
+        }
+        assert_eq!(shutdown.0.waiters.borrow().len(), 2);
+        shutdown.fire();
+        assert!(shutdown.0.waiters.borrow().is_empty());
+        assert!(first.as_mut().poll(&mut cx).is_ready());
+        assert!(second.as_mut().poll(&mut cx).is_ready());
+        assert!(std::pin::pin!(shutdown.wait()).poll(&mut cx).is_ready());
     }
 }

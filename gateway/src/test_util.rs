@@ -28,25 +28,15 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
 }
 
 /// An [`crate::app::App`] on a temporary folder (kept alive by the returned guard), for
-/// handler tests that call handlers directly with crafted contexts.
+/// handler tests that call handlers directly with crafted contexts. Built as the server
+/// builds it, with one hashing thread.
 pub fn test_app(config: crate::config::Config) -> (tempfile::TempDir, crate::app::App) {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = crate::config::Config {
         data_dir: dir.path().to_owned(),
         ..config
     };
-    let meta = meta::Meta::open(&config.meta_path()).expect("open meta");
-    let store = crate::store::fs::FsStore::open(&config.images_dir()).expect("open file store");
-    let app = crate::app::App {
-        format_policy: crate::serve::format_policy(&config),
-        config: Arc::new(config),
-        meta,
-        store,
-        writer: crate::writer::Writer::start().expect("writer thread"),
-        hash_pool: crate::datapath::checksum::HashPool::start(1).expect("hash pool"),
-        timer: crate::timer::ThreadTimer::start().expect("timer thread"),
-        auth: crate::auth::Auth::Noauth,
-    };
+    let app = crate::app::App::build(config, 1).expect("build the app");
     (dir, app)
 }
 

@@ -1,7 +1,9 @@
-//! [`Error`]: every condition a caller of meta can act on, and nothing about HTTP.
+//! [`Error`]: every condition a caller of meta can act on, and nothing about HTTP or about any
+//! engine.
 //!
-//! redb's errors are wrapped in the opaque [`StorageError`] so that no redb type appears in the
-//! public API; the gateway treats them all alike (log, answer 500).
+//! An engine's own failures (redb's, a database driver's) are wrapped in the opaque
+//! [`StorageError`] so that no engine type appears in the public API; the gateway treats them
+//! all alike (log, answer 500).
 
 use std::fmt;
 
@@ -117,6 +119,11 @@ pub enum Error {
         /// The limit.
         maximum: u64,
     },
+    /// The edit given to [`Backend::update_image`](crate::Backend::update_image) refused the
+    /// change; nothing was written. [`BackendExt::update_image_with`](crate::BackendExt::update_image_with)
+    /// hands the edit's own error back instead.
+    #[error("the edit of image {0} was refused")]
+    EditRefused(ImageId),
     /// The pagination marker names no live image.
     #[error("marker image {0} not found")]
     MarkerNotFound(ImageId),
@@ -139,8 +146,15 @@ pub enum Error {
     Storage(#[source] StorageError),
 }
 
-/// An opaque failure of the storage engine.
-pub struct StorageError(redb::Error);
+/// An opaque failure of the storage engine (I/O, a corrupted file, a lost connection, ...).
+pub struct StorageError(Box<dyn std::error::Error + Send + Sync>);
+
+impl StorageError {
+    /// Wraps an engine's error.
+    pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StorageError {
+        StorageError(cause.into())
+    }
+}
 
 impl fmt::Debug for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -156,21 +170,6 @@ impl fmt::Display for StorageError {
 
 impl std::error::Error for StorageError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        std::error::Error::source(&self.0)
-    }
-}
-
-/// Turns any redb error into [`Error::Storage`] (or [`Error::AlreadyOpen`]). A private extension
-/// trait rather than `From` impls, so that redb types stay out of the public API.
-pub(crate) trait StorageResultExt<T> {
-    fn storage(self) -> Result<T>;
-}
-
-impl<T, E: Into<redb::Error>> StorageResultExt<T> for std::result::Result<T, E> {
-    fn storage(self) -> Result<T> {
-        self.map_err(|err| match err.into() {
-            redb::Error::DatabaseAlreadyOpen => Error::AlreadyOpen,
-            other => Error::Storage(StorageError(other)),
-        })
+        self.0.source()
     }
 }

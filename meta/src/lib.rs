@@ -1,50 +1,65 @@
-//! meta is glint's metadata store: the embedded database of images and their status.
+//! meta is glint's metadata store: images, their status and uploads, members and usage.
 //!
-//! It owns the image records, their lifecycle and their ordering, on one
-//! [redb](https://docs.rs/redb) file. The API is typed and synchronous; redb types never appear
-//! in it.
+//! It owns the image records, their lifecycle and their ordering, behind one backend-neutral,
+//! typed and synchronous API, the [`Backend`] trait. Engine types (redb's, a database
+//! driver's) never appear in it.
 //!
-//! - [`Meta`] is the handle: [`Meta::open`] creates or migrates the file, and each operation is
-//!   one transaction. Writes are durable (fsynced) when they return, so callers run them off
-//!   latency-sensitive threads; reads never wait for writes.
+//! - [`Backend`] is the API, object-safe so that callers hold an `Arc<dyn Backend>`. Each call
+//!   is one transaction; writes are durable when they return, so async callers run them off
+//!   latency-sensitive threads, and [`Backend::locality`] says whether reads may wait on a
+//!   network.
+//! - [`RedbBackend`] is the embedded engine (one redb file, one gateway): [`RedbBackend::open`]
+//!   creates or migrates the file. A PostgreSQL engine for several gateways implements the
+//!   same trait and runs the same test suite (`meta/tests/suite`).
 //! - [`Image`] is the record, with [`ImageId`], [`ImageStatus`], [`Visibility`], [`Timestamp`]
 //!   and [`Location`] spelled as Glance spells them.
-//! - Every status change is checked here, against the spec's transition table and its formats
-//!   rule: [`Meta::begin_upload`], [`Meta::complete_upload`], [`Meta::abort_upload`],
-//!   [`Meta::set_status`], [`Meta::delete_image`] and [`Meta::recover_interrupted`]. Field edits
-//!   go through [`Meta::update_image`], which cannot change the status.
-//! - [`Meta::list_images`] orders and pages with [`SortKey`]/[`SortDir`] and a marker, walking
-//!   secondary indexes so that a page reads about `limit` records, not every image. Filtering
-//!   and visibility are the caller's predicate.
-//! - Sharing: [`Meta::add_member`], [`Meta::update_member`], [`Meta::delete_member`],
-//!   [`Meta::list_members`], and [`Meta::images_shared_with`] for listings (an index by member
-//!   project). Deleting an image deletes its members.
-//! - Quotas: every write keeps a per-owner [`Usage`] in step; [`Meta::create_image_within`],
-//!   [`Meta::begin_upload_within`] and [`Meta::complete_upload_within`] refuse, inside their
-//!   transaction, what would exceed the given [`Limits`] ([`Error::QuotaExceeded`]).
+//! - Every status change is checked against the spec's transition table and its formats rule,
+//!   in one place shared by the engines: [`Backend::begin_upload`],
+//!   [`Backend::complete_upload`], [`Backend::abort_upload`], [`Backend::set_status`],
+//!   [`Backend::delete_image`] and [`Backend::recover_interrupted`]. Field edits go through
+//!   [`Backend::update_image`], which cannot change the status.
+//! - Uploads belong to the node that runs them ([`NodeId`], [`UploadClaim`]): start-up
+//!   recovery resets only this node's, so gateways sharing a database never reset each other's.
+//! - [`Backend::list_images`] takes a [`ListFilter`]: the viewer's visibility rules
+//!   ([`Scope`], [`Viewer`]), [`Condition`]s, [`SortKey`]/[`SortDir`], a marker and a limit —
+//!   data an engine can walk its indexes with or translate into `WHERE … ORDER BY … LIMIT`.
+//! - Sharing: [`Member`] and [`MemberStatus`]; deleting an image deletes its members.
+//! - Quotas: writes refuse, inside their transaction, what would exceed the given [`Limits`]
+//!   ([`Error::QuotaExceeded`]); [`Usage`] is each owner's.
 //! - [`Error`] says what happened (not found, invalid transition, ...), never which HTTP status
 //!   applies.
 //!
-//! Deleted images leave a tombstone: their ids can never be used again, as in Glance.
+//! Deleted images leave a tombstone: their ids can never be used again, as in Glance
+//! ([`Backend::was_deleted`] tells such an id from one never issued).
 //!
 //! # Example
 //!
 //! ```
-//! use meta::{Image, ImageId, ImageStatus, Location, Meta, Timestamp, UploadOutcome};
+//! use meta::{
+//!     Backend, Image, ImageId, ImageStatus, Limits, ListFilter, Location, RedbBackend,
+//!     Timestamp, UploadClaim, UploadOutcome,
+//! };
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let dir = tempfile::tempdir()?;
-//! let meta = Meta::open(&dir.path().join("meta.redb"))?;
+//! let meta = RedbBackend::open(&dir.path().join("meta.redb"))?;
+//! let unlimited = Limits::UNLIMITED;
 //!
 //! let id = ImageId::new_v4();
 //! let mut image = Image::new(id, Timestamp::now());
 //! image.name = Some("cirros".to_owned());
 //! image.disk_format = Some("qcow2".to_owned());
 //! image.container_format = Some("bare".to_owned());
-//! meta.create_image(&image)?;
+//! meta.create_image(&image, &unlimited)?;
 //!
-//! // PUT /file: claim the upload, stream the data elsewhere, then record what was received.
-//! meta.begin_upload(id, ImageStatus::Saving)?;
+//! // PUT /file: claim the upload for this node, stream the data elsewhere, then record what
+//! // was received.
+//! let claim = UploadClaim {
+//!     to: ImageStatus::Saving,
+//!     node: "gateway-1".parse()?,
+//!     incoming_bytes: None,
+//! };
+//! meta.begin_upload(id, &claim, &unlimited)?;
 //! let active = meta.complete_upload(
 //!     id,
 //!     UploadOutcome {
@@ -55,33 +70,38 @@
 //!         virtual_size: Some(117_440_512),
 //!         location: Location { url: format!("file:///images/{id}"), store: "file".to_owned() },
 //!     },
+//!     &unlimited,
 //! )?;
 //! assert_eq!(active.status, ImageStatus::Active);
 //!
 //! // GET /v2/images: newest first, 25 per page, every image visible.
-//! let page = meta.list_images(&[], None, 25, |_| true)?;
+//! let page = meta.list_images(&ListFilter::all().limit(25))?;
 //! assert_eq!(page[0].id, id);
 //! # Ok(())
 //! # }
 //! ```
 #![warn(missing_docs)]
 
+mod backend;
+mod engine;
 mod error;
-mod handle;
-mod list;
+mod filter;
 mod members;
 mod quota;
-mod record;
-mod schema;
-mod store;
+mod rules;
+mod sort;
 mod types;
 
+pub use backend::{Backend, BackendExt, Edit, Locality};
+pub use engine::redb::{RedbBackend, SCHEMA_VERSION as REDB_SCHEMA_VERSION};
 pub use error::{Error, Result, StorageError};
-pub use list::{SortDir, SortKey};
+pub use filter::{
+    Cmp, Condition, ListFilter, NumberField, Scope, TextField, TimeField, Viewer, VisibilityFilter,
+};
 pub use members::{Member, MemberStatus};
 pub use quota::{Limits, QuotaResource, Usage, MIB};
-pub use store::Meta;
+pub use sort::{full_order, SortDir, SortKey};
 pub use types::{
-    Image, ImageId, ImageStatus, Location, ParseError, Timestamp, UploadOutcome, UploadStart,
-    Visibility,
+    Image, ImageId, ImageStatus, Location, NodeId, ParseError, Timestamp, UploadClaim,
+    UploadOutcome, UploadStart, UploadState, Visibility,
 };

@@ -1,7 +1,6 @@
 //! Image members (sharing, Glance API 2.1): a project an image is shared with, and whether it
-//! accepted. Stored twice in one transaction: `image_members` keyed `(image, project)` for the
-//! members API, `members_by_project` keyed `(project, image)` for "images shared with me" in
-//! listings, which must not scan every image.
+//! accepted. An engine answers both "members of this image" (the members API) and "images
+//! shared with this project" (listings) without scanning every image.
 
 use std::fmt;
 use std::str::FromStr;
@@ -34,18 +33,6 @@ impl MemberStatus {
             MemberStatus::Accepted => "accepted",
             MemberStatus::Rejected => "rejected",
         }
-    }
-
-    pub(crate) const fn code(self) -> u8 {
-        match self {
-            MemberStatus::Pending => 0,
-            MemberStatus::Accepted => 1,
-            MemberStatus::Rejected => 2,
-        }
-    }
-
-    pub(crate) fn from_code(code: u8) -> Option<MemberStatus> {
-        MemberStatus::ALL.into_iter().find(|s| s.code() == code)
     }
 }
 

@@ -1,11 +1,12 @@
 //! Per-project usage and its limits: Glance's unified-limits quotas (`image_count_total`,
 //! `image_size_total`, `image_stage_total`, `image_count_uploading`).
 //!
-//! Usage is kept, not computed: the `project_usage` table holds each owner's counts and every
-//! write that changes an image adjusts them in the same transaction (see `store.rs`), so a
-//! check costs one lookup and can never disagree with the images. Images without an owner are
-//! charged to nobody. The limits come from the caller (the gateway reads them from its
-//! configuration); this module only compares.
+//! Every engine checks a limit inside the write that would exceed it, against usage read in
+//! that same transaction, so a check can never disagree with the images. A project's usage is
+//! the sum of [`Usage::of`] over the live images it owns (the redb engine keeps the sums in a
+//! table that every write adjusts; a SQL engine may sum or keep a table the same way). Images
+//! without an owner are charged to nobody. The limits come from the caller (the gateway reads
+//! them from its configuration); this module only compares.
 
 use crate::error::{Error, Result};
 use crate::types::{Image, ImageStatus};

@@ -368,7 +368,65 @@ impl Image {
     }
 }
 
-/// An upload just begun by [`Meta::begin_upload_within`](crate::Meta::begin_upload_within).
+/// The id of a gateway node: who runs an upload. Several gateways sharing one database each
+/// have their own, so that one never resets another's uploads in flight.
+///
+/// Any non-empty text of at most 255 printable ASCII characters without spaces.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(String);
+
+impl NodeId {
+    /// The longest node id, in bytes.
+    pub const MAX_LEN: usize = 255;
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for NodeId {
+    type Err = ParseError;
+
+    fn from_str(text: &str) -> Result<NodeId, ParseError> {
+        let valid = !text.is_empty()
+            && text.len() <= NodeId::MAX_LEN
+            && text.bytes().all(|b| b.is_ascii_graphic());
+        if valid {
+            Ok(NodeId(text.to_owned()))
+        } else {
+            Err(ParseError::new("node id", text))
+        }
+    }
+}
+
+/// A node's claim on an image's upload, for [`Backend::begin_upload`](crate::Backend::begin_upload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadClaim {
+    /// `saving` (`PUT /file`) or `uploading` (`PUT /stage`).
+    pub to: ImageStatus,
+    /// The node that runs the upload, recorded until the upload ends.
+    pub node: NodeId,
+    /// The announced size, if any, checked against the owner's size quota before any data.
+    pub incoming_bytes: Option<u64>,
+}
+
+/// Who runs an image's upload, while it is `saving` or `uploading`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadState {
+    /// The node that began it.
+    pub node: NodeId,
+    /// When it began.
+    pub started_at: Timestamp,
+}
+
+/// An upload just begun by [`Backend::begin_upload`](crate::Backend::begin_upload).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadStart {
     /// The image, now receiving data.
@@ -379,7 +437,7 @@ pub struct UploadStart {
 }
 
 /// What a finished upload learned about the data, recorded by
-/// [`Meta::complete_upload`](crate::Meta::complete_upload).
+/// [`Backend::complete_upload`](crate::Backend::complete_upload).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadOutcome {
     /// Bytes received.
@@ -489,6 +547,18 @@ mod tests {
                 assert_eq!(from.needs_formats(to), expected, "{from} -> {to}");
             }
         }
+    }
+
+    #[test]
+    fn node_ids_are_printable_ascii_without_spaces() {
+        let node: NodeId = "gw-1.example".parse().unwrap();
+        assert_eq!(node.as_str(), "gw-1.example");
+        assert_eq!(node.to_string(), "gw-1.example");
+        for bad in ["", "a b", "caf\u{e9}", "tab\there"] {
+            assert_eq!(bad.parse::<NodeId>().unwrap_err().what(), "node id");
+        }
+        assert!("x".repeat(255).parse::<NodeId>().is_ok());
+        assert!("x".repeat(256).parse::<NodeId>().is_err());
     }
 
     #[test]

@@ -93,6 +93,7 @@ pub struct ServerBuilder {
     envs: Vec<(String, String)>,
     no_subcommand: bool,
     tmpfs_bytes: Option<u64>,
+    parent_dir: Option<PathBuf>,
 }
 
 impl ServerBuilder {
@@ -121,11 +122,21 @@ impl ServerBuilder {
         self
     }
 
+    /// Make the server's temporary folder (data dir included) inside `dir` instead of the
+    /// system's temporary folder (for a test that needs a particular file system).
+    pub fn dir_in(mut self, dir: &Path) -> Self {
+        self.parent_dir = Some(dir.to_owned());
+        self
+    }
+
     pub fn start(self) -> TestServer {
-        let root = tempfile::Builder::new()
-            .prefix("glint-test-")
-            .tempdir()
-            .expect("create temp dir");
+        let mut root = tempfile::Builder::new();
+        root.prefix("glint-test-");
+        let root = match &self.parent_dir {
+            Some(dir) => root.tempdir_in(dir),
+            None => root.tempdir(),
+        }
+        .expect("create temp dir");
         std::fs::create_dir(root.path().join("data")).expect("create data dir");
         if let Some(bytes) = self.tmpfs_bytes {
             mount_tmpfs(&root.path().join("data"), bytes)

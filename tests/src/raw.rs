@@ -53,33 +53,39 @@ impl Conn {
 
     /// Read one response to a HEAD request or otherwise: `head` means "no body follows".
     pub fn read_response_to(&mut self, what: &str, head: bool) -> Resp {
+        self.try_read_response(what, head)
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+    }
+
+    /// Like [`Conn::read_response_to`], but a connection error or a malformed or cut-short
+    /// response is returned, not a panic (for tests that count lost answers).
+    pub fn try_read_response(&mut self, what: &str, head: bool) -> Result<Resp, String> {
         let mut status_line = String::new();
         self.reader
             .read_line(&mut status_line)
-            .unwrap_or_else(|e| panic!("{what}: reading status line: {e}"));
+            .map_err(|e| format!("reading status line: {e}"))?;
         let mut parts = status_line.split_whitespace();
         let version = parts.next().unwrap_or_default();
-        assert!(
-            version.starts_with("HTTP/1."),
-            "{what}: bad status line {status_line:?}"
-        );
+        if !version.starts_with("HTTP/1.") {
+            return Err(format!("bad status line {status_line:?}"));
+        }
         let status: u16 = parts
             .next()
             .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("{what}: bad status line {status_line:?}"));
+            .ok_or_else(|| format!("bad status line {status_line:?}"))?;
         let mut headers = Vec::new();
         loop {
             let mut line = String::new();
             self.reader
                 .read_line(&mut line)
-                .unwrap_or_else(|e| panic!("{what}: reading headers: {e}"));
+                .map_err(|e| format!("reading headers: {e}"))?;
             let line = line.trim_end_matches(['\r', '\n']);
             if line.is_empty() {
                 break;
             }
             let (k, v) = line
                 .split_once(':')
-                .unwrap_or_else(|| panic!("{what}: bad header line {line:?}"));
+                .ok_or_else(|| format!("bad header line {line:?}"))?;
             headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
         }
         let mut resp = Resp {
@@ -90,50 +96,50 @@ impl Conn {
         };
         if status == 100 {
             // Interim response; the real one follows.
-            return self.read_response_to(what, head);
+            return self.try_read_response(what, head);
         }
         if head || status == 204 || status == 304 || (100..200).contains(&status) {
-            return resp;
+            return Ok(resp);
         }
         let chunked = resp
             .header("transfer-encoding")
             .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
         if chunked {
-            resp.body = self.read_chunked(what);
+            resp.body = self.read_chunked()?;
         } else if let Some(len) = resp.header("content-length") {
             let len: usize = len
                 .parse()
-                .unwrap_or_else(|_| panic!("{what}: bad content-length {len:?}"));
+                .map_err(|_| format!("bad content-length {len:?}"))?;
             let mut body = vec![0; len];
             self.reader
                 .read_exact(&mut body)
-                .unwrap_or_else(|e| panic!("{what}: reading {len} body bytes: {e}"));
+                .map_err(|e| format!("reading {len} body bytes: {e}"))?;
             resp.body = body;
         } else {
             self.reader
                 .read_to_end(&mut resp.body)
-                .unwrap_or_else(|e| panic!("{what}: reading body to EOF: {e}"));
+                .map_err(|e| format!("reading body to EOF: {e}"))?;
         }
-        resp
+        Ok(resp)
     }
 
-    fn read_chunked(&mut self, what: &str) -> Vec<u8> {
+    fn read_chunked(&mut self) -> Result<Vec<u8>, String> {
         let mut body = Vec::new();
         loop {
             let mut size_line = String::new();
             self.reader
                 .read_line(&mut size_line)
-                .unwrap_or_else(|e| panic!("{what}: reading chunk size: {e}"));
+                .map_err(|e| format!("reading chunk size: {e}"))?;
             let size_hex = size_line.trim().split(';').next().unwrap_or_default();
             let size = usize::from_str_radix(size_hex, 16)
-                .unwrap_or_else(|_| panic!("{what}: bad chunk size {size_line:?}"));
+                .map_err(|_| format!("bad chunk size {size_line:?}"))?;
             if size == 0 {
                 // Trailers, then the empty line.
                 loop {
                     let mut line = String::new();
                     let n = self.reader.read_line(&mut line).unwrap_or(0);
                     if n == 0 || line.trim().is_empty() {
-                        return body;
+                        return Ok(body);
                     }
                 }
             }
@@ -141,11 +147,11 @@ impl Conn {
             body.resize(start + size, 0);
             self.reader
                 .read_exact(&mut body[start..])
-                .unwrap_or_else(|e| panic!("{what}: reading chunk: {e}"));
+                .map_err(|e| format!("reading chunk: {e}"))?;
             let mut crlf = [0; 2];
             self.reader
                 .read_exact(&mut crlf)
-                .unwrap_or_else(|e| panic!("{what}: reading chunk end: {e}"));
+                .map_err(|e| format!("reading chunk end: {e}"))?;
         }
     }
 

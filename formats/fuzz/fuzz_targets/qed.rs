@@ -1,13 +1,6 @@
-//! Fuzz target: a QED magic with a fuzzed header.
+//! Fuzz target `qed`: see [`formats_fuzz::qed`].
 #![no_main]
 
-use formats_fuzz::{check, place, split};
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let input = split(data);
-    let mut stream = Vec::new();
-    place(&mut stream, 0, b"QED\0");
-    place(&mut stream, 4, input.body);
-    check(&stream, &input);
-});
+fuzz_target!(|data: &[u8]| formats_fuzz::qed(data));

@@ -1,5 +1,6 @@
 //! Who is asking: the auth strategies, which turn a request's headers into a
-//! [`RequestContext`].
+//! [`RequestContext`]. Built from the `[auth]` and `[keystone_authtoken]` settings (in
+//! `config`); failing to start reports an [`AuthError`].
 //!
 //! - `noauth` (the embedded default): every request is an admin of one fixed project. Fit for
 //!   one machine and one operator, and nothing else: keep such a server on loopback.
@@ -13,29 +14,21 @@
 pub mod keystone;
 
 use http::HeaderMap;
-use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{KeystoneSettings, Strategy};
 use crate::context::RequestContext;
 use crate::error::ApiError;
 
-/// The `[auth]` table of the config file.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthConfig {
-    /// How callers are identified.
-    pub strategy: Strategy,
-}
-
-/// How callers are identified.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Strategy {
-    /// No authentication: everyone is an admin of the `glint` project.
-    #[default]
-    Noauth,
-    /// Keystone v3 tokens, validated with the `[keystone_authtoken]` service user.
-    Keystone,
+/// Why an auth strategy could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// `strategy = "keystone"` without its settings.
+    #[error("strategy = \"keystone\" needs a [keystone_authtoken] table")]
+    NoKeystoneSettings,
+    /// The validator threads could not be started.
+    #[error("cannot start the Keystone validator threads: {0}")]
+    Threads(#[source] std::io::Error),
 }
 
 /// The configured auth strategy, ready to serve requests.
@@ -47,22 +40,17 @@ pub enum Auth {
 }
 
 impl Auth {
-    /// Builds the strategy the configuration names. Keystone is not contacted here: the
-    /// service user logs in on the first request that needs it, so glint starts even while
-    /// Keystone is down (requests then get 503 until it is back).
-    pub fn from_config(config: &Config) -> Result<Auth, ConfigError> {
-        match config.auth.strategy {
+    /// Builds `strategy` from its settings. Keystone is not contacted here: the service user
+    /// logs in on the first request that needs it, so glint starts even while Keystone is
+    /// down (requests then get 503 until it is back).
+    pub fn start(
+        strategy: Strategy,
+        keystone: Option<&KeystoneSettings>,
+    ) -> Result<Auth, AuthError> {
+        match strategy {
             Strategy::Noauth => Ok(Auth::Noauth),
             Strategy::Keystone => {
-                let settings =
-                    config
-                        .keystone_authtoken
-                        .as_ref()
-                        .ok_or_else(|| ConfigError::Invalid {
-                            key: "keystone_authtoken".into(),
-                            message: "strategy = \"keystone\" needs a [keystone_authtoken] table"
-                                .into(),
-                        })?;
+                let settings = keystone.ok_or(AuthError::NoKeystoneSettings)?;
                 Ok(Auth::Keystone(keystone::Keystone::start(settings)?))
             }
         }

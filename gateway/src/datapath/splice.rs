@@ -32,6 +32,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use monoio::fs::File;
 
+pub use crate::body::SpliceSource;
 use crate::body::{Body, ByteStream};
 
 /// Size of the marker region, and so of the largest marker frame.
@@ -46,13 +47,6 @@ pub fn is_mark(slice: &[u8]) -> bool {
     let start = MARK.as_ptr() as usize;
     let p = slice.as_ptr() as usize;
     !slice.is_empty() && p >= start && p + slice.len() <= start + MARK_LEN
-}
-
-/// A byte range of an open file, ready to be spliced.
-pub struct SpliceSource {
-    pub file: Rc<File>,
-    pub start: u64,
-    pub end: u64,
 }
 
 /// File bytes standing behind marker frames, in the order hyper will write them.

@@ -20,6 +20,7 @@ use monoio::fs::File;
 use monoio::task::JoinHandle;
 
 use super::checksum::{Checksums, Digests};
+use crate::metrics::UploadEnd;
 
 /// What the client promised and what the operator allows.
 #[derive(Debug, Clone, Copy)]
@@ -85,9 +86,23 @@ impl UploadError {
     }
 }
 
+impl From<&UploadError> for UploadEnd {
+    /// The `glint_uploads_total` outcome of an upload that stopped with this error.
+    fn from(err: &UploadError) -> UploadEnd {
+        match err {
+            UploadError::TooLarge { .. } => UploadEnd::RefusedTooLarge,
+            UploadError::SizeMismatch { .. } => UploadEnd::RefusedSizeMismatch,
+            UploadError::Refused(_) => UploadEnd::RefusedFormat,
+            UploadError::Client(_) | UploadError::IdleTimeout(_) => UploadEnd::FailedClient,
+            e if e.is_storage_full() => UploadEnd::RefusedStorageFull,
+            UploadError::Io(_) => UploadEnd::FailedIo,
+        }
+    }
+}
+
 /// Streams `body` into `file` from offset 0 and makes it durable.
 pub async fn receive(
-    mut body: hyper::body::Incoming,
+    mut body: crate::body::RequestBody,
     file: &Rc<File>,
     mut checksums: Checksums,
     mut inspector: Option<formats::Inspector>,
@@ -171,13 +186,28 @@ enum Sink {
 }
 
 impl Sink {
+    /// With `direct_io`, O_DIRECT when the file system allows it; a refusal is counted
+    /// (`glint_direct_io_refused_total`) and logged once, so the path taken is never a guess.
     fn new(file: &Rc<File>, direct_io: bool) -> Sink {
-        match direct_io.then(|| direct::DirectSink::new(file)).flatten() {
-            Some(sink) => Sink::Direct(sink),
-            None => Sink::Buffered {
-                file: Rc::clone(file),
-                in_flight: None,
-            },
+        if direct_io {
+            match direct::DirectSink::new(file) {
+                Ok(sink) => return Sink::Direct(sink),
+                Err(e) => {
+                    crate::metrics::direct_io_refused();
+                    static WARNED: std::sync::Once = std::sync::Once::new();
+                    WARNED.call_once(|| {
+                        tracing::warn!(
+                            error = %e,
+                            "direct_io_upload: the store's file system refuses O_DIRECT; \
+                             uploads are written through the page cache"
+                        )
+                    });
+                }
+            }
+        }
+        Sink::Buffered {
+            file: Rc::clone(file),
+            in_flight: None,
         }
     }
 
@@ -314,10 +344,10 @@ mod direct {
     }
 
     impl DirectSink {
-        /// `None` when the file system refuses O_DIRECT (tmpfs, some FUSE): write buffered.
-        pub fn new(file: &Rc<File>) -> Option<DirectSink> {
-            set_direct(file, true).ok()?;
-            Some(DirectSink {
+        /// An error when the file system refuses O_DIRECT (tmpfs, some FUSE): write buffered.
+        pub fn new(file: &Rc<File>) -> std::io::Result<DirectSink> {
+            set_direct(file, true)?;
+            Ok(DirectSink {
                 file: Rc::clone(file),
                 buf: Some(AlignedBuf::new()),
                 offset: 0,
@@ -347,7 +377,11 @@ mod direct {
                     let (file, offset) = (Rc::clone(&self.file), self.offset);
                     self.offset += CHUNK as u64;
                     self.in_flight = Some(monoio::spawn(async move {
-                        file.write_all_at(full, offset).await
+                        let written = file.write_all_at(full, offset).await;
+                        if written.0.is_ok() {
+                            crate::metrics::direct_io_written(CHUNK as u64);
+                        }
+                        written
                     }));
                     self.buf = Some(self.spare.take().unwrap_or_else(AlignedBuf::new));
                 }
@@ -371,6 +405,7 @@ mod direct {
             if aligned > 0 {
                 let (result, _) = self.file.write_all_at(buf, self.offset).await;
                 result?;
+                crate::metrics::direct_io_written(aligned as u64);
             }
             set_direct(&self.file, false)?;
             if tail > 0 {

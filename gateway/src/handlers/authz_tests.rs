@@ -43,11 +43,11 @@ fn status<T>(result: Result<T, crate::error::ApiError>) -> u16 {
 }
 
 fn show(app: &App, ctx: &RequestContext, id: &str) -> u16 {
-    status(images::show(app, ctx, id))
+    status(block_on(images::show(app, ctx, id)))
 }
 
 fn list_ids(app: &App, ctx: &RequestContext, query: &str) -> Vec<String> {
-    let response = list::list(app, ctx, query).expect("list");
+    let response = block_on(list::list(app, ctx, query)).expect("list");
     let mut ids: Vec<String> = json_body(&response)["images"]
         .as_array()
         .expect("images")
@@ -96,7 +96,7 @@ fn set_member_status(app: &App, ctx: &RequestContext, id: &str, member: &str, to
 }
 
 fn member_ids(app: &App, ctx: &RequestContext, id: &str) -> Result<Vec<String>, u16> {
-    let response = members::list(app, ctx, id).map_err(|e| e.status().as_u16())?;
+    let response = block_on(members::list(app, ctx, id)).map_err(|e| e.status().as_u16())?;
     Ok(json_body(&response)["members"]
         .as_array()
         .expect("members")
@@ -108,61 +108,86 @@ fn member_ids(app: &App, ctx: &RequestContext, id: &str) -> Result<Vec<String>, 
 #[test]
 fn sharing_between_projects_end_to_end() {
     let (_dir, app) = test_app(Config::default());
-    let (a, b, c) = (member_of("A"), member_of("B"), member_of("C"));
-    let id = create(&app, &a, json!({"name": "shared one"}));
-    // Not shared with anybody yet: only A (and admins) see it.
-    assert_eq!(show(&app, &b, &id), 404);
-    assert_eq!(show(&app, &admin(), &id), 200);
+    sharing_between_projects(&app);
+}
 
-    assert_eq!(add_member(&app, &a, &id, "B"), 200);
-    assert_eq!(add_member(&app, &a, &id, "C"), 200);
-    assert_eq!(add_member(&app, &a, &id, "B"), 409);
+/// The same handlers on a catalog whose engine is networked: every read runs on the catalog's
+/// read pool, none on the calling thread, and every answer is the same.
+#[test]
+fn handlers_run_unchanged_on_a_networked_catalog() {
+    let (_dir, mut app) = test_app(Config::default());
+    let meta_dir = tempfile::tempdir().expect("temp dir");
+    let remote = std::sync::Arc::new(crate::catalog::testing::Remote::open(meta_dir.path()));
+    app.catalog = crate::catalog::Catalog::new(
+        remote.clone(),
+        "networked-test".parse().expect("node id"),
+        app.writer.clone(),
+    )
+    .expect("catalog");
+    sharing_between_projects(&app);
+    let calls = remote.threads.lock().expect("lock").clone();
+    assert!(calls.iter().any(|(call, _)| *call == "list_images"));
+    assert!(calls.iter().any(|(call, _)| *call == "get_image"));
+    let here = std::thread::current().name().unwrap_or("").to_owned();
+    for (call, thread) in calls {
+        assert_ne!(thread, here, "{call} ran on the calling thread");
+        assert!(thread.starts_with("glint-"), "{call} ran on {thread}");
+    }
+}
+
+fn sharing_between_projects(app: &App) {
+    let (a, b, c) = (member_of("A"), member_of("B"), member_of("C"));
+    let id = create(app, &a, json!({"name": "shared one"}));
+    // Not shared with anybody yet: only A (and admins) see it.
+    assert_eq!(show(app, &b, &id), 404);
+    assert_eq!(show(app, &admin(), &id), 200);
+
+    assert_eq!(add_member(app, &a, &id, "B"), 200);
+    assert_eq!(add_member(app, &a, &id, "C"), 200);
+    assert_eq!(add_member(app, &a, &id, "B"), 409);
     // Any member status can read the image at once...
-    assert_eq!(show(&app, &b, &id), 200);
+    assert_eq!(show(app, &b, &id), 200);
     // ...but only accepted memberships are in the default list.
-    assert!(list_ids(&app, &b, "").is_empty());
-    assert_eq!(
-        list_ids(&app, &b, "member_status=pending"),
-        vec![id.clone()]
-    );
-    assert_eq!(list_ids(&app, &b, "member_status=all"), vec![id.clone()]);
-    assert_eq!(set_member_status(&app, &b, &id, "B", "accepted"), 200);
-    assert_eq!(list_ids(&app, &b, ""), vec![id.clone()]);
-    assert_eq!(list_ids(&app, &b, "visibility=shared"), vec![id.clone()]);
-    assert!(list_ids(&app, &b, "member_status=pending").is_empty());
-    assert_eq!(set_member_status(&app, &b, &id, "B", "rejected"), 200);
-    assert!(list_ids(&app, &b, "").is_empty());
-    assert_eq!(show(&app, &b, &id), 200);
+    assert!(list_ids(app, &b, "").is_empty());
+    assert_eq!(list_ids(app, &b, "member_status=pending"), vec![id.clone()]);
+    assert_eq!(list_ids(app, &b, "member_status=all"), vec![id.clone()]);
+    assert_eq!(set_member_status(app, &b, &id, "B", "accepted"), 200);
+    assert_eq!(list_ids(app, &b, ""), vec![id.clone()]);
+    assert_eq!(list_ids(app, &b, "visibility=shared"), vec![id.clone()]);
+    assert!(list_ids(app, &b, "member_status=pending").is_empty());
+    assert_eq!(set_member_status(app, &b, &id, "B", "rejected"), 200);
+    assert!(list_ids(app, &b, "").is_empty());
+    assert_eq!(show(app, &b, &id), 200);
 
     // Only the member project answers for itself.
-    assert_eq!(set_member_status(&app, &a, &id, "B", "accepted"), 403);
-    assert_eq!(set_member_status(&app, &c, &id, "B", "accepted"), 404);
-    assert_eq!(set_member_status(&app, &admin(), &id, "B", "accepted"), 200);
-    assert_eq!(set_member_status(&app, &b, &id, "B", "maybe"), 400);
+    assert_eq!(set_member_status(app, &a, &id, "B", "accepted"), 403);
+    assert_eq!(set_member_status(app, &c, &id, "B", "accepted"), 404);
+    assert_eq!(set_member_status(app, &admin(), &id, "B", "accepted"), 200);
+    assert_eq!(set_member_status(app, &b, &id, "B", "maybe"), 400);
 
     // The owner lists every member; a member only itself; a stranger gets 404.
-    assert_eq!(member_ids(&app, &a, &id), Ok(vec!["B".into(), "C".into()]));
-    assert_eq!(member_ids(&app, &b, &id), Ok(vec!["B".into()]));
-    assert_eq!(member_ids(&app, &member_of("D"), &id), Err(404));
-    assert_eq!(status(members::show(&app, &b, &id, "B")), 200);
-    assert_eq!(status(members::show(&app, &b, &id, "C")), 404);
-    assert_eq!(status(members::show(&app, &a, &id, "Z")), 404);
+    assert_eq!(member_ids(app, &a, &id), Ok(vec!["B".into(), "C".into()]));
+    assert_eq!(member_ids(app, &b, &id), Ok(vec!["B".into()]));
+    assert_eq!(member_ids(app, &member_of("D"), &id), Err(404));
+    assert_eq!(status(block_on(members::show(app, &b, &id, "B"))), 200);
+    assert_eq!(status(block_on(members::show(app, &b, &id, "C"))), 404);
+    assert_eq!(status(block_on(members::show(app, &a, &id, "Z"))), 404);
 
     // Members are read-only on the image, and cannot remove themselves.
     assert_eq!(
         patch(
-            &app,
+            app,
             &b,
             &id,
             json!([{"op": "replace", "path": "/name", "value": "x"}])
         ),
         403
     );
-    assert_eq!(status(block_on(members::delete(&app, &b, &id, "B"))), 403);
-    assert_eq!(add_member(&app, &b, &id, "E"), 403);
-    assert_eq!(status(block_on(members::delete(&app, &a, &id, "B"))), 200);
-    assert_eq!(status(block_on(members::delete(&app, &a, &id, "B"))), 404);
-    assert_eq!(show(&app, &b, &id), 404);
+    assert_eq!(status(block_on(members::delete(app, &b, &id, "B"))), 403);
+    assert_eq!(add_member(app, &b, &id, "E"), 403);
+    assert_eq!(status(block_on(members::delete(app, &a, &id, "B"))), 200);
+    assert_eq!(status(block_on(members::delete(app, &a, &id, "B"))), 404);
+    assert_eq!(show(app, &b, &id), 404);
 }
 
 #[test]
@@ -172,7 +197,7 @@ fn members_only_for_shared_images() {
     let id = create(&app, &a, json!({"visibility": "private"}));
     assert_eq!(add_member(&app, &a, &id, "B"), 403);
     assert_eq!(member_ids(&app, &a, &id), Err(403));
-    assert_eq!(status(members::show(&app, &a, &id, "B")), 404);
+    assert_eq!(status(block_on(members::show(&app, &a, &id, "B"))), 404);
 
     // Leaving `shared` freezes the members: they lose access until it is shared again.
     let shared = create(&app, &a, json!({}));
@@ -228,7 +253,9 @@ fn deleting_an_image_removes_its_members() {
         200
     );
     assert_eq!(status(block_on(images::delete(&app, &a, &id))), 200);
-    assert!(app.meta.images_shared_with("B").expect("index").is_empty());
+    assert!(block_on(app.catalog.images_shared_with("B"))
+        .expect("index")
+        .is_empty());
     assert!(list_ids(&app, &member_of("B"), "").is_empty());
 }
 
@@ -273,7 +300,10 @@ fn list_follows_visibility_rules_per_caller() {
     );
     assert_eq!(list_ids(&app, &admin(), "visibility=all").len(), 5);
     // Without a role nothing may be listed.
-    assert_eq!(status(list::list(&app, &project_ctx("B", &[]), "")), 403);
+    assert_eq!(
+        status(block_on(list::list(&app, &project_ctx("B", &[]), ""))),
+        403
+    );
     // Show follows the same visibility: other projects' private and shared images are 404.
     assert_eq!(show(&app, &b, &private), 404);
     assert_eq!(show(&app, &b, &shared), 404);
@@ -398,7 +428,7 @@ fn image_count_quota_and_usage() {
     );
     // Another project has the default limit.
     create(&app, &member_of("B"), json!({}));
-    let usage = json_body(&info::usage(&app, &a).expect("usage"));
+    let usage = json_body(&block_on(info::usage(&app, &a)).expect("usage"));
     assert_eq!(
         usage["usage"]["image_count_total"],
         json!({"limit": 1, "usage": 1})
@@ -415,7 +445,7 @@ fn image_count_quota_and_usage() {
         usage["usage"]["image_count_uploading"],
         json!({"limit": -1, "usage": 0})
     );
-    let usage_b = json_body(&info::usage(&app, &member_of("B")).expect("usage"));
+    let usage_b = json_body(&block_on(info::usage(&app, &member_of("B"))).expect("usage"));
     assert_eq!(
         usage_b["usage"]["image_count_total"],
         json!({"limit": 5, "usage": 1})

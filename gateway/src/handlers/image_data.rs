@@ -47,22 +47,21 @@ struct UploadGuard<'a> {
 }
 
 impl UploadGuard<'_> {
-    /// The clean-up, as a job for the writer thread.
-    fn reset_job(&self) -> impl FnOnce() + Send + 'static {
-        let (meta, store, id) = (self.app.meta.clone(), self.app.store.clone(), self.id);
-        move || {
-            store.remove_part(id);
-            // A deleted image is fine: abort_upload leaves it alone.
-            if let Err(e) = meta.abort_upload(id) {
-                tracing::error!(image_id = %id, error = %e, "cannot reset image to queued");
-            }
-        }
+    /// Removing the partial file, as a job for the writer thread (queued there ahead of the
+    /// catalog's reset, which runs on the same thread).
+    fn remove_part_job(&self) -> impl FnOnce() + Send + 'static {
+        let (store, id) = (self.app.store.clone(), self.id);
+        move || store.remove_part(id)
     }
 
     /// Cleans up now and waits for it (the error path, where we can await).
     async fn abort(mut self) {
         self.armed = false;
-        if let Err(e) = self.app.writer.run(self.reset_job()).await {
+        if let Err(e) = self.app.writer.run(self.remove_part_job()).await {
+            tracing::error!(image_id = %self.id, error = %e, "cannot remove the partial file");
+        }
+        // A deleted image is fine: abort_upload leaves it alone.
+        if let Err(e) = self.app.catalog.abort_upload(self.id).await {
             tracing::error!(image_id = %self.id, error = %e, "cannot reset image to queued");
         }
     }
@@ -79,7 +78,8 @@ impl Drop for UploadGuard<'_> {
             // Dropped mid-upload (the connection died and hyper dropped the request future):
             // clean up on the writer thread, since Drop cannot await.
             tracing::warn!(image_id = %self.id, "upload abandoned; resetting image to queued");
-            self.app.writer.spawn(self.reset_job());
+            self.app.writer.spawn(self.remove_part_job());
+            self.app.catalog.abort_upload_detached(self.id);
         }
     }
 }
@@ -133,7 +133,7 @@ pub async fn upload(
     app: &App,
     ctx: &RequestContext,
     id: &str,
-    request: Request<hyper::body::Incoming>,
+    request: Request<crate::body::RequestBody>,
 ) -> Result<Response<Body>, ApiError> {
     let mut tracker = crate::metrics::upload_started();
     let content_type = request
@@ -156,20 +156,18 @@ pub async fn upload(
         return Err(too_large(cap_bytes));
     }
     let id = parse_image_id(id)?;
-    let image = load_authorized(app, ctx, id, Rule::UploadImage)?;
+    let image = load_authorized(app, ctx, id, Rule::UploadImage).await?;
     // Quotas charge the image's owner, whoever uploads.
     let limits = app.config.quotas.limits_for(image.owner.as_deref());
-    let meta = app.meta.clone();
     // `size_left`: what the owner's image_size_total leaves, so that the stream stops there
-    // rather than after the whole body (complete_upload_within re-checks in its transaction).
+    // rather than after the whole body (complete_upload re-checks in its transaction).
     let meta::UploadStart {
         image,
         size_left: quota_left_bytes,
     } = app
-        .writer
-        .run(move || meta.begin_upload_within(id, ImageStatus::Saving, expected_bytes, &limits))
-        .await
-        .map_err(ApiError::internal)??;
+        .catalog
+        .begin_upload(id, ImageStatus::Saving, expected_bytes, limits)
+        .await?;
     let guard = UploadGuard {
         app,
         id,
@@ -218,42 +216,43 @@ pub async fn upload(
         }
     };
 
-    let (meta, store) = (app.meta.clone(), app.store.clone());
     let digests = received.digests;
     let virtual_size = received.inspection.as_ref().and_then(|i| i.virtual_size);
     let size = received.size;
-    let committed = app
-        .writer
-        .run(move || -> Result<(), ApiError> {
-            let location = store.commit(id)?;
-            let outcome = UploadOutcome {
-                size,
-                checksum: digests.checksum,
-                os_hash_algo: digests.os_hash_algo,
-                os_hash_value: digests.os_hash_value,
-                virtual_size,
-                location: location.clone(),
-            };
-            match meta.complete_upload_within(id, outcome, &limits) {
-                Ok(_) => Ok(()),
-                Err(meta::Error::NotFound(_)) => {
-                    store.delete(&location);
-                    Err(ApiError::new(
-                        StatusCode::GONE,
-                        format!(
-                            "Image {id} could not be found after upload. The image may have been \
-                             deleted during the upload, cleaning up the chunks uploaded."
-                        ),
-                    ))
-                }
-                Err(e) => {
-                    store.delete(&location);
-                    Err(e.into())
-                }
-            }
-        })
-        .await
-        .map_err(ApiError::internal)?;
+    let committed = async {
+        let store = app.store.clone();
+        let location = app
+            .writer
+            .run(move || store.commit(id))
+            .await
+            .map_err(ApiError::internal)??;
+        let outcome = UploadOutcome {
+            size,
+            checksum: digests.checksum,
+            os_hash_algo: digests.os_hash_algo,
+            os_hash_value: digests.os_hash_value,
+            virtual_size,
+            location: location.clone(),
+        };
+        let refused = match app.catalog.complete_upload(id, outcome, limits).await {
+            Ok(_) => return Ok(()),
+            Err(meta::Error::NotFound(_)) => ApiError::new(
+                StatusCode::GONE,
+                format!(
+                    "Image {id} could not be found after upload. The image may have been \
+                     deleted during the upload, cleaning up the chunks uploaded."
+                ),
+            ),
+            Err(e) => e.into(),
+        };
+        // Not recorded: the data just renamed into place goes too.
+        let store = app.store.clone();
+        if let Err(e) = app.writer.run(move || store.delete(&location)).await {
+            tracing::error!(image_id = %id, error = %e, "cannot remove refused image data");
+        }
+        Err(refused)
+    }
+    .await;
     if let Err(e) = committed {
         tracker.finish(UploadEnd::FailedCommit, None);
         guard.abort().await;
@@ -273,7 +272,7 @@ pub async fn download(
     headers: &HeaderMap,
 ) -> Result<Response<Body>, ApiError> {
     let id = parse_image_id(id)?;
-    let image = load_authorized(app, ctx, id, Rule::DownloadImage)?;
+    let image = load_authorized(app, ctx, id, Rule::DownloadImage).await?;
     if image.status == ImageStatus::Deactivated && !ctx.is_admin_role() {
         return Err(ApiError::forbidden(
             "The requested image has been deactivated. Image data download is forbidden.",

@@ -146,7 +146,7 @@ impl serde::Serialize for ImageView<'_> {
 
 /// The caller's membership of `image`, when its project is a member and the image is
 /// `shared` (only then does a membership count).
-pub fn membership(
+pub async fn membership(
     app: &App,
     ctx: &RequestContext,
     image: &Image,
@@ -155,7 +155,8 @@ pub fn membership(
         Some(project)
             if image.visibility == Visibility::Shared && !ctx.owns(image.owner.as_deref()) =>
         {
-            Ok(app.meta.get_member(image.id, project)?.map(|m| m.status))
+            let member = app.catalog.get_member(image.id, project).await?;
+            Ok(member.map(|m| m.status))
         }
         _ => Ok(None),
     }
@@ -163,25 +164,25 @@ pub fn membership(
 
 /// Loads image `id` and checks `rule` on it: 404 when it does not exist or the caller cannot
 /// see it, 403 when the caller sees it but `rule` refuses.
-pub fn load_authorized(
+pub async fn load_authorized(
     app: &App,
     ctx: &RequestContext,
     id: ImageId,
     rule: Rule,
 ) -> Result<Image, ApiError> {
-    let image = app.meta.get_image(id)?;
+    let image = app.catalog.get_image(id).await?;
     // pending_delete images still exist in meta (they hold data) but are gone for the API.
     if image.status == ImageStatus::PendingDelete {
         return Err(ApiError::image_not_found(id));
     }
-    let membership = membership(app, ctx, &image)?;
+    let membership = membership(app, ctx, &image).await?;
     policy::enforce(ctx, rule, &Target::image(&image, membership), id)?;
     Ok(image)
 }
 
 /// Loads an image the caller may see (`get_image`).
-pub fn load_visible(app: &App, ctx: &RequestContext, id: ImageId) -> Result<Image, ApiError> {
-    load_authorized(app, ctx, id, Rule::GetImage)
+pub async fn load_visible(app: &App, ctx: &RequestContext, id: ImageId) -> Result<Image, ApiError> {
+    load_authorized(app, ctx, id, Rule::GetImage).await
 }
 
 fn schema_error(detail: impl std::fmt::Display) -> ApiError {
@@ -434,13 +435,8 @@ pub async fn create(
     }
     policy::enforce_global(ctx, Rule::AddImage, &Target::image(&image, None))?;
     check_quotas(&app.config, &image)?;
-    let meta = app.meta.clone();
-    let stored = image.clone();
     let limits = app.config.quotas.limits_for(image.owner.as_deref());
-    app.writer
-        .run(move || meta.create_image_within(&stored, &limits))
-        .await
-        .map_err(ApiError::internal)??;
+    app.catalog.create_image(image.clone(), limits).await?;
     tracing::info!(image_id = %id, "image created");
     let mut response = json_response(StatusCode::CREATED, &ImageView(&image));
     let location = format!("{}/v2/images/{id}", app.base_url(headers));
@@ -451,29 +447,27 @@ pub async fn create(
 }
 
 /// `GET /v2/images/{id}`.
-pub fn show(app: &App, ctx: &RequestContext, id: &str) -> Result<Response<Body>, ApiError> {
-    let image = load_visible(app, ctx, parse_image_id(id)?)?;
+pub async fn show(app: &App, ctx: &RequestContext, id: &str) -> Result<Response<Body>, ApiError> {
+    let image = load_visible(app, ctx, parse_image_id(id)?).await?;
     Ok(json_response(StatusCode::OK, &ImageView(&image)))
 }
 
 /// `DELETE /v2/images/{id}`.
 pub async fn delete(app: &App, ctx: &RequestContext, id: &str) -> Result<Response<Body>, ApiError> {
     let id = parse_image_id(id)?;
-    load_authorized(app, ctx, id, Rule::DeleteImage)?;
-    let meta = app.meta.clone();
+    load_authorized(app, ctx, id, Rule::DeleteImage).await?;
+    let image = app.catalog.delete_image(id).await?;
+    // An upload in progress keeps writing its .part file; it notices the deletion when it
+    // commits (410) and removes its data then.
     let store = app.store.clone();
     app.writer
-        .run(move || -> Result<(), meta::Error> {
-            let image = meta.delete_image(id)?;
+        .run(move || {
             for location in &image.locations {
                 store.delete(location);
             }
-            // An upload in progress keeps writing its .part file; it notices the deletion when
-            // it commits (410) and removes its data then.
-            Ok(())
         })
         .await
-        .map_err(ApiError::internal)??;
+        .map_err(ApiError::internal)?;
     tracing::info!(image_id = %id, "image deleted");
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
@@ -492,7 +486,7 @@ pub async fn set_active(
     } else {
         Rule::Deactivate
     };
-    let image = load_authorized(app, ctx, id, rule)?;
+    let image = load_authorized(app, ctx, id, rule).await?;
     let (from, to) = if active {
         (ImageStatus::Deactivated, ImageStatus::Active)
     } else {
@@ -507,11 +501,7 @@ pub async fn set_active(
             image.status
         )));
     }
-    let meta = app.meta.clone();
-    app.writer
-        .run(move || meta.set_status(id, to))
-        .await
-        .map_err(ApiError::internal)??;
+    app.catalog.set_status(id, to).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 

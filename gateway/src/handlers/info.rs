@@ -11,11 +11,11 @@ use crate::context::RequestContext;
 use crate::error::ApiError;
 
 /// `GET /v2/info/usage`.
-pub fn usage(app: &App, ctx: &RequestContext) -> Result<Response<Body>, ApiError> {
+pub async fn usage(app: &App, ctx: &RequestContext) -> Result<Response<Body>, ApiError> {
     let project = ctx.project_id.as_deref();
     let limits = app.config.quotas.limits_for(project);
     let usage = match project {
-        Some(project) => app.meta.usage(project)?,
+        Some(project) => app.catalog.usage(project).await?,
         None => meta::Usage::default(),
     };
     let entry = |limit: Option<u64>, used: u64| -> Value {

@@ -32,13 +32,13 @@ pub fn to_json(member: &Member) -> Value {
 }
 
 /// An image the caller can see, with the caller's membership; 404 otherwise.
-fn load(
+async fn load(
     app: &App,
     ctx: &RequestContext,
     id: ImageId,
 ) -> Result<(Image, Option<MemberStatus>), ApiError> {
-    let image = super::images::load_visible(app, ctx, id)?;
-    let membership = membership(app, ctx, &image)?;
+    let image = super::images::load_visible(app, ctx, id).await?;
+    let membership = membership(app, ctx, &image).await?;
     Ok((image, membership))
 }
 
@@ -56,7 +56,7 @@ fn member_not_found(id: ImageId, member_id: &str) -> ApiError {
 
 /// The member `member_id` of `image` as the caller may see it (`get_member`): 403 when the
 /// policy refuses, 404 when there is no such member or it is not the caller's to see.
-fn lookup(
+async fn lookup(
     app: &App,
     ctx: &RequestContext,
     image: &Image,
@@ -72,16 +72,17 @@ fn lookup(
     if !sees_all_members(ctx, image) && ctx.project_id.as_deref() != Some(member_id) {
         return Err(member_not_found(image.id, member_id));
     }
-    app.meta
-        .get_member(image.id, member_id)?
+    app.catalog
+        .get_member(image.id, member_id)
+        .await?
         .ok_or_else(|| member_not_found(image.id, member_id))
 }
 
 /// `GET /v2/images/{id}/members`: every member for the owner project and admins, the
 /// caller's own membership for a member project.
-pub fn list(app: &App, ctx: &RequestContext, id: &str) -> Result<Response<Body>, ApiError> {
+pub async fn list(app: &App, ctx: &RequestContext, id: &str) -> Result<Response<Body>, ApiError> {
     let id = parse_image_id(id)?;
-    let (image, membership) = load(app, ctx, id)?;
+    let (image, membership) = load(app, ctx, id).await?;
     let refused = |why: &str| {
         ApiError::forbidden(format!("Not allowed to list members for image {id}: {why}"))
     };
@@ -93,7 +94,7 @@ pub fn list(app: &App, ctx: &RequestContext, id: &str) -> Result<Response<Body>,
             "You are not authorized to complete get_members action.",
         ));
     }
-    let mut members = app.meta.list_members(id)?;
+    let mut members = app.catalog.list_members(id).await?;
     if !sees_all_members(ctx, &image) {
         members.retain(|m| ctx.project_id.as_deref() == Some(m.member_id.as_str()));
     }
@@ -105,24 +106,26 @@ pub fn list(app: &App, ctx: &RequestContext, id: &str) -> Result<Response<Body>,
 }
 
 /// `GET /v2/images/{id}/members/{member_id}`: every refusal is a 404, so that nothing leaks.
-pub fn show(
+pub async fn show(
     app: &App,
     ctx: &RequestContext,
     id: &str,
     member_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     let id = parse_image_id(id)?;
-    let (image, membership) = load(app, ctx, id)?;
+    let (image, membership) = load(app, ctx, id).await?;
     if image.visibility != Visibility::Shared {
         return Err(ApiError::not_found("Only shared images have members."));
     }
-    let member = lookup(app, ctx, &image, membership, member_id).map_err(|e| {
-        if e.status() == StatusCode::FORBIDDEN {
-            member_not_found(id, member_id)
-        } else {
-            e
-        }
-    })?;
+    let member = lookup(app, ctx, &image, membership, member_id)
+        .await
+        .map_err(|e| {
+            if e.status() == StatusCode::FORBIDDEN {
+                member_not_found(id, member_id)
+            } else {
+                e
+            }
+        })?;
     Ok(json_response(StatusCode::OK, &to_json(&member)))
 }
 
@@ -168,7 +171,7 @@ pub async fn create(
         ));
     }
     let id = parse_image_id(id)?;
-    let (image, membership) = load(app, ctx, id)?;
+    let (image, membership) = load(app, ctx, id).await?;
     let refused = || ApiError::forbidden(format!("Not allowed to create members for image {id}."));
     if image.visibility != Visibility::Shared
         || !policy::allows(ctx, Rule::AddMember, &Target::image(&image, membership))
@@ -177,11 +180,8 @@ pub async fn create(
     }
     // A negative quota means unlimited.
     let max_members = u64::try_from(app.config.image_member_quota).ok();
-    let project = member_id.clone();
-    let member = write(app, refused, move |meta| {
-        meta.add_member(id, &project, max_members)
-    })
-    .await?;
+    let added = app.catalog.add_member(id, &member_id, max_members).await;
+    let member = refuse_unshared(added, refused)?;
     tracing::info!(image_id = %id, member_id = %member_id, "image member added");
     Ok(json_response(StatusCode::OK, &to_json(&member)))
 }
@@ -200,12 +200,12 @@ pub async fn update(
         return Err(ApiError::bad_request("Status not specified"));
     };
     let id = parse_image_id(id)?;
-    let (image, membership) = load(app, ctx, id)?;
+    let (image, membership) = load(app, ctx, id).await?;
     let refused = || ApiError::forbidden(format!("Not allowed to update members for image {id}."));
     if image.visibility != Visibility::Shared {
         return Err(refused());
     }
-    lookup(app, ctx, &image, membership, member_id)?;
+    lookup(app, ctx, &image, membership, member_id).await?;
     let target = Target::image(&image, membership).about_member(member_id);
     if !policy::allows(ctx, Rule::ModifyMember, &target) {
         return Err(refused());
@@ -218,11 +218,8 @@ pub async fn update(
                 "Incorrect request: Status must be \"pending\", \"accepted\" or \"rejected\".",
             )
         })?;
-    let project = member_id.to_owned();
-    let member = write(app, refused, move |meta| {
-        meta.update_member(id, &project, status)
-    })
-    .await?;
+    let updated = app.catalog.update_member(id, member_id, status).await;
+    let member = refuse_unshared(updated, refused)?;
     Ok(json_response(StatusCode::OK, &to_json(&member)))
 }
 
@@ -235,32 +232,29 @@ pub async fn delete(
     member_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     let id = parse_image_id(id)?;
-    let (image, membership) = load(app, ctx, id)?;
+    let (image, membership) = load(app, ctx, id).await?;
     let refused = || ApiError::forbidden(format!("Not allowed to delete members for image {id}."));
     if image.visibility != Visibility::Shared {
         return Err(refused());
     }
-    lookup(app, ctx, &image, membership, member_id)?;
+    lookup(app, ctx, &image, membership, member_id).await?;
     if !policy::allows(ctx, Rule::DeleteMember, &Target::image(&image, membership)) {
         return Err(refused());
     }
-    let project = member_id.to_owned();
-    write(app, refused, move |meta| meta.delete_member(id, &project)).await?;
+    let deleted = app.catalog.delete_member(id, member_id).await;
+    refuse_unshared(deleted, refused)?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
-/// Runs a member write on the writer thread. The image may have stopped being `shared`
-/// since it was read: that is `refused`, as if it had not been shared when asked.
-async fn write<T: Send + 'static>(
-    app: &App,
+/// The result of a member write. The image may have stopped being `shared` since it was read:
+/// that is `refused`, as if it had not been shared when asked.
+fn refuse_unshared<T>(
+    result: Result<T, meta::Error>,
     refused: impl FnOnce() -> ApiError,
-    job: impl FnOnce(&meta::Meta) -> Result<T, meta::Error> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let meta = app.meta.clone();
-    match app.writer.run(move || job(&meta)).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(meta::Error::NotShared(_))) => Err(refused()),
-        Ok(Err(e)) => Err(e.into()),
-        Err(gone) => Err(ApiError::internal(gone)),
+    match result {
+        Ok(value) => Ok(value),
+        Err(meta::Error::NotShared(_)) => Err(refused()),
+        Err(e) => Err(e.into()),
     }
 }

@@ -1,6 +1,6 @@
-//! One module per Glance resource. Handlers parse the request, call `meta`, the store or the
-//! data path, and build the response; status rules and quotas live in `meta`, authorization in
-//! `policy`, HTTP mapping in `error`.
+//! One module per Glance resource. Handlers parse the request, call the metadata store through
+//! `catalog` (never `meta` directly), the file store or the data path, and build the response;
+//! status rules and quotas live in `meta`, authorization in `policy`, HTTP mapping in `error`.
 
 pub mod image_data;
 pub mod images;

@@ -66,22 +66,18 @@ pub async fn update(
         .map(|item| parse_operation(app, dialect, item))
         .collect::<Result<Vec<_>, _>>()?;
     let id = parse_image_id(id)?;
-    load_authorized(app, ctx, id, Rule::ModifyImage)?;
-    let meta = app.meta.clone();
+    load_authorized(app, ctx, id, Rule::ModifyImage).await?;
     let ctx_for_txn = ctx.clone();
     let config = app.config.clone();
     let image = app
-        .writer
-        .run(move || {
-            meta.update_image(id, |image: &mut Image| -> Result<(), ApiError> {
-                for op in &ops {
-                    apply(&ctx_for_txn, dialect, image, op)?;
-                }
-                check_quotas(&config, image)
-            })
+        .catalog
+        .update_image(id, move |image: &mut Image| -> Result<(), ApiError> {
+            for op in &ops {
+                apply(&ctx_for_txn, dialect, image, op)?;
+            }
+            check_quotas(&config, image)
         })
-        .await
-        .map_err(ApiError::internal)??;
+        .await?;
     Ok(json_response(StatusCode::OK, &ImageView(&image)))
 }
 

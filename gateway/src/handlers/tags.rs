@@ -22,18 +22,14 @@ pub async fn add(
         return Err(ApiError::bad_request("Tag is longer than 255 characters."));
     }
     let id = parse_image_id(id)?;
-    load_authorized(app, ctx, id, Rule::ModifyImage)?;
-    let meta = app.meta.clone();
+    load_authorized(app, ctx, id, Rule::ModifyImage).await?;
     let config = app.config.clone();
-    app.writer
-        .run(move || {
-            meta.update_image(id, |image: &mut Image| -> Result<(), ApiError> {
-                image.tags.insert(tag);
-                check_quotas(&config, image)
-            })
+    app.catalog
+        .update_image(id, move |image: &mut Image| -> Result<(), ApiError> {
+            image.tags.insert(tag.clone());
+            check_quotas(&config, image)
         })
-        .await
-        .map_err(ApiError::internal)??;
+        .await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
@@ -45,19 +41,15 @@ pub async fn delete(
     tag: String,
 ) -> Result<Response<Body>, ApiError> {
     let id = parse_image_id(id)?;
-    load_authorized(app, ctx, id, Rule::ModifyImage)?;
-    let meta = app.meta.clone();
-    app.writer
-        .run(move || {
-            meta.update_image(id, |image: &mut Image| -> Result<(), ApiError> {
-                if image.tags.remove(&tag) {
-                    Ok(())
-                } else {
-                    Err(ApiError::not_found(format!("Tag {tag} not found")))
-                }
-            })
+    load_authorized(app, ctx, id, Rule::ModifyImage).await?;
+    app.catalog
+        .update_image(id, move |image: &mut Image| -> Result<(), ApiError> {
+            if image.tags.remove(&tag) {
+                Ok(())
+            } else {
+                Err(ApiError::not_found(format!("Tag {tag} not found")))
+            }
         })
-        .await
-        .map_err(ApiError::internal)??;
+        .await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }

@@ -92,6 +92,17 @@ pub fn request_base(headers: &HeaderMap) -> String {
     format!("{scheme}://{host}")
 }
 
+impl crate::app::App {
+    /// `scheme://host[:port]` for absolute links: `public_endpoint`, else as the client
+    /// addressed us.
+    pub fn base_url(&self, headers: &HeaderMap) -> String {
+        match &self.config.public_endpoint {
+            Some(endpoint) => endpoint.trim_end_matches('/').to_owned(),
+            None => request_base(headers),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

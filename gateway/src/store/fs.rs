@@ -13,7 +13,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use meta::{Image, ImageId, ImageStatus, Location};
+use meta::{Backend, Image, ImageId, ImageStatus, ListFilter, Location};
 
 /// The store name recorded in locations.
 pub const STORE_NAME: &str = "file";
@@ -73,11 +73,13 @@ impl FsStore {
         }
     }
 
-    /// Start-up reconciliation of the folder with the metadata, after interrupted uploads were
-    /// reset (`Meta::recover_interrupted`), before any request is served. Blocking.
+    /// Start-up reconciliation of the folder with the metadata, after this node's interrupted
+    /// uploads were reset (`Backend::recover_interrupted`), before any request is served.
+    /// Blocking. `meta` is walked a page at a time, every image (`Scope::Unrestricted`).
     ///
     /// - A file that a live image's location names is kept, and so are `<id>` and `<id>.part`
-    ///   of an image still receiving data (another gateway's upload, with shared metadata).
+    ///   of an image still receiving data (`saving`, `uploading`, `importing`): with shared
+    ///   metadata, an upload another gateway runs, which this node's recovery left alone.
     /// - Any other `<id>.part` is removed: an upload cut short.
     /// - Any other `<id>` whose image glint knows (a live record, or a deleted image's
     ///   tombstone) is removed: the crash came between the rename and the metadata commit, or
@@ -90,19 +92,19 @@ impl FsStore {
     ///   than its `size`, is logged as an error and counted in `missing_data`. Its metadata is
     ///   kept as it is (its checksum is what restoring the file from a backup is checked
     ///   against); downloads of it answer 503.
-    pub fn reconcile(&self, meta: &meta::Meta) -> io::Result<Reconciliation> {
+    pub fn reconcile(&self, meta: &dyn Backend) -> io::Result<Reconciliation> {
         self.reconcile_in_pages(meta, 1000)
     }
 
     /// [`FsStore::reconcile`], reading the images `page` at a time.
-    fn reconcile_in_pages(&self, meta: &meta::Meta, page: usize) -> io::Result<Reconciliation> {
+    fn reconcile_in_pages(&self, meta: &dyn Backend, page: usize) -> io::Result<Reconciliation> {
         let mut claimed = HashSet::new();
         let mut receiving = HashSet::new();
         let mut report = Reconciliation::default();
         let mut marker = None;
         loop {
             let images = meta
-                .list_images(&[], marker, page, |_| true)
+                .list_images(&ListFilter::all().after(marker).limit(page))
                 .map_err(io::Error::other)?;
             for image in &images {
                 self.claim(image, &mut claimed, &mut receiving, &mut report);
@@ -260,18 +262,25 @@ mod tests {
         assert!(!store.image_path(id).exists());
     }
 
+    use meta::{Limits, NodeId, RedbBackend, UploadClaim};
+
     /// A store and a metadata database side by side, as `serve` opens them.
     struct Fixture {
         _dir: tempfile::TempDir,
         store: FsStore,
-        meta: meta::Meta,
+        meta: RedbBackend,
+    }
+
+    /// The node the fixture's gateway runs as.
+    fn this_node() -> NodeId {
+        "this-node".parse().unwrap()
     }
 
     impl Fixture {
         fn new() -> Fixture {
             let dir = tempfile::tempdir().unwrap();
             let store = FsStore::open(&dir.path().join("images")).unwrap();
-            let meta = meta::Meta::open(&dir.path().join("meta.redb")).unwrap();
+            let meta = RedbBackend::open(&dir.path().join("meta.redb")).unwrap();
             Fixture {
                 _dir: dir,
                 store,
@@ -283,14 +292,35 @@ mod tests {
             let mut image = Image::new(ImageId::new_v4(), meta::Timestamp::now());
             image.disk_format = Some("raw".into());
             image.container_format = Some("bare".into());
-            self.meta.create_image(&image).unwrap();
+            self.meta.create_image(&image, &Limits::UNLIMITED).unwrap();
             image.id
+        }
+
+        /// Claims the upload of `id` (to `saving`) for `node`.
+        fn begin_on(&self, id: ImageId, node: NodeId) {
+            let claim = UploadClaim {
+                to: ImageStatus::Saving,
+                node,
+                incoming_bytes: None,
+            };
+            self.meta
+                .begin_upload(id, &claim, &Limits::UNLIMITED)
+                .unwrap();
+        }
+
+        /// This node's start-up recovery, as `serve` runs it before reconciling.
+        fn recover(&self) -> Vec<ImageId> {
+            self.meta.recover_interrupted(&this_node()).unwrap()
+        }
+
+        fn reconcile(&self) -> Reconciliation {
+            self.store.reconcile(&self.meta).unwrap()
         }
 
         /// An image uploaded the way `image_data::upload` does it: `.part`, rename, commit.
         fn active(&self, data: &[u8]) -> ImageId {
             let id = self.queued();
-            self.meta.begin_upload(id, ImageStatus::Saving).unwrap();
+            self.begin_on(id, this_node());
             fs::write(self.store.part_path(id), data).unwrap();
             let location = self.store.commit(id).unwrap();
             let outcome = meta::UploadOutcome {
@@ -301,7 +331,9 @@ mod tests {
                 virtual_size: None,
                 location,
             };
-            self.meta.complete_upload(id, outcome).unwrap();
+            self.meta
+                .complete_upload(id, outcome, &Limits::UNLIMITED)
+                .unwrap();
             id
         }
 
@@ -326,12 +358,10 @@ mod tests {
         // Renamed into place, then the crash before the metadata commit: after recovery the
         // image is queued and its whole file is under its final name.
         let uncommitted = f.queued();
-        f.meta
-            .begin_upload(uncommitted, ImageStatus::Saving)
-            .unwrap();
+        f.begin_on(uncommitted, this_node());
         fs::write(f.store.part_path(uncommitted), b"whole").unwrap();
         f.store.commit(uncommitted).unwrap();
-        assert_eq!(f.meta.recover_interrupted().unwrap(), vec![uncommitted]);
+        assert_eq!(f.recover(), vec![uncommitted]);
         // Deleted in metadata, then the crash before the unlink.
         let deleted = f.active(b"deleted");
         f.meta.delete_image(deleted).unwrap();
@@ -340,7 +370,7 @@ mod tests {
         fs::write(f.store.part_path(partial), b"half").unwrap();
         fs::write(f.store.dir.join(HEALTHCHECK_PROBE), b"ok").unwrap();
 
-        let report = f.store.reconcile(&f.meta).unwrap();
+        let report = f.reconcile();
         assert_eq!(
             report,
             Reconciliation {
@@ -359,7 +389,7 @@ mod tests {
             ImageStatus::Queued
         );
         // A second start-up finds nothing more to do.
-        let again = f.store.reconcile(&f.meta).unwrap();
+        let again = f.reconcile();
         assert_eq!((again.partials_removed, again.orphans_removed), (0, 0));
     }
 
@@ -370,7 +400,7 @@ mod tests {
         fs::write(f.store.image_path(stranger), b"a Glance image, say").unwrap();
         fs::write(f.store.dir.join("notes.txt"), b"operator's").unwrap();
         fs::create_dir(f.store.dir.join("lost+found")).unwrap();
-        let report = f.store.reconcile(&f.meta).unwrap();
+        let report = f.reconcile();
         assert_eq!(report.unknown_kept, 3);
         assert_eq!(report.orphans_removed, 0);
         assert_eq!(f.names().len(), 3);
@@ -378,14 +408,29 @@ mod tests {
 
     #[test]
     fn reconcile_keeps_the_files_of_an_upload_still_in_flight() {
-        // With shared metadata another gateway may be mid-upload: its image is `saving`.
+        // With shared metadata another gateway may be mid-upload: its image is `saving`, and
+        // this node's recovery leaves it so. This node's own cut-short upload is reset and its
+        // file removed.
         let f = Fixture::new();
         let receiving = f.queued();
-        f.meta.begin_upload(receiving, ImageStatus::Saving).unwrap();
+        f.begin_on(receiving, "other-node".parse().unwrap());
         fs::write(f.store.part_path(receiving), b"half").unwrap();
-        let report = f.store.reconcile(&f.meta).unwrap();
-        assert_eq!(report.partials_removed, 0);
+        let renamed = f.queued();
+        f.begin_on(renamed, "other-node".parse().unwrap());
+        fs::write(f.store.image_path(renamed), b"whole, not yet committed").unwrap();
+        let ours = f.queued();
+        f.begin_on(ours, this_node());
+        fs::write(f.store.part_path(ours), b"cut short").unwrap();
+        assert_eq!(f.recover(), vec![ours]);
+        let report = f.reconcile();
+        assert_eq!(report.partials_removed, 1);
+        assert_eq!(report.orphans_removed, 0);
         assert!(f.store.part_path(receiving).exists());
+        assert!(f.store.image_path(renamed).exists());
+        assert!(!f.store.part_path(ours).exists());
+        for id in [receiving, renamed] {
+            assert_eq!(f.meta.get_image(id).unwrap().status, ImageStatus::Saving);
+        }
     }
 
     #[test]
@@ -396,7 +441,7 @@ mod tests {
         let fine = f.active(b"fine");
         fs::remove_file(f.store.image_path(gone)).unwrap();
         fs::write(f.store.image_path(truncated), b"twelve").unwrap();
-        let report = f.store.reconcile(&f.meta).unwrap();
+        let report = f.reconcile();
         let mut expected = vec![gone, truncated];
         expected.sort();
         let mut found = report.missing_data.clone();

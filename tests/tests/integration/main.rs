@@ -56,9 +56,13 @@ mod hostile;
 // The data path under load: 64 MiB round trip, concurrent uploads, client disconnects,
 // the epoll driver.
 mod datapath;
+// Answers sent before the request body ends reach the client: lingering close (issue 18).
+mod early_refusals;
 // Disk-format inspection on upload: 415 on mismatch or unsafe images (§3.4, disk-formats.md).
 mod inspection;
 // Keystone auth: token validation, its cache, 401/403/503, service tokens (§2.1).
 mod keystone;
+// The configuration: secrets redacted, GLINT_* variables, unknown keys refused.
+mod config;
 // Operations: /metrics and promtool, dashboard and alerts, a real Prometheus, logs, healthcheck.
 mod observability;

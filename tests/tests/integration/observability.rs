@@ -180,6 +180,43 @@ fn metrics_after_transfers_count_them_and_pass_promtool() {
     }
 }
 
+// Issue 10: the members routes, /v2/info/usage and /v2/schemas/member(s) were counted as
+// route="other": the metrics kept their own route list, which had drifted from the router's.
+#[test]
+fn every_route_the_router_knows_is_counted_under_its_template() {
+    let srv = TestServer::start();
+    let mut requested = Vec::new();
+    for route in gateway::routes::ROUTES {
+        let path = route
+            .template
+            .replace("{id}", "3c1f0d7e-8a4b-4f7e-9d2c-6b5a4e3d2c1b")
+            .replace("{tag}", "a-tag")
+            .replace("{member_id}", "a-member");
+        for method in route.methods {
+            // Whatever the answer (mostly 404: no such image), it is one request of this route.
+            srv.request(method.as_str(), &path).send();
+            requested.push((route.template, method.as_str()));
+        }
+    }
+    assert!(requested.len() >= 25, "{requested:?}");
+    let text = scrape(&srv);
+    for (template, method) in requested {
+        let series = format!("glint_requests_total{{route=\"{template}\",method=\"{method}\",");
+        let counted: f64 = text
+            .lines()
+            .filter_map(|line| {
+                line.strip_prefix(&series)?
+                    .split(' ')
+                    .nth(1)?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .sum();
+        assert_eq!(counted, 1.0, "{method} {template} in:\n{text}");
+    }
+    assert!(!text.contains("route=\"other\""), "{text}");
+}
+
 #[test]
 fn metrics_switched_off_answer_404_and_uploads_still_work() {
     let srv = TestServer::start_with_config("metrics_enabled = false\n");

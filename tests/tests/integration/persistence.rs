@@ -158,6 +158,34 @@ fn crash_during_upload_recovers_image_to_queued() {
     assert_eq!(srv.download(&id).expect_status(200).body, data);
 }
 
+/// Issue 10: an upload belongs to the node that runs it, and start-up recovery resets only
+/// this node's, so that gateways sharing metadata never reset each other's uploads in flight.
+/// The node id is generated on first start and kept in the data folder; writing another id
+/// there makes the restarted server another node.
+#[test]
+fn recovery_resets_only_this_nodes_uploads() {
+    let mut srv = TestServer::start();
+    let node_file = srv.data_dir().join("node_id");
+    let node = std::fs::read_to_string(&node_file).expect("the node id is kept in the data dir");
+    assert!(node.trim().starts_with("glint-"), "{node:?}");
+    let id = srv.create_raw_image(json!({}));
+    let conn = start_partial_upload(&srv, &id, 4 << 20, 1 << 20);
+    srv.kill9();
+    drop(conn);
+
+    std::fs::write(&node_file, "another-node\n").unwrap();
+    srv.start_again();
+    let image = srv.image(&id);
+    assert_eq!(image["status"], "saving", "not this node's upload: {image}");
+    srv.stop();
+
+    std::fs::write(&node_file, &node).unwrap();
+    srv.start_again();
+    let image = srv.image(&id);
+    assert_eq!(image["status"], "queued", "this node's upload: {image}");
+    assert_eq!(std::fs::read_to_string(&node_file).unwrap(), node);
+}
+
 #[test]
 fn stray_part_file_is_removed_at_start_up() {
     let mut srv = TestServer::start();
