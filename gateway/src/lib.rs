@@ -46,6 +46,7 @@
 //! - `net` — outbound HTTP (client, URL-fetch policy, S3) on the cores
 //! - `app` — the shared state, built once
 //! - `handlers` — one module per Glance resource
+//! - `metadefs_admin` — `glint metadefs load|export`: definition files, the admin socket
 //! - `routes` — the route table
 //! - `dispatch` — a request's life
 //! - `server` — serving connections on one core
@@ -66,6 +67,7 @@ pub mod dispatch;
 pub mod error;
 pub mod handlers;
 pub mod hyper_io;
+pub mod metadefs_admin;
 pub mod metrics;
 pub mod net;
 pub mod policy;

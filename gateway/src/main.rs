@@ -47,6 +47,39 @@ enum Command {
     },
     /// Print the effective configuration and exit.
     CheckConfig,
+    /// Metadata definitions: load or export Glance's definition files (as `glance-manage db
+    /// load_metadefs` / `export_metadefs`). Safe while a server runs on the same data: the
+    /// work then goes through that server's admin socket.
+    Metadefs {
+        /// Data folder (default ./glint-data), as for `serve`.
+        #[arg(long, global = true)]
+        data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        command: MetadefsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MetadefsCommand {
+    /// Load every *.json namespace file of DIR (or the one file DIR names); all or nothing.
+    Load {
+        /// The folder of definition files, e.g. Glance's etc/metadefs.
+        dir: PathBuf,
+        /// Also load into namespaces that exist: add what they lack.
+        #[arg(long)]
+        merge: bool,
+        /// With --merge: replace what differs with the file's version.
+        #[arg(long, alias = "prefer_new")]
+        prefer_new: bool,
+        /// With --merge: replace existing namespaces (and all they hold) with the files'.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Write every namespace to DIR, one JSON file each.
+    Export {
+        /// The folder to write (created if missing).
+        dir: PathBuf,
+    },
 }
 
 fn load_config(cli_config: Option<&PathBuf>, flags: &ServeFlags) -> anyhow::Result<Config> {
@@ -96,6 +129,14 @@ fn run() -> anyhow::Result<ExitCode> {
         None => serve(cli.config.as_ref(), &cli.serve),
         Some(Command::Serve(flags)) => serve(cli.config.as_ref(), &flags),
         Some(Command::Inspect { disk_format, file }) => inspect(disk_format.as_deref(), &file),
+        Some(Command::Metadefs { data_dir, command }) => {
+            let mut flags = cli.serve.clone();
+            if data_dir.is_some() {
+                flags.data_dir = data_dir;
+            }
+            let config = load_config(cli.config.as_ref(), &flags)?;
+            metadefs(&config, command)
+        }
         Some(Command::CheckConfig) => {
             let config = load_config(cli.config.as_ref(), &cli.serve)?;
             print!(
@@ -111,6 +152,75 @@ fn serve(config_path: Option<&PathBuf>, flags: &ServeFlags) -> anyhow::Result<Ex
     let config = load_config(config_path, flags)?;
     init_logs(&config);
     gateway::serve::serve(config)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `glint metadefs load|export`: the files are read (or written) here; the store is reached
+/// directly or through the running server's admin socket.
+fn metadefs(config: &Config, command: MetadefsCommand) -> anyhow::Result<ExitCode> {
+    use gateway::metadefs_admin::{self as admin, Answer, Request, Route};
+    use meta::metadefs::LoadMode;
+    let (request, dir) = match command {
+        MetadefsCommand::Load {
+            dir,
+            merge,
+            prefer_new,
+            overwrite,
+        } => {
+            let mode = match (merge, prefer_new, overwrite) {
+                (_, true, true) => {
+                    anyhow::bail!("give at most one of --prefer-new and --overwrite")
+                }
+                (false, true, _) | (false, _, true) => {
+                    anyhow::bail!("--prefer-new and --overwrite need --merge")
+                }
+                (false, false, false) => LoadMode::SkipExisting,
+                (true, false, false) => LoadMode::Merge,
+                (true, true, false) => LoadMode::MergePreferNew,
+                (true, false, true) => LoadMode::Overwrite,
+            };
+            let documents = admin::read_definitions(&dir)?;
+            (Request::Load(documents, mode), dir)
+        }
+        MetadefsCommand::Export { dir } => (Request::Export, dir),
+    };
+    let (answer, route) = admin::run(config, request)?;
+    let via = match route {
+        Route::Direct => format!("{}", config.meta_path().display()),
+        Route::Server(socket) => format!("the running server ({})", socket.display()),
+    };
+    match answer {
+        Answer::Loaded(report) => {
+            for (what, names) in [
+                ("created", &report.created),
+                ("updated", &report.updated),
+                ("unchanged", &report.unchanged),
+            ] {
+                for name in names {
+                    println!("{what} {name}");
+                }
+            }
+            println!(
+                "loaded {} from {} into {via}: {} created, {} updated, {} unchanged",
+                report.created.len() + report.updated.len() + report.unchanged.len(),
+                dir.display(),
+                report.created.len(),
+                report.updated.len(),
+                report.unchanged.len()
+            );
+        }
+        Answer::Exported(documents) => {
+            let written = admin::write_definitions(&dir, &documents)?;
+            for path in &written {
+                println!("wrote {}", path.display());
+            }
+            println!(
+                "exported {} namespaces from {via} to {}",
+                written.len(),
+                dir.display()
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -9,13 +9,22 @@
 //! refusals are always 403.
 //!
 //! Roles are implied downwards (`admin` ⊃ `member` ⊃ `reader`); `ctx.is_admin` counts as the
-//! admin role. Scope: the auth layer rejects system-scoped tokens, so a context has a project or
-//! none (anonymous), and a context without roles can do nothing. The rules are fixed (no
-//! oslo.policy overrides yet).
+//! admin role. The rules are fixed (no oslo.policy overrides yet).
+//!
+//! Scope, as in Glance: every image and member rule is registered with
+//! `scope_types = ['project']`, and oslo.policy always enforces scope (the default since
+//! 2024.2; the switch is gone in oslo.policy 6). So a system- or domain-scoped token fails
+//! every [`Rule`] whatever its roles — [`allows`] is false before any role is looked at — and
+//! an unscoped token (which oslo.policy counts as project scope) fails them for want of roles.
+//! The admin *role* still counts where Glance asks `context_is_admin`, a rule with no scope:
+//! the data layer's [`is_visible`] shows an admin of any scope every image. That is why such a
+//! token gets 404 for an image (it is visible, but `get_image` fails) and, on routes that check
+//! something before the policy (members of a non-`shared` image, download of a deactivated
+//! image), the 403 of that check.
 
 use meta::{Image, MemberStatus, Visibility};
 
-use crate::context::RequestContext;
+use crate::context::{RequestContext, TokenScope};
 use crate::error::ApiError;
 
 /// A Glance policy rule, named as in Glance's `policy.yaml`.
@@ -145,7 +154,8 @@ impl RequestContext {
     }
 }
 
-/// §8.1's visibility test: what the data layer lets the caller see at all.
+/// §8.1's visibility test: what the data layer lets the caller see at all. Glance's data
+/// layer asks only `is_admin` (the admin role, whatever the token's scope) and the project.
 pub fn is_visible(ctx: &RequestContext, target: &Target<'_>) -> bool {
     ctx.is_admin_role()
         || target.owner.is_none()
@@ -164,6 +174,10 @@ pub fn can_see(ctx: &RequestContext, target: &Target<'_>) -> bool {
 
 /// Whether `rule` allows the caller on `target`, before any 403/404 distinction.
 pub fn allows(ctx: &RequestContext, rule: Rule, target: &Target<'_>) -> bool {
+    // Every rule's scope_types is ['project']: other scopes fail it, admin or not.
+    if ctx.token_scope() != TokenScope::Project {
+        return false;
+    }
     if ctx.is_admin_role() {
         return true;
     }
@@ -283,6 +297,8 @@ mod tests {
         };
         RequestContext {
             project_id: Some(project.to_owned()),
+            domain_id: None,
+            system_scope: None,
             project_domain_id: None,
             user_id: Some("user".into()),
             user_domain_id: None,
@@ -499,6 +515,7 @@ mod tests {
         );
     }
 
+    /// An anonymous context is also what an unscoped token makes: no project, no roles.
     #[test]
     fn anonymous_context_sees_and_changes_nothing() {
         let anonymous = RequestContext {
@@ -520,6 +537,108 @@ mod tests {
             Rule::GetImages,
             &target(Visibility::Public, OTHER)
         ));
+    }
+
+    const ALL_RULES: [Rule; 16] = [
+        Rule::GetImages,
+        Rule::GetImage,
+        Rule::AddImage,
+        Rule::ModifyImage,
+        Rule::PublicizeImage,
+        Rule::CommunitizeImage,
+        Rule::DeleteImage,
+        Rule::UploadImage,
+        Rule::DownloadImage,
+        Rule::Deactivate,
+        Rule::Reactivate,
+        Rule::GetMembers,
+        Rule::GetMember,
+        Rule::AddMember,
+        Rule::DeleteMember,
+        Rule::ModifyMember,
+    ];
+
+    /// A token scoped to the system (`all`) or to the domain `default`, with `role`, as the
+    /// auth layer builds it: no project, `is_admin` from the admin role.
+    fn scoped(scope: TokenScope, role: Role) -> RequestContext {
+        RequestContext {
+            project_id: None,
+            domain_id: (scope == TokenScope::Domain).then(|| "default".to_owned()),
+            system_scope: (scope == TokenScope::System).then(|| "all".to_owned()),
+            ..ctx(role, OTHER)
+        }
+    }
+
+    #[test]
+    fn token_scope_is_told_apart_as_oslo_policy_does() {
+        assert_eq!(ctx(Role::Member, OWNER).token_scope(), TokenScope::Project);
+        assert_eq!(
+            scoped(TokenScope::System, Role::Admin).token_scope(),
+            TokenScope::System
+        );
+        assert_eq!(
+            scoped(TokenScope::Domain, Role::Admin).token_scope(),
+            TokenScope::Domain
+        );
+        let unscoped = RequestContext {
+            project_id: None,
+            ..ctx(Role::None, OTHER)
+        };
+        assert_eq!(unscoped.token_scope(), TokenScope::Project);
+    }
+
+    #[test]
+    fn system_and_domain_tokens_fail_every_rule_even_as_admin() {
+        let mut wrong = Vec::new();
+        for scope in [TokenScope::System, TokenScope::Domain] {
+            for role in ROLES {
+                let caller = scoped(scope, role);
+                for owner in [Some(OWNER), None] {
+                    for visibility in Visibility::ALL {
+                        let t = Target {
+                            owner,
+                            visibility,
+                            membership: None,
+                            member_id: Some(OWNER),
+                        };
+                        // The data layer still shows an admin (of any scope) everything, and
+                        // anybody public, community and ownerless images.
+                        let visible = matches!(role, Role::Admin)
+                            || owner.is_none()
+                            || matches!(visibility, Visibility::Public | Visibility::Community);
+                        if is_visible(&caller, &t) != visible {
+                            wrong.push(format!(
+                                "{scope:?} {role:?} {owner:?} {visibility}: visible"
+                            ));
+                        }
+                        for rule in ALL_RULES {
+                            if allows(&caller, rule, &t)
+                                || decide(&caller, rule, &t) != Decision::NotFound
+                            {
+                                wrong.push(format!(
+                                    "{scope:?} {role:?} {owner:?} {visibility}: {}",
+                                    rule.as_str()
+                                ));
+                            }
+                        }
+                    }
+                }
+                // No image to hide: listing and creating are 403.
+                for rule in [Rule::GetImages, Rule::AddImage] {
+                    let t = Target {
+                        owner: None,
+                        visibility: Visibility::Private,
+                        membership: None,
+                        member_id: None,
+                    };
+                    let status = enforce_global(&caller, rule, &t).map_err(|e| e.status());
+                    if status != Err(http::StatusCode::FORBIDDEN) {
+                        wrong.push(format!("{scope:?} {role:?}: {} {status:?}", rule.as_str()));
+                    }
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
     }
 
     #[test]

@@ -30,6 +30,14 @@ pub fn serve(config: Config) -> Result<(), StartError> {
         .map_err(io("local address"))?
         .unwrap_or(listen);
     let app = Arc::new(app);
+    // `glint metadefs load/export` reach this server's store through its admin socket.
+    if let Err(e) = crate::metadefs_admin::serve(Arc::clone(&app)) {
+        tracing::warn!(
+            error = %e,
+            socket = %crate::metadefs_admin::socket_path(&app.config).display(),
+            "admin socket unavailable: `glint metadefs` cannot reach this server"
+        );
+    }
     let workers_running =
         runtime::run_workers(Arc::clone(&app), listeners, driver).map_err(io("worker threads"))?;
     tracing::info!(%driver, workers, address = %local, "glint ready");

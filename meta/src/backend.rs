@@ -40,11 +40,12 @@ pub enum Locality {
 /// The edit [`Backend::update_image`] applies to an image.
 pub type Edit<'a> = dyn FnMut(&mut Image) -> Result<()> + 'a;
 
-/// The metadata API: images, their status and uploads, members, usage.
+/// The metadata API: images, their status and uploads, members, usage; and, through its
+/// supertrait [`Metadefs`](crate::metadefs::Metadefs), the metadefs catalog.
 ///
 /// Implemented by [`RedbBackend`](crate::RedbBackend) (embedded, one gateway). The same test
 /// suite runs against every implementation (`meta/tests/suite`).
-pub trait Backend: Send + Sync {
+pub trait Backend: crate::metadefs::Metadefs + Send + Sync {
     /// Where this engine's data lives.
     fn locality(&self) -> Locality;
 

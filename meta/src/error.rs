@@ -127,6 +127,9 @@ pub enum Error {
     /// The pagination marker names no live image.
     #[error("marker image {0} not found")]
     MarkerNotFound(ImageId),
+    /// A metadef operation failed: not found, duplicate, protected or invalid.
+    #[error(transparent)]
+    Metadef(#[from] crate::metadefs::MetadefError),
     /// The database file is already open, by this process or another.
     #[error("the metadata database is already open")]
     AlreadyOpen,

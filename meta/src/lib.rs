@@ -26,6 +26,9 @@
 //! - Sharing: [`Member`] and [`MemberStatus`]; deleting an image deletes its members.
 //! - Quotas: writes refuse, inside their transaction, what would exceed the given [`Limits`]
 //!   ([`Error::QuotaExceeded`]); [`Usage`] is each owner's.
+//! - Metadata definitions (Glance's metadefs catalog) live in [`metadefs`]: their own records,
+//!   rules and tables, and their part of the API, [`metadefs::Metadefs`], which every
+//!   [`Backend`] implements.
 //! - [`Error`] says what happened (not found, invalid transition, ...), never which HTTP status
 //!   applies.
 //!
@@ -87,6 +90,7 @@ mod engine;
 mod error;
 mod filter;
 mod members;
+pub mod metadefs;
 mod quota;
 mod rules;
 mod sort;

@@ -109,6 +109,10 @@ auth client required = none
 osd pool default size = 1
 osd pool default min size = 1
 mon allow pool size one = true
+# The monitor's own data is a few MiB: do not refuse to start on a shared machine whose disk
+# has less than the default 5% free (the objects live in memory, memstore).
+mon data avail crit = 1
+mon data avail warn = 2
 mon warn on pool no redundancy = false
 osd crush chooseleaf type = 0
 osd pool default pg autoscale mode = off

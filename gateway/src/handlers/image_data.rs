@@ -11,7 +11,7 @@ use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
 use meta::{ImageId, ImageStatus, UploadOutcome};
 
-use super::images::load_authorized;
+use super::images::{load_authorized, lookup};
 use super::{empty_response, parse_image_id};
 use crate::app::App;
 use crate::body::Body;
@@ -20,7 +20,7 @@ use crate::datapath::download::{parse_legacy_content_range, parse_range, FileStr
 use crate::datapath::upload::{self, Limits, UploadError};
 use crate::error::ApiError;
 use crate::metrics::UploadEnd;
-use crate::policy::Rule;
+use crate::policy::{self, Rule, Target};
 
 /// The announced size: `x-openstack-image-size`, else `Content-Length`.
 fn expected_size(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
@@ -272,12 +272,19 @@ pub async fn download(
     headers: &HeaderMap,
 ) -> Result<Response<Body>, ApiError> {
     let id = parse_image_id(id)?;
-    let image = load_authorized(app, ctx, id, Rule::DownloadImage).await?;
+    // Glance refuses a deactivated image to non-admins before it asks download_image.
+    let (image, membership) = lookup(app, ctx, id).await?;
     if image.status == ImageStatus::Deactivated && !ctx.is_admin_role() {
         return Err(ApiError::forbidden(
             "The requested image has been deactivated. Image data download is forbidden.",
         ));
     }
+    policy::enforce(
+        ctx,
+        Rule::DownloadImage,
+        &Target::image(&image, membership),
+        id,
+    )?;
     let has_data = matches!(image.status, ImageStatus::Active | ImageStatus::Deactivated);
     let (Some(location), Some(size), true) = (image.locations.first(), image.size, has_data) else {
         return Ok(empty_response(StatusCode::NO_CONTENT));

@@ -162,6 +162,27 @@ pub async fn membership(
     }
 }
 
+/// Image `id` as Glance's image repository hands it out, with the caller's membership: 404
+/// when it does not exist or the data layer hides it from the caller (§8.1), before any
+/// policy rule is asked. Routes that check something ahead of their rule (members, download)
+/// start here; the others use [`load_authorized`].
+pub async fn lookup(
+    app: &App,
+    ctx: &RequestContext,
+    id: ImageId,
+) -> Result<(Image, Option<MemberStatus>), ApiError> {
+    let image = app.catalog.get_image(id).await?;
+    // pending_delete images still exist in meta (they hold data) but are gone for the API.
+    if image.status == ImageStatus::PendingDelete {
+        return Err(ApiError::image_not_found(id));
+    }
+    let membership = membership(app, ctx, &image).await?;
+    if !policy::is_visible(ctx, &Target::image(&image, membership)) {
+        return Err(ApiError::image_not_found(id));
+    }
+    Ok((image, membership))
+}
+
 /// Loads image `id` and checks `rule` on it: 404 when it does not exist or the caller cannot
 /// see it, 403 when the caller sees it but `rule` refuses.
 pub async fn load_authorized(
@@ -170,12 +191,7 @@ pub async fn load_authorized(
     id: ImageId,
     rule: Rule,
 ) -> Result<Image, ApiError> {
-    let image = app.catalog.get_image(id).await?;
-    // pending_delete images still exist in meta (they hold data) but are gone for the API.
-    if image.status == ImageStatus::PendingDelete {
-        return Err(ApiError::image_not_found(id));
-    }
-    let membership = membership(app, ctx, &image).await?;
+    let (image, membership) = lookup(app, ctx, id).await?;
     policy::enforce(ctx, rule, &Target::image(&image, membership), id)?;
     Ok(image)
 }
@@ -421,19 +437,34 @@ pub async fn create(
     // Glance's defaults: queued, shared, unprotected, not hidden, owned by the caller.
     let mut image = Image::new(id, Timestamp::now());
     image.owner = ctx.project_id.clone();
-    for (key, value) in &fields {
-        if key == "id" {
-            continue;
-        }
-        if key == "owner" && !ctx.is_admin_role() && value.as_str() != ctx.project_id.as_deref() {
-            return Err(ApiError::forbidden(format!(
+    // add_image first, against the owner the image is to have; then, as the attributes are
+    // set, the visibility rules (Glance's order).
+    let owner = match fields.get("owner") {
+        Some(value) => value.as_str(),
+        None => ctx.project_id.as_deref(),
+    };
+    if !policy::allows(
+        ctx,
+        Rule::AddImage,
+        &Target {
+            owner,
+            ..Target::image(&image, None)
+        },
+    ) {
+        return Err(if owner != ctx.project_id.as_deref() {
+            ApiError::forbidden(format!(
                 "You are not permitted to create images owned by '{}'.",
-                value.as_str().unwrap_or("")
-            )));
-        }
-        set_attribute(ctx, &mut image, key, value)?;
+                owner.unwrap_or("")
+            ))
+        } else {
+            policy::forbidden(Rule::AddImage)
+        });
     }
-    policy::enforce_global(ctx, Rule::AddImage, &Target::image(&image, None))?;
+    for (key, value) in &fields {
+        if key != "id" {
+            set_attribute(ctx, &mut image, key, value)?;
+        }
+    }
     check_quotas(&app.config, &image)?;
     let limits = app.config.quotas.limits_for(image.owner.as_deref());
     app.catalog.create_image(image.clone(), limits).await?;

@@ -7,6 +7,7 @@ pub mod images;
 pub mod info;
 pub mod list;
 pub mod members;
+pub mod metadefs;
 pub mod patch;
 pub mod schemas;
 pub mod tags;

@@ -19,6 +19,8 @@
 
 pub mod images;
 pub mod listing;
+pub mod metadefs;
+pub mod metadefs_model;
 pub mod model;
 pub mod sharing;
 pub mod uploads;
@@ -119,6 +121,18 @@ macro_rules! backend_tests {
             listing::tags_and_properties_must_all_match,
             listing::viewers_see_what_spec_5_4_lists,
             listing::member_status_decides_which_shared_images_are_listed,
+            metadefs::creates_a_namespace_with_its_content_and_reads_it_back,
+            metadefs::duplicate_and_invalid_namespaces_write_nothing,
+            metadefs::protected_namespaces_refuse_every_delete,
+            metadefs::renaming_a_namespace_moves_its_content,
+            metadefs::objects_and_properties_are_created_renamed_and_deleted,
+            metadefs::tags_replace_append_rename_and_page,
+            metadefs::associations_create_resource_types_that_outlive_them,
+            metadefs::listing_filters_sorts_and_pages,
+            metadefs::load_modes_follow_glance_manage,
+            metadefs::a_failing_load_writes_nothing,
+            metadefs::export_lists_everything_oldest_first,
+            metadefs::metadefs_survive_reopening,
             listing::a_marker_may_be_invisible_to_the_viewer,
             sharing::members_are_added_pending_listed_updated_and_deleted,
             sharing::members_need_a_shared_image_and_are_unique_and_limited,

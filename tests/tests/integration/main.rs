@@ -66,3 +66,5 @@ mod keystone;
 mod config;
 // Operations: /metrics and promtool, dashboard and alerts, a real Prometheus, logs, healthcheck.
 mod observability;
+// Metadata definitions: every route, errors, paging, schemas, policy, load/export (§9).
+mod metadefs;

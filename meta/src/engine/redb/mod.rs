@@ -13,11 +13,13 @@
 //! - `read.rs`: single-image reads, counts, usage, upload owners;
 //! - `list.rs`: listing, as walks of the sort indexes;
 //! - `write.rs`: the write transaction and every image write (status transitions);
-//! - `members.rs`: the two member tables and the member operations.
+//! - `members.rs`: the two member tables and the member operations;
+//! - `metadefs/`: the metadef tables and every [`Metadefs`](crate::metadefs::Metadefs) call.
 
 mod handle;
 mod list;
 mod members;
+mod metadefs;
 mod read;
 mod record;
 mod schema;
