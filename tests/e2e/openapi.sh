@@ -37,11 +37,30 @@ api -X POST -H 'content-type: application/json' -d '{"member": "openapi-member"}
   "$URL/v2/images/$IMAGE_ID/members" >/dev/null
 check_eq "fixture image is active" active "$(api "$URL/v2/images/$IMAGE_ID" | json_get status)"
 
+# And for the metadefs operations: a protected public namespace with a property, an object, a
+# tag and a resource type association (protected: its deletes answer 403 and leave it there).
+NAMESPACE="openapi-ns"
+api -X POST -H 'content-type: application/json' "$URL/v2/metadefs/namespaces" \
+  -d '{"namespace": "'"$NAMESPACE"'", "visibility": "public", "protected": true,
+       "properties": {"openapi_prop": {"title": "Prop", "type": "string"}},
+       "objects": [{"name": "openapi-object",
+                    "properties": {"size": {"title": "Size", "type": "integer"}}}],
+       "tags": [{"name": "openapi-tag"}],
+       "resource_type_associations": [{"name": "OS::Glance::Image", "prefix": "openapi_"}]}' \
+  >/dev/null
+check_eq "fixture namespace exists" "$NAMESPACE" \
+  "$(api "$URL/v2/metadefs/namespaces/$NAMESPACE" | json_get namespace)"
+
 cat >"$WORK/schemathesis.toml" <<TOML
 [parameters]
 image_id = "$IMAGE_ID"
 member_id = "openapi-member"
 tag = "openapi"
+namespace = "$NAMESPACE"
+object_name = "openapi-object"
+property_name = "openapi_prop"
+tag_name = "openapi-tag"
+resource_type = "OS::Glance::Image"
 TOML
 
 echo "schemathesis: $EXAMPLES examples per operation, seed $SEED (OPENAPI_SEED=$SEED replays)"
