@@ -166,6 +166,22 @@ impl Catalog {
             .await
     }
 
+    /// Edits image `id` and moves it to status `to` in one transaction (a location's data
+    /// arriving without an upload); `edit`'s own error comes back as it was.
+    pub async fn update_image_to<E, F>(
+        &self,
+        id: ImageId,
+        to: ImageStatus,
+        edit: F,
+    ) -> Result<Image, E>
+    where
+        E: From<meta::Error> + Send + 'static,
+        F: FnMut(&mut Image) -> Result<(), E> + Send + 'static,
+    {
+        self.write(move |meta| meta.update_image_to_with(id, to, edit))
+            .await
+    }
+
     /// Claims the upload of image `id` for this node: `queued` → `to`, within `limits`
     /// counting `incoming_bytes` when announced.
     pub async fn begin_upload(
@@ -601,6 +617,15 @@ pub(crate) mod testing {
             self.record("count_images");
             self.inner.count_images()
         }
+        fn update_image_to(
+            &self,
+            id: ImageId,
+            to: ImageStatus,
+            edit: &mut meta::Edit<'_>,
+        ) -> meta::Result<Image> {
+            self.record("update_image_to");
+            self.inner.update_image_to(id, to, edit)
+        }
         fn images_by_status(&self) -> meta::Result<Vec<(ImageStatus, u64)>> {
             self.inner.images_by_status()
         }
@@ -645,6 +670,13 @@ pub(crate) mod testing {
         }
         fn recover_interrupted(&self, node: &NodeId) -> meta::Result<Vec<ImageId>> {
             self.inner.recover_interrupted(node)
+        }
+        fn adopt_image(
+            &self,
+            record: &meta::Adoption,
+            replace: bool,
+        ) -> meta::Result<meta::Adopted> {
+            self.inner.adopt_image(record, replace)
         }
         fn get_member(&self, id: ImageId, project: &str) -> meta::Result<Option<Member>> {
             self.inner.get_member(id, project)

@@ -62,6 +62,18 @@ pub enum Rule {
     DeleteMember,
     /// Accept or reject a sharing (the member project itself).
     ModifyMember,
+    /// See an image's locations (`DELETE /v2/stores/…` checks it too).
+    GetImageLocation,
+    /// Add or replace locations with `PATCH` (`show_multiple_locations`).
+    SetImageLocation,
+    /// Remove a location: `PATCH` remove, `DELETE /v2/stores/{store}/{image}`.
+    DeleteImageLocation,
+    /// `POST /v2/images/{id}/locations`.
+    AddImageLocation,
+    /// `GET /v2/images/{id}/locations`.
+    FetchImageLocation,
+    /// `GET /v2/info/stores/detail`.
+    StoresInfoDetail,
 }
 
 impl Rule {
@@ -84,6 +96,12 @@ impl Rule {
             Rule::AddMember => "add_member",
             Rule::DeleteMember => "delete_member",
             Rule::ModifyMember => "modify_member",
+            Rule::GetImageLocation => "get_image_location",
+            Rule::SetImageLocation => "set_image_location",
+            Rule::DeleteImageLocation => "delete_image_location",
+            Rule::AddImageLocation => "add_image_location",
+            Rule::FetchImageLocation => "fetch_image_location",
+            Rule::StoresInfoDetail => "stores_info_detail",
         }
     }
 }
@@ -152,6 +170,12 @@ impl RequestContext {
     pub fn is_reader_role(&self) -> bool {
         self.is_member_role() || self.roles.iter().any(|r| r == "reader")
     }
+
+    /// Glance's `service_api` rule: the service role (Nova, Cinder acting as services), or
+    /// admin.
+    pub fn is_service_api(&self) -> bool {
+        self.is_admin_role() || self.roles.iter().any(|r| r == "service")
+    }
 }
 
 /// §8.1's visibility test: what the data layer lets the caller see at all. Glance's data
@@ -181,6 +205,14 @@ pub fn allows(ctx: &RequestContext, rule: Rule, target: &Target<'_>) -> bool {
     if ctx.is_admin_role() {
         return true;
     }
+    if ctx.is_service_api()
+        && matches!(
+            rule,
+            Rule::AddImageLocation | Rule::FetchImageLocation | Rule::StoresInfoDetail
+        )
+    {
+        return true;
+    }
     let own = ctx.owns(target.owner);
     // member(P) and reader(P): the role, in the image owner's project.
     let member_of_owner = ctx.is_member_role() && own;
@@ -208,6 +240,9 @@ pub fn allows(ctx: &RequestContext, rule: Rule, target: &Target<'_>) -> bool {
         Rule::GetMembers | Rule::GetMember => {
             reader_of_owner || (ctx.is_reader_role() && target.is_member())
         }
+        Rule::GetImageLocation => reader_of_owner,
+        Rule::SetImageLocation | Rule::AddImageLocation => member_of_owner,
+        Rule::DeleteImageLocation | Rule::FetchImageLocation | Rule::StoresInfoDetail => false,
         Rule::ModifyMember => {
             ctx.is_member_role()
                 && matches!(
@@ -395,6 +430,55 @@ mod tests {
         ] {
             check(rule, OWNER_MEMBER);
         }
+    }
+
+    #[test]
+    fn location_rules_follow_glance() {
+        let owner_reader = [
+            ["NNN", "AFF", "AFF", "AAA"],
+            ["NNN", "AFF", "AFF", "AAA"],
+            ["NNN", "AFN", "AFN", "AAA"],
+            ["NNN", "ANN", "ANN", "AAA"],
+        ];
+        check(Rule::GetImageLocation, owner_reader);
+        let owner_member = [
+            ["NNN", "FFF", "AFF", "AAA"],
+            ["NNN", "FFF", "AFF", "AAA"],
+            ["NNN", "FFN", "AFN", "AAA"],
+            ["NNN", "FNN", "ANN", "AAA"],
+        ];
+        check(Rule::SetImageLocation, owner_member);
+        check(Rule::AddImageLocation, owner_member);
+        let admin_only = [
+            ["NNN", "FFF", "FFF", "AAA"],
+            ["NNN", "FFF", "FFF", "AAA"],
+            ["NNN", "FFN", "FFN", "AAA"],
+            ["NNN", "FNN", "FNN", "AAA"],
+        ];
+        check(Rule::DeleteImageLocation, admin_only);
+        check(Rule::FetchImageLocation, admin_only);
+        // The service role: add and fetch locations of images it can see, stores detail.
+        let mut service = ctx(Role::Reader, OTHER);
+        service.roles.push("service".into());
+        let public = target(Visibility::Public, OTHER);
+        assert_eq!(
+            decide(&service, Rule::AddImageLocation, &public),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(&service, Rule::FetchImageLocation, &public),
+            Decision::Allow
+        );
+        assert!(allows(&service, Rule::StoresInfoDetail, &public));
+        assert_eq!(
+            decide(&service, Rule::DeleteImageLocation, &public),
+            Decision::Forbidden
+        );
+        assert!(!allows(
+            &ctx(Role::Member, OWNER),
+            Rule::StoresInfoDetail,
+            &public
+        ));
     }
 
     #[test]

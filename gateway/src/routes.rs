@@ -36,7 +36,8 @@ use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::handlers::metadefs::{self as md, Content};
 use crate::handlers::{
-    self, image_data, images, info, list, members, patch, schemas, tags, versions,
+    self, image_data, images, info, list, locations, members, patch, schemas, stores, tags,
+    versions,
 };
 use crate::router::{self, Params, RouteSpec, Routed};
 
@@ -229,6 +230,29 @@ pub static ROUTES: &[Route] = &[
     },
     Route {
         methods: &[M::GET],
+        template: "/v2/info/stores",
+        body: B::None,
+        handler: Authed(|app, _| Box::pin(async move { info::stores(app) })),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/info/stores/detail",
+        body: B::None,
+        handler: Authed(|app, call| Box::pin(async move { info::stores_detail(app, call.ctx) })),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/stores/{store_id}/{image_id}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                let (store, image) = (call.param("store_id"), call.param("image_id"));
+                stores::delete_from_store(app, call.ctx, store, image).await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
         template: "/v2/images",
         body: B::Ignored,
         handler: Authed(|app, call| {
@@ -312,6 +336,25 @@ pub static ROUTES: &[Route] = &[
                 let (ctx, id) = (call.ctx, call.take_param("id"));
                 image_data::upload(app, ctx, &id, call.into_request()?).await
             })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/images/{id}/locations",
+        // Glance's router does not refuse a body here.
+        body: B::Ignored,
+        handler: Authed(|app, call| {
+            Box::pin(async move { locations::list(app, call.ctx, call.param("id")).await })
+        }),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/images/{id}/locations",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(
+                async move { locations::add(app, call.ctx, call.param("id"), call.json()).await },
+            )
         }),
     },
     Route {
@@ -828,19 +871,35 @@ fn versions_document(app: &App, parts: &Parts, status: StatusCode) -> Response<B
 }
 
 /// oslo.middleware's healthcheck: `200 OK` (`HEAD`: 204), or 503 when the metadata store
-/// cannot be read or the store folder is not writable.
+/// cannot be read or a store does not work (a file store's folder takes no new file, an S3
+/// bucket does not answer or refuses glint's credentials); the body then names the stores at
+/// fault (their reasons are logged, not sent).
 async fn healthcheck(app: &App, parts: &Parts) -> Result<Response<Body>, ApiError> {
-    let healthy = app.catalog.count_images().await.is_ok() && app.store.is_writable();
-    let (status, text) = match (healthy, parts.method == Method::HEAD) {
-        (true, false) => (StatusCode::OK, "OK"),
-        (true, true) => (StatusCode::NO_CONTENT, ""),
-        (false, false) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
-        (false, true) => (StatusCode::SERVICE_UNAVAILABLE, ""),
+    let mut faults = Vec::new();
+    if let Err(e) = app.catalog.count_images().await {
+        tracing::warn!(error = %e, "healthcheck: metadata unreadable");
+        faults.push("metadata".to_owned());
+    }
+    for store in app.stores.iter() {
+        if let Err(e) = store.check().await {
+            tracing::warn!(store = %store.id(), error = %e, "healthcheck: store not working");
+            faults.push(format!("store {}", store.id()));
+        }
+    }
+    let head = parts.method == Method::HEAD;
+    let (status, text) = match (faults.is_empty(), head) {
+        (true, false) => (StatusCode::OK, "OK".to_owned()),
+        (true, true) => (StatusCode::NO_CONTENT, String::new()),
+        (false, false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("UNAVAILABLE: {}", faults.join(", ")),
+        ),
+        (false, true) => (StatusCode::SERVICE_UNAVAILABLE, String::new()),
     };
     let body = if text.is_empty() {
         Body::Empty
     } else {
-        Body::full(Bytes::from_static(text.as_bytes()))
+        Body::full(Bytes::from(text))
     };
     Ok(text_response(status, body, "text/plain"))
 }
@@ -856,10 +915,17 @@ async fn metrics(app: &App, _: &Parts) -> Result<Response<Body>, ApiError> {
         .await
         .map_err(|e| tracing::warn!(error = %e, "metrics: cannot count images"))
         .ok();
-    let store_dir = app.config.images_dir();
+    let store_space: Vec<(String, u64, u64)> = app
+        .stores
+        .iter()
+        .filter_map(|store| {
+            let room = store.capacity()?;
+            Some((store.id().to_owned(), room.total_bytes, room.free_bytes))
+        })
+        .collect();
     let rendered = crate::metrics::render(crate::metrics::Sources {
         images_by_status,
-        store_dir: &store_dir,
+        store_space: &store_space,
     });
     let (status, text) = match rendered {
         Ok(text) => (StatusCode::OK, text),
@@ -932,6 +998,7 @@ mod tests {
                 "POST /v2/images",
                 "PATCH /v2/images/{id}",
                 "PUT /v2/images/{id}/file",
+                "POST /v2/images/{id}/locations",
                 "POST /v2/images/{id}/members",
                 "PUT /v2/images/{id}/members/{member_id}",
                 "POST /v2/metadefs/namespaces",
@@ -964,6 +1031,9 @@ mod tests {
                 "GET /v2/schemas/images",
                 "GET /v2/schemas/member",
                 "GET /v2/schemas/members",
+                "GET /v2/info/stores",
+                "GET /v2/info/stores/detail",
+                "DELETE /v2/stores/{store_id}/{image_id}",
                 "GET /v2/images/{id}",
                 "DELETE /v2/images/{id}",
                 "POST /v2/images/{id}/actions/deactivate",
@@ -988,9 +1058,9 @@ mod tests {
                 "DELETE /v2/metadefs/namespaces/{namespace}/resource_types/{resource_type}",
             ]
         );
-        // Ignored: Glance's list and usage routes, and the metadef collection reads and
-        // deletes, have no body_reject; the version documents and the healthcheck are served
-        // outside its v2 router.
+        // Ignored: Glance's list, usage and location-list routes, and the metadef collection
+        // reads and deletes, have no body_reject; the version documents and the healthcheck
+        // are served outside its v2 router.
         assert_eq!(
             with(BodyRule::Ignored),
             [
@@ -1000,6 +1070,7 @@ mod tests {
                 "GET /metrics",
                 "GET /v2/info/usage",
                 "GET /v2/images",
+                "GET /v2/images/{id}/locations",
                 "GET /v2/metadefs/namespaces",
                 "GET /v2/metadefs/namespaces/{namespace}/objects",
                 "DELETE /v2/metadefs/namespaces/{namespace}/objects",

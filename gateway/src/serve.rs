@@ -8,6 +8,7 @@ pub use crate::app::StartError;
 use crate::app::{io, App};
 use crate::config::Config;
 use crate::runtime;
+use crate::store::{Inventory, Recovered};
 
 /// Runs the server until SIGTERM or SIGINT.
 pub fn serve(config: Config) -> Result<(), StartError> {
@@ -19,7 +20,7 @@ pub fn serve(config: Config) -> Result<(), StartError> {
     crate::metrics::set_process_info(driver, workers);
     crate::metrics::set_route_labels(crate::routes::metric_labels());
     let app = App::build(config, workers)?;
-    recover(&app)?;
+    recover(&app, driver)?;
     let listen = app.config.listen;
     let listeners =
         runtime::bind_listeners(listen, workers).map_err(io(format!("bind {listen}")))?;
@@ -51,25 +52,55 @@ pub fn serve(config: Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Start-up recovery, before any request is served: uploads a crash interrupted on this node
-/// go back to `queued`; then the image folder is reconciled with the metadata (partial files
-/// and files no image owns removed, images without their data counted; see
-/// [`FsStore::reconcile`](crate::store::fs::FsStore::reconcile)).
-fn recover(app: &App) -> Result<(), StartError> {
+/// Start-up recovery, before any request is served. Uploads a crash interrupted on this node
+/// go back to `queued`; then each store settles its data against the metadata (an
+/// [`Inventory`] read once): what interrupted uploads left (partial files, incomplete
+/// multipart uploads) and whole data no image owns are removed — except the data of uploads
+/// still running (another gateway's, sharing the metadata) — and `active` images without
+/// their data are logged and counted (`glint_images_missing_data`). Each store is checked on
+/// the way: one that refuses glint's credentials stops start-up, naming it; one that cannot be
+/// reached now is logged, and `/healthcheck` reports it until it answers.
+fn recover(app: &App, driver: runtime::Driver) -> Result<(), StartError> {
     let recovered = app.catalog.recover_interrupted()?;
-    let files = app
-        .catalog
-        .at_start_up(|meta| app.store.reconcile(meta))
-        .map_err(io("reconcile the image store"))?;
-    if !recovered.is_empty() || files.partials_removed > 0 || files.orphans_removed > 0 {
+    // The metadata is read on this thread, directly: nothing else runs yet.
+    let outcomes = app.catalog.at_start_up(|meta| {
+        let inventory = Inventory::read(meta)?;
+        runtime::block_on(driver, async {
+            let mut outcomes = Vec::new();
+            for store in app.stores.iter() {
+                outcomes.push((store.id().to_owned(), store.recover(&inventory).await));
+            }
+            outcomes
+        })
+        .map_err(io("start-up runtime"))
+    })?;
+    let mut done = Recovered::default();
+    for (store, outcome) in outcomes {
+        match outcome {
+            Ok(found) => {
+                done.partial += found.partial;
+                done.orphans += found.orphans;
+                done.unknown += found.unknown;
+                done.missing_data.extend(found.missing_data);
+            }
+            Err(e @ crate::store::StoreError::Denied { .. }) => {
+                return Err(StartError::Store(e.to_string()))
+            }
+            Err(e) => tracing::error!(
+                store = %store, error = %e,
+                "store not usable at start-up; serving anyway (/healthcheck reports it)"
+            ),
+        }
+    }
+    if !recovered.is_empty() || done.partial > 0 || done.orphans > 0 {
         tracing::warn!(
             images = recovered.len(),
-            partial_files = files.partials_removed,
-            orphan_files = files.orphans_removed,
+            partial_uploads = done.partial,
+            orphan_data = done.orphans,
             node_id = %app.catalog.node(),
-            "recovered from a crash: interrupted uploads back to queued, files no image owns removed"
+            "recovered from a crash: interrupted uploads back to queued, data no image owns removed"
         );
     }
-    crate::metrics::set_images_missing_data(files.missing_data.len());
+    crate::metrics::set_images_missing_data(done.missing_data.len());
     Ok(())
 }

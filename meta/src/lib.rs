@@ -32,6 +32,9 @@
 //! - [`Error`] says what happened (not found, invalid transition, ...), never which HTTP status
 //!   applies.
 //!
+//! - Migration: [`Backend::adopt_image`] stores a record from another Image service as it
+//!   was there ([`Adoption`]), idempotently.
+//!
 //! Deleted images leave a tombstone: their ids can never be used again, as in Glance
 //! ([`Backend::was_deleted`] tells such an id from one never issued).
 //!
@@ -96,7 +99,7 @@ mod rules;
 mod sort;
 mod types;
 
-pub use backend::{Backend, BackendExt, Edit, Locality};
+pub use backend::{Adopted, Adoption, Backend, BackendExt, Edit, Locality};
 pub use engine::redb::{RedbBackend, SCHEMA_VERSION as REDB_SCHEMA_VERSION};
 pub use error::{Error, Result, StorageError};
 pub use filter::{

@@ -118,12 +118,14 @@ fn handlers_run_unchanged_on_a_networked_catalog() {
     let (_dir, mut app) = test_app(Config::default());
     let meta_dir = tempfile::tempdir().expect("temp dir");
     let remote = std::sync::Arc::new(crate::catalog::testing::Remote::open(meta_dir.path()));
-    app.catalog = crate::catalog::Catalog::new(
-        remote.clone(),
-        "networked-test".parse().expect("node id"),
-        app.writer.clone(),
-    )
-    .expect("catalog");
+    app.catalog = std::sync::Arc::new(
+        crate::catalog::Catalog::new(
+            remote.clone(),
+            "networked-test".parse().expect("node id"),
+            app.writer.clone(),
+        )
+        .expect("catalog"),
+    );
     sharing_between_projects(&app);
     let calls = remote.threads.lock().expect("lock").clone();
     assert!(calls.iter().any(|(call, _)| *call == "list_images"));

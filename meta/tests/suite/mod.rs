@@ -17,6 +17,7 @@
 // clippy's allow-unwrap-in-tests exempts, and a panic is how a test helper reports failure.
 #![allow(dead_code, unused_macros, clippy::unwrap_used)]
 
+pub mod adopt;
 pub mod images;
 pub mod listing;
 pub mod metadefs;
@@ -88,6 +89,7 @@ macro_rules! backend_tests {
             images::update_of_unknown_image_is_not_found,
             images::update_cannot_change_read_only_fields,
             images::formats_change_only_while_queued_or_importing,
+            images::update_to_edits_and_moves_status_in_one_write,
             images::delete_returns_the_image_as_it_was,
             images::protected_images_cannot_be_deleted,
             images::counts_follow_every_write,
@@ -139,6 +141,12 @@ macro_rules! backend_tests {
             sharing::deleting_an_image_deletes_its_members,
             sharing::usage_follows_create_upload_owner_change_and_delete,
             sharing::quotas_refuse_inside_the_transaction_and_write_nothing,
+            adopt::adopt_stores_the_record_and_members_as_they_were,
+            adopt::adopting_the_same_record_again_changes_nothing,
+            adopt::a_different_record_conflicts_unless_replaced,
+            adopt::deleted_records_keep_their_ids_taken,
+            adopt::a_deleted_record_replaces_a_live_one_only_when_asked,
+            adopt::an_adopted_upload_in_progress_is_reset_by_recovery,
         );
     };
     (@each $engine:ty; $($module:ident :: $name:ident),+ $(,)?) => {

@@ -58,6 +58,9 @@ mod hostile;
 mod datapath;
 // Answers sent before the request body ends reach the client: lingering close (issue 18).
 mod early_refusals;
+// Stores: several named stores, upload to one, fallback across locations, the http store,
+// the locations API, and the S3 store on a real Ceph RGW when one is up (issue 11).
+mod stores;
 // Disk-format inspection on upload: 415 on mismatch or unsafe images (§3.4, disk-formats.md).
 mod inspection;
 // Keystone auth: token validation, its cache, 401/403/503, service tokens (§2.1).

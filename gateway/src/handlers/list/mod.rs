@@ -65,7 +65,10 @@ pub async fn list(
             format!("/v2/images?{}", next.join("&"))
         });
     let page = Page {
-        images: images.iter().map(ImageView).collect(),
+        images: images
+            .iter()
+            .map(|image| ImageView::of(app, image))
+            .collect(),
         first,
         next,
         schema: "/v2/schemas/images",

@@ -37,7 +37,7 @@ use redb::ReadTransaction;
 use self::handle::Handle;
 
 use self::write::Writer;
-use crate::backend::{Backend, Edit, Locality};
+use crate::backend::{Adopted, Adoption, Backend, Edit, Locality};
 use crate::error::{Error, Result, StorageError};
 use crate::filter::ListFilter;
 use crate::members::{Member, MemberStatus};
@@ -192,6 +192,10 @@ impl Backend for RedbBackend {
         self.write(|writer| writer.update(id, edit))
     }
 
+    fn update_image_to(&self, id: ImageId, to: ImageStatus, edit: &mut Edit<'_>) -> Result<Image> {
+        self.write(|writer| writer.update_to(id, to, edit))
+    }
+
     fn begin_upload(
         &self,
         id: ImageId,
@@ -227,6 +231,10 @@ impl Backend for RedbBackend {
 
     fn recover_interrupted(&self, node: &NodeId) -> Result<Vec<ImageId>> {
         self.write(|writer| writer.recover_interrupted(node))
+    }
+
+    fn adopt_image(&self, record: &Adoption, replace: bool) -> Result<Adopted> {
+        self.write(|writer| writer.adopt(record, replace))
     }
 
     fn get_member(&self, id: ImageId, project: &str) -> Result<Option<Member>> {
