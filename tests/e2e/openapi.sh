@@ -23,6 +23,23 @@ if [ ! -x "$VENV/bin/schemathesis" ]; then
   "$VENV/bin/pip" install --quiet schemathesis >&2
 fi
 
+# Multi-store (Glance's `enabled_backends`), so that the stores and locations operations answer
+# as they do where an operator has several stores, rather than their single-store 404s.
+GLINT_CONFIG="$WORK/glint.toml"
+cat >"$GLINT_CONFIG" <<'TOML'
+[stores]
+default = "local"
+
+[stores.local]
+type = "file"
+description = "Local disk"
+
+[stores.backup]
+type = "file"
+
+[stores.web]
+type = "http"
+TOML
 start_server
 
 # Something for the operations on one image to find: an active, shared, protected image with
@@ -36,6 +53,8 @@ api -X PUT -H 'content-type: application/octet-stream' --data-binary 'openapi by
 api -X POST -H 'content-type: application/json' -d '{"member": "openapi-member"}' \
   "$URL/v2/images/$IMAGE_ID/members" >/dev/null
 check_eq "fixture image is active" active "$(api "$URL/v2/images/$IMAGE_ID" | json_get status)"
+check_eq "fixture image is in the default store" local \
+  "$(api "$URL/v2/images/$IMAGE_ID" | json_get stores)"
 
 # And for the metadefs operations: a protected public namespace with a property, an object, a
 # tag and a resource type association (protected: its deletes answer 403 and leave it there).
@@ -61,6 +80,7 @@ object_name = "openapi-object"
 property_name = "openapi_prop"
 tag_name = "openapi-tag"
 resource_type = "OS::Glance::Image"
+store_id = "backup"
 TOML
 
 echo "schemathesis: $EXAMPLES examples per operation, seed $SEED (OPENAPI_SEED=$SEED replays)"
