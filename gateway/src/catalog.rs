@@ -276,6 +276,13 @@ impl Catalog {
     pub fn recover_interrupted(&self) -> meta::Result<Vec<ImageId>> {
         self.backend.recover_interrupted(&self.node)
     }
+
+    /// Runs start-up work that reads the engine directly, on the calling thread (the file
+    /// store's reconciliation walks every image so). Blocks: call it before the workers start;
+    /// requests go through the async calls above.
+    pub fn at_start_up<T>(&self, work: impl FnOnce(&dyn Backend) -> T) -> T {
+        work(&*self.backend)
+    }
 }
 
 /// The writer thread or the read pool has stopped: a storage failure as far as callers go.
@@ -598,6 +605,9 @@ pub(crate) mod testing {
         fn get_image(&self, id: ImageId) -> meta::Result<Image> {
             self.record("get_image");
             self.inner.get_image(id)
+        }
+        fn was_deleted(&self, id: ImageId) -> meta::Result<bool> {
+            self.inner.was_deleted(id)
         }
         fn list_images(&self, filter: &ListFilter) -> meta::Result<Vec<Image>> {
             self.record("list_images");

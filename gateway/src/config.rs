@@ -118,9 +118,9 @@ pub struct Config {
     pub public_endpoint: Option<String>,
     /// Longest `x-openstack-request-id` accepted from a client (Glance `max_request_id_length`).
     pub max_request_id_length: usize,
-    /// Seconds a connection may take to send a request's headers, and may sit idle between
-    /// keep-alive requests, before it is closed; 0 waits forever (Glance
-    /// `client_socket_timeout`, 900).
+    /// Seconds a connection may take to send a request's headers, may sit idle between
+    /// keep-alive requests, or may pause inside a request body (upload or JSON), before it is
+    /// closed (a stalled body gets 408); 0 waits forever (Glance `client_socket_timeout`, 900).
     pub client_socket_timeout: u64,
     /// After answering a request whose body it did not read to the end (a refused upload),
     /// glint sends its answer and end of stream, then reads and discards what the client
@@ -501,6 +501,12 @@ impl Config {
     /// The metadata database file.
     pub fn meta_path(&self) -> PathBuf {
         self.data_dir.join("meta.redb")
+    }
+
+    /// `client_socket_timeout` as a duration; `None` for 0 (wait forever).
+    pub fn client_socket_timeout(&self) -> Option<std::time::Duration> {
+        (self.client_socket_timeout > 0)
+            .then(|| std::time::Duration::from_secs(self.client_socket_timeout))
     }
 }
 

@@ -17,7 +17,7 @@
 mod scrape;
 mod shard;
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -29,6 +29,8 @@ use shard::{add, add_signed, nanos, on_shard, with_shard, Requests, SIZE_BOUNDS,
 static ENABLED: AtomicBool = AtomicBool::new(true);
 static PROCESS: OnceLock<ProcessInfo> = OnceLock::new();
 static ROUTE_LABELS: OnceLock<&'static [&'static str]> = OnceLock::new();
+/// `active`/`deactivated` images whose data file start-up found missing or damaged.
+static IMAGES_MISSING_DATA: AtomicU64 = AtomicU64::new(0);
 
 /// `method` label values; any other method counts as `other`.
 const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "other"];
@@ -89,7 +91,7 @@ pub enum UploadEnd {
     RefusedSizeMismatch,
     /// Refused: the content is not the declared disk format, or unsafe.
     RefusedFormat,
-    /// Refused: the store is full (ENOSPC).
+    /// Refused: the store is full (ENOSPC, EFBIG).
     RefusedStorageFull,
     /// Failed: the client's body broke off or was malformed.
     FailedClient,
@@ -178,6 +180,11 @@ pub fn set_process_info(driver: impl std::fmt::Display, workers: usize) {
         workers,
         started,
     });
+}
+
+/// Records how many images start-up found without their data (`glint_images_missing_data`).
+pub fn set_images_missing_data(count: usize) {
+    IMAGES_MISSING_DATA.store(count as u64, Relaxed);
 }
 
 fn method_slot(method: &Method) -> usize {

@@ -8,6 +8,7 @@ pub use crate::app::StartError;
 use crate::app::{io, App};
 use crate::config::Config;
 use crate::runtime;
+use crate::store::{Inventory, Recovered};
 
 /// Runs the server until SIGTERM or SIGINT.
 pub fn serve(config: Config) -> Result<(), StartError> {
@@ -51,36 +52,37 @@ pub fn serve(config: Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Uploads a crash interrupted on this node: their images go back to `queued`, and each
-/// store removes what they left (partial files, incomplete multipart uploads) — except the
-/// data of uploads still running (another gateway's, sharing the metadata). Each store is
-/// checked on the way: one that refuses glint's credentials stops start-up, naming it; one
-/// that cannot be reached now is logged, and `/healthcheck` reports it until it answers.
+/// Start-up recovery, before any request is served. Uploads a crash interrupted on this node
+/// go back to `queued`; then each store settles its data against the metadata (an
+/// [`Inventory`] read once): what interrupted uploads left (partial files, incomplete
+/// multipart uploads) and whole data no image owns are removed — except the data of uploads
+/// still running (another gateway's, sharing the metadata) — and `active` images without
+/// their data are logged and counted (`glint_images_missing_data`). Each store is checked on
+/// the way: one that refuses glint's credentials stops start-up, naming it; one that cannot be
+/// reached now is logged, and `/healthcheck` reports it until it answers.
 fn recover(app: &App, driver: runtime::Driver) -> Result<(), StartError> {
     let recovered = app.catalog.recover_interrupted()?;
-    let outcomes = runtime::block_on(driver, async {
-        // What is still receiving data now belongs to other nodes: its data stays.
-        let receiving = meta::ListFilter::all().with(meta::Condition::Text {
-            field: meta::TextField::Status,
-            values: vec!["saving".into(), "uploading".into()],
-        });
-        let in_flight: std::collections::HashSet<meta::ImageId> =
-            match app.catalog.list_images(receiving).await {
-                Ok(images) => images.into_iter().map(|image| image.id).collect(),
-                Err(e) => return Err(StartError::Meta(e)),
-            };
-        let in_flight = |id| in_flight.contains(&id);
-        let mut outcomes = Vec::new();
-        for store in app.stores.iter() {
-            outcomes.push((store.id().to_owned(), store.recover(&in_flight).await));
-        }
-        Ok(outcomes)
-    })
-    .map_err(io("start-up runtime"))??;
-    let mut partial = 0;
+    // The metadata is read on this thread, directly: nothing else runs yet.
+    let outcomes = app.catalog.at_start_up(|meta| {
+        let inventory = Inventory::read(meta)?;
+        runtime::block_on(driver, async {
+            let mut outcomes = Vec::new();
+            for store in app.stores.iter() {
+                outcomes.push((store.id().to_owned(), store.recover(&inventory).await));
+            }
+            outcomes
+        })
+        .map_err(io("start-up runtime"))
+    })?;
+    let mut done = Recovered::default();
     for (store, outcome) in outcomes {
         match outcome {
-            Ok(done) => partial += done.partial,
+            Ok(found) => {
+                done.partial += found.partial;
+                done.orphans += found.orphans;
+                done.unknown += found.unknown;
+                done.missing_data.extend(found.missing_data);
+            }
             Err(e @ crate::store::StoreError::Denied { .. }) => {
                 return Err(StartError::Store(e.to_string()))
             }
@@ -90,13 +92,15 @@ fn recover(app: &App, driver: runtime::Driver) -> Result<(), StartError> {
             ),
         }
     }
-    if !recovered.is_empty() || partial > 0 {
+    if !recovered.is_empty() || done.partial > 0 || done.orphans > 0 {
         tracing::warn!(
             images = recovered.len(),
-            partial_uploads = partial,
+            partial_uploads = done.partial,
+            orphan_data = done.orphans,
             node_id = %app.catalog.node(),
-            "recovered uploads interrupted by a crash: images back to queued"
+            "recovered from a crash: interrupted uploads back to queued, data no image owns removed"
         );
     }
+    crate::metrics::set_images_missing_data(done.missing_data.len());
     Ok(())
 }

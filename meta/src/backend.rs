@@ -98,6 +98,11 @@ pub trait Backend: crate::metadefs::Metadefs + Send + Sync {
     /// The live image `id`; [`Error::NotFound`] when it does not exist or was deleted.
     fn get_image(&self, id: ImageId) -> Result<Image>;
 
+    /// Whether `id` belonged to an image that was deleted (its tombstone keeps the id taken).
+    /// With [`Backend::get_image`], this tells an id glint never issued from one it did:
+    /// start-up recovery removes only data files whose image glint knows.
+    fn was_deleted(&self, id: ImageId) -> Result<bool>;
+
     /// One page of images: those `filter` admits, in `filter`'s full order, strictly after its
     /// marker, at most `filter.limit` of them ([`Error::MarkerNotFound`] when the marker names
     /// no live image). Deleted images are never listed.

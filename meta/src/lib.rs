@@ -35,7 +35,8 @@
 //! - Migration: [`Backend::adopt_image`] stores a record from another Image service as it
 //!   was there ([`Adoption`]), idempotently.
 //!
-//! Deleted images leave a tombstone: their ids can never be used again, as in Glance.
+//! Deleted images leave a tombstone: their ids can never be used again, as in Glance
+//! ([`Backend::was_deleted`] tells such an id from one never issued).
 //!
 //! # Example
 //!

@@ -63,6 +63,17 @@ impl Requeue for MetaRequeue<'_> {
     }
 }
 
+/// 408: the client stopped sending the body (`client_socket_timeout`).
+pub fn request_timeout(idle: std::time::Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        format!(
+            "The client sent no request body data for {} seconds.",
+            idle.as_secs()
+        ),
+    )
+}
+
 fn too_large(cap: u64) -> ApiError {
     ApiError::too_large(format!(
         "The incoming image is too large. The image size cap is {cap} bytes."
@@ -82,6 +93,10 @@ fn upload_error(id: ImageId, err: IngestError<hyper::Error>) -> ApiError {
                 "Error reading the image data from the request: {e}"
             ))
         }
+        IngestError::IdleTimeout(idle) => {
+            tracing::info!(image_id = %id, "upload body stalled");
+            request_timeout(idle)
+        }
         IngestError::Store(e) => store_error(e),
         IngestError::Hashing(e) => ApiError::internal(format!("upload of {id}: {e}")),
     }
@@ -90,7 +105,11 @@ fn upload_error(id: ImageId, err: IngestError<hyper::Error>) -> ApiError {
 /// A store's failure as Glance answers it: full → 413, unreachable or refusing → 503.
 pub(crate) fn store_error(e: StoreError) -> ApiError {
     match e {
-        StoreError::Full { .. } => ApiError::too_large("Image storage media is full."),
+        // Glance: "Image storage media is full: " and glance_store's StorageFull text.
+        StoreError::Full { .. } => ApiError::too_large(
+            "Image storage media is full: There is not enough disk space on the image storage \
+             media.",
+        ),
         StoreError::TooLarge { ref message, .. } => {
             ApiError::too_large(format!("The image is too large for its store: {message}"))
         }
@@ -188,6 +207,7 @@ pub async fn upload(
         inspector: (image.container_format.as_deref() == Some("bare"))
             .then(|| formats::Inspector::new(image.disk_format.as_deref(), &app.format_policy)),
         checksums,
+        idle_timeout: app.config.client_socket_timeout(),
     };
     let landed = match ingest::land(request.into_body(), store, id, checks).await {
         Ok(landed) => landed,

@@ -12,7 +12,9 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto;
 
 use super::shard::{Hist, BUCKETS, SHARDS, SIZE_BOUNDS, TIME_BOUNDS_NS};
-use super::{route_labels, LingerEnd, UploadEnd, METHODS, PROCESS, STATUS_CLASSES};
+use super::{
+    route_labels, LingerEnd, UploadEnd, IMAGES_MISSING_DATA, METHODS, PROCESS, STATUS_CLASSES,
+};
 
 /// What a scrape needs from the running server besides the shards.
 pub struct Sources<'a> {
@@ -393,6 +395,15 @@ fn gather(sources: &Sources<'_>) -> Vec<proto::MetricFamily> {
         }
         out.push(f);
     }
+    let mut missing = family(
+        "glint_images_missing_data",
+        "Active or deactivated images whose data file start-up found missing or damaged.",
+        GAUGE,
+    );
+    missing
+        .mut_metric()
+        .push(gauge(Vec::new(), IMAGES_MISSING_DATA.load(Relaxed) as f64));
+    out.push(missing);
     let families = [
         (
             "glint_store_capacity_bytes",

@@ -81,6 +81,7 @@ macro_rules! backend_tests {
             images::create_stores_the_image_as_given,
             images::create_refuses_a_live_duplicate,
             images::create_refuses_the_id_of_a_deleted_image,
+            images::was_deleted_is_true_only_for_tombstoned_ids,
             images::create_requires_queued,
             images::get_of_unknown_id_is_not_found,
             images::update_edits_fields_and_sets_updated_at,

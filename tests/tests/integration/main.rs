@@ -44,6 +44,15 @@ mod protocol;
 mod races;
 // Restart persistence, crash recovery of half-done uploads, clean exit on SIGTERM.
 mod persistence;
+// The crash campaign: SIGKILL at random points under concurrent writes, then every
+// acknowledged change and byte checked, and no orphan file left (GLINT_CRASH_* to lengthen).
+mod crash;
+// A full disk (the data dir on a small tmpfs): 413 for the upload that fills it, nothing left,
+// reads and small writes go on; metadata writes on a full disk fail cleanly and recover.
+mod disk_full;
+// Hostile clients: slow headers and bodies, idle connections, oversized requests, Glance's
+// per-image limits; bystanders served throughout, peak RSS reported (GLINT_HOSTILE_SCALE).
+mod hostile;
 // The data path under load: 64 MiB round trip, concurrent uploads, client disconnects,
 // the epoll driver.
 mod datapath;

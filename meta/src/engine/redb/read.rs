@@ -4,7 +4,7 @@
 
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 
-use super::schema::{IMAGES, PROJECT_USAGE, STATUS_COUNTS, UPLOADS};
+use super::schema::{IMAGES, PROJECT_USAGE, STATUS_COUNTS, TOMBSTONES, UPLOADS};
 use super::{record, StorageResultExt};
 use crate::error::{Error, Result};
 use crate::quota::Usage;
@@ -24,6 +24,12 @@ pub(super) fn load(
 pub(super) fn get_image(txn: &ReadTransaction, id: ImageId) -> Result<Image> {
     let images = txn.open_table(IMAGES).storage()?;
     load(&images, id)?.ok_or(Error::NotFound(id))
+}
+
+/// A lookup in the tombstones.
+pub(super) fn was_deleted(txn: &ReadTransaction, id: ImageId) -> Result<bool> {
+    let tombstones = txn.open_table(TOMBSTONES).storage()?;
+    Ok(tombstones.get(id.to_key()).storage()?.is_some())
 }
 
 /// Live images: the length of `images`, one table header.

@@ -11,7 +11,7 @@ pub(crate) mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 
 use super::RedbBackend;
 use super::StorageResultExt;
