@@ -932,9 +932,9 @@ async fn migrate_one(
             }
         };
         for location in &locations {
-            let store = stores
-                .for_location(location)
-                .ok_or_else(|| format!("{} is in none of glint's stores", location.url))?;
+            let store = stores.for_location(location).ok_or_else(|| {
+                format!("{} is in none of glint's stores", shown_url(&location.url))
+            })?;
             let size = size_at(&**store, location).await?;
             if image.size.is_some_and(|expected| expected != size) {
                 return Err(format!(
