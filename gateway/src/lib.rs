@@ -48,12 +48,12 @@
 //! - `app` — the shared state, built once
 //! - `handlers` — one module per Glance resource
 //! - `metadefs_admin` — `glint metadefs load|export`: definition files, the admin socket
-//! - `migrate` — `glint migrate-from-glance`: a Glance database, its image data and metadefs
-//!   into meta and the file store (an offline admin command, blocking)
 //! - `routes` — the route table
 //! - `dispatch` — a request's life
 //! - `server` — serving connections on one core
 //! - `runtime` — the worker threads
+//! - `migrate` — `glint migrate-from-glance`: a Glance database, its image data and metadefs
+//!   into meta and glint's stores (an offline admin command, on a runtime of its own thread)
 //! - `serve` — start-up and shutdown
 //! <!-- module order: end -->
 

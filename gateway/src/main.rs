@@ -60,7 +60,8 @@ enum Command {
         /// default: the `[database] connection` of --glance-config.
         #[arg(long)]
         database: Option<String>,
-        /// Copy the image data into this glint store (`file`) instead of adopting it in place.
+        /// Copy the image data into this glint store (any configured file or s3 store: `file`
+        /// without a `[stores]` table) instead of adopting it in place.
         #[arg(long)]
         copy_to: Option<String>,
         /// Read every image's data again and check its size, md5 and os_hash_value.

@@ -31,6 +31,8 @@ use super::glance_ini::{self, IniFile, Value};
 use super::schema::nearest;
 use super::ConfigError;
 
+mod stores;
+
 /// What glint made of one option of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -372,8 +374,8 @@ struct Translation<'a> {
     ini: &'a IniFile,
     table: Table,
     report: Vec<GlanceOption>,
-    /// Store ids of `enabled_backends`, with their types.
-    backends: BTreeMap<String, String>,
+    /// The stores the file enables (`stores`).
+    stores: stores::Layout,
 }
 
 impl Translation<'_> {
@@ -480,13 +482,9 @@ pub fn translate(ini: &IniFile) -> Result<(Table, GlanceReport), ConfigError> {
         ini,
         table: Table::new(),
         report: Vec::new(),
-        backends: BTreeMap::new(),
+        stores: stores::Layout::default(),
     };
-    if let Some(value) = t.value("DEFAULT", "enabled_backends")? {
-        let pairs = glance_ini::parse_dict(&value.text)
-            .map_err(|m| t.invalid("DEFAULT", "enabled_backends", value.line, &m))?;
-        t.backends = pairs.into_iter().collect();
-    }
+    stores::prepare(&mut t)?;
     let catalog = catalog();
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
     let mut listen_host: Option<(String, usize)> = None;
@@ -741,9 +739,7 @@ fn classify(
                 )
             }
         }
-        ("DEFAULT", "enabled_backends") => {
-            unsupported("glint keeps images in one file store under data_dir (no multi-store)")
-        }
+        ("DEFAULT", "enabled_backends") => Ok(stores::enabled_backends(t)),
         ("DEFAULT", "cert_file" | "key_file" | "ca_file") => {
             unsupported("glint serves plain HTTP: put TLS in front of it")
         }
@@ -782,22 +778,17 @@ fn classify(
             }
         }
         ("oslo_messaging_notifications", _) => ignored("glint sends no notifications"),
-        ("glance_store", _) if catalog_has(section, name) => {
-            unsupported("glint keeps images in one file store under data_dir")
+        ("glance_store", _) => stores::glance_store_option(t, name, value),
+        (s, _) if t.stores.section_kind(s).is_some() => {
+            stores::backend_option(t, section, name, value)
         }
         ("file" | "glance.store.http.store" | "glance.store.s3.store", _)
             if catalog_has(section, name) =>
         {
-            unsupported("glint keeps images in one file store under data_dir")
-        }
-        (s, _) if t.backends.contains_key(s) => {
-            let group = t.backends.get(s).and_then(|kind| store_type_group(kind));
-            match group {
-                Some(group) if catalog_has(group, name) => {
-                    unsupported("glint keeps images in one file store under data_dir")
-                }
-                _ => Ok(unknown(group.unwrap_or(s), name)),
-            }
+            ignored(
+                "Glance does not read this section: store options belong in [glance_store], \
+                 or in a section named by enabled_backends",
+            )
         }
         (s, _) if catalog_has(s, name) => {
             if let Some((_, why)) = HARMLESS_SECTIONS.iter().find(|(h, _)| *h == s) {

@@ -514,7 +514,7 @@ impl Stores {
                     message: e.to_string(),
                 }
             })?;
-        if !config.stores.is_multi() {
+        if config.stores.stores.is_empty() {
             // Glance's single-store defaults: `stores = file,http`, `default_store = file`.
             let file = open_folder(
                 fs::STORE_NAME,
@@ -566,7 +566,7 @@ impl Stores {
                 };
             stores.push(store);
         }
-        Ok(Stores::new(stores, &default, true)?)
+        Ok(Stores::new(stores, &default, config.stores.is_multi())?)
     }
 }
 
