@@ -113,6 +113,12 @@ pub trait Backend: Send + Sync {
     /// `saving` without both formats, and with [`Error::QuotaExceeded`] when the owner already
     /// has more than `limits.image_count_uploading` uploads under way or would be over
     /// `limits.image_size_total_mib` counting `claim.incoming_bytes`.
+    ///
+    /// Quotas are hard: an announced size is *reserved* — counted in the owner's
+    /// [`Usage::reserved_bytes`] against `image_size_total` by every later check — until the
+    /// upload ends, when [`Backend::complete_upload`] charges the data instead or any other end
+    /// (abort, recovery, delete) releases it. Two uploads that each fit alone cannot both
+    /// begin when together they would not fit.
     fn begin_upload(
         &self,
         id: ImageId,
@@ -128,7 +134,8 @@ pub trait Backend: Send + Sync {
     /// then removes the data), [`Error::InvalidTransition`] when it is not `saving`,
     /// [`Error::DataMismatch`] when the image already carried a size, checksum or hash the data
     /// does not match, and [`Error::QuotaExceeded`] when the data would take the owner over
-    /// `limits.image_size_total_mib`; in every failure nothing is written.
+    /// `limits.image_size_total_mib` (its data and the reservations of its other uploads); in
+    /// every failure nothing is written. On success the upload's reservation is released.
     fn complete_upload(
         &self,
         id: ImageId,

@@ -124,6 +124,7 @@ macro_rules! backend_tests {
             sharing::deleting_an_image_deletes_its_members,
             sharing::usage_follows_create_upload_owner_change_and_delete,
             sharing::quotas_refuse_inside_the_transaction_and_write_nothing,
+            sharing::announced_sizes_are_reserved_until_the_upload_ends,
         );
     };
     (@each $engine:ty; $($module:ident :: $name:ident),+ $(,)?) => {
