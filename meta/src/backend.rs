@@ -37,13 +37,32 @@ pub enum Locality {
     Networked,
 }
 
+/// A status change of an image, made by any gateway sharing the database (see
+/// [`Backend::watch_changes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageChange {
+    /// The image.
+    pub id: ImageId,
+    /// Its status now (`deleted` for a deleted image).
+    pub status: ImageStatus,
+}
+
+/// Status changes as they are committed, by whichever gateway: what a gateway watches to drop
+/// what it keeps of an image another gateway deleted or deactivated.
+pub trait ChangeFeed: Send {
+    /// The next change, waiting at most `timeout` (`None`: nothing came). An error means the
+    /// feed is broken (a lost connection): open a new one.
+    fn next(&mut self, timeout: std::time::Duration) -> Result<Option<ImageChange>>;
+}
+
 /// The edit [`Backend::update_image`] applies to an image.
 pub type Edit<'a> = dyn FnMut(&mut Image) -> Result<()> + 'a;
 
 /// The metadata API: images, their status and uploads, members, usage.
 ///
-/// Implemented by [`RedbBackend`](crate::RedbBackend) (embedded, one gateway). The same test
-/// suite runs against every implementation (`meta/tests/suite`).
+/// Implemented by [`RedbBackend`](crate::RedbBackend) (embedded, one gateway) and
+/// [`PgBackend`](crate::PgBackend) (PostgreSQL, several gateways). The same test suite runs
+/// against every implementation (`meta/tests/suite`).
 pub trait Backend: Send + Sync {
     /// Where this engine's data lives.
     fn locality(&self) -> Locality;
@@ -201,6 +220,14 @@ pub trait Backend: Send + Sync {
     ///
     /// Fails with [`Error::NotFound`], [`Error::NotShared`] and [`Error::MemberNotFound`].
     fn delete_member(&self, id: ImageId, project: &str) -> Result<()>;
+
+    // ---- several gateways
+
+    /// A feed of the status changes every gateway sharing this database commits, when the
+    /// engine can share one (`None` for an embedded engine: only its own gateway writes).
+    fn watch_changes(&self) -> Result<Option<Box<dyn ChangeFeed>>> {
+        Ok(None)
+    }
 }
 
 /// Conveniences over any [`Backend`].

@@ -155,9 +155,10 @@ pub(crate) fn check_begin_upload(
 /// The bytes `limits.image_size_total_mib` still leaves a project using `usage` (its data and
 /// the reservations of its uploads under way); `None` when it is unlimited.
 pub(crate) fn size_left(usage: &Usage, limits: &Limits) -> Option<u64> {
-    limits
-        .image_size_total_mib
-        .map(|mib| mib.saturating_mul(MIB).saturating_sub(usage.charged_bytes()))
+    limits.image_size_total_mib.map(|mib| {
+        mib.saturating_mul(MIB)
+            .saturating_sub(usage.charged_bytes())
+    })
 }
 
 /// `incoming_bytes` more data for `project`, on top of its data and its reservations. Compared
@@ -170,8 +171,7 @@ pub(crate) fn check_size(
 ) -> Result<()> {
     match limits.image_size_total_mib {
         Some(limit)
-            if usage.charged_bytes().saturating_add(incoming_bytes)
-                > limit.saturating_mul(MIB) =>
+            if usage.charged_bytes().saturating_add(incoming_bytes) > limit.saturating_mul(MIB) =>
         {
             Err(exceeded(
                 project,
@@ -250,7 +250,11 @@ mod tests {
         assert!(check_size("p", &usage, &limits, MIB).is_ok());
         assert!(matches!(
             check_size("p", &usage, &limits, MIB + 1),
-            Err(Error::QuotaExceeded { usage: 3, delta: 2, .. })
+            Err(Error::QuotaExceeded {
+                usage: 3,
+                delta: 2,
+                ..
+            })
         ));
     }
 

@@ -224,7 +224,9 @@ pub fn announced_sizes_are_reserved_until_the_upload_ends<E: Engine>() {
         incoming_bytes: Some(bytes),
         ..claim(ImageStatus::Saving, node())
     };
-    let start = meta.begin_upload(id(1), &announcing(6 * MIB), &limits).unwrap();
+    let start = meta
+        .begin_upload(id(1), &announcing(6 * MIB), &limits)
+        .unwrap();
     assert_eq!(start.size_left, Some(10 * MIB));
     assert_eq!(meta.usage("p").unwrap().reserved_bytes, 6 * MIB);
     // 6 + 6 > 10: refused although no data is held yet.
@@ -259,15 +261,19 @@ pub fn announced_sizes_are_reserved_until_the_upload_ends<E: Engine>() {
     let usage = meta.usage("p").unwrap();
     assert_eq!((usage.size_bytes, usage.reserved_bytes), (6 * MIB, 0));
     // Abort, recovery and delete release a reservation.
-    meta.begin_upload(id(2), &announcing(4 * MIB), &limits).unwrap();
+    meta.begin_upload(id(2), &announcing(4 * MIB), &limits)
+        .unwrap();
     assert_eq!(meta.usage("p").unwrap().reserved_bytes, 4 * MIB);
     meta.abort_upload(id(2)).unwrap();
     assert_eq!(meta.usage("p").unwrap().reserved_bytes, 0);
-    meta.begin_upload(id(2), &announcing(4 * MIB), &limits).unwrap();
+    meta.begin_upload(id(2), &announcing(4 * MIB), &limits)
+        .unwrap();
     meta.recover_interrupted(&node()).unwrap();
     assert_eq!(meta.usage("p").unwrap().reserved_bytes, 0);
-    meta.begin_upload(id(4), &announcing(4 * MIB), &limits).unwrap();
+    meta.begin_upload(id(4), &announcing(4 * MIB), &limits)
+        .unwrap();
     meta.delete_image(id(4)).unwrap();
     assert_eq!(meta.usage("p").unwrap().reserved_bytes, 0);
-    meta.begin_upload(id(2), &announcing(4 * MIB), &limits).unwrap();
+    meta.begin_upload(id(2), &announcing(4 * MIB), &limits)
+        .unwrap();
 }
