@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crate::auth::{Auth, AuthError};
+use crate::cache::Cache;
 use crate::catalog::Catalog;
 use crate::config::{Config, ConfigError};
 use crate::datapath::checksum::HashPool;
@@ -31,6 +32,8 @@ pub struct App {
     pub timer: ThreadTimer,
     /// Who is asking.
     pub auth: Auth,
+    /// The image cache, when `image_cache_max_size` is above 0.
+    pub cache: Option<Arc<Cache>>,
 }
 
 /// Why the gateway's state could not be built.
@@ -57,6 +60,25 @@ pub enum StartError {
     Auth(#[from] AuthError),
 }
 
+/// The metadata engine `config` names: PostgreSQL with a `[database]` table (its schema
+/// brought up to date first when `sync_on_start`), else the redb file in the data folder.
+pub fn open_backend(config: &Config) -> Result<Arc<dyn meta::Backend>, StartError> {
+    let Some(database) = &config.database else {
+        return Ok(Arc::new(meta::RedbBackend::open(&config.meta_path())?));
+    };
+    let options = database.pg_options();
+    let shown = meta::redact_url(&database.connection);
+    if database.sync_on_start {
+        let report = meta::PgBackend::sync(&options)?;
+        if report.from != report.to {
+            tracing::info!(from = report.from, to = report.to, database = %shown, "database schema migrated");
+        }
+    }
+    let backend = meta::PgBackend::connect(&options)?;
+    tracing::info!(database = %shown, schema_version = meta::Backend::schema_version(&backend), "metadata on PostgreSQL");
+    Ok(Arc::new(backend))
+}
+
 /// Maps an I/O error to [`StartError::Io`], saying what was being done.
 pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
     let what = what.into();
@@ -71,15 +93,27 @@ impl App {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(io(format!("create data dir {}", config.data_dir.display())))?;
-        let backend = meta::RedbBackend::open(&config.meta_path())?;
+        let backend = open_backend(&config)?;
         let node = crate::catalog::node_id(&config).map_err(io("node id"))?;
         let writer = Writer::start().map_err(io("writer thread"))?;
-        let catalog = Catalog::new(Arc::new(backend), node, writer.clone())
-            .map_err(io("metadata catalog"))?;
+        let catalog =
+            Catalog::new(backend, node, writer.clone()).map_err(io("metadata catalog"))?;
         let store = FsStore::open(&config.images_dir()).map_err(io("open file store"))?;
         let auth = Auth::start(config.auth.strategy, config.keystone_authtoken.as_ref())?;
+        let cache = match config.cache_dir() {
+            Some(dir) => Some(
+                Cache::open(
+                    &dir,
+                    config.image_cache_max_size,
+                    config.image_cache_prefetch_concurrency,
+                )
+                .map_err(io(format!("open image cache {}", dir.display())))?,
+            ),
+            None => None,
+        };
         Ok(App {
             auth,
+            cache,
             format_policy: config.format_policy(),
             catalog,
             store,

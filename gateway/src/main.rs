@@ -47,6 +47,18 @@ enum Command {
     },
     /// Print the effective configuration and exit.
     CheckConfig,
+    /// Metadata database administration.
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbAction {
+    /// Bring the database schema up to date (PostgreSQL: apply the missing migrations; redb:
+    /// open the file, which migrates it). Safe to run from several gateways at once.
+    Sync,
 }
 
 fn load_config(cli_config: Option<&PathBuf>, flags: &ServeFlags) -> anyhow::Result<Config> {
@@ -96,6 +108,12 @@ fn run() -> anyhow::Result<ExitCode> {
         None => serve(cli.config.as_ref(), &cli.serve),
         Some(Command::Serve(flags)) => serve(cli.config.as_ref(), &flags),
         Some(Command::Inspect { disk_format, file }) => inspect(disk_format.as_deref(), &file),
+        Some(Command::Db {
+            action: DbAction::Sync,
+        }) => {
+            let config = load_config(cli.config.as_ref(), &cli.serve)?;
+            db_sync(&config)
+        }
         Some(Command::CheckConfig) => {
             let config = load_config(cli.config.as_ref(), &cli.serve)?;
             print!(
@@ -105,6 +123,33 @@ fn run() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `glint db sync`: prints what it did.
+fn db_sync(config: &Config) -> anyhow::Result<ExitCode> {
+    match &config.database {
+        Some(database) => {
+            let report = meta::PgBackend::sync(&database.pg_options())
+                .with_context(|| format!("migrating {}", meta::redact_url(&database.connection)))?;
+            println!(
+                "database schema at version {} (was {})",
+                report.to, report.from
+            );
+        }
+        None => {
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("creating {}", config.data_dir.display()))?;
+            let path = config.meta_path();
+            let backend = meta::RedbBackend::open(&path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            println!(
+                "{} at schema version {}",
+                path.display(),
+                meta::Backend::schema_version(&backend)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn serve(config_path: Option<&PathBuf>, flags: &ServeFlags) -> anyhow::Result<ExitCode> {

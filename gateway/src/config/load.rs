@@ -28,7 +28,12 @@ use super::{Config, ConfigError};
 /// `GLINT_*` variables that are not settings: they belong to glint's test and benchmark tools
 /// (`scripts/test`, `tests/`), which run the server with them in its environment. An entry
 /// ending in `_` names a family (`GLINT_REQUIRE_PROMETHEUS`, `GLINT_S3_TEST_ENDPOINT`, …).
-pub const NOT_SETTINGS: &[&str] = &["GLINT_BIN", "GLINT_REQUIRE_", "GLINT_S3_TEST_"];
+pub const NOT_SETTINGS: &[&str] = &[
+    "GLINT_BIN",
+    "GLINT_REQUIRE_",
+    "GLINT_S3_TEST_",
+    "GLINT_PG_TEST_",
+];
 
 /// Whether `name` is one of [`NOT_SETTINGS`].
 pub fn is_tool_variable(name: &str) -> bool {
@@ -558,11 +563,18 @@ mod tests {
             text.contains("unknown key `listne` in glint.toml (did you mean `listen`?)"),
             "{text}"
         );
-        // A key in the wrong table points at the right one.
+        // A key in the wrong table points at a table that has it (two have a `password`:
+        // `[database]` and `[keystone_authtoken]`; the first in key order is named).
         let err = load_with("password = \"s\"\n", &[]).unwrap_err();
         assert!(
             err.to_string()
-                .contains("did you mean `keystone_authtoken.password`?"),
+                .contains("did you mean `database.password`?"),
+            "{err}"
+        );
+        let err = load_with("project_name = \"s\"\n", &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("did you mean `keystone_authtoken.project_name`?"),
             "{err}"
         );
     }
