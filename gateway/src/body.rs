@@ -25,6 +25,9 @@ pub struct SpliceSource {
     pub start: u64,
     /// One past the last byte.
     pub end: u64,
+    /// Kept alive until the bytes are sent (an image cache's reader lease, which keeps the
+    /// entry from being evicted meanwhile).
+    pub hold: Option<Rc<dyn std::any::Any>>,
 }
 
 /// A stream of image bytes for a response body.

@@ -42,6 +42,7 @@
 //! - `policy` — Glance's authorization rules
 //! - `auth` — the auth strategies, built from their settings
 //! - `datapath` — image bytes between sockets and stores
+//! - `cache` — the image cache: verified, bounded, single-flight fills
 //! - `hyper_io` — monoio streams as hyper I/O
 //! - `net` — outbound HTTP (client, URL-fetch policy, S3) on the cores
 //! - `app` — the shared state, built once
@@ -58,6 +59,7 @@
 pub mod app;
 pub mod auth;
 pub mod body;
+pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod context;

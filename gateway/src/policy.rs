@@ -53,6 +53,18 @@ pub enum Rule {
     DeleteMember,
     /// Accept or reject a sharing (the member project itself).
     ModifyMember,
+    /// `GET /v2/cache`.
+    CacheList,
+    /// `PUT /v2/cache/{id}`.
+    CacheImage,
+    /// `DELETE /v2/cache[/{id}]`.
+    CacheDelete,
+    /// `POST /v2/cache/clean`.
+    CacheClean,
+    /// `POST /v2/cache/prune`.
+    CachePrune,
+    /// `GET /v2/cache/nodes/{id}`.
+    ListCachedNodes,
 }
 
 impl Rule {
@@ -75,6 +87,12 @@ impl Rule {
             Rule::AddMember => "add_member",
             Rule::DeleteMember => "delete_member",
             Rule::ModifyMember => "modify_member",
+            Rule::CacheList => "cache_list",
+            Rule::CacheImage => "cache_image",
+            Rule::CacheDelete => "cache_delete",
+            Rule::CacheClean => "cache_clean",
+            Rule::CachePrune => "cache_prune",
+            Rule::ListCachedNodes => "list_cached_nodes",
         }
     }
 }
@@ -191,6 +209,13 @@ pub fn allows(ctx: &RequestContext, rule: Rule, target: &Target<'_>) -> bool {
         | Rule::AddMember
         | Rule::DeleteMember => member_of_owner,
         Rule::PublicizeImage => false,
+        // The cache API is the operator's (admin returned above).
+        Rule::CacheList
+        | Rule::CacheImage
+        | Rule::CacheDelete
+        | Rule::CacheClean
+        | Rule::CachePrune
+        | Rule::ListCachedNodes => false,
         Rule::GetMembers | Rule::GetMember => {
             reader_of_owner || (ctx.is_reader_role() && target.is_member())
         }

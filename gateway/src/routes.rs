@@ -34,7 +34,7 @@ use crate::body::Body;
 use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::handlers::{
-    self, image_data, images, info, list, members, patch, schemas, tags, versions,
+    self, cache, image_data, images, info, list, members, patch, schemas, tags, versions,
 };
 use crate::router::{self, Params, RouteSpec, Routed};
 
@@ -377,6 +377,56 @@ pub static ROUTES: &[Route] = &[
                 let (id, member) = (call.param("id"), call.param("member_id"));
                 members::delete(app, call.ctx, id, member).await
             })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/cache",
+        body: B::None,
+        handler: Authed(|app, call| Box::pin(async move { cache::list(app, call.ctx).await })),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/cache",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move { cache::clear(app, call.ctx, &call.parts.headers).await })
+        }),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/cache/clean",
+        body: B::None,
+        handler: Authed(|app, call| Box::pin(async move { cache::clean(app, call.ctx).await })),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/cache/prune",
+        body: B::None,
+        handler: Authed(|app, call| Box::pin(async move { cache::prune(app, call.ctx).await })),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/cache/nodes/{id}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move { cache::nodes(app, call.ctx, call.param("id")).await })
+        }),
+    },
+    Route {
+        methods: &[M::PUT],
+        template: "/v2/cache/{id}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move { cache::queue(app, call.ctx, call.param("id")).await })
+        }),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/cache/{id}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move { cache::delete(app, call.ctx, call.param("id")).await })
         }),
     },
 ];

@@ -104,7 +104,47 @@ impl ByteStream for FileStream {
             file: Rc::clone(&self.file),
             start: self.read_offset,
             end: self.end,
+            hold: None,
         })
+    }
+}
+
+/// A store's stream that counts what it reads into `glint_store_read_bytes_total{store}`
+/// (whether it goes to a client or into the image cache). Bytes sent with `splice` are counted
+/// when the stream hands its file over.
+pub struct Counted<S> {
+    inner: S,
+    store: &'static str,
+}
+
+impl<S: ByteStream> Counted<S> {
+    /// Counts `inner`'s bytes as read from `store`.
+    pub fn new(inner: S, store: &'static str) -> Counted<S> {
+        Counted { inner, store }
+    }
+}
+
+impl<S: ByteStream + Unpin> ByteStream for Counted<S> {
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<io::Result<Bytes>>> {
+        let store = self.store;
+        let next = Pin::new(&mut self.inner).poll_next(cx);
+        if let Poll::Ready(Some(Ok(bytes))) = &next {
+            crate::metrics::store_read(store, bytes.len() as u64);
+        }
+        next
+    }
+
+    fn remaining(&self) -> u64 {
+        self.inner.remaining()
+    }
+
+    fn splice_source(&self) -> Option<super::splice::SpliceSource> {
+        let source = self.inner.splice_source()?;
+        crate::metrics::store_read(self.store, source.end - source.start);
+        Some(source)
     }
 }
 

@@ -7,6 +7,8 @@
 //! future — the partial file is removed and the image returns to `queued`. Only a body that is
 //! complete, inspected, hashed and fdatasync'ed is renamed into place and committed `active`.
 
+use std::pin::Pin;
+
 use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
 use meta::{ImageId, ImageStatus, UploadOutcome};
@@ -15,8 +17,12 @@ use super::images::load_authorized;
 use super::{empty_response, parse_image_id};
 use crate::app::App;
 use crate::body::Body;
+use crate::body::ByteStream;
+use crate::cache::{Expect, Leased, Lookup};
 use crate::context::RequestContext;
-use crate::datapath::download::{parse_legacy_content_range, parse_range, FileStream, RangeError};
+use crate::datapath::download::{
+    parse_legacy_content_range, parse_range, Counted, FileStream, RangeError,
+};
 use crate::datapath::upload::{self, Limits, UploadError};
 use crate::error::ApiError;
 use crate::metrics::UploadEnd;
@@ -245,6 +251,92 @@ pub async fn upload(
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
+/// The store's bytes `[start, end)` of `location`, counted as read from the store.
+async fn store_stream(
+    app: &App,
+    id: ImageId,
+    location: &meta::Location,
+    start: u64,
+    end: u64,
+) -> Result<Pin<Box<dyn ByteStream>>, ApiError> {
+    let path = app
+        .store
+        .path_of(location)
+        .ok_or_else(|| ApiError::internal(format!("image {id} has a foreign location")))?;
+    let file = monoio::fs::File::open(&path).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Image data is not available.",
+        )
+        .with_header(http::header::RETRY_AFTER, "1")
+        .log_cause(e)
+    })?;
+    Ok(Box::pin(Counted::new(
+        FileStream::new(file, start, end),
+        crate::store::fs::STORE_NAME,
+    )))
+}
+
+/// The bytes a download sends: from the image cache when it has them (a hit, or a fill in
+/// progress to join), else from the store — starting a fill on a miss. `range` is `[start,
+/// end)` of a range request, `None` for the whole image. The handler has already checked the
+/// image's status and the caller's rights, on this request: a cached copy is never served for
+/// an image the caller may not download now.
+async fn data_stream(
+    app: &App,
+    image: &meta::Image,
+    location: &meta::Location,
+    size: u64,
+    range: Option<(u64, u64)>,
+) -> Result<Pin<Box<dyn ByteStream>>, ApiError> {
+    let id = image.id;
+    let (start, end) = range.unwrap_or((0, size));
+    let (Some(cache), Some(expect)) = (&app.cache, Expect::of(image)) else {
+        return store_stream(app, id, location, start, end).await;
+    };
+    match cache.lookup(id, &expect, range) {
+        Lookup::Hit { path, lease } => {
+            let opened = match monoio::fs::File::open(&path).await {
+                Ok(file) => Some(file),
+                Err(e) => {
+                    tracing::warn!(image_id = %id, error = %e, "image cache: cannot open an entry");
+                    None
+                }
+            };
+            let len = std::fs::metadata(&path)
+                .map(|m| m.len())
+                .unwrap_or(u64::MAX);
+            match opened {
+                Some(file) if cache.check_size(id, len) => Ok(Box::pin(Leased::new(
+                    FileStream::new(file, start, end),
+                    lease,
+                ))),
+                _ => {
+                    cache.invalidate(id);
+                    store_stream(app, id, location, start, end).await
+                }
+            }
+        }
+        Lookup::Join(joiner) => Ok(Box::pin(joiner)),
+        Lookup::Fill(job, joiner) => {
+            match store_stream(app, id, location, 0, size).await {
+                Ok(source) => {
+                    monoio::spawn(job.run(source));
+                }
+                Err(e) => {
+                    job.fail("the store cannot be read");
+                    return Err(e);
+                }
+            }
+            match joiner {
+                Some(joiner) => Ok(Box::pin(joiner)),
+                None => store_stream(app, id, location, start, end).await,
+            }
+        }
+        Lookup::Bypass => store_stream(app, id, location, start, end).await,
+    }
+}
+
 /// `GET /v2/images/{id}/file`.
 pub async fn download(
     app: &App,
@@ -286,23 +378,12 @@ pub async fn download(
             )
         }
     };
-    let path = app
-        .store
-        .path_of(location)
-        .ok_or_else(|| ApiError::internal(format!("image {id} has a foreign location")))?;
-    let file = monoio::fs::File::open(&path).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Image data is not available.",
-        )
-        .with_header(http::header::RETRY_AFTER, "1")
-        .log_cause(e)
-    })?;
     let (start, end, status) = match range {
         Some(r) => (r.first, r.last + 1, StatusCode::PARTIAL_CONTENT),
         None => (0, size, StatusCode::OK),
     };
-    let mut response = Response::new(Body::Stream(Box::pin(FileStream::new(file, start, end))));
+    let stream = data_stream(app, &image, location, size, range.map(|_| (start, end))).await?;
+    let mut response = Response::new(Body::Stream(stream));
     *response.status_mut() = status;
     let h = response.headers_mut();
     h.insert(
