@@ -22,6 +22,7 @@
 //! ```
 
 pub mod fake_keystone;
+pub mod pg;
 pub mod raw;
 
 use std::fmt::Write as _;
@@ -91,6 +92,7 @@ pub struct ServerBuilder {
     envs: Vec<(String, String)>,
     no_subcommand: bool,
     parent_dir: Option<PathBuf>,
+    shared_images: Option<PathBuf>,
 }
 
 impl ServerBuilder {
@@ -112,6 +114,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Make `<data>/images` (the file store) a link to `dir`, shared with other servers (the
+    /// file store on a shared file system, for tests of several gateways).
+    pub fn shared_images(mut self, dir: &Path) -> Self {
+        self.shared_images = Some(dir.to_owned());
+        self
+    }
+
     /// Make the server's temporary folder (data dir included) inside `dir` instead of the
     /// system's temporary folder (for a test that needs a particular file system).
     pub fn dir_in(mut self, dir: &Path) -> Self {
@@ -128,6 +137,10 @@ impl ServerBuilder {
         }
         .expect("create temp dir");
         std::fs::create_dir(root.path().join("data")).expect("create data dir");
+        if let Some(shared) = &self.shared_images {
+            std::os::unix::fs::symlink(shared, root.path().join("data").join("images"))
+                .expect("link the shared images folder");
+        }
         let config = self.config_toml.map(|toml| {
             let path = root.path().join("glint.toml");
             std::fs::write(&path, toml).expect("write config file");

@@ -42,6 +42,11 @@ mod list_filters;
 mod protocol;
 // Concurrent requests on one image: unique ids, kept writes, quotas that hold.
 mod races;
+// The image cache: single-flight fills, ranges, the cache API (§4.17), faults (issue 14).
+mod cache;
+// Several gateways over one PostgreSQL database: shared metadata, caches invalidated
+// across gateways, a database outage (issue 14).
+mod scale;
 // Restart persistence, crash recovery of half-done uploads, clean exit on SIGTERM.
 mod persistence;
 // The data path under load: 64 MiB round trip, concurrent uploads, client disconnects,

@@ -1,0 +1,147 @@
+//! Several gateways over one PostgreSQL database (issue 14): each with its own data folder,
+//! node id and image cache, sharing the metadata and (here) one file-store folder, as a file
+//! store on a shared file system. Needs the cluster `tests/e2e/pg.sh` starts; without it each
+//! test says so and passes, unless `GLINT_REQUIRE_PG` is set.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use glint_tests::pg::TestDatabase;
+use glint_tests::TestServer;
+use serde_json::json;
+
+fn gateway(db: &TestDatabase, images: &Path, extra: &str) -> TestServer {
+    TestServer::builder()
+        .config(&format!(
+            "image_cache_max_size = 67108864\n{extra}{}",
+            db.config_toml()
+        ))
+        .shared_images(images)
+        .start()
+}
+
+fn cached_ids(srv: &TestServer) -> Vec<String> {
+    srv.get_json("/v2/cache")["cached_images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["image_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn three_gateways_share_images_and_a_delete_reaches_every_cache() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let images = tempfile::tempdir().unwrap();
+    let gateways: Vec<TestServer> = (0..3).map(|_| gateway(&db, images.path(), "")).collect();
+    let (one, two, three) = (&gateways[0], &gateways[1], &gateways[2]);
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let id = one.create_active_image(json!({"name": "shared", "visibility": "public"}), &data);
+    for other in [two, three] {
+        assert_eq!(other.image(&id)["status"], "active");
+        assert_eq!(other.list_ids("name=shared"), [id.clone()]);
+        assert_eq!(other.download(&id).expect_status(200).body, data);
+        eventually("a cache fill", || cached_ids(other) == [id.clone()]);
+    }
+    one.download(&id).expect_status(200);
+    eventually("the first gateway's fill", || {
+        cached_ids(one) == [id.clone()]
+    });
+    // Node ids differ: each gateway's uploads are its own.
+    let node = |srv: &TestServer| std::fs::read_to_string(srv.data_dir().join("node_id")).unwrap();
+    assert_ne!(node(one), node(two));
+
+    two.delete(&format!("/v2/images/{id}")).expect_status(204);
+    for other in [one, three] {
+        other.get(&format!("/v2/images/{id}")).expect_status(404);
+        other.download(&id).expect_status(404);
+        eventually("the entry to leave every cache", || {
+            cached_ids(other).is_empty()
+        });
+        assert!(!other.data_dir().join("image-cache").join(&id).exists());
+    }
+    assert!(cached_ids(two).is_empty());
+}
+
+#[test]
+fn a_database_outage_is_503_and_the_gateway_reconnects_by_itself() {
+    let Some(mut db) = TestDatabase::create() else {
+        return;
+    };
+    let images = tempfile::tempdir().unwrap();
+    let srv = gateway(&db, images.path(), "");
+    let id = srv.create_active_image(json!({}), b"kept across the outage");
+    assert!(db.terminate_connections() >= 1);
+    let mut statuses = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = srv.get(&format!("/v2/images/{id}"));
+        statuses.push(response.status);
+        if response.status == 200 && statuses.contains(&503) {
+            break;
+        }
+        if response.status == 503 {
+            assert_eq!(response.header("retry-after"), Some("1"));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no 503 then 200 within 10 s: {statuses:?}\n{}",
+            srv.log_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(srv.log_tail(200).contains("metadata database unavailable"));
+    assert_eq!(srv.image(&id)["status"], "active");
+    assert_eq!(
+        srv.download(&id).expect_status(200).body,
+        b"kept across the outage"
+    );
+}
+
+#[test]
+fn glint_db_sync_migrates_and_check_config_hides_the_password() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("glint.toml");
+    let toml = db.config_toml().replace("sync_on_start = true\n", "");
+    std::fs::write(&config, &toml).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(glint_tests::glint_bin())
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env_remove("GLINT_BIN")
+            .output()
+            .unwrap()
+    };
+    let sync = run(&["db", "sync"]);
+    assert!(sync.status.success(), "{sync:?}");
+    let said = String::from_utf8_lossy(&sync.stdout);
+    assert!(
+        said.contains("database schema at version 1 (was 0)"),
+        "{said}"
+    );
+    let again = run(&["db", "sync"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("(was 1)"));
+    let shown = run(&["check-config"]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    let password = toml
+        .lines()
+        .find_map(|l| l.strip_prefix("password = \""))
+        .unwrap()
+        .trim_end_matches('"');
+    assert!(!password.is_empty() && !shown.contains(password), "{shown}");
+    assert!(shown.contains("password = \"***\""), "{shown}");
+}
