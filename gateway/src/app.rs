@@ -10,6 +10,7 @@ use crate::cache::Cache;
 use crate::catalog::Catalog;
 use crate::config::{Config, ConfigError};
 use crate::datapath::checksum::HashPool;
+use crate::egress::Egress;
 use crate::store::fs::FsStore;
 use crate::timer::ThreadTimer;
 use crate::writer::Writer;
@@ -34,6 +35,8 @@ pub struct App {
     pub auth: Auth,
     /// The image cache, when `image_cache_max_size` is above 0.
     pub cache: Option<Arc<Cache>>,
+    /// The download caps (one per process: leaked, so that streams can hold it).
+    pub egress: &'static Egress,
 }
 
 /// Why the gateway's state could not be built.
@@ -111,9 +114,15 @@ impl App {
             ),
             None => None,
         };
+        let egress: &'static Egress = Box::leak(Box::new(Egress::new(
+            config.max_concurrent_downloads,
+            config.download_bandwidth_limit,
+            config.download_queue_timeout_ms,
+        )));
         Ok(App {
             auth,
             cache,
+            egress,
             format_policy: config.format_policy(),
             catalog,
             store,

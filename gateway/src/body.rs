@@ -46,6 +46,24 @@ pub trait ByteStream {
     }
 }
 
+/// A boxed stream is a stream (so that wrappers can take any).
+impl ByteStream for Pin<Box<dyn ByteStream>> {
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::io::Result<Bytes>>> {
+        self.get_mut().as_mut().poll_next(cx)
+    }
+
+    fn remaining(&self) -> u64 {
+        ByteStream::remaining(&**self)
+    }
+
+    fn splice_source(&self) -> Option<SpliceSource> {
+        ByteStream::splice_source(&**self)
+    }
+}
+
 /// A response body.
 pub enum Body {
     /// No body.

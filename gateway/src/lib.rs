@@ -37,6 +37,7 @@
 //! - `writer` — the thread that runs blocking work
 //! - `catalog` — the async facade over `meta` (writes on the writer, networked reads off the cores)
 //! - `body` — the response body, metering itself
+//! - `egress` — caps on downloads: concurrency and bandwidth, changeable while running
 //! - `error` — `ApiError`, the one mapping to HTTP
 //! - `router` — matching a path against route templates
 //! - `policy` — Glance's authorization rules
@@ -65,6 +66,7 @@ pub mod config;
 pub mod context;
 pub mod datapath;
 pub mod dispatch;
+pub mod egress;
 pub mod error;
 pub mod handlers;
 pub mod hyper_io;

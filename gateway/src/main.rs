@@ -155,7 +155,10 @@ fn db_sync(config: &Config) -> anyhow::Result<ExitCode> {
 fn serve(config_path: Option<&PathBuf>, flags: &ServeFlags) -> anyhow::Result<ExitCode> {
     let config = load_config(config_path, flags)?;
     init_logs(&config);
-    gateway::serve::serve(config)?;
+    let (path, flags) = (config_path.cloned(), flags.clone());
+    let reload: gateway::serve::Reload =
+        Box::new(move || load_config(path.as_ref(), &flags).map_err(|e| format!("{e:#}")));
+    gateway::serve::serve(config, Some(reload))?;
     Ok(ExitCode::SUCCESS)
 }
 

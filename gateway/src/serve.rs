@@ -9,10 +9,43 @@ use crate::app::{io, App};
 use crate::config::Config;
 use crate::runtime;
 
-/// Runs the server until SIGTERM or SIGINT.
-pub fn serve(config: Config) -> Result<(), StartError> {
+/// Reads the configuration again (the file and the environment, as at start-up), for SIGHUP.
+pub type Reload = Box<dyn Fn() -> Result<Config, String> + Send>;
+
+/// Runs the server until SIGTERM or SIGINT. On SIGHUP, `reload` reads the configuration again
+/// and the settings that can change while running are applied: the egress caps
+/// (`max_concurrent_downloads`, `download_bandwidth_limit`, `download_queue_timeout_ms`).
+pub fn serve(config: Config, reload: Option<Reload>) -> Result<(), StartError> {
+    // Set once the app exists; the signal thread starts before it.
+    let egress: Arc<std::sync::OnceLock<&'static crate::egress::Egress>> = Arc::default();
+    let on_hangup = {
+        let egress = Arc::clone(&egress);
+        move || {
+            let (Some(reload), Some(egress)) = (reload.as_ref(), egress.get()) else {
+                return;
+            };
+            match reload() {
+                Ok(new) => {
+                    egress.set(
+                        new.max_concurrent_downloads,
+                        new.download_bandwidth_limit,
+                        new.download_queue_timeout_ms,
+                    );
+                    tracing::info!(
+                        max_concurrent_downloads = new.max_concurrent_downloads,
+                        download_bandwidth_limit = new.download_bandwidth_limit,
+                        download_queue_timeout_ms = new.download_queue_timeout_ms,
+                        "SIGHUP: configuration reloaded, egress caps applied"
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: the configuration cannot be reloaded; nothing changed")
+                }
+            }
+        }
+    };
     // Before any other thread exists, so that every thread inherits the blocked mask.
-    let signals = runtime::signal_thread().map_err(io("signal thread"))?;
+    let signals = runtime::signal_thread(on_hangup).map_err(io("signal thread"))?;
     let driver = runtime::choose_driver(config.io_driver);
     let workers = config.worker_count();
     crate::metrics::set_enabled(config.metrics_enabled);
@@ -21,6 +54,7 @@ pub fn serve(config: Config) -> Result<(), StartError> {
     crate::metrics::set_store_labels(&[crate::store::fs::STORE_NAME]);
     crate::handlers::versions::set_cache_enabled(config.cache_dir().is_some());
     let app = App::build(config, workers)?;
+    let _ = egress.set(app.egress);
     recover(&app)?;
     if let Some(cache) = &app.cache {
         start_cache_threads(&app, Arc::clone(cache)).map_err(io("image cache threads"))?;

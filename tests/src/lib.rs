@@ -201,6 +201,12 @@ impl TestServer {
         self.root.path().join("data")
     }
 
+    /// The `--config` file, when the server was started with one (tests may rewrite it and
+    /// send SIGHUP).
+    pub fn config_file(&self) -> Option<&Path> {
+        self.config.as_deref()
+    }
+
     /// The file an active image's data lives in.
     pub fn image_file(&self, id: &str) -> PathBuf {
         self.data_dir().join("images").join(id)

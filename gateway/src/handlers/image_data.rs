@@ -24,6 +24,7 @@ use crate::datapath::download::{
     parse_legacy_content_range, parse_range, Counted, FileStream, RangeError,
 };
 use crate::datapath::upload::{self, Limits, UploadError};
+use crate::egress::Throttled;
 use crate::error::ApiError;
 use crate::metrics::UploadEnd;
 use crate::policy::Rule;
@@ -382,7 +383,15 @@ pub async fn download(
         Some(r) => (r.first, r.last + 1, StatusCode::PARTIAL_CONTENT),
         None => (0, size, StatusCode::OK),
     };
+    let slot = app.egress.acquire().await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many image downloads in progress on this server; try again shortly.",
+        )
+        .with_header(http::header::RETRY_AFTER, "1")
+    })?;
     let stream = data_stream(app, &image, location, size, range.map(|_| (start, end))).await?;
+    let stream = Box::pin(Throttled::new(stream, app.egress, Some(slot)));
     let mut response = Response::new(Body::Stream(stream));
     *response.status_mut() = status;
     let h = response.headers_mut();

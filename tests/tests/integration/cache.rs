@@ -164,7 +164,7 @@ fn the_cache_api_lists_queues_deletes_and_clears() {
         json!({"total_files_pruned": 0, "total_bytes_pruned": 0})
     );
     srv.post_empty("/v2/cache/clean").expect_status(200);
-    assert_eq!(cached_ids(&srv), [id.clone()], "clean keeps a good entry");
+    assert_eq!(cached_ids(&srv), [id.as_str()], "clean keeps a good entry");
 
     srv.delete(&format!("/v2/cache/{id}")).expect_status(204);
     assert!(cached_ids(&srv).is_empty());
@@ -304,7 +304,7 @@ fn entries_survive_a_restart() {
     srv.download(&id).expect_status(200);
     eventually("the fill", || cached_ids(&srv) == [id.clone()]);
     srv.restart();
-    assert_eq!(cached_ids(&srv), [id.clone()]);
+    assert_eq!(cached_ids(&srv), [id.as_str()]);
     // Verified in the background, then served without the store.
     eventually("a hit", || {
         let before = store_reads(&srv);

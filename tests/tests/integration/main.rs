@@ -44,6 +44,8 @@ mod protocol;
 mod races;
 // The image cache: single-flight fills, ranges, the cache API (§4.17), faults (issue 14).
 mod cache;
+// Egress caps on downloads, changed by SIGHUP (issue 14).
+mod egress;
 // Several gateways over one PostgreSQL database: shared metadata, caches invalidated
 // across gateways, a database outage (issue 14).
 mod scale;

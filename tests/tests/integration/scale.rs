@@ -49,7 +49,7 @@ fn three_gateways_share_images_and_a_delete_reaches_every_cache() {
     let id = one.create_active_image(json!({"name": "shared", "visibility": "public"}), &data);
     for other in [two, three] {
         assert_eq!(other.image(&id)["status"], "active");
-        assert_eq!(other.list_ids("name=shared"), [id.clone()]);
+        assert_eq!(other.list_ids("name=shared"), [id.as_str()]);
         assert_eq!(other.download(&id).expect_status(200).body, data);
         eventually("a cache fill", || cached_ids(other) == [id.clone()]);
     }
