@@ -149,6 +149,12 @@ pub struct Args {
     /// Accept a non-loopback URL.
     #[arg(long)]
     pub allow_remote: bool,
+    /// Another gateway of the same deployment (same database and store); repeatable.
+    /// Downloads and list pages go round-robin over `--url` and these (request `i` to
+    /// gateway `i mod N`: a boot storm through several gateways); setup and uploads use
+    /// `--url`.
+    #[arg(long = "also-url")]
+    pub also_urls: Vec<String>,
     /// Keep the images the run created (default: delete them at the end).
     #[arg(long)]
     pub keep: bool,
@@ -334,6 +340,17 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         args.headers.clone(),
         plan.concurrency,
     );
+    let mut gateways = Vec::with_capacity(args.also_urls.len());
+    for url in &args.also_urls {
+        target::check_url(url, args.allow_remote)?;
+        gateways.push(Target::new(
+            url,
+            args.api,
+            Duration::from_secs_f64(args.timeout),
+            args.headers.clone(),
+            plan.concurrency,
+        ));
+    }
     let payload = payload::Payload::new(0x9e37_79b9_7f4a_7c15);
     let run_tag = format!("glint-bench-{}", std::process::id());
     let created = Mutex::new(Vec::<String>::new());
@@ -376,6 +393,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     let job = Job {
         args,
         target: &target,
+        others: &gateways,
         payload: &payload,
         image: image.as_deref(),
         expect_md5: expect_md5.as_deref(),
@@ -472,6 +490,8 @@ fn cleanup(target: &Target, ids: &[String], concurrency: usize) {
 struct Job<'a> {
     args: &'a Args,
     target: &'a Target,
+    /// The `--also-url` gateways: reads go round-robin over `target` and these.
+    others: &'a [Target],
     payload: &'a payload::Payload,
     /// The image downloads read.
     image: Option<&'a str>,
@@ -602,12 +622,18 @@ impl Job<'_> {
         let Job {
             args,
             target,
+            others,
             payload,
             image,
             expect_md5,
             tag,
             created,
         } = *self;
+        // Reads spread over every gateway; request i goes to gateway i mod N.
+        let reader = match (i % (others.len() as u64 + 1)) as usize {
+            0 => target,
+            n => &others[n - 1],
+        };
         match op {
             Op::Upload => {
                 let id = target.create(&format!("{tag}-u{i}"))?;
@@ -622,7 +648,7 @@ impl Job<'_> {
             }
             Op::Download => {
                 let id = image.unwrap_or_default();
-                let got = target.download(id, args.verify_md5)?;
+                let got = reader.download(id, args.verify_md5)?;
                 if got.status != 200 {
                     bail!("GET {id}: HTTP {}", got.status);
                 }
@@ -644,7 +670,7 @@ impl Job<'_> {
                 })
             }
             Op::List => {
-                let (_, bytes, n) = target.list(args.limit)?;
+                let (_, bytes, n) = reader.list(args.limit)?;
                 if n > args.limit as usize {
                     bail!("list page of {n} images for limit={}", args.limit);
                 }

@@ -40,8 +40,6 @@ pub(super) struct CacheCounters {
     pub fills: [AtomicU64; 2],
     pub evictions: AtomicU64,
     pub bytes: AtomicU64,
-    /// Whether a cache exists (its gauge is exported only then).
-    pub on: std::sync::atomic::AtomicBool,
 }
 
 pub(super) static CACHE: CacheCounters = CacheCounters {
@@ -49,7 +47,6 @@ pub(super) static CACHE: CacheCounters = CacheCounters {
     fills: [AtomicU64::new(0), AtomicU64::new(0)],
     evictions: AtomicU64::new(0),
     bytes: AtomicU64::new(0),
-    on: std::sync::atomic::AtomicBool::new(false),
 };
 
 /// `(store id, bytes read)`, one per configured store.
@@ -78,7 +75,6 @@ pub fn cache_evicted() {
 
 /// Sets the bytes the cache holds and reserves.
 pub fn cache_bytes(bytes: u64) {
-    CACHE.on.store(true, Relaxed);
     CACHE.bytes.store(bytes, Relaxed);
 }
 

@@ -491,9 +491,8 @@ fn cache_families() -> Vec<proto::MetricFamily> {
         }
         out.push(f);
     }
-    if !CACHE.on.load(Relaxed) {
-        return out;
-    }
+    // The cache's families are exported without a cache too (zeros), so that dashboards
+    // and alerts find the same series on every gateway.
     let mut requests = family(
         "glint_cache_requests_total",
         "Image downloads by how the image cache met them: hit (served from it), miss (from \
