@@ -52,6 +52,9 @@ pub enum Scenario {
     Download,
     /// Each request gets one page (`--limit`) of the image list.
     List,
+    /// Each request shows one image's record (`GET /v2/images/ID`: `--image`, else an image
+    /// created first, metadata only).
+    Show,
     /// `-c` clients (default 64) released together each pull the same image once.
     BootStorm,
     /// A weighted mix of downloads, list pages and uploads (`--mix`).
@@ -73,6 +76,7 @@ pub enum Op {
     Upload,
     Download,
     List,
+    Show,
 }
 
 impl Op {
@@ -81,6 +85,7 @@ impl Op {
             Op::Upload => "upload",
             Op::Download => "download",
             Op::List => "list",
+            Op::Show => "show",
         }
     }
 }
@@ -225,7 +230,12 @@ pub fn parse_mix(s: &str) -> Result<Mix, String> {
             "upload" => Op::Upload,
             "download" => Op::Download,
             "list" => Op::List,
-            other => return Err(format!("{other:?}: not one of upload, download, list")),
+            "show" => Op::Show,
+            other => {
+                return Err(format!(
+                    "{other:?}: not one of upload, download, list, show"
+                ))
+            }
         };
         let w: u32 = w
             .trim()
@@ -285,7 +295,7 @@ impl Args {
         }
         let count = self.count.unwrap_or(match self.scenario {
             Scenario::Upload | Scenario::Download | Scenario::BootStorm => concurrency as u64,
-            Scenario::List => 1000,
+            Scenario::List | Scenario::Show => 1000,
             Scenario::Mixed => 200,
         });
         if count == 0 {
@@ -300,17 +310,22 @@ impl Args {
         let uploads = match self.scenario {
             Scenario::Upload => true,
             Scenario::Mixed => self.mix.0.iter().any(|(op, _)| *op == Op::Upload),
+            Scenario::List | Scenario::Show => false,
             _ => self.image.is_none(),
         };
-        if uploads && self.size == 0 && self.scenario != Scenario::List {
+        if uploads && self.size == 0 {
             bail!("--size must be above 0");
         }
         if self.limit == 0 {
             bail!("--limit must be at least 1");
         }
-        let lists = self.scenario == Scenario::List
+        let lists = matches!(self.scenario, Scenario::List | Scenario::Show)
             || (self.scenario == Scenario::Mixed
-                && self.mix.0.iter().any(|(op, _)| *op == Op::List));
+                && self
+                    .mix
+                    .0
+                    .iter()
+                    .any(|(op, _)| matches!(op, Op::List | Op::Show)));
         if lists && self.api == Api::Files {
             bail!("the list scenario needs the Image API (--api images)");
         }
@@ -361,6 +376,8 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         Scenario::Mixed => args.mix.0.iter().any(|(op, _)| *op == Op::Download),
         _ => false,
     };
+    let shows = args.scenario == Scenario::Show
+        || (args.scenario == Scenario::Mixed && args.mix.0.iter().any(|(op, _)| *op == Op::Show));
     let mut image = None;
     let mut expect_md5 = args.expect_md5.clone();
     if needs_image {
@@ -385,6 +402,16 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
                 bail!("--verify-md5: image {id} has no recorded checksum; give --expect-md5");
             }
         }
+    }
+    if shows && image.is_none() {
+        image = match &args.image {
+            Some(id) => Some(id.clone()),
+            None => {
+                let id = target.create(&format!("{run_tag}-shown"))?;
+                created.lock().expect("not poisoned").push(id.clone());
+                Some(id)
+            }
+        };
     }
     if args.populate > 0 {
         populate(args, &plan, &target, &run_tag, &created)?;
@@ -509,6 +536,7 @@ fn measure(job: &Job<'_>, plan: &Plan) -> anyhow::Result<Report> {
         Scenario::Upload => Mix(vec![(Op::Upload, 1)]),
         Scenario::Download | Scenario::BootStorm => Mix(vec![(Op::Download, 1)]),
         Scenario::List => Mix(vec![(Op::List, 1)]),
+        Scenario::Show => Mix(vec![(Op::Show, 1)]),
         Scenario::Mixed => args.mix.clone(),
     };
     let bar = progress(args, Some(plan.count), args.scenario_name());
@@ -669,6 +697,13 @@ impl Job<'_> {
                     verified,
                 })
             }
+            Op::Show => {
+                let bytes = reader.show(image.unwrap_or_default())?;
+                Ok(Done {
+                    bytes,
+                    verified: false,
+                })
+            }
             Op::List => {
                 let (_, bytes, n) = reader.list(args.limit)?;
                 if n > args.limit as usize {
@@ -689,6 +724,7 @@ impl Args {
             Scenario::Upload => "upload",
             Scenario::Download => "download",
             Scenario::List => "list",
+            Scenario::Show => "show",
             Scenario::BootStorm => "boot-storm",
             Scenario::Mixed => "mixed",
         }
