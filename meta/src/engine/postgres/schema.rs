@@ -152,7 +152,7 @@ pub(crate) fn check_current(client: &mut Client) -> Result<u32> {
     }
 }
 
-/// What [`sync`] did.
+/// What [`PgBackend::sync`](crate::PgBackend::sync) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyncReport {
     /// The version found before.
