@@ -15,6 +15,8 @@
 //!   short) are removed, published files become entries again, each one re-hashed on a
 //!   background thread against its `.digest` before it is served; a file that fails is
 //!   removed and refetched on the next miss. `POST /v2/cache/clean` re-hashes every entry.
+//! - A fill that failed (the store broke off, the data did not match, the disk is full) is
+//!   not retried for 30 s: downloads of that image are served from the store meanwhile.
 //! - Every hit is also checked against the image as the request just read it (size, digest):
 //!   status and policy were checked by the handler, so a deleted or deactivated image is never
 //!   served from here. Deleting an image drops its entry on this gateway, and on the others
@@ -184,7 +186,13 @@ struct State {
     clock: u64,
     queue: VecDeque<Queued>,
     prefetching: usize,
+    /// Images whose last fill failed, and until when they are served from the store without
+    /// a new fill (a failing store or a full disk must not make every download fail).
+    failed: HashMap<ImageId, std::time::Instant>,
 }
+
+/// How long an image whose fill failed is served from the store before another fill.
+const FAILED_FILL_BACKOFF: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn now_epoch() -> f64 {
     SystemTime::now()
@@ -407,6 +415,11 @@ impl Cache {
         if state.entries.contains_key(&id) {
             return Lookup::Bypass;
         }
+        let now = std::time::Instant::now();
+        state.failed.retain(|_, until| *until > now);
+        if state.failed.contains_key(&id) {
+            return Lookup::Bypass;
+        }
         let Some(job) = self.reserve(&mut state, id, expect, false) else {
             return Lookup::Bypass;
         };
@@ -517,6 +530,9 @@ impl Cache {
     fn fill_failed(&self, id: ImageId, part: &Path) {
         let _ = std::fs::remove_file(part);
         let mut state = self.lock();
+        state
+            .failed
+            .insert(id, std::time::Instant::now() + FAILED_FILL_BACKOFF);
         if matches!(
             state.entries.get(&id).map(|e| &e.kind),
             Some(Kind::Filling(_))
@@ -532,6 +548,7 @@ impl Cache {
     /// prefetch; `true` when there was either. A running fill finishes but is not kept.
     pub fn invalidate(&self, id: ImageId) -> bool {
         let mut state = self.lock();
+        state.failed.remove(&id);
         let queued = state.queue.len();
         state.queue.retain(|q| q.id != id);
         let mut found = state.queue.len() != queued;

@@ -138,6 +138,10 @@ fn wrong_data_or_a_failing_store_is_never_published_and_joiners_get_an_error() {
         });
         assert!(got.is_err(), "a joiner of a failed fill gets an error");
         assert!(!cache.contains(id));
+        assert!(
+            matches!(cache.lookup(id, &expect, None), Lookup::Bypass),
+            "no new fill right after a failed one"
+        );
         assert!(!dir.path().join(id.to_string()).exists());
         assert!(!dir.path().join(format!("{id}.fill")).exists());
     }

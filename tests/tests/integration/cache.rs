@@ -312,3 +312,60 @@ fn entries_survive_a_restart() {
         store_reads(&srv) == before
     });
 }
+
+/// A 1 MiB tmpfs mounted on `dir` (root only): `None`, with a note, where mounting is not
+/// allowed. Unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path) -> Option<SmallDisk> {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(dir)
+            .status();
+        if status.is_ok_and(|s| s.success()) {
+            Some(SmallDisk(dir.to_owned()))
+        } else {
+            eprintln!("cannot mount a tmpfs here (not root?): disk-full test skipped");
+            None
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_cache_disk_fails_the_fill_not_the_later_downloads() {
+    let root = tempfile::tempdir().unwrap();
+    let cache_dir = root.path().join("cache");
+    let Some(disk) = SmallDisk::mount(&cache_dir) else {
+        return;
+    };
+    // The limit says 64 MiB; the disk holds 1 MiB.
+    let mut srv = TestServer::start_with_config(&format!(
+        "{CACHE}image_cache_dir = \"{}\"\n",
+        cache_dir.display()
+    ));
+    let data = image_data(3 << 20, 8);
+    let id = srv.create_active_image(json!({}), &data);
+    let (status, length, got) = raw_download(&srv, &id);
+    assert!(status.contains("200"), "{status}");
+    assert!(
+        got < length,
+        "the filling download breaks off ({got} of {length})"
+    );
+    eventually("the failed fill", || {
+        metric(&srv, "glint_cache_fills_total{result=\"failed\"}") == 1.0
+    });
+    assert!(srv.log_tail(50).contains("the cache's disk is full"));
+    assert_eq!(std::fs::read_dir(&cache_dir).unwrap().count(), 0);
+    // Meanwhile downloads come from the store, whole.
+    assert_eq!(srv.download(&id).expect_status(200).body, data);
+    srv.stop();
+    drop(disk);
+}
