@@ -145,3 +145,64 @@ fn glint_db_sync_migrates_and_check_config_hides_the_password() {
     assert!(!password.is_empty() && !shown.contains(password), "{shown}");
     assert!(shown.contains("password = \"***\""), "{shown}");
 }
+
+/// Issue 14: a gateway killed in the middle of a boot storm: its clients resume on another
+/// gateway with `Range` from the byte they had, and end with the image's exact bytes.
+#[test]
+fn clients_of_a_killed_gateway_resume_on_another_with_range() {
+    use std::io::{Read, Write};
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let images = tempfile::tempdir().unwrap();
+    let mut gateways: Vec<TestServer> = (0..3).map(|_| gateway(&db, images.path(), "")).collect();
+    let data: Vec<u8> = (0..32_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let id = gateways[0].create_active_image(json!({"visibility": "public"}), &data);
+    // Eight clients of gateway 1 read the head of the body, then the gateway dies.
+    let head_bytes = 3_000_000;
+    let mut clients: Vec<(std::net::TcpStream, Vec<u8>)> = (0..8)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(gateways[0].addr()).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            write!(
+                stream,
+                "GET /v2/images/{id}/file HTTP/1.1\r\nhost: x\r\n\r\n"
+            )
+            .unwrap();
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 65536];
+            while got.len() < head_bytes {
+                let n = stream.read(&mut buf).unwrap();
+                assert!(n > 0, "the body ended early");
+                got.extend_from_slice(&buf[..n]);
+            }
+            let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            assert!(got.starts_with(b"HTTP/1.1 200"));
+            (stream, got.split_off(head_end))
+        })
+        .collect();
+    gateways[0].kill9();
+    for (i, (stream, body)) in clients.iter_mut().enumerate() {
+        // Whatever else arrives before the connection drops is theirs too.
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest);
+        body.extend_from_slice(&rest);
+        assert!(body.len() < data.len(), "the kill came before the end");
+        let other = &gateways[1 + i % 2];
+        let resumed = other
+            .request("GET", &format!("/v2/images/{id}/file"))
+            .header("range", &format!("bytes={}-", body.len()))
+            .send()
+            .expect_status(206);
+        assert_eq!(
+            resumed.header("content-range"),
+            Some(format!("bytes {}-{}/{}", body.len(), data.len() - 1, data.len()).as_str())
+        );
+        body.extend_from_slice(&resumed.body);
+        assert!(*body == data, "client {i}: the bytes differ after resuming");
+    }
+}
