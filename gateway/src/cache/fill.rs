@@ -133,7 +133,7 @@ impl FillJob {
     /// Gives up before copying anything (the store could not be opened).
     pub fn fail(self, why: impl std::fmt::Display) {
         tracing::warn!(image_id = %self.id, error = %why, "cache fill failed");
-        self.cache.fill_failed(self.id, &self.part);
+        self.cache.fill_failed(self.id, &self.part, &self.progress);
         crate::metrics::cache_fill(false);
         self.progress.end(Err(why.to_string()));
         if self.prefetch {
@@ -147,14 +147,14 @@ impl FillJob {
         let cache = Arc::clone(&self.cache);
         match outcome {
             Ok(()) => {
-                cache.published(self.id, &self.algo, &self.digest);
+                cache.published(self.id, &self.algo, &self.digest, &self.progress);
                 crate::metrics::cache_fill(true);
                 tracing::info!(image_id = %self.id, size_bytes = self.size, "image cached");
                 self.progress.end(Ok(()));
             }
             Err(why) => {
                 tracing::warn!(image_id = %self.id, error = %why, "cache fill failed");
-                cache.fill_failed(self.id, &self.part);
+                cache.fill_failed(self.id, &self.part, &self.progress);
                 crate::metrics::cache_fill(false);
                 self.progress.end(Err(why));
             }

@@ -107,6 +107,9 @@ struct Entry {
     hits: u64,
     last_accessed: f64,
     last_modified: f64,
+    /// Invalidated while filling: the fill runs to its end (its file name must not be reused
+    /// meanwhile), then the entry goes. Never served.
+    doomed: bool,
 }
 
 enum Kind {
@@ -139,8 +142,18 @@ pub struct Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         let mut state = self.cache.lock();
-        if let Some(entry) = state.entries.get_mut(&self.id) {
-            entry.readers = entry.readers.saturating_sub(1);
+        let Some(entry) = state.entries.get_mut(&self.id) else {
+            return;
+        };
+        entry.readers = entry.readers.saturating_sub(1);
+        // The last reader of an entry invalidated while it filled takes it away.
+        let gone = entry.doomed && entry.readers == 0 && matches!(entry.kind, Kind::Ready { .. });
+        if gone {
+            if let Some(entry) = state.entries.remove(&self.id) {
+                state.used_bytes -= entry.size;
+            }
+            self.cache.remove_files(self.id);
+            crate::metrics::cache_bytes(state.used_bytes);
         }
     }
 }
@@ -261,6 +274,7 @@ impl Cache {
                         hits: 0,
                         last_accessed: modified,
                         last_modified: modified,
+                        doomed: false,
                     },
                 );
             }
@@ -363,6 +377,10 @@ impl Cache {
         let (start, end) = range.unwrap_or((0, expect.size));
         let mut stale = false;
         if let Some(entry) = state.entries.get_mut(&id) {
+            if entry.doomed {
+                crate::metrics::cache_request(crate::metrics::CacheResult::Miss);
+                return Lookup::Bypass;
+            }
             if entry.size != expect.size
                 || entry.digest != expect.digest
                 || entry.algo != expect.algo
@@ -485,6 +503,7 @@ impl Cache {
                 hits: 0,
                 last_accessed: now,
                 last_modified: now,
+                doomed: false,
             },
         );
         crate::metrics::cache_bytes(state.used_bytes);
@@ -500,46 +519,63 @@ impl Cache {
         })
     }
 
+    /// Whether `id`'s entry is the fill that `progress` reports (not a later one).
+    fn is_fill(state: &State, id: ImageId, progress: &Arc<Progress>) -> bool {
+        matches!(
+            state.entries.get(&id).map(|e| &e.kind),
+            Some(Kind::Filling(current)) if Arc::ptr_eq(current, progress)
+        )
+    }
+
     /// A fill succeeded: its digest is written beside it and the file renamed into place.
-    fn published(&self, id: ImageId, algo: &str, digest: &str) {
-        let written = std::fs::write(self.digest_path(id), format!("{algo} {digest}\n"))
-            .and_then(|()| std::fs::rename(self.part_path(id), self.path(id)));
+    /// An entry invalidated meanwhile is renamed too (its joiners may still have to open it)
+    /// but never served, and goes with its last reader.
+    fn published(&self, id: ImageId, algo: &str, digest: &str, progress: &Arc<Progress>) {
         let mut state = self.lock();
+        if !Self::is_fill(&state, id, progress) {
+            return;
+        }
+        let (doomed, readers) = state
+            .entries
+            .get(&id)
+            .map_or((true, 0), |e| (e.doomed, e.readers));
+        let written = if doomed {
+            std::fs::rename(self.part_path(id), self.path(id))
+        } else {
+            std::fs::write(self.digest_path(id), format!("{algo} {digest}\n"))
+                .and_then(|()| std::fs::rename(self.part_path(id), self.path(id)))
+        };
         match written {
-            Ok(()) => {
+            Ok(()) if !doomed || readers > 0 => {
                 if let Some(entry) = state.entries.get_mut(&id) {
                     entry.kind = Kind::Ready { verified: true };
                     entry.last_modified = now_epoch();
-                } else {
-                    // Invalidated while it filled: nothing to keep.
-                    drop(state);
-                    self.remove_files(id);
                 }
             }
-            Err(e) => {
-                tracing::error!(image_id = %id, error = %e, "image cache: cannot publish a fill");
+            outcome => {
+                if let Err(e) = outcome {
+                    tracing::error!(image_id = %id, error = %e, "image cache: cannot publish a fill");
+                }
                 if let Some(entry) = state.entries.remove(&id) {
                     state.used_bytes -= entry.size;
                 }
-                drop(state);
                 self.remove_files(id);
             }
         }
+        crate::metrics::cache_bytes(state.used_bytes);
     }
 
-    fn fill_failed(&self, id: ImageId, part: &Path) {
-        let _ = std::fs::remove_file(part);
+    fn fill_failed(&self, id: ImageId, part: &Path, progress: &Arc<Progress>) {
         let mut state = self.lock();
+        if !Self::is_fill(&state, id, progress) {
+            return;
+        }
+        let _ = std::fs::remove_file(part);
         state
             .failed
             .insert(id, std::time::Instant::now() + FAILED_FILL_BACKOFF);
-        if matches!(
-            state.entries.get(&id).map(|e| &e.kind),
-            Some(Kind::Filling(_))
-        ) {
-            if let Some(entry) = state.entries.remove(&id) {
-                state.used_bytes -= entry.size;
-            }
+        if let Some(entry) = state.entries.remove(&id) {
+            state.used_bytes -= entry.size;
         }
         crate::metrics::cache_bytes(state.used_bytes);
     }
@@ -552,21 +588,29 @@ impl Cache {
         let queued = state.queue.len();
         state.queue.retain(|q| q.id != id);
         let mut found = state.queue.len() != queued;
-        if let Some(entry) = state.entries.remove(&id) {
+        let filling = matches!(
+            state.entries.get(&id).map(|e| &e.kind),
+            Some(Kind::Filling(_))
+        );
+        if filling {
+            // The fill keeps its name until it ends; then the entry goes (`published`).
+            if let Some(entry) = state.entries.get_mut(&id) {
+                found |= !entry.doomed;
+                entry.doomed = true;
+            }
+        } else if let Some(entry) = state.entries.remove(&id) {
             found = true;
             state.used_bytes -= entry.size;
-            if let Kind::Ready { .. } = entry.kind {
-                // Readers still streaming keep their open file; the name goes now.
-                self.remove_files(id);
-            }
+            // Readers still streaming keep their open file; the name goes now.
+            self.remove_files(id);
         }
         crate::metrics::cache_bytes(state.used_bytes);
         found
     }
 
-    /// Whether `id` is cached or being filled.
+    /// Whether `id` is cached or being filled (and not invalidated).
     pub fn contains(&self, id: ImageId) -> bool {
-        self.lock().entries.contains_key(&id)
+        self.lock().entries.get(&id).is_some_and(|e| !e.doomed)
     }
 
     /// `GET /v2/cache`: the published entries and the queued prefetches.
@@ -575,7 +619,7 @@ impl Cache {
         let mut cached: Vec<CachedImage> = state
             .entries
             .iter()
-            .filter(|(_, e)| matches!(e.kind, Kind::Ready { .. }))
+            .filter(|(_, e)| matches!(e.kind, Kind::Ready { .. }) && !e.doomed)
             .map(|(id, e)| CachedImage {
                 image_id: id.to_string(),
                 hits: e.hits,

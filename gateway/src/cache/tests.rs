@@ -253,3 +253,34 @@ fn invalidate_and_clear_drop_entries_and_the_queue() {
     assert_eq!(cache.used_bytes(), 0);
     assert_eq!(cache.clear(true, true), 0);
 }
+
+#[test]
+fn an_entry_invalidated_while_filling_is_never_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path(), 1 << 20, 1).unwrap();
+    let id = ImageId::new_v4();
+    let bytes = data(3_000, 10);
+    let expect = expect_of(&bytes);
+    let Lookup::Fill(job, Some(joiner)) = cache.lookup(id, &expect, None) else {
+        panic!("fills")
+    };
+    assert!(cache.invalidate(id));
+    assert!(!cache.contains(id));
+    // No second fill on the same file name while the first one runs.
+    assert!(matches!(cache.lookup(id, &expect, None), Lookup::Bypass));
+    let got = run(async move {
+        let fill = monoio::spawn(job.run(source(&bytes, None)));
+        let got = drain(Box::pin(joiner)).await;
+        fill.await;
+        got
+    });
+    assert_eq!(
+        got.unwrap(),
+        data(3_000, 10),
+        "its joiners still get the bytes"
+    );
+    assert!(!cache.contains(id));
+    assert!(!dir.path().join(id.to_string()).exists());
+    assert_eq!(cache.used_bytes(), 0);
+    assert!(matches!(cache.lookup(id, &expect, None), Lookup::Fill(..)));
+}
