@@ -9,7 +9,8 @@
 #     (the single-gateway file-store figure). Every client's bytes are checked (md5) in a
 #     separate verify run.
 #
-# Usage: scripts/bench_scale.sh [OUT_DIR]     (builds release binaries; ~10 min here)
+# Usage: scripts/bench_scale.sh [OUT_DIR]     (builds release binaries; ~10 min here;
+#        GLINT_BIN=… BENCH_BIN=… use binaries built already)
 # Everything runs on loopback; servers are stopped by PID; the temporary folder is removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,9 +21,12 @@ IMAGES="${IMAGES:-100000}"
 STORM_SIZE="${STORM_SIZE:-64M}"
 STORM_CLIENTS="${STORM_CLIENTS:-64}"
 
-cargo build --release --quiet -p gateway -p glint-bench
-GLINT="$ROOT/target/release/glint"
-BENCH="$ROOT/target/release/glint-bench"
+# GLINT_BIN / BENCH_BIN: binaries built already (else release builds of this tree).
+if [ -z "${GLINT_BIN:-}" ] || [ -z "${BENCH_BIN:-}" ]; then
+  cargo build --release --quiet -p gateway -p glint-bench
+fi
+GLINT="${GLINT_BIN:-$ROOT/target/release/glint}"
+BENCH="${BENCH_BIN:-$ROOT/target/release/glint-bench}"
 
 # shellcheck source=tests/e2e/pg_lib.sh
 source "$ROOT/tests/e2e/pg_lib.sh"

@@ -206,3 +206,55 @@ fn clients_of_a_killed_gateway_resume_on_another_with_range() {
         assert!(*body == data, "client {i}: the bytes differ after resuming");
     }
 }
+
+/// One series of `/metrics`, 0 when absent.
+fn metric(srv: &TestServer, series: &str) -> f64 {
+    let text = srv.get("/metrics").expect_status(200).text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().expect("a number"))
+}
+
+/// Issue 14: a boot storm through three gateways with cold caches, 64 clients × one image:
+/// each gateway reads the image from the store exactly once (its
+/// `glint_store_read_bytes_total`), and every client gets the image's bytes (md5).
+#[test]
+fn a_cold_boot_storm_reads_the_store_once_per_gateway() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let images = tempfile::tempdir().unwrap();
+    let gateways: Vec<TestServer> = (0..3).map(|_| gateway(&db, images.path(), "")).collect();
+    let data = glint_tests::random_bytes(6 << 20, 14);
+    let want = glint_tests::md5_hex(&data);
+    let id = gateways[0].create_active_image(json!({"visibility": "public"}), &data);
+    let store_reads =
+        |srv: &TestServer| metric(srv, "glint_store_read_bytes_total{store=\"file\"}");
+    let before: Vec<f64> = gateways.iter().map(store_reads).collect();
+    let barrier = std::sync::Barrier::new(64);
+    let digests: Vec<String> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..64)
+            .map(|i| {
+                let (srv, barrier, id) = (&gateways[i % 3], &barrier, &id);
+                scope.spawn(move || {
+                    barrier.wait();
+                    glint_tests::md5_hex(&srv.download(id).expect_status(200).body)
+                })
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    assert!(
+        digests.iter().all(|d| *d == want),
+        "every client's bytes verified"
+    );
+    for (srv, before) in gateways.iter().zip(before) {
+        assert_eq!(
+            store_reads(srv) - before,
+            data.len() as f64,
+            "each gateway reads the image from the store once"
+        );
+        let misses = metric(srv, "glint_cache_requests_total{result=\"miss\"}");
+        assert_eq!(misses, 1.0);
+    }
+}
