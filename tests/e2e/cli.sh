@@ -42,7 +42,7 @@ SMALL_MD5="$(md5sum "$WORK/small.raw" | cut -d' ' -f1)"
 # --- the run --------------------------------------------------------------------------------
 # With an image cache, so that downloads go through it and the cache commands have one.
 printf 'image_cache_max_size = 268435456\n' >"$WORK/glint.toml"
-export GLINT_CONFIG="$WORK/glint.toml"
+GLINT_CONFIG="$WORK/glint.toml"  # lib.sh passes it as --config (not an environment variable)
 start_server || { summary; exit 1; }
 
 ID=""
@@ -205,7 +205,10 @@ check_downloads "after restart"
 
 # The cache commands (API 2.14+): glanceclient looks for v2.14 in /versions first.
 cached() { # cached ID: whether `glance cache-list` shows ID as cached
-  glance cache-list 2>/dev/null | grep -q "$1 | cached"
+  # (Read whole: with pipefail, `| grep -q` can fail the pipeline by closing it early.)
+  local listed
+  listed="$(glance cache-list 2>/dev/null || true)"
+  [[ "$listed" == *"$1 | cached"* ]]
 }
 check_cmd "glance cache-clear" glance cache-clear || true
 check_cmd "glance cache-queue" glance cache-queue "$ID" || true
