@@ -93,7 +93,7 @@ start pg "$DB"; PG_GLINT=$PID; PG_URL_HTTP=$URL
     size, min_ram, min_disk, disk_format, container_format, created_at, updated_at)
   SELECT gen_random_uuid(), 'img-' || n, 'active', 'public', false, false, 'glint', n * 1024,
     0, 0, 'qcow2', 'bare', 1700000000000000 + n * 1000000, 1700000000000000 + n * 1000000
-  FROM generate_series(1, $IMAGES) AS n; ANALYZE images;"
+  FROM generate_series(1::bigint, $IMAGES) AS n; ANALYZE images;"
 echo "postgresql: $("${PSQL[@]}" -c "SELECT count(*) FROM images") images"
 bench pg-list list --url "$PG_URL_HTTP" -n 3000 -c 1 --server-pid "$PG_GLINT"
 SHOWN="$("${PSQL[@]}" -c "SELECT id FROM images ORDER BY created_at LIMIT 1 OFFSET 50000")"
