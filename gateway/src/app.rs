@@ -1,5 +1,5 @@
-//! `App`: what every request needs — configuration, the metadata catalog, store, writer, hashing threads,
-//! timer, auth — built in one place ([`App::build`]) for the server and the tests alike.
+//! `App`: what every request needs — configuration, the metadata catalog, stores, writer,
+//! hashing threads, timer, auth — built in one place ([`App::build`]) for the server and the tests alike.
 //! How a request is answered with it is `dispatch`'s business (and `App::base_url`, a
 //! handler helper, lives with the handlers).
 
@@ -11,7 +11,7 @@ use crate::catalog::Catalog;
 use crate::config::{Config, ConfigError};
 use crate::datapath::checksum::HashPool;
 use crate::egress::Egress;
-use crate::store::fs::FsStore;
+use crate::store::{BuildError, Stores};
 use crate::timer::ThreadTimer;
 use crate::writer::Writer;
 
@@ -19,16 +19,17 @@ use crate::writer::Writer;
 pub struct App {
     /// The effective configuration.
     pub config: Arc<Config>,
-    /// Image metadata, through the async facade.
-    pub catalog: Catalog,
-    /// Image data.
-    pub store: FsStore,
+    /// Image metadata, through the async facade (shared with background work such as a
+    /// location's hashing).
+    pub catalog: Arc<Catalog>,
+    /// Where image data lives: the configured stores.
+    pub stores: Stores,
     /// Where blocking work runs.
     pub writer: Writer,
     /// How uploads are inspected.
     pub format_policy: formats::Policy,
     /// Where uploads are hashed.
-    pub hash_pool: HashPool,
+    pub hash_pool: Arc<HashPool>,
     /// Connection timeouts.
     pub timer: ThreadTimer,
     /// Who is asking.
@@ -61,6 +62,16 @@ pub enum StartError {
     /// The auth strategy could not be set up.
     #[error("auth: {0}")]
     Auth(#[from] AuthError),
+    /// A store could not be set up (its settings, its folder, or — at start-up — the service
+    /// behind it refused glint's credentials).
+    #[error("{0}")]
+    Store(String),
+}
+
+impl From<BuildError> for StartError {
+    fn from(e: BuildError) -> StartError {
+        StartError::Store(e.to_string())
+    }
 }
 
 /// The metadata engine `config` names: PostgreSQL with a `[database]` table (its schema
@@ -89,7 +100,8 @@ pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError 
 }
 
 impl App {
-    /// Checks `config`, opens the data folder (metadata, file store) and starts the threads
+    /// Checks `config`, opens the data folder (metadata), sets up the stores (nothing is sent
+    /// to a remote store yet: `serve` checks them at start-up) and starts the threads
     /// requests need: the writer, `hash_threads` hashing threads, the timer, and the auth
     /// strategy's. Recovering from a crash is the caller's (`serve`).
     pub fn build(config: Config, hash_threads: usize) -> Result<App, StartError> {
@@ -101,7 +113,7 @@ impl App {
         let writer = Writer::start().map_err(io("writer thread"))?;
         let catalog =
             Catalog::new(backend, node, writer.clone()).map_err(io("metadata catalog"))?;
-        let store = FsStore::open(&config.images_dir()).map_err(io("open file store"))?;
+        let stores = Stores::from_config(&config)?;
         let auth = Auth::start(config.auth.strategy, config.keystone_authtoken.as_ref())?;
         let cache = match config.cache_dir() {
             Some(dir) => Some(
@@ -124,10 +136,10 @@ impl App {
             cache,
             egress,
             format_policy: config.format_policy(),
-            catalog,
-            store,
+            catalog: Arc::new(catalog),
+            stores,
             writer,
-            hash_pool: HashPool::start(hash_threads).map_err(io("hashing threads"))?,
+            hash_pool: Arc::new(HashPool::start(hash_threads).map_err(io("hashing threads"))?),
             timer: ThreadTimer::start().map_err(io("timer thread"))?,
             config: Arc::new(config),
         })

@@ -14,6 +14,8 @@
 //! a call means (status rules, quotas, visibility) is `meta`'s; what it looks like over HTTP is
 //! the handlers'.
 
+mod metadefs;
+
 use std::io;
 use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex};
@@ -161,6 +163,22 @@ impl Catalog {
         F: FnMut(&mut Image) -> Result<(), E> + Send + 'static,
     {
         self.write(move |meta| meta.update_image_with(id, edit))
+            .await
+    }
+
+    /// Edits image `id` and moves it to status `to` in one transaction (a location's data
+    /// arriving without an upload); `edit`'s own error comes back as it was.
+    pub async fn update_image_to<E, F>(
+        &self,
+        id: ImageId,
+        to: ImageStatus,
+        edit: F,
+    ) -> Result<Image, E>
+    where
+        E: From<meta::Error> + Send + 'static,
+        F: FnMut(&mut Image) -> Result<(), E> + Send + 'static,
+    {
+        self.write(move |meta| meta.update_image_to_with(id, to, edit))
             .await
     }
 
@@ -388,7 +406,12 @@ impl ReadPool {
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
+    use meta::metadefs::{
+        ContentKind, LoadMode, LoadReport, MetadefObject, MetadefTag, Namespace, NamespaceDocument,
+        NamespaceQuery, PropertyDefinition, ResourceType, ResourceTypeAssociation, TagQuery,
+    };
     use meta::{Edit, RedbBackend, UploadState};
+    use std::collections::BTreeMap;
 
     /// A redb engine that says it is networked and records the thread of every call.
     pub(crate) struct Remote {
@@ -412,6 +435,173 @@ pub(crate) mod testing {
         }
     }
 
+    impl meta::metadefs::Metadefs for Remote {
+        fn list_metadef_namespaces(
+            &self,
+            query: &NamespaceQuery,
+        ) -> meta::Result<Vec<(Namespace, Vec<ResourceTypeAssociation>)>> {
+            self.record("list_metadef_namespaces");
+            self.inner.list_metadef_namespaces(query)
+        }
+        fn metadef_namespace(&self, name: &str) -> meta::Result<Option<Namespace>> {
+            self.record("metadef_namespace");
+            self.inner.metadef_namespace(name)
+        }
+        fn metadef_namespace_document(
+            &self,
+            name: &str,
+        ) -> meta::Result<Option<NamespaceDocument>> {
+            self.record("metadef_namespace_document");
+            self.inner.metadef_namespace_document(name)
+        }
+        fn export_metadefs(&self) -> meta::Result<Vec<NamespaceDocument>> {
+            self.record("export_metadefs");
+            self.inner.export_metadefs()
+        }
+        fn metadef_resource_types(&self) -> meta::Result<Vec<ResourceType>> {
+            self.record("metadef_resource_types");
+            self.inner.metadef_resource_types()
+        }
+        fn metadef_associations(&self, ns: &str) -> meta::Result<Vec<ResourceTypeAssociation>> {
+            self.record("metadef_associations");
+            self.inner.metadef_associations(ns)
+        }
+        fn metadef_objects(&self, ns: &str) -> meta::Result<Vec<MetadefObject>> {
+            self.record("metadef_objects");
+            self.inner.metadef_objects(ns)
+        }
+        fn metadef_object(&self, ns: &str, name: &str) -> meta::Result<MetadefObject> {
+            self.record("metadef_object");
+            self.inner.metadef_object(ns, name)
+        }
+        fn metadef_properties(
+            &self,
+            ns: &str,
+        ) -> meta::Result<BTreeMap<String, PropertyDefinition>> {
+            self.record("metadef_properties");
+            self.inner.metadef_properties(ns)
+        }
+        fn metadef_property(&self, ns: &str, name: &str) -> meta::Result<PropertyDefinition> {
+            self.record("metadef_property");
+            self.inner.metadef_property(ns, name)
+        }
+        fn metadef_tags(&self, ns: &str, query: &TagQuery) -> meta::Result<Vec<MetadefTag>> {
+            self.record("metadef_tags");
+            self.inner.metadef_tags(ns, query)
+        }
+        fn metadef_tag(&self, ns: &str, name: &str) -> meta::Result<MetadefTag> {
+            self.record("metadef_tag");
+            self.inner.metadef_tag(ns, name)
+        }
+        fn create_metadef_namespace(&self, document: &NamespaceDocument) -> meta::Result<()> {
+            self.record("create_metadef_namespace");
+            self.inner.create_metadef_namespace(document)
+        }
+        fn update_metadef_namespace(&self, name: &str, new: &Namespace) -> meta::Result<Namespace> {
+            self.record("update_metadef_namespace");
+            self.inner.update_metadef_namespace(name, new)
+        }
+        fn delete_metadef_namespace(&self, name: &str) -> meta::Result<()> {
+            self.record("delete_metadef_namespace");
+            self.inner.delete_metadef_namespace(name)
+        }
+        fn delete_metadef_content(&self, name: &str, kind: ContentKind) -> meta::Result<()> {
+            self.record("delete_metadef_content");
+            self.inner.delete_metadef_content(name, kind)
+        }
+        fn create_metadef_object(
+            &self,
+            ns: &str,
+            object: &MetadefObject,
+        ) -> meta::Result<MetadefObject> {
+            self.record("create_metadef_object");
+            self.inner.create_metadef_object(ns, object)
+        }
+        fn update_metadef_object(
+            &self,
+            ns: &str,
+            name: &str,
+            object: &MetadefObject,
+        ) -> meta::Result<MetadefObject> {
+            self.record("update_metadef_object");
+            self.inner.update_metadef_object(ns, name, object)
+        }
+        fn delete_metadef_object(&self, ns: &str, name: &str) -> meta::Result<()> {
+            self.record("delete_metadef_object");
+            self.inner.delete_metadef_object(ns, name)
+        }
+        fn create_metadef_property(
+            &self,
+            ns: &str,
+            name: &str,
+            definition: &PropertyDefinition,
+        ) -> meta::Result<()> {
+            self.record("create_metadef_property");
+            self.inner.create_metadef_property(ns, name, definition)
+        }
+        fn update_metadef_property(
+            &self,
+            ns: &str,
+            name: &str,
+            new_name: &str,
+            definition: &PropertyDefinition,
+        ) -> meta::Result<()> {
+            self.record("update_metadef_property");
+            self.inner
+                .update_metadef_property(ns, name, new_name, definition)
+        }
+        fn delete_metadef_property(&self, ns: &str, name: &str) -> meta::Result<()> {
+            self.record("delete_metadef_property");
+            self.inner.delete_metadef_property(ns, name)
+        }
+        fn create_metadef_tag(&self, ns: &str, name: &str) -> meta::Result<MetadefTag> {
+            self.record("create_metadef_tag");
+            self.inner.create_metadef_tag(ns, name)
+        }
+        fn create_metadef_tags(
+            &self,
+            ns: &str,
+            names: &[String],
+            append: bool,
+        ) -> meta::Result<Vec<MetadefTag>> {
+            self.record("create_metadef_tags");
+            self.inner.create_metadef_tags(ns, names, append)
+        }
+        fn rename_metadef_tag(
+            &self,
+            ns: &str,
+            name: &str,
+            new_name: &str,
+        ) -> meta::Result<MetadefTag> {
+            self.record("rename_metadef_tag");
+            self.inner.rename_metadef_tag(ns, name, new_name)
+        }
+        fn delete_metadef_tag(&self, ns: &str, name: &str) -> meta::Result<()> {
+            self.record("delete_metadef_tag");
+            self.inner.delete_metadef_tag(ns, name)
+        }
+        fn associate_metadef_resource_type(
+            &self,
+            ns: &str,
+            association: &ResourceTypeAssociation,
+        ) -> meta::Result<ResourceTypeAssociation> {
+            self.record("associate_metadef_resource_type");
+            self.inner.associate_metadef_resource_type(ns, association)
+        }
+        fn deassociate_metadef_resource_type(&self, ns: &str, name: &str) -> meta::Result<()> {
+            self.record("deassociate_metadef_resource_type");
+            self.inner.deassociate_metadef_resource_type(ns, name)
+        }
+        fn load_metadefs(
+            &self,
+            documents: &[NamespaceDocument],
+            mode: LoadMode,
+        ) -> meta::Result<LoadReport> {
+            self.record("load_metadefs");
+            self.inner.load_metadefs(documents, mode)
+        }
+    }
+
     impl Backend for Remote {
         fn locality(&self) -> Locality {
             Locality::Networked
@@ -430,6 +620,15 @@ pub(crate) mod testing {
         fn count_images(&self) -> meta::Result<u64> {
             self.record("count_images");
             self.inner.count_images()
+        }
+        fn update_image_to(
+            &self,
+            id: ImageId,
+            to: ImageStatus,
+            edit: &mut meta::Edit<'_>,
+        ) -> meta::Result<Image> {
+            self.record("update_image_to");
+            self.inner.update_image_to(id, to, edit)
         }
         fn images_by_status(&self) -> meta::Result<Vec<(ImageStatus, u64)>> {
             self.inner.images_by_status()
@@ -475,6 +674,13 @@ pub(crate) mod testing {
         }
         fn recover_interrupted(&self, node: &NodeId) -> meta::Result<Vec<ImageId>> {
             self.inner.recover_interrupted(node)
+        }
+        fn adopt_image(
+            &self,
+            record: &meta::Adoption,
+            replace: bool,
+        ) -> meta::Result<meta::Adopted> {
+            self.inner.adopt_image(record, replace)
         }
         fn get_member(&self, id: ImageId, project: &str) -> meta::Result<Option<Member>> {
             self.inner.get_member(id, project)
@@ -560,6 +766,50 @@ mod tests {
             let expected = match call {
                 "create_image" | "update_image" => "glint-writer",
                 _ => "glint-meta-read-",
+            };
+            assert!(thread.starts_with(expected), "{call} ran on {thread:?}");
+        }
+    }
+
+    #[test]
+    fn metadef_reads_run_on_the_read_pool_and_writes_on_the_writer_thread() {
+        use meta::metadefs::{Namespace, NamespaceDocument, NamespaceVisibility};
+        let dir = tempfile::tempdir().unwrap();
+        let remote = Arc::new(Remote::open(dir.path()));
+        let catalog = Catalog::new(remote.clone(), node(), Writer::start().unwrap()).unwrap();
+        let now = meta::Timestamp::now();
+        let document = NamespaceDocument::new(Namespace {
+            namespace: "OS::Test".into(),
+            display_name: None,
+            description: None,
+            visibility: NamespaceVisibility::Public,
+            protected: false,
+            owner: "p".into(),
+            created_at: now,
+            updated_at: now,
+        });
+        block_on(catalog.create_metadef_namespace(document.clone())).unwrap();
+        block_on(catalog.create_metadef_tag("OS::Test", "t")).unwrap();
+        let shown = block_on(catalog.metadef_namespace_document("OS::Test")).unwrap();
+        assert_eq!(shown.unwrap().tags[0].name, "t");
+        let report = std::thread::spawn({
+            let remote = remote.clone();
+            move || {
+                let catalog = Catalog::new(remote, node(), Writer::start().unwrap()).unwrap();
+                catalog.load_metadefs_blocking(vec![document], meta::metadefs::LoadMode::Merge)
+            }
+        })
+        .join()
+        .unwrap()
+        .unwrap();
+        assert_eq!(report.unchanged, ["OS::Test"]);
+        let calls = remote.threads.lock().unwrap().clone();
+        assert_eq!(calls.len(), 4, "{calls:?}");
+        for (call, thread) in calls {
+            let expected = if call.starts_with("metadef_") {
+                "glint-meta-read-"
+            } else {
+                "glint-writer"
             };
             assert!(thread.starts_with(expected), "{call} ran on {thread:?}");
         }

@@ -1,6 +1,7 @@
-//! Configuration: one typed [`Config`], built in layers — defaults, then the TOML file, then
-//! `GLINT_*` environment variables, then command-line flags — and checked by
-//! [`Config::validate`]. No other module reads the environment.
+//! Configuration: one typed [`Config`], built in layers — defaults, then Glance's own
+//! `glance-api.conf` when given (`glance`, read as oslo.config reads it by `glance_ini`), then
+//! the TOML file, then `GLINT_*` environment variables, then command-line flags — and checked
+//! by [`Config::validate`]. No other module reads the environment.
 //!
 //! This module is a leaf: it holds every settings struct (the `[auth]` and
 //! `[keystone_authtoken]` tables too, in `keystone`), and the modules that act on settings
@@ -16,10 +17,14 @@
 //! misspelt setting must not leave its default silently in force.
 
 mod database;
+pub mod glance;
+mod glance_ini;
+mod import;
 mod keystone;
 mod load;
 pub mod schema;
 mod secret;
+pub mod stores;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,9 +32,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use database::DatabaseConfig;
+pub use glance::{GlanceOption, GlanceReport, Verdict};
+pub use glance_ini::IniError;
+pub use import::ImportFilteringOpts;
 pub use keystone::{AuthConfig, KeystoneSettings, Strategy};
 pub use load::{UnknownName, NOT_SETTINGS};
 pub use secret::{Secret, REDACTED};
+pub use stores::{StoreSettings, StoreType, StoresConfig};
 
 /// Glance's default `disk_formats`.
 pub const DEFAULT_DISK_FORMATS: &[&str] = &[
@@ -100,6 +109,9 @@ pub struct Config {
     pub require_image_format_match: bool,
     /// VMDK create-types accepted on upload (Glance `vmdk_allowed_types`).
     pub vmdk_allowed_types: Vec<String>,
+    /// Safety checks of `gpt` images that only warn: `mbr` (Glance
+    /// `gpt_safety_checks_nonfatal`, empty).
+    pub gpt_safety_checks_nonfatal: Vec<String>,
     /// Accept qcow2 images with the `extended_l2` incompatible feature. Off by default, as
     /// Glance and Nova, whose inspector refuses it (glint's own key).
     pub qcow2_allow_extended_l2: bool,
@@ -161,6 +173,22 @@ pub struct Config {
     /// system allows it. Off by default: it saved 2–7% of upload CPU, but the fresh image is
     /// then not in the page cache and the first downloads read the disk (docs/PERFORMANCE.md).
     pub direct_io_upload: bool,
+    /// The image stores (Glance's `enabled_backends`), `[stores]`; none: one file store
+    /// under `data_dir` (see [`stores`]).
+    pub stores: StoresConfig,
+    /// Which URLs glint may fetch (Glance `[import_filtering_opts]`): the http store's
+    /// images, locations added by users.
+    pub import_filtering_opts: ImportFilteringOpts,
+    /// Show every location of an image (`locations`) and allow the PATCH location
+    /// operations (Glance `show_multiple_locations`, deprecated, off).
+    pub show_multiple_locations: bool,
+    /// Show an image's first location as `direct_url` (Glance `show_image_direct_url`, off).
+    pub show_image_direct_url: bool,
+    /// Compute `checksum` and `os_hash_value` of data added by location, in the background
+    /// (Glance `do_secure_hash`, on).
+    pub do_secure_hash: bool,
+    /// Locations per image; negative means unlimited (Glance `image_location_quota`, 10).
+    pub image_location_quota: i64,
 }
 
 /// Per-project limits, as Keystone's registered limits (defaults) and project limits
@@ -264,6 +292,7 @@ impl Default for Config {
                 .collect(),
             require_image_format_match: true,
             vmdk_allowed_types: vec!["streamOptimized".to_owned(), "monolithicSparse".to_owned()],
+            gpt_safety_checks_nonfatal: Vec::new(),
             qcow2_allow_extended_l2: false,
             public_endpoint: None,
             max_request_id_length: 64,
@@ -285,6 +314,12 @@ impl Default for Config {
             max_concurrent_downloads: 0,
             download_bandwidth_limit: 0,
             download_queue_timeout_ms: 2_000,
+            stores: StoresConfig::default(),
+            import_filtering_opts: ImportFilteringOpts::default(),
+            show_multiple_locations: false,
+            show_image_direct_url: false,
+            do_secure_hash: true,
+            image_location_quota: 10,
         }
     }
 }
@@ -356,6 +391,37 @@ impl Config {
         load::load(text.as_deref().zip(path), vars)
     }
 
+    /// [`Config::load`] under the settings of a Glance configuration file (`glance-api.conf`,
+    /// read as oslo.config reads it): defaults, then what `glance` maps to, then the TOML file
+    /// at `path`, then the `GLINT_*` variables. Also returns what became of each option the
+    /// Glance file sets ([`GlanceReport`]).
+    pub fn load_with_glance(
+        glance: Option<&Path>,
+        path: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, Option<GlanceReport>), ConfigError> {
+        let (base, report) = match glance {
+            Some(glance_path) => {
+                let (table, report) = glance::read(glance_path)?;
+                (Some((table, glance_path)), Some(report))
+            }
+            None => (None, None),
+        };
+        let text = match path {
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                        path: path.to_owned(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let config = load::load_over(base, text.as_deref().zip(path), vars)?;
+        Ok((config, report))
+    }
+
     /// [`Config::load`] from TOML text (the file named `origin` in messages), no environment.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Config, ConfigError> {
         load::load(Some((text, origin)), std::iter::empty())
@@ -374,6 +440,10 @@ impl Config {
             .quotas
             .projects
             .insert(String::new(), QuotaOverrides::default());
+        sample
+            .stores
+            .stores
+            .insert(String::new(), StoreSettings::sample());
         schema::Node::of(&sample)
     }
 
@@ -382,8 +452,8 @@ impl Config {
         formats::Policy {
             require_format_match: self.require_image_format_match,
             vmdk_allowed_types: self.vmdk_allowed_types.clone(),
+            gpt_safety_checks_nonfatal: self.gpt_safety_checks_nonfatal.clone(),
             qcow2_allow_extended_l2: self.qcow2_allow_extended_l2,
-            ..formats::Policy::default()
         }
     }
 
@@ -437,6 +507,7 @@ impl Config {
                 "must be at least 1 when the cache is on".into(),
             ));
         }
+        self.stores.check()?;
         if self.auth.strategy == Strategy::Keystone {
             match &self.keystone_authtoken {
                 Some(settings) => settings.validate()?,

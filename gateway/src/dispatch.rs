@@ -1,6 +1,6 @@
 //! A request's life from hyper's hands to its response: it is named (`x-openstack-request-id`),
-//! routed through the table (`routes`), checked against its route's body rule, authenticated
-//! (unless its route is public), handed to its handler; errors are rendered as Glance renders
+//! routed through the table (`routes`), authenticated (unless its route is public), checked
+//! against its route's body rule, handed to its handler; errors are rendered as Glance renders
 //! them, one access-log line is written, and the response is metered on its way out.
 
 use std::time::Instant;
@@ -8,6 +8,7 @@ use std::time::Instant;
 use crate::body::RequestBody;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tracing::Instrument;
@@ -106,19 +107,21 @@ async fn dispatch(
             ));
         }
     }
-    if route.body == BodyRule::None && has_body(&request) {
-        return Err(ApiError::bad_request(
-            "A body is not expected with this request.",
-        ));
-    }
     let (parts, incoming) = request.into_parts();
     match route.handler {
         // Answered ahead of authentication, as Glance's pipeline does.
-        Handler::Public(handler) => handler(app, &parts).await,
+        Handler::Public(handler) => {
+            refuse_body(route, &parts)?;
+            handler(app, &parts).await
+        }
         Handler::Authed(handler) => {
             let ctx = app.auth.context(&parts.headers, request_id).await?;
+            // After authentication, as in Glance (its resource refuses the body, behind the
+            // auth middleware): a request with a body and no token is 401.
+            refuse_body(route, &parts)?;
             let body = match route.body {
-                BodyRule::None => CallBody::None,
+                // An ignored body is left unread; hyper drains it.
+                BodyRule::None | BodyRule::Ignored => CallBody::None,
                 BodyRule::Json => CallBody::Json(read_json_body(incoming).await?),
                 BodyRule::Stream => CallBody::Stream(incoming),
             };
@@ -143,10 +146,20 @@ fn global_request_id(headers: &HeaderMap) -> Option<&str> {
     (parsed.hyphenated().to_string() == uuid).then_some(value)
 }
 
+/// Glance's 400 for a request with a body on a route whose rule is [`BodyRule::None`].
+fn refuse_body(route: &Route, parts: &Parts) -> Result<(), ApiError> {
+    if route.body == BodyRule::None && has_body(parts) {
+        return Err(ApiError::bad_request(
+            "A body is not expected with this request.",
+        ));
+    }
+    Ok(())
+}
+
 /// Whether a request carries a body: `Content-Length > 0`, or chunked on a method that
 /// normally has one (Glance's rule).
-fn has_body(request: &Request<RequestBody>) -> bool {
-    let headers = request.headers();
+fn has_body(parts: &Parts) -> bool {
+    let headers = &parts.headers;
     let length = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -155,11 +168,7 @@ fn has_body(request: &Request<RequestBody>) -> bool {
         return true;
     }
     let chunked = headers.get(TRANSFER_ENCODING).is_some();
-    chunked
-        && matches!(
-            *request.method(),
-            Method::POST | Method::PUT | Method::PATCH
-        )
+    chunked && matches!(parts.method, Method::POST | Method::PUT | Method::PATCH)
 }
 
 async fn read_json_body(body: RequestBody) -> Result<Bytes, ApiError> {

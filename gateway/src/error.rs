@@ -208,9 +208,31 @@ impl From<meta::Error> for ApiError {
             )
             .with_header(http::header::RETRY_AFTER, "1")
             .log_cause(unavailable),
+            E::Metadef(err) => metadef_error(err),
             other => ApiError::internal(other),
         }
     }
+}
+
+/// A metadef refusal: its status, and meta's message (Glance's words).
+fn metadef_error(err: meta::metadefs::MetadefError) -> ApiError {
+    use meta::metadefs::MetadefError as M;
+    let status = match &err {
+        M::NamespaceNotFound(_)
+        | M::ObjectNotFound { .. }
+        | M::PropertyNotFound { .. }
+        | M::TagNotFound { .. }
+        | M::AssociationNotFound { .. } => StatusCode::NOT_FOUND,
+        M::DuplicateNamespace(_)
+        | M::DuplicateObject { .. }
+        | M::DuplicateProperty { .. }
+        | M::DuplicateTag { .. }
+        | M::DuplicateAssociation { .. } => StatusCode::CONFLICT,
+        M::Protected { .. } => StatusCode::FORBIDDEN,
+        M::Invalid(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, err.to_string())
 }
 
 impl From<std::io::Error> for ApiError {

@@ -10,9 +10,10 @@
 //! 3. A handler in `handlers` parses and validates, and calls `meta` through the async
 //!    `catalog`, which runs every write on the `writer` thread (where `meta` enforces status
 //!    rules in one transaction) and keeps reads that could wait on a network off the cores.
-//! 4. Image bytes move through `datapath`: uploads stream socket → `<id>.part`, hashed and
-//!    inspected on the way, fdatasync'ed, renamed, then committed `active`; downloads stream
-//!    the file back in bounded frames.
+//! 4. Image bytes move through `datapath` to and from a `store` (file, S3, web): uploads
+//!    stream socket → store writer, hashed and inspected on the way (`datapath::ingest`),
+//!    committed by the store then `active` in `meta`; downloads stream a store's data back in
+//!    bounded frames, falling back across an image's locations.
 //! 5. Errors are `error::ApiError`, rendered as Glance renders them; every response carries
 //!    the request id, and one access-log line is written; the body meters itself into
 //!    `metrics`, counted per core.
@@ -33,7 +34,8 @@
 //! - `single_flight` — a cache whose misses are fetched once (a leaf)
 //! - `timer` — the timer thread for connection timeouts (a leaf)
 //! - `context` — who is asking (a leaf)
-//! - `store` — where image bytes live
+//! - `net` — outbound HTTP (client, URL-fetch policy, S3) on the cores
+//! - `store` — where image bytes live: the `Store` trait, its backends, the registry
 //! - `writer` — the thread that runs blocking work
 //! - `catalog` — the async facade over `meta` (writes on the writer, networked reads off the cores)
 //! - `body` — the response body, metering itself
@@ -45,9 +47,11 @@
 //! - `datapath` — image bytes between sockets and stores
 //! - `cache` — the image cache: verified, bounded, single-flight fills
 //! - `hyper_io` — monoio streams as hyper I/O
-//! - `net` — outbound HTTP (client, URL-fetch policy, S3) on the cores
 //! - `app` — the shared state, built once
 //! - `handlers` — one module per Glance resource
+//! - `metadefs_admin` — `glint metadefs load|export`: definition files, the admin socket
+//! - `migrate` — `glint migrate-from-glance`: a Glance database, its image data and metadefs
+//!   into meta and the file store (an offline admin command, blocking)
 //! - `routes` — the route table
 //! - `dispatch` — a request's life
 //! - `server` — serving connections on one core
@@ -70,7 +74,9 @@ pub mod egress;
 pub mod error;
 pub mod handlers;
 pub mod hyper_io;
+pub mod metadefs_admin;
 pub mod metrics;
+pub mod migrate;
 pub mod net;
 pub mod policy;
 pub mod router;

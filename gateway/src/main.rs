@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use gateway::config::{Config, LogFormat};
+use gateway::config::{Config, GlanceReport, LogFormat, Verdict};
 
 /// glint: an OpenStack Image service (Image API v2).
 #[derive(Parser)]
@@ -14,6 +14,10 @@ struct Cli {
     /// TOML configuration file.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// Glance's configuration file (glance-api.conf), read as Glance reads it; the TOML file's
+    /// keys override it.
+    #[arg(long, global = true)]
+    glance_config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
@@ -47,6 +51,40 @@ enum Command {
     },
     /// Print the effective configuration and exit.
     CheckConfig,
+    /// Take over a Glance deployment: its images (same ids, statuses, checksums, timestamps),
+    /// members, tags and properties into glint's metadata, the image data adopted where it
+    /// lies or copied. Needs --glance-config (for its `[database] connection`) or --database; glint
+    /// must not be serving from the same data folder meanwhile.
+    MigrateFromGlance {
+        /// Glance's database (an SQLAlchemy URL: sqlite:////path, mysql+pymysql://…);
+        /// default: the `[database] connection` of --glance-config.
+        #[arg(long)]
+        database: Option<String>,
+        /// Copy the image data into this glint store (`file`) instead of adopting it in place.
+        #[arg(long)]
+        copy_to: Option<String>,
+        /// Read every image's data again and check its size, md5 and os_hash_value.
+        #[arg(long)]
+        verify: bool,
+        /// Print what would be done, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Replace images glint holds with other values (default: report and leave them).
+        #[arg(long)]
+        overwrite: bool,
+        #[command(flatten)]
+        flags: ServeFlags,
+    },
+    /// Metadata definitions: load or export Glance's definition files (as `glance-manage db
+    /// load_metadefs` / `export_metadefs`). Safe while a server runs on the same data: the
+    /// work then goes through that server's admin socket.
+    Metadefs {
+        /// Data folder (default ./glint-data), as for `serve`.
+        #[arg(long, global = true)]
+        data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        command: MetadefsCommand,
+    },
     /// Metadata database administration.
     Db {
         #[command(subcommand)]
@@ -61,8 +99,44 @@ enum DbAction {
     Sync,
 }
 
-fn load_config(cli_config: Option<&PathBuf>, flags: &ServeFlags) -> anyhow::Result<Config> {
-    let mut config = Config::load(cli_config.map(PathBuf::as_path), std::env::vars())?;
+#[derive(Subcommand)]
+enum MetadefsCommand {
+    /// Load every *.json namespace file of DIR (or the one file DIR names); all or nothing.
+    Load {
+        /// The folder of definition files, e.g. Glance's etc/metadefs.
+        dir: PathBuf,
+        /// Also load into namespaces that exist: add what they lack.
+        #[arg(long)]
+        merge: bool,
+        /// With --merge: replace what differs with the file's version.
+        #[arg(long, alias = "prefer_new")]
+        prefer_new: bool,
+        /// With --merge: replace existing namespaces (and all they hold) with the files'.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Write every namespace to DIR, one JSON file each.
+    Export {
+        /// The folder to write (created if missing).
+        dir: PathBuf,
+    },
+}
+
+/// The configuration files named on the command line.
+struct Files<'a> {
+    toml: Option<&'a PathBuf>,
+    glance: Option<&'a PathBuf>,
+}
+
+fn load_config(
+    files: &Files<'_>,
+    flags: &ServeFlags,
+) -> anyhow::Result<(Config, Option<GlanceReport>)> {
+    let (mut config, report) = Config::load_with_glance(
+        files.glance.map(PathBuf::as_path),
+        files.toml.map(PathBuf::as_path),
+        std::env::vars(),
+    )?;
     if let Some(listen) = flags.listen {
         config.listen = listen;
     }
@@ -75,7 +149,25 @@ fn load_config(cli_config: Option<&PathBuf>, flags: &ServeFlags) -> anyhow::Resu
         None => {}
     }
     config.validate()?;
-    Ok(config)
+    Ok((config, report))
+}
+
+/// Logs, once, every option of the Glance file that glint did not take: a warning for each
+/// one whose value glint does not honour, an info line for the rest.
+fn log_glance_report(report: &GlanceReport) {
+    let mapped = report.options.len() - report.not_taken().count();
+    tracing::info!(
+        file = %report.path.display(),
+        options = report.options.len(),
+        mapped,
+        "read Glance's configuration"
+    );
+    for option in report.not_taken() {
+        match option.verdict {
+            Verdict::Unsupported(_) => tracing::warn!("glance-api.conf: {option}"),
+            _ => tracing::info!("glance-api.conf: {option}"),
+        }
+    }
 }
 
 fn init_logs(config: &Config) {
@@ -104,18 +196,71 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    let files = Files {
+        toml: cli.config.as_ref(),
+        glance: cli.glance_config.as_ref(),
+    };
     match cli.command {
-        None => serve(cli.config.as_ref(), &cli.serve),
-        Some(Command::Serve(flags)) => serve(cli.config.as_ref(), &flags),
+        None => serve(&files, &cli.serve),
+        Some(Command::Serve(flags)) => serve(&files, &flags),
         Some(Command::Inspect { disk_format, file }) => inspect(disk_format.as_deref(), &file),
         Some(Command::Db {
             action: DbAction::Sync,
         }) => {
-            let config = load_config(cli.config.as_ref(), &cli.serve)?;
+            let (config, _) = load_config(&files, &cli.serve)?;
             db_sync(&config)
         }
+        Some(Command::MigrateFromGlance {
+            database,
+            copy_to,
+            verify,
+            dry_run,
+            overwrite,
+            flags,
+        }) => {
+            let (config, _) = load_config(&files, &flags)?;
+            let database = match (database, files.glance) {
+                (Some(url), _) => gateway::config::Secret::new(url),
+                (None, Some(path)) => gateway::config::glance::database_connection(path)?
+                    .with_context(|| {
+                        format!(
+                            "{} has no [database] connection: give --database",
+                            path.display()
+                        )
+                    })?,
+                (None, None) => anyhow::bail!("give --glance-config (or --database)"),
+            };
+            let options = gateway::migrate::Options {
+                database,
+                copy_to,
+                verify,
+                dry_run,
+                overwrite,
+            };
+            let summary = gateway::migrate::run(&config, &options, &mut std::io::stdout())?;
+            Ok(if summary.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Some(Command::Metadefs { data_dir, command }) => {
+            let mut flags = cli.serve.clone();
+            if data_dir.is_some() {
+                flags.data_dir = data_dir;
+            }
+            let (config, _) = load_config(&files, &flags)?;
+            metadefs(&config, command)
+        }
         Some(Command::CheckConfig) => {
-            let config = load_config(cli.config.as_ref(), &cli.serve)?;
+            let (config, report) = load_config(&files, &cli.serve)?;
+            if let Some(report) = report {
+                // As comments, so that the output stays a valid TOML file.
+                println!("# from {}:", report.path.display());
+                for option in &report.options {
+                    println!("#   {option}");
+                }
+            }
             print!(
                 "{}",
                 toml::to_string_pretty(&config).context("rendering config")?
@@ -152,13 +297,98 @@ fn db_sync(config: &Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn serve(config_path: Option<&PathBuf>, flags: &ServeFlags) -> anyhow::Result<ExitCode> {
-    let config = load_config(config_path, flags)?;
+fn serve(files: &Files<'_>, flags: &ServeFlags) -> anyhow::Result<ExitCode> {
+    let (config, report) = load_config(files, flags)?;
     init_logs(&config);
-    let (path, flags) = (config_path.cloned(), flags.clone());
-    let reload: gateway::serve::Reload =
-        Box::new(move || load_config(path.as_ref(), &flags).map_err(|e| format!("{e:#}")));
+    if let Some(report) = &report {
+        log_glance_report(report);
+    }
+    let (toml, glance, flags) = (files.toml.cloned(), files.glance.cloned(), flags.clone());
+    let reload: gateway::serve::Reload = Box::new(move || {
+        let files = Files {
+            toml: toml.as_ref(),
+            glance: glance.as_ref(),
+        };
+        load_config(&files, &flags)
+            .map(|(config, _)| config)
+            .map_err(|e| format!("{e:#}"))
+    });
     gateway::serve::serve(config, Some(reload))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `glint metadefs load|export`: the files are read (or written) here; the store is reached
+/// directly or through the running server's admin socket.
+fn metadefs(config: &Config, command: MetadefsCommand) -> anyhow::Result<ExitCode> {
+    use gateway::metadefs_admin::{self as admin, Answer, Request, Route};
+    use meta::metadefs::LoadMode;
+    let (request, dir) = match command {
+        MetadefsCommand::Load {
+            dir,
+            merge,
+            prefer_new,
+            overwrite,
+        } => {
+            let mode = match (merge, prefer_new, overwrite) {
+                (_, true, true) => {
+                    anyhow::bail!("give at most one of --prefer-new and --overwrite")
+                }
+                (false, true, _) | (false, _, true) => {
+                    anyhow::bail!("--prefer-new and --overwrite need --merge")
+                }
+                (false, false, false) => LoadMode::SkipExisting,
+                (true, false, false) => LoadMode::Merge,
+                (true, true, false) => LoadMode::MergePreferNew,
+                (true, false, true) => LoadMode::Overwrite,
+            };
+            let documents = admin::read_definitions(&dir)?;
+            (Request::Load(documents, mode), dir)
+        }
+        MetadefsCommand::Export { dir } => (Request::Export, dir),
+    };
+    let (answer, route) = admin::run(config, request)?;
+    let via = match route {
+        Route::Direct => format!("{}", config.meta_path().display()),
+        Route::Server(socket) => format!("the running server ({})", socket.display()),
+        Route::Database => config
+            .database
+            .as_ref()
+            .map_or_else(String::new, |database| {
+                format!("the database {}", meta::redact_url(&database.connection))
+            }),
+    };
+    match answer {
+        Answer::Loaded(report) => {
+            for (what, names) in [
+                ("created", &report.created),
+                ("updated", &report.updated),
+                ("unchanged", &report.unchanged),
+            ] {
+                for name in names {
+                    println!("{what} {name}");
+                }
+            }
+            println!(
+                "loaded {} from {} into {via}: {} created, {} updated, {} unchanged",
+                report.created.len() + report.updated.len() + report.unchanged.len(),
+                dir.display(),
+                report.created.len(),
+                report.updated.len(),
+                report.unchanged.len()
+            );
+        }
+        Answer::Exported(documents) => {
+            let written = admin::write_definitions(&dir, &documents)?;
+            for path in &written {
+                println!("wrote {}", path.display());
+            }
+            println!(
+                "exported {} namespaces from {via} to {}",
+                written.len(),
+                dir.display()
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -460,7 +460,7 @@ mod tests {
     fn scrape() -> String {
         render(Sources {
             images_by_status: None,
-            store_dir: std::path::Path::new("."),
+            store_space: &[("file".to_owned(), 100, 40)],
         })
         .unwrap()
     }

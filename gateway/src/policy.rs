@@ -9,13 +9,22 @@
 //! refusals are always 403.
 //!
 //! Roles are implied downwards (`admin` ⊃ `member` ⊃ `reader`); `ctx.is_admin` counts as the
-//! admin role. Scope: the auth layer rejects system-scoped tokens, so a context has a project or
-//! none (anonymous), and a context without roles can do nothing. The rules are fixed (no
-//! oslo.policy overrides yet).
+//! admin role. The rules are fixed (no oslo.policy overrides yet).
+//!
+//! Scope, as in Glance: every image and member rule is registered with
+//! `scope_types = ['project']`, and oslo.policy always enforces scope (the default since
+//! 2024.2; the switch is gone in oslo.policy 6). So a system- or domain-scoped token fails
+//! every [`Rule`] whatever its roles — [`allows`] is false before any role is looked at — and
+//! an unscoped token (which oslo.policy counts as project scope) fails them for want of roles.
+//! The admin *role* still counts where Glance asks `context_is_admin`, a rule with no scope:
+//! the data layer's [`is_visible`] shows an admin of any scope every image. That is why such a
+//! token gets 404 for an image (it is visible, but `get_image` fails) and, on routes that check
+//! something before the policy (members of a non-`shared` image, download of a deactivated
+//! image), the 403 of that check.
 
 use meta::{Image, MemberStatus, Visibility};
 
-use crate::context::RequestContext;
+use crate::context::{RequestContext, TokenScope};
 use crate::error::ApiError;
 
 /// A Glance policy rule, named as in Glance's `policy.yaml`.
@@ -65,6 +74,18 @@ pub enum Rule {
     CachePrune,
     /// `GET /v2/cache/nodes/{id}`.
     ListCachedNodes,
+    /// See an image's locations (`DELETE /v2/stores/…` checks it too).
+    GetImageLocation,
+    /// Add or replace locations with `PATCH` (`show_multiple_locations`).
+    SetImageLocation,
+    /// Remove a location: `PATCH` remove, `DELETE /v2/stores/{store}/{image}`.
+    DeleteImageLocation,
+    /// `POST /v2/images/{id}/locations`.
+    AddImageLocation,
+    /// `GET /v2/images/{id}/locations`.
+    FetchImageLocation,
+    /// `GET /v2/info/stores/detail`.
+    StoresInfoDetail,
 }
 
 impl Rule {
@@ -93,6 +114,12 @@ impl Rule {
             Rule::CacheClean => "cache_clean",
             Rule::CachePrune => "cache_prune",
             Rule::ListCachedNodes => "list_cached_nodes",
+            Rule::GetImageLocation => "get_image_location",
+            Rule::SetImageLocation => "set_image_location",
+            Rule::DeleteImageLocation => "delete_image_location",
+            Rule::AddImageLocation => "add_image_location",
+            Rule::FetchImageLocation => "fetch_image_location",
+            Rule::StoresInfoDetail => "stores_info_detail",
         }
     }
 }
@@ -161,9 +188,16 @@ impl RequestContext {
     pub fn is_reader_role(&self) -> bool {
         self.is_member_role() || self.roles.iter().any(|r| r == "reader")
     }
+
+    /// Glance's `service_api` rule: the service role (Nova, Cinder acting as services), or
+    /// admin.
+    pub fn is_service_api(&self) -> bool {
+        self.is_admin_role() || self.roles.iter().any(|r| r == "service")
+    }
 }
 
-/// §8.1's visibility test: what the data layer lets the caller see at all.
+/// §8.1's visibility test: what the data layer lets the caller see at all. Glance's data
+/// layer asks only `is_admin` (the admin role, whatever the token's scope) and the project.
 pub fn is_visible(ctx: &RequestContext, target: &Target<'_>) -> bool {
     ctx.is_admin_role()
         || target.owner.is_none()
@@ -182,7 +216,19 @@ pub fn can_see(ctx: &RequestContext, target: &Target<'_>) -> bool {
 
 /// Whether `rule` allows the caller on `target`, before any 403/404 distinction.
 pub fn allows(ctx: &RequestContext, rule: Rule, target: &Target<'_>) -> bool {
+    // Every rule's scope_types is ['project']: other scopes fail it, admin or not.
+    if ctx.token_scope() != TokenScope::Project {
+        return false;
+    }
     if ctx.is_admin_role() {
+        return true;
+    }
+    if ctx.is_service_api()
+        && matches!(
+            rule,
+            Rule::AddImageLocation | Rule::FetchImageLocation | Rule::StoresInfoDetail
+        )
+    {
         return true;
     }
     let own = ctx.owns(target.owner);
@@ -219,6 +265,9 @@ pub fn allows(ctx: &RequestContext, rule: Rule, target: &Target<'_>) -> bool {
         Rule::GetMembers | Rule::GetMember => {
             reader_of_owner || (ctx.is_reader_role() && target.is_member())
         }
+        Rule::GetImageLocation => reader_of_owner,
+        Rule::SetImageLocation | Rule::AddImageLocation => member_of_owner,
+        Rule::DeleteImageLocation | Rule::FetchImageLocation | Rule::StoresInfoDetail => false,
         Rule::ModifyMember => {
             ctx.is_member_role()
                 && matches!(
@@ -308,6 +357,8 @@ mod tests {
         };
         RequestContext {
             project_id: Some(project.to_owned()),
+            domain_id: None,
+            system_scope: None,
             project_domain_id: None,
             user_id: Some("user".into()),
             user_domain_id: None,
@@ -404,6 +455,55 @@ mod tests {
         ] {
             check(rule, OWNER_MEMBER);
         }
+    }
+
+    #[test]
+    fn location_rules_follow_glance() {
+        let owner_reader = [
+            ["NNN", "AFF", "AFF", "AAA"],
+            ["NNN", "AFF", "AFF", "AAA"],
+            ["NNN", "AFN", "AFN", "AAA"],
+            ["NNN", "ANN", "ANN", "AAA"],
+        ];
+        check(Rule::GetImageLocation, owner_reader);
+        let owner_member = [
+            ["NNN", "FFF", "AFF", "AAA"],
+            ["NNN", "FFF", "AFF", "AAA"],
+            ["NNN", "FFN", "AFN", "AAA"],
+            ["NNN", "FNN", "ANN", "AAA"],
+        ];
+        check(Rule::SetImageLocation, owner_member);
+        check(Rule::AddImageLocation, owner_member);
+        let admin_only = [
+            ["NNN", "FFF", "FFF", "AAA"],
+            ["NNN", "FFF", "FFF", "AAA"],
+            ["NNN", "FFN", "FFN", "AAA"],
+            ["NNN", "FNN", "FNN", "AAA"],
+        ];
+        check(Rule::DeleteImageLocation, admin_only);
+        check(Rule::FetchImageLocation, admin_only);
+        // The service role: add and fetch locations of images it can see, stores detail.
+        let mut service = ctx(Role::Reader, OTHER);
+        service.roles.push("service".into());
+        let public = target(Visibility::Public, OTHER);
+        assert_eq!(
+            decide(&service, Rule::AddImageLocation, &public),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(&service, Rule::FetchImageLocation, &public),
+            Decision::Allow
+        );
+        assert!(allows(&service, Rule::StoresInfoDetail, &public));
+        assert_eq!(
+            decide(&service, Rule::DeleteImageLocation, &public),
+            Decision::Forbidden
+        );
+        assert!(!allows(
+            &ctx(Role::Member, OWNER),
+            Rule::StoresInfoDetail,
+            &public
+        ));
     }
 
     #[test]
@@ -524,6 +624,7 @@ mod tests {
         );
     }
 
+    /// An anonymous context is also what an unscoped token makes: no project, no roles.
     #[test]
     fn anonymous_context_sees_and_changes_nothing() {
         let anonymous = RequestContext {
@@ -545,6 +646,108 @@ mod tests {
             Rule::GetImages,
             &target(Visibility::Public, OTHER)
         ));
+    }
+
+    const ALL_RULES: [Rule; 16] = [
+        Rule::GetImages,
+        Rule::GetImage,
+        Rule::AddImage,
+        Rule::ModifyImage,
+        Rule::PublicizeImage,
+        Rule::CommunitizeImage,
+        Rule::DeleteImage,
+        Rule::UploadImage,
+        Rule::DownloadImage,
+        Rule::Deactivate,
+        Rule::Reactivate,
+        Rule::GetMembers,
+        Rule::GetMember,
+        Rule::AddMember,
+        Rule::DeleteMember,
+        Rule::ModifyMember,
+    ];
+
+    /// A token scoped to the system (`all`) or to the domain `default`, with `role`, as the
+    /// auth layer builds it: no project, `is_admin` from the admin role.
+    fn scoped(scope: TokenScope, role: Role) -> RequestContext {
+        RequestContext {
+            project_id: None,
+            domain_id: (scope == TokenScope::Domain).then(|| "default".to_owned()),
+            system_scope: (scope == TokenScope::System).then(|| "all".to_owned()),
+            ..ctx(role, OTHER)
+        }
+    }
+
+    #[test]
+    fn token_scope_is_told_apart_as_oslo_policy_does() {
+        assert_eq!(ctx(Role::Member, OWNER).token_scope(), TokenScope::Project);
+        assert_eq!(
+            scoped(TokenScope::System, Role::Admin).token_scope(),
+            TokenScope::System
+        );
+        assert_eq!(
+            scoped(TokenScope::Domain, Role::Admin).token_scope(),
+            TokenScope::Domain
+        );
+        let unscoped = RequestContext {
+            project_id: None,
+            ..ctx(Role::None, OTHER)
+        };
+        assert_eq!(unscoped.token_scope(), TokenScope::Project);
+    }
+
+    #[test]
+    fn system_and_domain_tokens_fail_every_rule_even_as_admin() {
+        let mut wrong = Vec::new();
+        for scope in [TokenScope::System, TokenScope::Domain] {
+            for role in ROLES {
+                let caller = scoped(scope, role);
+                for owner in [Some(OWNER), None] {
+                    for visibility in Visibility::ALL {
+                        let t = Target {
+                            owner,
+                            visibility,
+                            membership: None,
+                            member_id: Some(OWNER),
+                        };
+                        // The data layer still shows an admin (of any scope) everything, and
+                        // anybody public, community and ownerless images.
+                        let visible = matches!(role, Role::Admin)
+                            || owner.is_none()
+                            || matches!(visibility, Visibility::Public | Visibility::Community);
+                        if is_visible(&caller, &t) != visible {
+                            wrong.push(format!(
+                                "{scope:?} {role:?} {owner:?} {visibility}: visible"
+                            ));
+                        }
+                        for rule in ALL_RULES {
+                            if allows(&caller, rule, &t)
+                                || decide(&caller, rule, &t) != Decision::NotFound
+                            {
+                                wrong.push(format!(
+                                    "{scope:?} {role:?} {owner:?} {visibility}: {}",
+                                    rule.as_str()
+                                ));
+                            }
+                        }
+                    }
+                }
+                // No image to hide: listing and creating are 403.
+                for rule in [Rule::GetImages, Rule::AddImage] {
+                    let t = Target {
+                        owner: None,
+                        visibility: Visibility::Private,
+                        membership: None,
+                        member_id: None,
+                    };
+                    let status = enforce_global(&caller, rule, &t).map_err(|e| e.status());
+                    if status != Err(http::StatusCode::FORBIDDEN) {
+                        wrong.push(format!("{scope:?} {role:?}: {} {status:?}", rule.as_str()));
+                    }
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
     }
 
     #[test]

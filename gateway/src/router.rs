@@ -6,9 +6,9 @@
 //! segment stands for every version prefix the API advertises (`/v2`, `/v2.N`); a path under
 //! any other first segment is outside the API ([`Routed::OutsideApi`]: Glance answers it with
 //! the versions document). Path parameters are kept as strings: an image id that is not a
-//! UUID is answered by the handler with 404, as Glance does. `{tag}` and `{member_id}` are
-//! percent-decoded (400 when that is not UTF-8), before the method is looked at, as Glance's
-//! router does.
+//! UUID is answered by the handler with 404, as Glance does. Names (`{tag}`, `{member_id}`,
+//! and the metadef names such as `{namespace}`) are percent-decoded (400 when that is not
+//! UTF-8), before the method is looked at, as Glance's router does.
 
 use http::Method;
 
@@ -22,6 +22,11 @@ const VERSION_SEGMENT: &str = "v2";
 const DECODED: &[(&str, &str)] = &[
     ("tag", "Tag is not valid UTF-8."),
     ("member_id", "Member id is not valid UTF-8."),
+    ("namespace", "Namespace is not valid UTF-8."),
+    ("object_name", "Object name is not valid UTF-8."),
+    ("property_name", "Property name is not valid UTF-8."),
+    ("tag_name", "Tag is not valid UTF-8."),
+    ("resource_type", "Resource type is not valid UTF-8."),
 ];
 
 /// What the router needs of a table entry.

@@ -8,7 +8,7 @@
 //! Route {
 //!     methods: &[Method::GET],
 //!     template: "/v2/images/{id}/tasks",     // `{name}` parameters; `/v2` = every version
-//!     body: BodyRule::None,                  // None (400 if sent) | Json | Stream
+//!     body: BodyRule::None,                  // None (400 if sent) | Ignored | Json | Stream
 //!     handler: Handler::Authed(|app, call| {
 //!         Box::pin(async move { tasks::list(app, call.ctx, call.param("id")).await })
 //!     }),
@@ -17,7 +17,8 @@
 //!
 //! `Handler::Public` routes are answered ahead of authentication (versions, health, metrics,
 //! as Glance's pipeline does); `Handler::Authed` ones get the caller's [`RequestContext`]
-//! and, for `BodyRule::Json`, the body read (at most 1 MiB).
+//! and, for `BodyRule::Json`, the body read (at most 1 MiB). A body on a `BodyRule::None`
+//! route is refused after authentication, where Glance's resource refuses it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -33,8 +34,10 @@ use crate::app::App;
 use crate::body::Body;
 use crate::context::RequestContext;
 use crate::error::ApiError;
+use crate::handlers::metadefs::{self as md, Content};
 use crate::handlers::{
-    self, cache, image_data, images, info, list, members, patch, schemas, tags, versions,
+    self, cache, image_data, images, info, list, locations, members, patch, schemas, stores, tags,
+    versions,
 };
 use crate::router::{self, Params, RouteSpec, Routed};
 
@@ -56,8 +59,13 @@ pub struct Route {
 /// What a request may carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyRule {
-    /// Nothing: a body is refused with 400, as Glance does.
+    /// Nothing: a body is refused with 400 (the routes Glance's v2 router marks
+    /// `body_reject`).
     None,
+    /// Nothing read: a body is ignored, as Glance ignores it where its router does not refuse
+    /// one (the image list, `/v2/info/usage`) and outside that router (the version documents,
+    /// `/healthcheck`; `/metrics` alike). It is left unread: hyper drains what has arrived.
+    Ignored,
     /// A JSON document, read whole (at most 1 MiB) before the handler runs.
     Json,
     /// A stream the handler reads itself (image data).
@@ -157,13 +165,13 @@ pub static ROUTES: &[Route] = &[
     Route {
         methods: &[M::GET],
         template: "/",
-        body: B::None,
+        body: B::Ignored,
         handler: Public(|app, parts| Box::pin(async move { versions_choice(app, parts) })),
     },
     Route {
         methods: &[M::GET],
         template: "/versions",
-        body: B::None,
+        body: B::Ignored,
         handler: Public(|app, parts| {
             Box::pin(async move { Ok(versions_document(app, parts, StatusCode::OK)) })
         }),
@@ -171,13 +179,13 @@ pub static ROUTES: &[Route] = &[
     Route {
         methods: &[M::GET, M::HEAD],
         template: "/healthcheck",
-        body: B::None,
+        body: B::Ignored,
         handler: Public(|app, parts| Box::pin(healthcheck(app, parts))),
     },
     Route {
         methods: &[M::GET],
         template: "/metrics",
-        body: B::None,
+        body: B::Ignored,
         handler: Public(|app, parts| Box::pin(metrics(app, parts))),
     },
     Route {
@@ -217,13 +225,36 @@ pub static ROUTES: &[Route] = &[
     Route {
         methods: &[M::GET],
         template: "/v2/info/usage",
-        body: B::None,
+        body: B::Ignored,
         handler: Authed(|app, call| Box::pin(async move { info::usage(app, call.ctx).await })),
     },
     Route {
         methods: &[M::GET],
-        template: "/v2/images",
+        template: "/v2/info/stores",
         body: B::None,
+        handler: Authed(|app, _| Box::pin(async move { info::stores(app) })),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/info/stores/detail",
+        body: B::None,
+        handler: Authed(|app, call| Box::pin(async move { info::stores_detail(app, call.ctx) })),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/stores/{store_id}/{image_id}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                let (store, image) = (call.param("store_id"), call.param("image_id"));
+                stores::delete_from_store(app, call.ctx, store, image).await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/images",
+        body: B::Ignored,
         handler: Authed(|app, call| {
             Box::pin(async move {
                 list::list(app, call.ctx, call.parts.uri.query().unwrap_or("")).await
@@ -305,6 +336,25 @@ pub static ROUTES: &[Route] = &[
                 let (ctx, id) = (call.ctx, call.take_param("id"));
                 image_data::upload(app, ctx, &id, call.into_request()?).await
             })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/images/{id}/locations",
+        // Glance's router does not refuse a body here.
+        body: B::Ignored,
+        handler: Authed(|app, call| {
+            Box::pin(async move { locations::list(app, call.ctx, call.param("id")).await })
+        }),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/images/{id}/locations",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(
+                async move { locations::add(app, call.ctx, call.param("id"), call.json()).await },
+            )
         }),
     },
     Route {
@@ -429,6 +479,384 @@ pub static ROUTES: &[Route] = &[
             Box::pin(async move { cache::delete(app, call.ctx, call.param("id")).await })
         }),
     },
+    // Metadata definitions (spec §9); writes admin-only by default (handlers::metadefs::access).
+    Route {
+        methods: &[M::GET],
+        template: "/v2/schemas/metadefs/{name}",
+        body: B::None,
+        handler: Authed(|_, call| Box::pin(async move { md::schema(call.param("name")) })),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/metadefs/namespaces",
+        body: B::Ignored,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::namespaces::list(app, call.ctx, call.parts.uri.query().unwrap_or("")).await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/metadefs/namespaces",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::namespaces::create(app, call.ctx, &call.parts.headers, call.json()).await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/metadefs/namespaces/{namespace}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::namespaces::show(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    call.parts.uri.query().unwrap_or(""),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::PUT],
+        template: "/v2/metadefs/namespaces/{namespace}",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::namespaces::update(app, call.ctx, call.param("namespace"), call.json()).await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/metadefs/namespaces/{namespace}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(
+                async move { md::namespaces::delete(app, call.ctx, call.param("namespace")).await },
+            )
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/metadefs/namespaces/{namespace}/objects",
+        body: B::Ignored,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::objects::list(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    call.parts.uri.query().unwrap_or(""),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/metadefs/namespaces/{namespace}/objects",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::objects::create(app, call.ctx, call.param("namespace"), call.json()).await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/metadefs/namespaces/{namespace}/objects",
+        body: B::Ignored,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::namespaces::delete_content(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    Content::Objects,
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/metadefs/namespaces/{namespace}/objects/{object_name}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::objects::show(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    call.param("object_name"),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::PUT],
+        template: "/v2/metadefs/namespaces/{namespace}/objects/{object_name}",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                let name = call.param("object_name");
+                md::objects::update(app, call.ctx, call.param("namespace"), name, call.json()).await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/metadefs/namespaces/{namespace}/objects/{object_name}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::objects::delete(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    call.param("object_name"),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/metadefs/namespaces/{namespace}/properties",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(
+                async move { md::properties::list(app, call.ctx, call.param("namespace")).await },
+            )
+        }),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/metadefs/namespaces/{namespace}/properties",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::properties::create(app, call.ctx, call.param("namespace"), call.json()).await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/metadefs/namespaces/{namespace}/properties",
+        body: B::Ignored,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::namespaces::delete_content(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    Content::Properties,
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/metadefs/namespaces/{namespace}/properties/{property_name}",
+        body: B::Ignored,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                let name = call.param("property_name");
+                md::properties::show(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    name,
+                    call.parts.uri.query().unwrap_or(""),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::PUT],
+        template: "/v2/metadefs/namespaces/{namespace}/properties/{property_name}",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                let name = call.param("property_name");
+                md::properties::update(app, call.ctx, call.param("namespace"), name, call.json())
+                    .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/metadefs/namespaces/{namespace}/properties/{property_name}",
+        body: B::Ignored,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::properties::delete(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    call.param("property_name"),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/metadefs/namespaces/{namespace}/tags",
+        body: B::Ignored,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::tags::list(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    call.parts.uri.query().unwrap_or(""),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/metadefs/namespaces/{namespace}/tags",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::tags::create_many(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    &call.parts.headers,
+                    call.json(),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/metadefs/namespaces/{namespace}/tags",
+        body: B::Ignored,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::namespaces::delete_content(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    Content::Tags,
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/metadefs/namespaces/{namespace}/tags/{tag_name}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::tags::show(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    call.param("tag_name"),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/metadefs/namespaces/{namespace}/tags/{tag_name}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::tags::create(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    call.param("tag_name"),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::PUT],
+        template: "/v2/metadefs/namespaces/{namespace}/tags/{tag_name}",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                let name = call.param("tag_name");
+                md::tags::update(app, call.ctx, call.param("namespace"), name, call.json()).await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/metadefs/namespaces/{namespace}/tags/{tag_name}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::tags::delete(
+                    app,
+                    call.ctx,
+                    call.param("namespace"),
+                    call.param("tag_name"),
+                )
+                .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/metadefs/resource_types",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move { md::resource_types::list(app, call.ctx).await })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/metadefs/namespaces/{namespace}/resource_types",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::resource_types::list_associations(app, call.ctx, call.param("namespace")).await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/metadefs/namespaces/{namespace}/resource_types",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                md::resource_types::associate(app, call.ctx, call.param("namespace"), call.json())
+                    .await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/metadefs/namespaces/{namespace}/resource_types/{resource_type}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                let name = call.param("resource_type");
+                md::resource_types::deassociate(app, call.ctx, call.param("namespace"), name).await
+            })
+        }),
+    },
 ];
 
 /// The route a request goes to: its position in [`ROUTES`], the entry and the path
@@ -493,19 +921,35 @@ fn versions_document(app: &App, parts: &Parts, status: StatusCode) -> Response<B
 }
 
 /// oslo.middleware's healthcheck: `200 OK` (`HEAD`: 204), or 503 when the metadata store
-/// cannot be read or the store folder is not writable.
+/// cannot be read or a store does not work (a file store's folder takes no new file, an S3
+/// bucket does not answer or refuses glint's credentials); the body then names the stores at
+/// fault (their reasons are logged, not sent).
 async fn healthcheck(app: &App, parts: &Parts) -> Result<Response<Body>, ApiError> {
-    let healthy = app.catalog.count_images().await.is_ok() && app.store.is_writable();
-    let (status, text) = match (healthy, parts.method == Method::HEAD) {
-        (true, false) => (StatusCode::OK, "OK"),
-        (true, true) => (StatusCode::NO_CONTENT, ""),
-        (false, false) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
-        (false, true) => (StatusCode::SERVICE_UNAVAILABLE, ""),
+    let mut faults = Vec::new();
+    if let Err(e) = app.catalog.count_images().await {
+        tracing::warn!(error = %e, "healthcheck: metadata unreadable");
+        faults.push("metadata".to_owned());
+    }
+    for store in app.stores.iter() {
+        if let Err(e) = store.check().await {
+            tracing::warn!(store = %store.id(), error = %e, "healthcheck: store not working");
+            faults.push(format!("store {}", store.id()));
+        }
+    }
+    let head = parts.method == Method::HEAD;
+    let (status, text) = match (faults.is_empty(), head) {
+        (true, false) => (StatusCode::OK, "OK".to_owned()),
+        (true, true) => (StatusCode::NO_CONTENT, String::new()),
+        (false, false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("UNAVAILABLE: {}", faults.join(", ")),
+        ),
+        (false, true) => (StatusCode::SERVICE_UNAVAILABLE, String::new()),
     };
     let body = if text.is_empty() {
         Body::Empty
     } else {
-        Body::full(Bytes::from_static(text.as_bytes()))
+        Body::full(Bytes::from(text))
     };
     Ok(text_response(status, body, "text/plain"))
 }
@@ -521,10 +965,17 @@ async fn metrics(app: &App, _: &Parts) -> Result<Response<Body>, ApiError> {
         .await
         .map_err(|e| tracing::warn!(error = %e, "metrics: cannot count images"))
         .ok();
-    let store_dir = app.config.images_dir();
+    let store_space: Vec<(String, u64, u64)> = app
+        .stores
+        .iter()
+        .filter_map(|store| {
+            let room = store.capacity()?;
+            Some((store.id().to_owned(), room.total_bytes, room.free_bytes))
+        })
+        .collect();
     let rendered = crate::metrics::render(crate::metrics::Sources {
         images_by_status,
-        store_dir: &store_dir,
+        store_space: &store_space,
     });
     let (status, text) = match rendered {
         Ok(text) => (StatusCode::OK, text),
@@ -588,7 +1039,7 @@ mod tests {
     fn bodies_are_allowed_where_glance_reads_them() {
         let with_body: Vec<String> = ROUTES
             .iter()
-            .filter(|r| r.body != BodyRule::None)
+            .filter(|r| matches!(r.body, BodyRule::Json | BodyRule::Stream))
             .map(|r| format!("{} {}", r.methods[0], r.template))
             .collect();
         assert_eq!(
@@ -597,8 +1048,87 @@ mod tests {
                 "POST /v2/images",
                 "PATCH /v2/images/{id}",
                 "PUT /v2/images/{id}/file",
+                "POST /v2/images/{id}/locations",
                 "POST /v2/images/{id}/members",
                 "PUT /v2/images/{id}/members/{member_id}",
+                "POST /v2/metadefs/namespaces",
+                "PUT /v2/metadefs/namespaces/{namespace}",
+                "POST /v2/metadefs/namespaces/{namespace}/objects",
+                "PUT /v2/metadefs/namespaces/{namespace}/objects/{object_name}",
+                "POST /v2/metadefs/namespaces/{namespace}/properties",
+                "PUT /v2/metadefs/namespaces/{namespace}/properties/{property_name}",
+                "POST /v2/metadefs/namespaces/{namespace}/tags",
+                "PUT /v2/metadefs/namespaces/{namespace}/tags/{tag_name}",
+                "POST /v2/metadefs/namespaces/{namespace}/resource_types",
+            ]
+        );
+    }
+
+    fn with(rule: BodyRule) -> Vec<String> {
+        ROUTES
+            .iter()
+            .filter(|r| r.body == rule)
+            .map(|r| format!("{} {}", r.methods[0], r.template))
+            .collect()
+    }
+
+    #[test]
+    fn bodies_are_refused_where_glance_marks_body_reject() {
+        assert_eq!(
+            with(BodyRule::None),
+            [
+                "GET /v2/schemas/image",
+                "GET /v2/schemas/images",
+                "GET /v2/schemas/member",
+                "GET /v2/schemas/members",
+                "GET /v2/info/stores",
+                "GET /v2/info/stores/detail",
+                "DELETE /v2/stores/{store_id}/{image_id}",
+                "GET /v2/images/{id}",
+                "DELETE /v2/images/{id}",
+                "POST /v2/images/{id}/actions/deactivate",
+                "POST /v2/images/{id}/actions/reactivate",
+                "GET /v2/images/{id}/file",
+                "PUT /v2/images/{id}/tags/{tag}",
+                "DELETE /v2/images/{id}/tags/{tag}",
+                "GET /v2/images/{id}/members",
+                "GET /v2/images/{id}/members/{member_id}",
+                "DELETE /v2/images/{id}/members/{member_id}",
+                "GET /v2/schemas/metadefs/{name}",
+                "GET /v2/metadefs/namespaces/{namespace}",
+                "DELETE /v2/metadefs/namespaces/{namespace}",
+                "GET /v2/metadefs/namespaces/{namespace}/objects/{object_name}",
+                "DELETE /v2/metadefs/namespaces/{namespace}/objects/{object_name}",
+                "GET /v2/metadefs/namespaces/{namespace}/properties",
+                "GET /v2/metadefs/namespaces/{namespace}/tags/{tag_name}",
+                "POST /v2/metadefs/namespaces/{namespace}/tags/{tag_name}",
+                "DELETE /v2/metadefs/namespaces/{namespace}/tags/{tag_name}",
+                "GET /v2/metadefs/resource_types",
+                "GET /v2/metadefs/namespaces/{namespace}/resource_types",
+                "DELETE /v2/metadefs/namespaces/{namespace}/resource_types/{resource_type}",
+            ]
+        );
+        // Ignored: Glance's list, usage and location-list routes, and the metadef collection
+        // reads and deletes, have no body_reject; the version documents and the healthcheck
+        // are served outside its v2 router.
+        assert_eq!(
+            with(BodyRule::Ignored),
+            [
+                "GET /",
+                "GET /versions",
+                "GET /healthcheck",
+                "GET /metrics",
+                "GET /v2/info/usage",
+                "GET /v2/images",
+                "GET /v2/images/{id}/locations",
+                "GET /v2/metadefs/namespaces",
+                "GET /v2/metadefs/namespaces/{namespace}/objects",
+                "DELETE /v2/metadefs/namespaces/{namespace}/objects",
+                "DELETE /v2/metadefs/namespaces/{namespace}/properties",
+                "GET /v2/metadefs/namespaces/{namespace}/properties/{property_name}",
+                "DELETE /v2/metadefs/namespaces/{namespace}/properties/{property_name}",
+                "GET /v2/metadefs/namespaces/{namespace}/tags",
+                "DELETE /v2/metadefs/namespaces/{namespace}/tags",
             ]
         );
     }

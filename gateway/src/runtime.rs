@@ -43,6 +43,21 @@ pub fn choose_driver(setting: IoDriver) -> Driver {
     }
 }
 
+/// Runs `work` to completion on a runtime of `driver` built for it on the calling thread
+/// (start-up work that needs I/O before the workers exist: checking remote stores).
+pub fn block_on<F: std::future::Future>(driver: Driver, work: F) -> io::Result<F::Output> {
+    match driver {
+        Driver::IoUring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .enable_timer()
+            .build()
+            .map(|mut rt| rt.block_on(work)),
+        Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .map(|mut rt| rt.block_on(work)),
+    }
+}
+
 /// Binds `count` listeners on one address with `SO_REUSEPORT`. With port 0 the first bind
 /// picks the port and the others join it.
 pub fn bind_listeners(addr: SocketAddr, count: usize) -> io::Result<Vec<StdListener>> {

@@ -51,11 +51,12 @@ pub fn serve(config: Config, reload: Option<Reload>) -> Result<(), StartError> {
     crate::metrics::set_enabled(config.metrics_enabled);
     crate::metrics::set_process_info(driver, workers);
     crate::metrics::set_route_labels(crate::routes::metric_labels());
-    crate::metrics::set_store_labels(&[crate::store::fs::STORE_NAME]);
     crate::handlers::versions::set_cache_enabled(config.cache_dir().is_some());
     let app = App::build(config, workers)?;
     let _ = egress.set(app.egress);
-    recover(&app)?;
+    let store_ids: Vec<&str> = app.stores.iter().map(|store| store.id()).collect();
+    crate::metrics::set_store_labels(&store_ids);
+    recover(&app, driver)?;
     if let Some(cache) = &app.cache {
         start_cache_threads(&app, Arc::clone(cache)).map_err(io("image cache threads"))?;
     }
@@ -69,6 +70,14 @@ pub fn serve(config: Config, reload: Option<Reload>) -> Result<(), StartError> {
         .map_err(io("local address"))?
         .unwrap_or(listen);
     let app = Arc::new(app);
+    // `glint metadefs load/export` reach this server's store through its admin socket.
+    if let Err(e) = crate::metadefs_admin::serve(Arc::clone(&app)) {
+        tracing::warn!(
+            error = %e,
+            socket = %crate::metadefs_admin::socket_path(&app.config).display(),
+            "admin socket unavailable: `glint metadefs` cannot reach this server"
+        );
+    }
     let workers_running =
         runtime::run_workers(Arc::clone(&app), listeners, driver).map_err(io("worker threads"))?;
     tracing::info!(%driver, workers, address = %local, "glint ready");
@@ -82,17 +91,49 @@ pub fn serve(config: Config, reload: Option<Reload>) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Uploads a crash interrupted on this node: their images go back to `queued`, their partial files away.
-fn recover(app: &App) -> Result<(), StartError> {
+/// Uploads a crash interrupted on this node: their images go back to `queued`, and each
+/// store removes what they left (partial files, incomplete multipart uploads) — except the
+/// data of uploads still running (another gateway's, sharing the metadata). Each store is
+/// checked on the way: one that refuses glint's credentials stops start-up, naming it; one
+/// that cannot be reached now is logged, and `/healthcheck` reports it until it answers.
+fn recover(app: &App, driver: runtime::Driver) -> Result<(), StartError> {
     let recovered = app.catalog.recover_interrupted()?;
-    let strays = app
-        .store
-        .remove_stray_parts()
-        .map_err(io("remove partial uploads"))?;
-    if !recovered.is_empty() || strays > 0 {
+    let outcomes = runtime::block_on(driver, async {
+        // What is still receiving data now belongs to other nodes: its data stays.
+        let receiving = meta::ListFilter::all().with(meta::Condition::Text {
+            field: meta::TextField::Status,
+            values: vec!["saving".into(), "uploading".into()],
+        });
+        let in_flight: std::collections::HashSet<meta::ImageId> =
+            match app.catalog.list_images(receiving).await {
+                Ok(images) => images.into_iter().map(|image| image.id).collect(),
+                Err(e) => return Err(StartError::Meta(e)),
+            };
+        let in_flight = |id| in_flight.contains(&id);
+        let mut outcomes = Vec::new();
+        for store in app.stores.iter() {
+            outcomes.push((store.id().to_owned(), store.recover(&in_flight).await));
+        }
+        Ok(outcomes)
+    })
+    .map_err(io("start-up runtime"))??;
+    let mut partial = 0;
+    for (store, outcome) in outcomes {
+        match outcome {
+            Ok(done) => partial += done.partial,
+            Err(e @ crate::store::StoreError::Denied { .. }) => {
+                return Err(StartError::Store(e.to_string()))
+            }
+            Err(e) => tracing::error!(
+                store = %store, error = %e,
+                "store not usable at start-up; serving anyway (/healthcheck reports it)"
+            ),
+        }
+    }
+    if !recovered.is_empty() || partial > 0 {
         tracing::warn!(
             images = recovered.len(),
-            partial_files = strays,
+            partial_uploads = partial,
             node_id = %app.catalog.node(),
             "recovered uploads interrupted by a crash: images back to queued"
         );

@@ -44,6 +44,8 @@ pub fn test_app(config: crate::config::Config) -> (tempfile::TempDir, crate::app
 pub fn project_ctx(project: &str, roles: &[&str]) -> crate::context::RequestContext {
     crate::context::RequestContext {
         project_id: Some(project.to_owned()),
+        domain_id: None,
+        system_scope: None,
         project_domain_id: Some("default".to_owned()),
         user_id: Some(format!("user-of-{project}")),
         user_domain_id: Some("default".to_owned()),
@@ -51,6 +53,22 @@ pub fn project_ctx(project: &str, roles: &[&str]) -> crate::context::RequestCont
         service_roles: Vec::new(),
         is_admin: roles.contains(&"admin"),
         request_id: "req-test".to_owned(),
+    }
+}
+
+/// The context of a token without a project, with `roles` (as Keystone gives them):
+/// system-scoped (`all`), domain-scoped (`default`), or unscoped for `TokenScope::Project`.
+pub fn projectless_ctx(
+    scope: crate::context::TokenScope,
+    roles: &[&str],
+) -> crate::context::RequestContext {
+    use crate::context::TokenScope;
+    crate::context::RequestContext {
+        project_id: None,
+        domain_id: (scope == TokenScope::Domain).then(|| "default".to_owned()),
+        system_scope: (scope == TokenScope::System).then(|| "all".to_owned()),
+        project_domain_id: None,
+        ..project_ctx("unused", roles)
     }
 }
 

@@ -22,7 +22,8 @@ use crate::filter::ListFilter;
 use crate::members::{Member, MemberStatus};
 use crate::quota::{Limits, Usage};
 use crate::types::{
-    Image, ImageId, ImageStatus, NodeId, UploadClaim, UploadOutcome, UploadStart, UploadState,
+    Image, ImageId, ImageStatus, NodeId, Timestamp, UploadClaim, UploadOutcome, UploadStart,
+    UploadState,
 };
 
 /// Where an engine's data lives, which decides where an async caller runs its reads.
@@ -58,12 +59,53 @@ pub trait ChangeFeed: Send {
 /// The edit [`Backend::update_image`] applies to an image.
 pub type Edit<'a> = dyn FnMut(&mut Image) -> Result<()> + 'a;
 
-/// The metadata API: images, their status and uploads, members, usage.
+/// An image record taken over from another Image service, for [`Backend::adopt_image`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Adoption {
+    /// A live image (any status but `deleted`), exactly as it was there, and its members.
+    Live {
+        /// The image: status, timestamps, checksums, owner, locations as they were.
+        image: Box<Image>,
+        /// Its members, with their statuses and timestamps.
+        members: Vec<Member>,
+    },
+    /// A deleted image: only its id, which must stay taken.
+    Deleted {
+        /// The image's id.
+        id: ImageId,
+        /// When it was deleted.
+        deleted_at: Timestamp,
+    },
+}
+
+impl Adoption {
+    /// The image's id.
+    pub fn id(&self) -> ImageId {
+        match self {
+            Adoption::Live { image, .. } => image.id,
+            Adoption::Deleted { id, .. } => *id,
+        }
+    }
+}
+
+/// What [`Backend::adopt_image`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Adopted {
+    /// The id was free: the record is now stored.
+    Created,
+    /// The same record (and members) was already stored: nothing was written.
+    Unchanged,
+    /// A different record was stored under the id and was replaced (`replace` was given).
+    Replaced,
+}
+
+/// The metadata API: images, their status and uploads, members, usage; and, through its
+/// supertrait [`Metadefs`](crate::metadefs::Metadefs), the metadefs catalog.
 ///
 /// Implemented by [`RedbBackend`](crate::RedbBackend) (embedded, one gateway) and
 /// [`PgBackend`](crate::PgBackend) (PostgreSQL, several gateways). The same test suite runs
 /// against every implementation (`meta/tests/suite`).
-pub trait Backend: Send + Sync {
+pub trait Backend: crate::metadefs::Metadefs + Send + Sync {
     /// Where this engine's data lives.
     fn locality(&self) -> Locality;
 
@@ -121,6 +163,18 @@ pub trait Backend: Send + Sync {
     /// retries a conflicting transaction): keep it to validation and assignment, no I/O.
     /// [`BackendExt::update_image_with`] takes an edit with the caller's own error type.
     fn update_image(&self, id: ImageId, edit: &mut Edit<'_>) -> Result<Image>;
+
+    /// Edits image `id` and moves it to status `to`, in one transaction: data that arrives
+    /// without an upload — a location added to a `queued` image makes it `active`; a location
+    /// import goes `queued` → `importing` → `active`, or back to `queued` when it fails.
+    ///
+    /// `edit` has [`Backend::update_image`]'s limits (not `id`, `status` or `created_at`; the
+    /// formats only while `queued` or `importing`), then the status changes as
+    /// [`Backend::set_status`] would change it: the spec's table ([`Error::InvalidTransition`]
+    /// otherwise, e.g. when another request moved the image meanwhile), both formats when
+    /// leaving `queued` towards data ([`Error::FormatsNotSet`]), `size` and `virtual_size`
+    /// cleared when entering `queued`. Nothing is written when any of it fails.
+    fn update_image_to(&self, id: ImageId, to: ImageStatus, edit: &mut Edit<'_>) -> Result<Image>;
 
     /// Starts receiving data: compare-and-set of image `id` from `queued` to `claim.to`, which
     /// must be `saving` (`PUT /file`) or `uploading` (`PUT /stage`), recording `claim.node` as
@@ -192,6 +246,19 @@ pub trait Backend: Send + Sync {
     /// caller can remove partial and staged data.
     fn recover_interrupted(&self, node: &NodeId) -> Result<Vec<ImageId>>;
 
+    /// Stores a record taken over from another Image service (`glint migrate-from-glance`)
+    /// exactly as it was there: status, `created_at`, `updated_at`, checksums and locations
+    /// included, and its members with their statuses and timestamps — no status rule and no
+    /// quota applies, but indexes, counts and usage follow as for any write. A
+    /// [`Adoption::Deleted`] record leaves only a tombstone, so that its id is never reused.
+    ///
+    /// Idempotent: adopting the record that is already stored writes nothing
+    /// ([`Adopted::Unchanged`]). When a different live record holds the id, it is replaced
+    /// (members included; a deleted record deletes it, protected or not) if `replace`, else
+    /// the call fails with [`Error::AdoptConflict`]. A live record whose id belongs to a
+    /// deleted image fails with [`Error::Duplicate`], whatever `replace` says.
+    fn adopt_image(&self, record: &Adoption, replace: bool) -> Result<Adopted>;
+
     // ---- members
 
     /// `project`'s membership of image `id`, whatever the image's visibility; `None` when it
@@ -241,6 +308,31 @@ pub trait BackendExt: Backend {
     {
         let mut refusal: Option<E> = None;
         let result = self.update_image(id, &mut |image| {
+            edit(image).map_err(|err| {
+                refusal = Some(err);
+                Error::EditRefused(id)
+            })
+        });
+        match (result, refusal) {
+            (Ok(image), _) => Ok(image),
+            (Err(Error::EditRefused(_)), Some(err)) => Err(err),
+            (Err(err), _) => Err(err.into()),
+        }
+    }
+
+    /// [`Backend::update_image_to`] with an edit that fails with the caller's own error type.
+    fn update_image_to_with<E, F>(
+        &self,
+        id: ImageId,
+        to: ImageStatus,
+        mut edit: F,
+    ) -> Result<Image, E>
+    where
+        E: From<Error>,
+        F: FnMut(&mut Image) -> Result<(), E>,
+    {
+        let mut refusal: Option<E> = None;
+        let result = self.update_image_to(id, to, &mut |image| {
             edit(image).map_err(|err| {
                 refusal = Some(err);
                 Error::EditRefused(id)

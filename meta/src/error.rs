@@ -124,9 +124,16 @@ pub enum Error {
     /// hands the edit's own error back instead.
     #[error("the edit of image {0} was refused")]
     EditRefused(ImageId),
+    /// [`Backend::adopt_image`](crate::Backend::adopt_image) found a different record under
+    /// the id and was not asked to replace it; nothing was written.
+    #[error("image {0} is stored with other values than the record being adopted")]
+    AdoptConflict(ImageId),
     /// The pagination marker names no live image.
     #[error("marker image {0} not found")]
     MarkerNotFound(ImageId),
+    /// A metadef operation failed: not found, duplicate, protected or invalid.
+    #[error(transparent)]
+    Metadef(#[from] crate::metadefs::MetadefError),
     /// The database file is already open, by this process or another.
     #[error("the metadata database is already open")]
     AlreadyOpen,

@@ -28,8 +28,14 @@
 //! - Sharing: [`Member`] and [`MemberStatus`]; deleting an image deletes its members.
 //! - Quotas: writes refuse, inside their transaction, what would exceed the given [`Limits`]
 //!   ([`Error::QuotaExceeded`]); [`Usage`] is each owner's.
+//! - Metadata definitions (Glance's metadefs catalog) live in [`metadefs`]: their own records,
+//!   rules and tables, and their part of the API, [`metadefs::Metadefs`], which every
+//!   [`Backend`] implements.
 //! - [`Error`] says what happened (not found, invalid transition, ...), never which HTTP status
 //!   applies.
+//!
+//! - Migration: [`Backend::adopt_image`] stores a record from another Image service as it
+//!   was there ([`Adoption`]), idempotently.
 //!
 //! Deleted images leave a tombstone: their ids can never be used again, as in Glance.
 //!
@@ -88,12 +94,15 @@ mod engine;
 mod error;
 mod filter;
 mod members;
+pub mod metadefs;
 mod quota;
 mod rules;
 mod sort;
 mod types;
 
-pub use backend::{Backend, BackendExt, ChangeFeed, Edit, ImageChange, Locality};
+pub use backend::{
+    Adopted, Adoption, Backend, BackendExt, ChangeFeed, Edit, ImageChange, Locality,
+};
 pub use engine::postgres::{
     redact_url, PgBackend, PgOptions, SyncReport, SCHEMA_VERSION as PG_SCHEMA_VERSION,
 };

@@ -2,8 +2,8 @@
 # End-to-end test of glint behind a real Keystone: Keystone (PyPI `keystone`, sqlite, fernet
 # tokens) under gunicorn on loopback, bootstrapped, with projects, users and roles; glint with
 # `[auth] strategy = "keystone"`, registered in the catalog; then the real `openstack` CLI and
-# openstacksdk under different users: who can see, download, create and share what, and which
-# tokens are refused.
+# openstacksdk under different users: who can see, download, create and share what, which
+# tokens are refused, and what system- and domain-scoped tokens get on every image route.
 #
 # Usage: tests/e2e/keystone.sh       (VENV, GLINT_BIN optional; as tests/e2e/cli.sh)
 # Prints one line per check and ends with exactly "N passed, M failed" (exit 1 if M > 0).
@@ -141,6 +141,104 @@ check_eq "admin sees bob's private image" "$B_ID" "$(printf '%s\n' "$OUT" | grep
 check_cmd "alice lists images" as alice image list -f value -c ID || true
 check_eq "alice does not see bob's private image" "" "$(printf '%s\n' "$OUT" | grep -x "$B_ID" || true)"
 
+# --- tokens not scoped to a project (issue 16) ----------------------------------------------
+# sysadmin/sysreader hold admin/reader on the system, domadmin/domreader on the Default domain.
+# Glance accepts their tokens and every image rule, being project-scoped, refuses them: an
+# image is 404; listing and creating are 403; what Glance checks before the rule answers
+# otherwise (403 for the members of an image the data layer shows but that is not shared,
+# and for a deactivated image's data to a non-admin). The data layer shows an admin of any
+# scope every image, others the public ones.
+# as_scoped USER OPENSTACK-ARGS...: the openstack CLI as USER, with no project.
+as_scoped() {
+  local user="$1"
+  shift
+  HOME="$WORK/home" OS_AUTH_URL="$KS_URL" OS_IDENTITY_API_VERSION=3 OS_IMAGE_API_VERSION=2 \
+    OS_USERNAME="$user" OS_PASSWORD="$PASSWORD" OS_USER_DOMAIN_NAME=Default \
+    OS_INTERFACE=public OS_REGION_NAME=RegionOne "$VENV/bin/openstack" "$@"
+}
+as_system() { local user="$1"; shift; as_scoped "$user" --os-system-scope all "$@"; }
+as_domain() { local user="$1"; shift; as_scoped "$user" --os-domain-name Default "$@"; }
+
+declare -A SCOPED
+if check_cmd "real system- and domain-scoped tokens; admin deactivates a public image" \
+  "$VENV/bin/python" "$HERE/keystone_scopes.py" setup "$KS_URL" "$ADMIN_PASSWORD" "$PASSWORD" \
+  "$WORK/a.raw"; then
+  while IFS='=' read -r name value; do SCOPED[$name]="$value"; done <<<"$OUT"
+fi
+DEACT_ID="${SCOPED[deactivated]:-}"
+check_cmd "openstack --os-system-scope all token issue" as_system sysadmin token issue -f value -c id || true
+
+# code METHOD PATH TOKEN [JSON]: the status glint answers.
+code() {
+  local args=(-s -o /dev/null -w '%{http_code}' -X "$1" -H "X-Auth-Token: $3")
+  if [ -n "${4:-}" ]; then
+    local type=application/json
+    [ "$1" = PATCH ] && type=application/openstack-images-v2.1-json-patch
+    args+=(-H "Content-Type: $type" -d "$4")
+  fi
+  curl "${args[@]}" "$URL$2"
+}
+# routes TOKEN IMAGE_ID: the statuses of every image route, in one line.
+routes() {
+  local t="$1" i="/v2/images/$2" out=""
+  out+="show=$(code GET "$i" "$t") "
+  out+="download=$(code GET "$i/file" "$t") "
+  out+="upload=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H "X-Auth-Token: $t" \
+    -H 'Content-Type: application/octet-stream' --data-binary data "$URL$i/file") "
+  out+="update=$(code PATCH "$i" "$t" '[{"op": "replace", "path": "/name", "value": "x"}]') "
+  out+="delete=$(code DELETE "$i" "$t") "
+  out+="deactivate=$(code POST "$i/actions/deactivate" "$t") "
+  out+="reactivate=$(code POST "$i/actions/reactivate" "$t") "
+  out+="tag=$(code PUT "$i/tags/t" "$t") untag=$(code DELETE "$i/tags/t" "$t") "
+  out+="members=$(code GET "$i/members" "$t") "
+  out+="member=$(code GET "$i/members/$PROJ_B" "$t") "
+  out+="add-member=$(code POST "$i/members" "$t" '{"member": "someone"}') "
+  out+="update-member=$(code PUT "$i/members/$PROJ_B" "$t" '{"status": "accepted"}') "
+  out+="delete-member=$(code DELETE "$i/members/$PROJ_B" "$t")"
+  printf '%s' "$out"
+}
+# expected DOWNLOAD MEMBERS: the line `routes` must print.
+expected() {
+  printf 'show=404 download=%s upload=404 update=404 delete=404 deactivate=404 reactivate=404 tag=404 untag=404 members=%s member=404 add-member=%s update-member=%s delete-member=%s' \
+    "$1" "$2" "$2" "$2" "$2"
+}
+UNKNOWN_ID="$(python3 -c 'import uuid; print(uuid.uuid4())')"
+for user in sysadmin sysreader domadmin domreader; do
+  token="${SCOPED[$user]:-}"
+  [ -n "$token" ] || { not_ok "$user has a token"; continue; }
+  admin=no
+  case "$user" in *admin) admin=yes ;; esac
+  check_eq "$user lists images: 403" 403 "$(code GET /v2/images "$token")"
+  check_eq "$user creates an image: 403" 403 \
+    "$(code POST /v2/images "$token" '{"name": "n", "disk_format": "raw", "container_format": "bare"}')"
+  check_eq "$user reads schemas and usage, like any caller" "200 200" \
+    "$(code GET /v2/schemas/image "$token") $(code GET /v2/info/usage "$token")"
+  # alice's shared image and bob's private one are hidden from all but admins; the public
+  # deactivated one is shown to all. Shown and not shared: members are 403.
+  private_members=404
+  [ "$admin" = yes ] && private_members=403
+  deact_download=403
+  [ "$admin" = yes ] && deact_download=404
+  check_eq "$user on alice's shared image" "$(expected 404 404)" "$(routes "$token" "$ID")"
+  check_eq "$user on bob's private image" "$(expected 404 "$private_members")" "$(routes "$token" "$B_ID")"
+  check_eq "$user on a public deactivated image" "$(expected "$deact_download" 403)" "$(routes "$token" "$DEACT_ID")"
+  check_eq "$user on an unknown image" "$(expected 404 404)" "$(routes "$token" "$UNKNOWN_ID")"
+done
+check_eq "versions and healthcheck unchanged" "200 200" \
+  "$(code GET /versions "${SCOPED[sysadmin]:-x}") $(code GET /healthcheck "${SCOPED[sysadmin]:-x}")"
+
+check_fails "openstack --os-system-scope all image list fails" as_system sysadmin image list
+check_eq "… with the 403 of get_images" yes "$(printf '%s' "$OUT" | grep -q 403 && echo yes || echo "$OUT")"
+check_fails "openstack --os-system-scope all image show fails" as_system sysadmin image show "$ID"
+check_fails "openstack --os-domain-name Default image create fails" as_domain domadmin image create \
+  --disk-format raw --container-format bare not-for-domains
+check_eq "… with a 403" yes "$(printf '%s' "$OUT" | grep -q 403 && echo yes || echo "$OUT")"
+check_cmd "openstacksdk with system- and domain-scoped tokens" "$VENV/bin/python" \
+  "$HERE/keystone_scopes.py" sdk "$KS_URL" "$PASSWORD" "$ID" "$B_ID" "$DEACT_ID" || true
+check_cmd "alice's image is untouched" as alice image show "$ID" -f json || true
+check_eq "… same name" private-a "$(printf '%s' "$OUT" | json_get name)"
+check_eq "… no tags" "" "$(printf '%s' "$OUT" | tags_of)"
+
 # --- a revoked token stops working once its cache entry lapses ------------------------------
 ALICE_TOKEN="$(token_of alice)"
 check_eq "alice's fresh token works" 200 "$(status_with_token "$ALICE_TOKEN" /v2/images)"
@@ -149,6 +247,39 @@ sleep 4
 check_eq "revoked token → 401 after token_cache_time" 401 "$(status_with_token "$ALICE_TOKEN" /v2/images)"
 
 check_cmd "alice deletes her image" as alice image delete "$ID" || true
+
+# --- metadata definitions: the real `glance md-*` commands as each user ------------------------
+# md USER ARGS...: python-glanceclient as USER, through the catalog.
+md() {
+  local user="$1" project password="$PASSWORD"
+  shift
+  case "$user" in
+    admin) project=admin; password="$ADMIN_PASSWORD" ;;
+    alice | rita) project=proj-a ;;
+    bob) project=proj-b ;;
+  esac
+  HOME="$WORK/home" OS_AUTH_URL="$KS_URL" OS_USERNAME="$user" OS_PASSWORD="$password" \
+    OS_PROJECT_NAME="$project" OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default \
+    OS_INTERFACE=public OS_REGION_NAME=RegionOne "$VENV/bin/glance" "$@"
+}
+check_fails "alice (member) cannot create a namespace (metadef writes are admin-only)" \
+  md alice md-namespace-create OS::Alice::Own
+check_cmd "admin creates a private namespace owned by project A" \
+  md admin md-namespace-create OS::Private::A --owner "$PROJ_A" || true
+check_cmd "admin creates a public namespace owned by project A" \
+  md admin md-namespace-create OS::Public::A --owner "$PROJ_A" --visibility public || true
+check_cmd "rita (reader of A) lists namespaces" md rita md-namespace-list || true
+check_eq "rita sees A's private namespace" "1" "$(printf '%s\n' "$OUT" | grep -c 'OS::Private::A' || true)"
+check_cmd "bob (member of B) lists namespaces" md bob md-namespace-list || true
+check_eq "bob does not see A's private namespace" "0" "$(printf '%s\n' "$OUT" | grep -c 'OS::Private::A' || true)"
+check_eq "bob sees the public one" "1" "$(printf '%s\n' "$OUT" | grep -c 'OS::Public::A' || true)"
+check_fails "bob cannot show A's private namespace" md bob md-namespace-show OS::Private::A
+check_eq "... it does not exist for him (404)" "1" "$(printf '%s\n' "$OUT" | grep -c '404' || true)"
+check_fails "bob cannot change the public namespace" md bob md-namespace-update OS::Public::A --description mine
+check_eq "... refused (403)" "1" "$(printf '%s\n' "$OUT" | grep -c '403' || true)"
+check_fails "bob cannot add a tag to it" md bob md-tag-create OS::Public::A --name bobs
+check_cmd "admin deletes both namespaces" md admin md-namespace-delete OS::Private::A || true
+check_cmd "... and the public one" md admin md-namespace-delete OS::Public::A || true
 stop_server
 summary
 [ "$FAIL" -eq 0 ]

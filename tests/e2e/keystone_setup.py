@@ -1,6 +1,7 @@
 """Creates what the Keystone end-to-end test needs, in one process (the `openstack` CLI costs
-seconds per call here): the `service` role, projects, users with their roles, and the image
-service with glint's endpoints in the catalog.
+seconds per call here): the `service` role, projects, users with their roles (on projects, on
+the system, on the Default domain), and the image service with glint's endpoints in the
+catalog.
 
 Usage: keystone_setup.py KEYSTONE_URL ADMIN_PASSWORD GLINT_URL USERS_PASSWORD
 """
@@ -44,6 +45,17 @@ def main():
         u = ks.users.create(user, domain="default", password=password)
         for role in user_roles:
             ks.roles.grant(roles[role], user=u, project=projects[project])
+
+    # Users whose roles are not on a project: on the whole system (an operator's
+    # `--os-system-scope all`) and on the Default domain.
+    for user, role, scope in (
+        ("sysadmin", "admin", {"system": "all"}),
+        ("sysreader", "reader", {"system": "all"}),
+        ("domadmin", "admin", {"domain": "default"}),
+        ("domreader", "reader", {"domain": "default"}),
+    ):
+        u = ks.users.create(user, domain="default", password=password)
+        ks.roles.grant(roles[role], user=u, **scope)
 
     service = ks.services.create("glance", "image", description="glint")
     for interface in ("public", "internal", "admin"):

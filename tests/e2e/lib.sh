@@ -1,7 +1,8 @@
 # Shared by the end-to-end scripts (cli.sh, keystone.sh): the clients, the glint binary, the
 # checks and their summary, and starting/stopping glint. Sourced, never run; expects ROOT,
 # VENV and WORK (a fresh temporary folder, removed on exit) set by the caller. A caller with
-# more to stop on exit defines `extra_cleanup`; GLINT_CONFIG, when set, is passed as --config.
+# more to stop on exit defines `extra_cleanup`; GLINT_CONFIG, when set, is passed as --config,
+# GLINT_GLANCE_CONFIG as --glance-config, and GLINT_LISTEN (default 127.0.0.1:0) as --listen.
 
 DATA="$WORK/data"
 mkdir -p "$DATA" "$WORK/home"
@@ -116,7 +117,9 @@ start_server() {
   STARTS=$((STARTS + 1))
   local out="$WORK/stdout.$STARTS"
   : >"$out"
-  "$BIN" serve --listen 127.0.0.1:0 --data-dir "$DATA" ${GLINT_CONFIG:+--config "$GLINT_CONFIG"} >"$out" 2>>"$WORK/glint.log" &
+  "$BIN" serve --listen "${GLINT_LISTEN:-127.0.0.1:0}" --data-dir "$DATA" \
+    ${GLINT_CONFIG:+--config "$GLINT_CONFIG"} \
+    ${GLINT_GLANCE_CONFIG:+--glance-config "$GLINT_GLANCE_CONFIG"} >"$out" 2>>"$WORK/glint.log" &
   SERVER_PID=$!
   local line="" deadline=$((SECONDS + 30))
   while [ $SECONDS -lt $deadline ]; do

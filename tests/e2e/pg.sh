@@ -6,7 +6,7 @@
 # the folder, whatever the command's outcome.
 #
 # Usage: tests/e2e/pg.sh [COMMAND...]
-#   default COMMAND: cargo test -p meta --test pg_backend --test pg_model
+#   default COMMAND: cargo test -p meta --test pg_backend --test pg_model --test pg_metadefs_model
 # Exit status: the command's (1 if the cluster does not come up).
 set -euo pipefail
 
@@ -34,7 +34,7 @@ export GLINT_PG_TEST_PASSWORD="$PG_PASSWORD"
 export GLINT_REQUIRE_PG=1
 
 if [ $# -eq 0 ]; then
-  set -- cargo test -p meta --test pg_backend --test pg_model
+  set -- cargo test -p meta --test pg_backend --test pg_model --test pg_metadefs_model
 fi
 status=0
 "$@" || status=$?

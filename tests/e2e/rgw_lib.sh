@@ -5,8 +5,10 @@
 #   source tests/e2e/rgw_lib.sh
 #   rgw_start "$WORK/rgw" || exit 1     # sets RGW_ENDPOINT RGW_ACCESS_KEY RGW_SECRET_KEY
 #   ...                                  #      RGW_REGION RGW_DNS_NAME RGW_BRINGUP_SECONDS
+#   rgw_gateway_stop / rgw_gateway_start # stop and restart radosgw alone (fault tests)
 #   rgw_stop                             # stops what rgw_start started, by PID
 #
+# RGW_MEMSTORE_BYTES sizes the in-memory OSD (default 3 GiB; benchmarks need more).
 # Debian packages: ceph-mon ceph-osd radosgw ceph-common (`rgw_install` installs them when
 # missing). No systemd, no root needed once installed: the daemons fork to the background and
 # write pid files into the folder, and rgw_stop signals exactly those PIDs. On failure
@@ -109,6 +111,10 @@ auth client required = none
 osd pool default size = 1
 osd pool default min size = 1
 mon allow pool size one = true
+# The monitor's own data is a few MiB: do not refuse to start on a shared machine whose disk
+# has less than the default 5% free (the objects live in memory, memstore).
+mon data avail crit = 1
+mon data avail warn = 2
 mon warn on pool no redundancy = false
 osd crush chooseleaf type = 0
 osd pool default pg autoscale mode = off
@@ -126,13 +132,16 @@ keyring = $RGW_DIR/keyring
 mon data = $RGW_DIR/mon/\$cluster-\$id
 osd data = $RGW_DIR/osd/\$cluster-\$id
 osd objectstore = memstore
-memstore device bytes = 3221225472
+memstore device bytes = ${RGW_MEMSTORE_BYTES:-3221225472}
 osd max object name len = 256
 osd max object namespace len = 64
 [client.rgw.a]
 rgw frontends = beast endpoint=127.0.0.1:$rgw_port
 rgw data = $RGW_DIR/rgw
 rgw dns name = $RGW_DNS_NAME
+# Deleted objects' data is freed within seconds, not hours: the OSD keeps it in memory.
+rgw gc obj min wait = 5
+rgw gc processor period = 5
 EOF
   local conf="$RGW_DIR/ceph.conf"
   ceph-authtool --create-keyring "$RGW_DIR/keyring" --gen-key -n mon. --cap mon 'allow *' \
@@ -205,6 +214,24 @@ EOF
   RGW_BRINGUP_SECONDS="$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$t0" "$(date +%s.%N)")"
   _rgw_log "up at $RGW_ENDPOINT in ${RGW_BRINGUP_SECONDS}s (monitor ${RGW_MON_SECONDS}s, OSD ${RGW_OSD_SECONDS}s, OSD starts $RGW_OSD_STARTS)"
   export RGW_ENDPOINT RGW_REGION RGW_ACCESS_KEY RGW_SECRET_KEY RGW_DNS_NAME RGW_BRINGUP_SECONDS
+}
+
+# rgw_gateway_stop: stops radosgw alone (SIGTERM, SIGKILL after 15 s), leaving the cluster
+# up, as an S3 endpoint going away mid-request would.
+rgw_gateway_stop() {
+  local pid_file="$RGW_DIR/run/ceph-client.rgw.a.pid" pid deadline
+  pid="$(cat "$pid_file" 2>/dev/null)" || return 0
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  deadline=$((SECONDS + 15))
+  while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+# rgw_gateway_start: starts radosgw again (same port, same user) and waits until it answers.
+rgw_gateway_start() {
+  radosgw -c "$RGW_DIR/ceph.conf" -n client.rgw.a >>"$RGW_DIR/rgw.out" 2>&1 || return 1
+  _rgw_wait 90 _rgw_s3_up
 }
 
 # rgw_stop: stops every daemon rgw_start started (SIGTERM, then SIGKILL after 15 s), by the

@@ -30,6 +30,7 @@ pub const SERVICE_PASSWORD: &str = "glance-secret";
 struct Token {
     user: String,
     project: Option<String>,
+    domain: Option<String>,
     system: bool,
     roles: Vec<String>,
     expires_at: SystemTime,
@@ -102,6 +103,7 @@ impl FakeKeystone {
         self.add(Token {
             user: user.into(),
             project: Some(project.into()),
+            domain: None,
             system: false,
             roles: roles.iter().map(|r| r.to_string()).collect(),
             expires_at: SystemTime::now() + ttl,
@@ -113,8 +115,33 @@ impl FakeKeystone {
         self.add(Token {
             user: user.into(),
             project: None,
+            domain: None,
             system: true,
             roles: roles.iter().map(|r| r.to_string()).collect(),
+            expires_at: SystemTime::now() + Duration::from_secs(3600),
+        })
+    }
+
+    /// Issues a token scoped to `domain` (no project), as `openstack --os-domain-name` gets.
+    pub fn issue_domain(&self, user: &str, domain: &str, roles: &[&str]) -> String {
+        self.add(Token {
+            user: user.into(),
+            project: None,
+            domain: Some(domain.into()),
+            system: false,
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            expires_at: SystemTime::now() + Duration::from_secs(3600),
+        })
+    }
+
+    /// Issues an unscoped token: a user, no scope and so no roles.
+    pub fn issue_unscoped(&self, user: &str) -> String {
+        self.add(Token {
+            user: user.into(),
+            project: None,
+            domain: None,
+            system: false,
+            roles: Vec::new(),
             expires_at: SystemTime::now() + Duration::from_secs(3600),
         })
     }
@@ -227,6 +254,7 @@ fn login(state: &Mutex<State>, body: &[u8]) -> (u16, Vec<(String, String)>, Valu
     let token = Token {
         user: SERVICE_USER.into(),
         project: Some("service".into()),
+        domain: None,
         system: false,
         roles: vec!["admin".into(), "service".into()],
         expires_at: SystemTime::now() + Duration::from_secs(3600),
@@ -277,6 +305,9 @@ fn body_of(t: &Token) -> Value {
     if let Some(p) = &t.project {
         token["project"] =
             json!({"id": p, "name": p, "domain": {"id": "default", "name": "Default"}});
+    }
+    if let Some(d) = &t.domain {
+        token["domain"] = json!({"id": d, "name": d});
     }
     if t.system {
         token["system"] = json!({"all": true});

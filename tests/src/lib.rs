@@ -22,6 +22,7 @@
 //! ```
 
 pub mod fake_keystone;
+pub mod origin;
 pub mod pg;
 pub mod raw;
 
@@ -212,9 +213,14 @@ impl TestServer {
         self.data_dir().join("images").join(id)
     }
 
-    /// The partial file an upload in progress writes to.
-    pub fn part_file(&self, id: &str) -> PathBuf {
-        self.data_dir().join("images").join(format!("{id}.part"))
+    /// The partial file of an upload of image `id` in progress (`<id>.<nonce>.part`), if any.
+    pub fn part_file(&self, id: &str) -> Option<PathBuf> {
+        let prefix = format!("{id}.");
+        self.part_files().into_iter().find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
     }
 
     /// Every `*.part` file under `images/`.

@@ -96,13 +96,12 @@ impl Keystone {
             }
             service_roles = service.roles.clone();
         }
-        let Some(project_id) = user.project_id.clone() else {
-            return Err(ApiError::forbidden(
-                "Only project-scoped tokens are accepted by the Image service.",
-            ));
-        };
+        // Any scope is accepted, as keystonemiddleware accepts it in front of Glance: what a
+        // system-, domain-scoped or unscoped token may do is the policy's answer, per route.
         Ok(RequestContext {
-            project_id: Some(project_id),
+            project_id: user.project_id.clone(),
+            domain_id: user.domain_id.clone(),
+            system_scope: user.system_scope.clone(),
             project_domain_id: user.project_domain_id.clone(),
             user_id: Some(user.user_id.clone()),
             user_domain_id: user.user_domain_id.clone(),

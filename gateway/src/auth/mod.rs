@@ -5,8 +5,9 @@
 //! - `noauth` (the embedded default): every request is an admin of one fixed project. Fit for
 //!   one machine and one operator, and nothing else: keep such a server on loopback.
 //! - `keystone`: every request under `/v2` carries an `X-Auth-Token` that Keystone v3
-//!   validates ([`keystone`]); the token's user, project and roles become the context. This is
-//!   what keystonemiddleware's `auth_token` does in front of Glance.
+//!   validates ([`keystone`]); the token's user, scope (a project, a domain, the system, or
+//!   none) and roles become the context. This is what keystonemiddleware's `auth_token` does
+//!   in front of Glance: it accepts a token of any scope and leaves the answer to the policy.
 //!
 //! The version documents and `/healthcheck` are answered without a token, as Glance answers
 //! them ahead of its auth middleware.
@@ -57,8 +58,7 @@ impl Auth {
     }
 
     /// The context of a request with these headers, or the error that refuses it (401 for a
-    /// missing, invalid or expired token, 403 for a token not scoped to a project, 503 when
-    /// Keystone cannot be reached).
+    /// missing, invalid or expired token, 503 when Keystone cannot be reached).
     pub async fn context(
         &self,
         headers: &HeaderMap,

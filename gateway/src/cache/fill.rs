@@ -25,7 +25,7 @@ use monoio::fs::File;
 
 use super::{Cache, Lease};
 use crate::body::ByteStream;
-use crate::datapath::download::CHUNK_BYTES;
+use crate::store::CHUNK_BYTES;
 use meta::ImageId;
 
 /// How far a fill has come.

@@ -86,11 +86,20 @@ pub(super) fn load(
     file: Option<(&str, &Path)>,
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigError> {
+    load_over(None, file, vars)
+}
+
+/// [`load`] over `base`: settings translated from another file (a glance-api.conf, named by
+/// the path), which the TOML file's keys replace.
+pub(super) fn load_over(
+    base: Option<(Table, &Path)>,
+    file: Option<(&str, &Path)>,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
     let schema = Config::schema();
     let mut unknown = Vec::new();
-    let mut table = match file {
-        Some((text, path)) => {
-            let table = parse(text, path)?;
+    let mut table = match base {
+        Some((table, path)) => {
             let origin = path.display().to_string();
             check_keys(
                 &schema,
@@ -104,6 +113,19 @@ pub(super) fn load(
         }
         None => Table::new(),
     };
+    if let Some((text, path)) = file {
+        let upper = parse(text, path)?;
+        let origin = path.display().to_string();
+        check_keys(
+            &schema,
+            &schema,
+            &upper,
+            &mut Vec::new(),
+            &origin,
+            &mut unknown,
+        );
+        overlay(&schema, &mut table, upper);
+    }
     apply_env(&schema, &mut table, vars, &mut unknown)?;
     if !unknown.is_empty() {
         return Err(ConfigError::Unknown(unknown));
@@ -119,6 +141,41 @@ pub(super) fn load(
             },
         }
     })
+}
+
+/// Writes `upper`'s keys over `lower`'s: tables merge key by key, values replace. A secret
+/// given in either form (`k` or `k_file`) replaces both forms below it.
+fn overlay(node: &Node, lower: &mut Table, upper: Table) {
+    let keys = node.keys();
+    for (key, value) in upper {
+        let child = keys.and_then(|k| k.get(key.as_str()));
+        match (child, value, lower.get_mut(&key)) {
+            (Some(child @ Node::Table(_)), Value::Table(sub), Some(Value::Table(below))) => {
+                overlay(child, below, sub);
+            }
+            (Some(Node::Map(shape)), Value::Table(entries), Some(Value::Table(below))) => {
+                for (entry, value) in entries {
+                    match (value, below.get_mut(&entry)) {
+                        (Value::Table(sub), Some(Value::Table(under))) => {
+                            overlay(shape, under, sub)
+                        }
+                        (value, _) => {
+                            below.insert(entry, value);
+                        }
+                    }
+                }
+            }
+            (_, value, _) => {
+                let secret = key.strip_suffix(FILE_SUFFIX).unwrap_or(&key).to_owned();
+                let is_secret = keys.and_then(|k| k.get(&secret)) == Some(&Node::Secret);
+                if is_secret {
+                    lower.remove(&secret);
+                    lower.remove(&format!("{secret}{FILE_SUFFIX}"));
+                }
+                lower.insert(key, value);
+            }
+        }
+    }
 }
 
 /// The key a failed deserialization stumbled on. Deserializing a table loses positions, so

@@ -50,6 +50,12 @@ impl Digest for OpenSslDigest {
     }
 }
 
+/// A new digest of `algorithm` (`md5`, `sha1`, `sha256`, `sha384`, `sha512`), for hashing
+/// outside an upload (`glint migrate-from-glance --verify`).
+pub fn digest(algorithm: &str) -> Option<Box<dyn Digest>> {
+    openssl_digest(algorithm)
+}
+
 fn openssl_digest(algorithm: &str) -> Option<Box<dyn Digest>> {
     let md = match algorithm {
         "md5" => MessageDigest::md5(),

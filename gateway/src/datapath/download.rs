@@ -1,125 +1,66 @@
-//! Download: a byte range of an image file streamed as response frames.
+//! Download: what a store streams, as a response body — and the `Range` headers a download
+//! may carry.
 //!
-//! Reads go into fresh buffers of at most [`CHUNK_BYTES`] that are handed to hyper as-is
-//! (`Vec` → `Bytes` moves the allocation; hyper writes it with `writev`), with one read in
-//! flight ahead of the frame being sent. So a download holds at most two chunks in memory,
-//! whatever the image size.
+//! [`StoreBody`] hands a store's [`DataStream`](crate::store::DataStream) to hyper frame by frame (an S3 object or an
+//! http origin's body as it arrives, a file in bounded reads); a stream over a local file also
+//! offers its file and range, which the zero-copy path (`splice`) sends instead. A stream that
+//! fails midway fails the body, and hyper closes the connection before the announced
+//! `Content-Length`: a download is never a short `200`.
 
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use monoio::fs::File;
+
+use meta::Location;
 
 use crate::body::ByteStream;
+use crate::store::{BoxStream, StoreError, Stores};
 
-/// Largest frame read from disk at once.
-pub const CHUNK_BYTES: u64 = 256 * 1024;
+/// A store's stream as a response body.
+pub struct StoreBody(BoxStream);
 
-type Read = Pin<Box<dyn Future<Output = (io::Result<usize>, Vec<u8>)>>>;
-
-/// `[start, end)` of a file as a stream of frames.
-pub struct FileStream {
-    file: Rc<File>,
-    /// Where the next read starts.
-    read_offset: u64,
-    end: u64,
-    /// Bytes not yet handed to hyper.
-    remaining: u64,
-    in_flight: Option<Read>,
-}
-
-impl FileStream {
-    /// Streams bytes `start..end` of `file`.
-    pub fn new(file: File, start: u64, end: u64) -> FileStream {
-        FileStream {
-            file: Rc::new(file),
-            read_offset: start,
-            end,
-            remaining: end.saturating_sub(start),
-            in_flight: None,
-        }
-    }
-
-    fn start_read(&mut self) {
-        if self.in_flight.is_some() || self.read_offset >= self.end {
-            return;
-        }
-        let len = (self.end - self.read_offset).min(CHUNK_BYTES) as usize;
-        let file = Rc::clone(&self.file);
-        let offset = self.read_offset;
-        self.read_offset += len as u64;
-        self.in_flight = Some(Box::pin(async move {
-            let buf = Vec::with_capacity(len);
-            // read_exact_at: a short read in the middle of the file is retried, EOF is an error.
-            let (result, buf) = file.read_exact_at(buf, offset).await;
-            (result.map(|()| len), buf)
-        }));
+impl StoreBody {
+    /// The body of `stream`.
+    pub fn new(stream: BoxStream) -> StoreBody {
+        StoreBody(stream)
     }
 }
 
-impl ByteStream for FileStream {
-    fn poll_next(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<io::Result<Bytes>>> {
-        let this = &mut *self;
-        this.start_read();
-        let Some(read) = this.in_flight.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let (result, buf) = std::task::ready!(read.as_mut().poll(cx));
-        this.in_flight = None;
-        match result {
-            Ok(n) => {
-                this.remaining -= n as u64;
-                // Read ahead: the next read runs while hyper writes this frame. Polling it once
-                // submits it; its completion wakes this task.
-                this.start_read();
-                if let Some(next) = this.in_flight.as_mut() {
-                    if let Poll::Ready(done) = next.as_mut().poll(cx) {
-                        this.in_flight = Some(Box::pin(std::future::ready(done)));
-                    }
-                }
-                Poll::Ready(Some(Ok(Bytes::from(buf))))
-            }
-            Err(e) => {
-                this.remaining = 0;
-                this.read_offset = this.end;
-                Poll::Ready(Some(Err(e)))
-            }
-        }
+impl ByteStream for StoreBody {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        self.get_mut().0.as_mut().poll_next(cx)
     }
 
     fn remaining(&self) -> u64 {
-        self.remaining
+        self.0.remaining()
     }
 
     fn splice_source(&self) -> Option<super::splice::SpliceSource> {
-        let fresh = self.in_flight.is_none() && self.read_offset + self.remaining == self.end;
-        fresh.then(|| super::splice::SpliceSource {
-            file: Rc::clone(&self.file),
-            start: self.read_offset,
-            end: self.end,
-            hold: None,
-        })
+        self.0
+            .file_range()
+            .map(|range| super::splice::SpliceSource {
+                file: range.file,
+                start: range.start,
+                end: range.end,
+                hold: None,
+            })
     }
 }
 
-/// A store's stream that counts what it reads into `glint_store_read_bytes_total{store}`
-/// (whether it goes to a client or into the image cache). Bytes sent with `splice` are counted
-/// when the stream hands its file over.
+/// A stream that counts what it reads into `glint_store_read_bytes_total{store}` (whether it
+/// goes to a client or into the image cache). Bytes sent with `splice` are counted when the
+/// stream hands its file over.
 pub struct Counted<S> {
     inner: S,
-    store: &'static str,
+    store: Arc<str>,
 }
 
 impl<S: ByteStream> Counted<S> {
-    /// Counts `inner`'s bytes as read from `store`.
-    pub fn new(inner: S, store: &'static str) -> Counted<S> {
+    /// Counts `inner`'s bytes as read from store `store`.
+    pub fn new(inner: S, store: Arc<str>) -> Counted<S> {
         Counted { inner, store }
     }
 }
@@ -129,10 +70,9 @@ impl<S: ByteStream + Unpin> ByteStream for Counted<S> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<io::Result<Bytes>>> {
-        let store = self.store;
         let next = Pin::new(&mut self.inner).poll_next(cx);
         if let Poll::Ready(Some(Ok(bytes))) = &next {
-            crate::metrics::store_read(store, bytes.len() as u64);
+            crate::metrics::store_read(&self.store, bytes.len() as u64);
         }
         next
     }
@@ -143,9 +83,53 @@ impl<S: ByteStream + Unpin> ByteStream for Counted<S> {
 
     fn splice_source(&self) -> Option<super::splice::SpliceSource> {
         let source = self.inner.splice_source()?;
-        crate::metrics::store_read(self.store, source.end - source.start);
+        crate::metrics::store_read(&self.store, source.end - source.start);
         Some(source)
     }
+}
+
+/// [`open_first`]'s stream as a [`ByteStream`], counted as read from the store that answered:
+/// what a download sends from a store, and what an image cache fill copies (any store: file,
+/// S3, http — each through its ranged read).
+pub async fn open_counted(
+    stores: &Stores,
+    locations: &[Location],
+    range: std::ops::Range<u64>,
+) -> Result<Counted<StoreBody>, StoreError> {
+    let (stream, store) = open_first(stores, locations, range).await?;
+    Ok(Counted::new(StoreBody::new(stream), store))
+}
+
+/// Opens `range` of an image's data from the first of its `locations` that answers, trying
+/// them in order of their store's `weight` (highest first; equal weights in location order),
+/// as Glance does: an image whose data is in two stores survives the loss of one. Locations
+/// of stores this gateway does not have are skipped. Returns the stream and the id of the
+/// store that answered. The error is the last store's (or `NotFound` when no location belongs
+/// to a configured store).
+pub async fn open_first(
+    stores: &Stores,
+    locations: &[Location],
+    range: std::ops::Range<u64>,
+) -> Result<(BoxStream, Arc<str>), StoreError> {
+    let mut candidates: Vec<_> = locations
+        .iter()
+        .filter_map(|location| stores.for_location(location).map(|store| (store, location)))
+        .collect();
+    candidates.sort_by_key(|(store, _)| std::cmp::Reverse(store.weight()));
+    let mut last = None;
+    for (store, location) in candidates {
+        match store.read(location, range.clone()).await {
+            Ok(stream) => return Ok((stream, Arc::from(store.id()))),
+            Err(e) => {
+                tracing::warn!(store = %store.id(), error = %e, "image data not readable here; trying the next location");
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| StoreError::NotFound {
+        store: "(none)".into(),
+        what: "a location in a configured store".into(),
+    }))
 }
 
 /// A byte range asked for by a `Range` (or legacy `Content-Range`) request header.

@@ -1,7 +1,9 @@
 //! The data path: image bytes between sockets and stores. `checksum` hashes them inline,
-//! `upload` streams a request body to a store, `download` streams a store file to a response, `splice` sends it without a copy.
+//! `ingest` streams any source (a request body today) through the checks into a store,
+//! `download` turns a store's stream into a response body, `splice` sends a file without a
+//! copy.
 
 pub mod checksum;
 pub mod download;
+pub mod ingest;
 pub mod splice;
-pub mod upload;

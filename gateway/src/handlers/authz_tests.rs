@@ -5,11 +5,11 @@ use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
 
-use super::{images, info, list, members, patch};
+use super::{image_data, images, info, list, members, patch, tags};
 use crate::app::App;
 use crate::config::Config;
-use crate::context::RequestContext;
-use crate::test_util::{block_on, json_body, project_ctx, test_app};
+use crate::context::{RequestContext, TokenScope};
+use crate::test_util::{block_on, json_body, project_ctx, projectless_ctx, test_app};
 
 fn member_of(project: &str) -> RequestContext {
     project_ctx(project, &["member", "reader"])
@@ -118,12 +118,14 @@ fn handlers_run_unchanged_on_a_networked_catalog() {
     let (_dir, mut app) = test_app(Config::default());
     let meta_dir = tempfile::tempdir().expect("temp dir");
     let remote = std::sync::Arc::new(crate::catalog::testing::Remote::open(meta_dir.path()));
-    app.catalog = crate::catalog::Catalog::new(
-        remote.clone(),
-        "networked-test".parse().expect("node id"),
-        app.writer.clone(),
-    )
-    .expect("catalog");
+    app.catalog = std::sync::Arc::new(
+        crate::catalog::Catalog::new(
+            remote.clone(),
+            "networked-test".parse().expect("node id"),
+            app.writer.clone(),
+        )
+        .expect("catalog"),
+    );
     sharing_between_projects(&app);
     let calls = remote.threads.lock().expect("lock").clone();
     assert!(calls.iter().any(|(call, _)| *call == "list_images"));
@@ -450,4 +452,191 @@ fn image_count_quota_and_usage() {
         usage_b["usage"]["image_count_total"],
         json!({"limit": 5, "usage": 1})
     );
+}
+
+// Issue 16: tokens without a project (system- or domain-scoped, or unscoped) are accepted and
+// every route answers as Glance's does. Every image rule is project-scoped, so each one
+// fails; what differs per route is what Glance checks before the rule, with a data layer that
+// shows an admin (of any scope) every image and anybody public and community ones.
+#[test]
+fn tokens_without_a_project_get_glances_per_route_answers() {
+    let (_dir, app) = test_app(Config::default());
+    let a = member_of("A");
+    let formats = json!({"disk_format": "raw", "container_format": "bare"});
+    let private = create(&app, &a, json!({"visibility": "private"}));
+    let shared = create(&app, &a, json!({"visibility": "shared"}));
+    assert_eq!(add_member(&app, &a, &shared, "B"), 200);
+    let community = create(&app, &a, json!({"visibility": "community"}));
+    let mut public_body = formats.clone();
+    public_body["visibility"] = json!("public");
+    public_body["owner"] = json!("A");
+    let public = create(&app, &admin(), public_body);
+    // A deactivated public image: Glance refuses its data to non-admins before any rule.
+    let mut deactivated_body = formats;
+    deactivated_body["visibility"] = json!("public");
+    deactivated_body["owner"] = json!("A");
+    let deactivated = create(&app, &admin(), deactivated_body);
+    let deactivated_id = deactivated.parse().expect("uuid");
+    block_on(
+        app.catalog
+            .set_status(deactivated_id, meta::ImageStatus::Active),
+    )
+    .expect("active");
+    block_on(
+        app.catalog
+            .set_status(deactivated_id, meta::ImageStatus::Deactivated),
+    )
+    .expect("deactivated");
+    let unknown = meta::ImageId::new_v4().to_string();
+
+    let all = ["admin", "member", "reader"];
+    let callers = [
+        ("system admin", projectless_ctx(TokenScope::System, &all)),
+        (
+            "system reader",
+            projectless_ctx(TokenScope::System, &["reader"]),
+        ),
+        ("domain admin", projectless_ctx(TokenScope::Domain, &all)),
+        (
+            "domain reader",
+            projectless_ctx(TokenScope::Domain, &["reader"]),
+        ),
+        ("unscoped", projectless_ctx(TokenScope::Project, &[])),
+    ];
+    let rename = json!([{"op": "replace", "path": "/name", "value": "x"}]);
+    let mut wrong = Vec::new();
+    for (who, caller) in &callers {
+        let admin = caller.is_admin_role();
+        let mut expect = |what: &str, want: u16, got: u16| {
+            if want != got {
+                wrong.push(format!("{who}: {what}: want {want}, got {got}"));
+            }
+        };
+        let list = |query: &str| status(block_on(list::list(&app, caller, query)));
+        expect("list", 403, list(""));
+        // The request's own parameters are checked first; filter values after get_images.
+        expect("list limit=x", 400, list("limit=x"));
+        expect("list size_min=x", 403, list("size_min=x"));
+        let try_create = |body: Value| {
+            status(block_on(images::create(
+                &app,
+                caller,
+                &HeaderMap::new(),
+                body.to_string().as_bytes(),
+            )))
+        };
+        expect("create", 403, try_create(json!({})));
+        expect("create owned by A", 403, try_create(json!({"owner": "A"})));
+        expect("usage", 200, status(block_on(info::usage(&app, caller))));
+        for (name, id) in [
+            ("private", &private),
+            ("shared", &shared),
+            ("community", &community),
+            ("public", &public),
+            ("deactivated", &deactivated),
+            ("unknown", &unknown),
+        ] {
+            let exists = name != "unknown";
+            // What the data layer shows this caller.
+            let visible =
+                exists && (admin || matches!(name, "community" | "public" | "deactivated"));
+            let not_shared = visible && name != "shared";
+            let what = |route: &str| format!("{route} {name}");
+            expect(&what("show"), 404, show(&app, caller, id));
+            expect(&what("patch"), 404, patch(&app, caller, id, rename.clone()));
+            // An empty patch asks no rule: the image, to whoever the data layer shows it to.
+            let empty = if visible { 200 } else { 404 };
+            expect(
+                &what("empty patch"),
+                empty,
+                patch(&app, caller, id, json!([])),
+            );
+            let delete = status(block_on(images::delete(&app, caller, id)));
+            expect(&what("delete"), 404, delete);
+            for active in [false, true] {
+                let got = status(block_on(images::set_active(&app, caller, id, active)));
+                expect(&what("deactivate/reactivate"), 404, got);
+            }
+            let add_tag = status(block_on(tags::add(&app, caller, id, "t".into())));
+            expect(&what("add tag"), 404, add_tag);
+            let delete_tag = status(block_on(tags::delete(&app, caller, id, "t".into())));
+            expect(&what("delete tag"), 404, delete_tag);
+            let download = status(block_on(image_data::download(
+                &app,
+                caller,
+                id,
+                &HeaderMap::new(),
+            )));
+            let refused_data = name == "deactivated" && !admin;
+            expect(
+                &what("download"),
+                if refused_data { 403 } else { 404 },
+                download,
+            );
+            // Members: a visible image that is not shared is refused first ("Only shared
+            // images have members": 403, 404 on show); a shared one fails get_image (404).
+            let members_answer = if not_shared { 403 } else { 404 };
+            let listed = member_ids(&app, caller, id)
+                .map(|_| 200)
+                .unwrap_or_else(|s| s);
+            expect(&what("list members"), members_answer, listed);
+            expect(
+                &what("show member"),
+                404,
+                status(block_on(members::show(&app, caller, id, "B"))),
+            );
+            expect(
+                &what("add member"),
+                members_answer,
+                add_member(&app, caller, id, "C"),
+            );
+            expect(
+                &what("update member"),
+                members_answer,
+                set_member_status(&app, caller, id, "B", "accepted"),
+            );
+            let delete_member = status(block_on(members::delete(&app, caller, id, "B")));
+            expect(&what("delete member"), members_answer, delete_member);
+        }
+    }
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+    // Nothing was changed by any of them.
+    for id in [&private, &shared, &community, &public] {
+        assert_eq!(show(&app, &a, id), 200);
+    }
+    assert_eq!(member_ids(&app, &a, &shared), Ok(vec!["B".to_owned()]));
+    let image = json_body(&block_on(images::show(&app, &a, &private)).expect("show"));
+    assert_eq!(image["name"], Value::Null);
+    assert_eq!(image["tags"], json!([]));
+}
+
+#[test]
+fn project_scoped_answers_are_unchanged_by_the_reordering() {
+    // The checks now run in Glance's order (data layer, then route checks, then the rule);
+    // for project-scoped callers with a role the answers are the ones they always were.
+    let (_dir, app) = test_app(Config::default());
+    let a = member_of("A");
+    let private = create(&app, &a, json!({"visibility": "private"}));
+    let public = create(
+        &app,
+        &admin(),
+        json!({"visibility": "public", "owner": "A"}),
+    );
+    let b = member_of("B");
+    assert_eq!(member_ids(&app, &b, &private), Err(404));
+    assert_eq!(member_ids(&app, &b, &public), Err(403));
+    assert_eq!(add_member(&app, &b, &private, "C"), 404);
+    assert_eq!(add_member(&app, &b, &public, "C"), 403);
+    assert_eq!(status(block_on(members::show(&app, &b, &public, "B"))), 404);
+    let download = |ctx: &RequestContext, id: &str| {
+        status(block_on(image_data::download(
+            &app,
+            ctx,
+            id,
+            &HeaderMap::new(),
+        )))
+    };
+    assert_eq!(download(&b, &private), 404);
+    assert_eq!(download(&reader_of("A"), &private), 403);
+    assert_eq!(download(&a, &private), 200, "allowed (a 204: no data yet)");
 }

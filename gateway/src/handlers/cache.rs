@@ -19,7 +19,7 @@ use crate::app::App;
 use crate::body::Body;
 use crate::cache::{Cache, Expect, FillJob};
 use crate::context::RequestContext;
-use crate::datapath::download::{Counted, FileStream};
+use crate::datapath::download::open_counted;
 use crate::error::ApiError;
 use crate::policy::{self, Rule};
 
@@ -71,29 +71,21 @@ pub async fn queue(app: &App, ctx: &RequestContext, id: &str) -> Result<Response
             "Only images with status active can be targeted for queueing",
         ));
     }
-    let (Some(location), Some(expect)) = (image.locations.first(), Expect::of(&image)) else {
+    let (false, Some(expect)) = (image.locations.is_empty(), Expect::of(&image)) else {
         return Err(ApiError::bad_request(
             "The image has no verifiable data to cache.",
         ));
     };
-    let path = app
-        .store
-        .path_of(location)
-        .ok_or_else(|| ApiError::internal(format!("image {id} has a foreign location")))?;
     let size = expect.size;
+    let stores = app.stores.clone();
+    let locations = image.locations.clone();
     cache.queue(
         id,
         expect,
         Box::new(move |job: FillJob| {
             monoio::spawn(async move {
-                match monoio::fs::File::open(&path).await {
-                    Ok(file) => {
-                        let source = Counted::new(
-                            FileStream::new(file, 0, size),
-                            crate::store::fs::STORE_NAME,
-                        );
-                        job.run(Box::pin(source)).await;
-                    }
+                match open_counted(&stores, &locations, 0..size).await {
+                    Ok(source) => job.run(Box::pin(source)).await,
                     Err(e) => job.fail(e),
                 }
             });

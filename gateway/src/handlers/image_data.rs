@@ -7,13 +7,14 @@
 //! future — the partial file is removed and the image returns to `queued`. Only a body that is
 //! complete, inspected, hashed and fdatasync'ed is renamed into place and committed `active`.
 
+use std::future::Future;
 use std::pin::Pin;
 
 use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
 use meta::{ImageId, ImageStatus, UploadOutcome};
 
-use super::images::load_authorized;
+use super::images::{load_authorized, lookup};
 use super::{empty_response, parse_image_id};
 use crate::app::App;
 use crate::body::Body;
@@ -21,13 +22,15 @@ use crate::body::ByteStream;
 use crate::cache::{Expect, Leased, Lookup};
 use crate::context::RequestContext;
 use crate::datapath::download::{
-    parse_legacy_content_range, parse_range, Counted, FileStream, RangeError,
+    self, parse_legacy_content_range, parse_range, RangeError, StoreBody,
 };
-use crate::datapath::upload::{self, Limits, UploadError};
+use crate::datapath::ingest::{self, Checks, Guard, IngestError, Requeue};
 use crate::egress::Throttled;
 use crate::error::ApiError;
 use crate::metrics::UploadEnd;
-use crate::policy::Rule;
+use crate::policy::{self, Rule, Target};
+use crate::store::FileStream;
+use crate::store::{Store, StoreError};
 
 /// The announced size: `x-openstack-image-size`, else `Content-Length`.
 fn expected_size(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
@@ -46,48 +49,21 @@ fn expected_size(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         .and_then(|v| v.trim().parse::<u64>().ok()))
 }
 
-/// Returns the image to `queued` and removes its partial file unless disarmed.
-struct UploadGuard<'a> {
-    app: &'a App,
-    id: ImageId,
-    armed: bool,
-}
+/// Returns an image to `queued` through the writer thread (the upload guard's hook).
+struct MetaRequeue<'a>(&'a App);
 
-impl UploadGuard<'_> {
-    /// Removing the partial file, as a job for the writer thread (queued there ahead of the
-    /// catalog's reset, which runs on the same thread).
-    fn remove_part_job(&self) -> impl FnOnce() + Send + 'static {
-        let (store, id) = (self.app.store.clone(), self.id);
-        move || store.remove_part(id)
+impl Requeue for MetaRequeue<'_> {
+    fn requeue(&self, id: ImageId) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+        Box::pin(async move {
+            // A deleted image is fine: abort_upload leaves it alone.
+            if let Err(e) = self.0.catalog.abort_upload(id).await {
+                tracing::error!(image_id = %id, error = %e, "cannot reset image to queued");
+            }
+        })
     }
 
-    /// Cleans up now and waits for it (the error path, where we can await).
-    async fn abort(mut self) {
-        self.armed = false;
-        if let Err(e) = self.app.writer.run(self.remove_part_job()).await {
-            tracing::error!(image_id = %self.id, error = %e, "cannot remove the partial file");
-        }
-        // A deleted image is fine: abort_upload leaves it alone.
-        if let Err(e) = self.app.catalog.abort_upload(self.id).await {
-            tracing::error!(image_id = %self.id, error = %e, "cannot reset image to queued");
-        }
-    }
-
-    /// The upload is committed: nothing to clean up.
-    fn disarm(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for UploadGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            // Dropped mid-upload (the connection died and hyper dropped the request future):
-            // clean up on the writer thread, since Drop cannot await.
-            tracing::warn!(image_id = %self.id, "upload abandoned; resetting image to queued");
-            self.app.writer.spawn(self.remove_part_job());
-            self.app.catalog.abort_upload_detached(self.id);
-        }
+    fn requeue_detached(&self, id: ImageId) {
+        self.0.catalog.abort_upload_detached(id);
     }
 }
 
@@ -97,23 +73,56 @@ fn too_large(cap: u64) -> ApiError {
     ))
 }
 
-fn upload_error(id: ImageId, err: UploadError) -> ApiError {
+fn upload_error(id: ImageId, err: IngestError<hyper::Error>) -> ApiError {
     match err {
-        UploadError::TooLarge { cap } => too_large(cap),
-        UploadError::SizeMismatch { expected, received } => ApiError::bad_request(format!(
+        IngestError::TooLarge { cap } => too_large(cap),
+        IngestError::SizeMismatch { expected, received } => ApiError::bad_request(format!(
             "Image size mismatch: the request announced {expected} bytes but {received} were sent."
         )),
-        UploadError::Refused(refusal) => ApiError::unsupported_media_type(refusal.to_string()),
-        UploadError::Client(e) => {
+        IngestError::Refused(refusal) => ApiError::unsupported_media_type(refusal.to_string()),
+        IngestError::Source(e) => {
             tracing::info!(image_id = %id, error = %e, "upload body failed");
             ApiError::bad_request(format!(
                 "Error reading the image data from the request: {e}"
             ))
         }
-        UploadError::Io(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
-            ApiError::too_large("Image storage media is full.")
+        IngestError::Store(e) => store_error(e),
+        IngestError::Hashing(e) => ApiError::internal(format!("upload of {id}: {e}")),
+    }
+}
+
+/// A store's failure as Glance answers it: full → 413, unreachable or refusing → 503.
+pub(crate) fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Full { .. } => ApiError::too_large("Image storage media is full."),
+        StoreError::TooLarge { ref message, .. } => {
+            ApiError::too_large(format!("The image is too large for its store: {message}"))
         }
-        UploadError::Io(e) => ApiError::internal(format!("upload of {id}: {e}")),
+        StoreError::Unavailable { .. } | StoreError::Denied { .. } => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Image store {} is not available.", e.store()),
+        )
+        .with_header(http::header::RETRY_AFTER, "1")
+        .log_cause(e),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+/// The store an upload goes to: `X-Image-Meta-Store` in multi-store mode (an unknown id is
+/// 400, as Glance), else the default store.
+fn upload_store<'a>(
+    app: &'a App,
+    headers: &HeaderMap,
+) -> Result<&'a std::sync::Arc<dyn Store>, ApiError> {
+    let asked = headers
+        .get("x-image-meta-store")
+        .map(|v| v.to_str().unwrap_or("").trim());
+    match asked {
+        Some(id) if app.stores.is_multi() => app
+            .stores
+            .get(id)
+            .ok_or_else(|| ApiError::bad_request(format!("Store for identifier {id} not found"))),
+        _ => Ok(app.stores.default()),
     }
 }
 
@@ -144,8 +153,15 @@ pub async fn upload(
         tracker.finish(UploadEnd::RefusedTooLarge, None);
         return Err(too_large(cap_bytes));
     }
+    let store = upload_store(app, request.headers())?;
     let id = parse_image_id(id)?;
     let image = load_authorized(app, ctx, id, Rule::UploadImage).await?;
+    if store.is_read_only() {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "Error in store configuration. Adding images to store is disabled.",
+        ));
+    }
     // Quotas charge the image's owner, whoever uploads.
     let limits = app.config.quotas.limits_for(image.owner.as_deref());
     // `size_left`: what the owner's image_size_total leaves, so that the stream stops there
@@ -157,43 +173,33 @@ pub async fn upload(
         .catalog
         .begin_upload(id, ImageStatus::Saving, expected_bytes, limits)
         .await?;
-    let guard = UploadGuard {
-        app,
-        id,
-        armed: true,
-    };
+    let guard = Guard::new(id, MetaRequeue(app));
     tracker.body_started();
     tracing::debug!(image_id = %id, "upload started");
 
-    let result = async {
-        let file = std::rc::Rc::new(monoio::fs::File::create(app.store.part_path(id)).await?);
-        let inspector = (image.container_format.as_deref() == Some("bare"))
-            .then(|| formats::Inspector::new(image.disk_format.as_deref(), &app.format_policy));
-        let checksums = app
-            .hash_pool
-            .checksums(&app.config.hashing_algorithm)
-            .map_err(|e| UploadError::Io(std::io::Error::other(e)))?;
-        let limits = Limits {
-            cap_bytes: quota_left_bytes.map_or(cap_bytes, |left| left.min(cap_bytes)),
-            expected_bytes,
-            direct_io: app.config.direct_io_upload,
-        };
-        let received =
-            upload::receive(request.into_body(), &file, checksums, inspector, limits).await;
-        // A write task still holding the file ends with the upload; close when we are last.
-        if let Ok(file) = std::rc::Rc::try_unwrap(file) {
-            file.close().await?;
-        }
-        received
-    }
-    .await;
-    let received = match result {
-        Ok(received) => received,
+    let store: &dyn Store = &**store;
+    let checksums = match app.hash_pool.checksums(&app.config.hashing_algorithm) {
+        Ok(checksums) => checksums,
         Err(e) => {
-            guard.abort().await;
-            tracker.finish(UploadEnd::from(&e), None);
+            guard.undo().await;
+            tracker.finish(UploadEnd::FailedIo, None);
+            return Err(ApiError::internal(e));
+        }
+    };
+    let checks = Checks {
+        cap_bytes: quota_left_bytes.map_or(cap_bytes, |left| left.min(cap_bytes)),
+        expected_bytes,
+        inspector: (image.container_format.as_deref() == Some("bare"))
+            .then(|| formats::Inspector::new(image.disk_format.as_deref(), &app.format_policy)),
+        checksums,
+    };
+    let landed = match ingest::land(request.into_body(), store, id, checks).await {
+        Ok(landed) => landed,
+        Err(e) => {
+            guard.undo().await;
+            tracker.finish(e.upload_end(), None);
             return Err(match (e, quota_left_bytes) {
-                (UploadError::TooLarge { cap }, Some(left)) if cap == left && left < cap_bytes => {
+                (IngestError::TooLarge { cap }, Some(left)) if cap == left && left < cap_bytes => {
                     ApiError::too_large(format!(
                         "The incoming image is over its owner's image_size_total quota: \
                          {left} bytes remaining."
@@ -204,47 +210,33 @@ pub async fn upload(
         }
     };
 
-    let digests = received.digests;
-    let virtual_size = received.inspection.as_ref().and_then(|i| i.virtual_size);
-    let size = received.size;
-    let committed = async {
-        let store = app.store.clone();
-        let location = app
-            .writer
-            .run(move || store.commit(id))
-            .await
-            .map_err(ApiError::internal)??;
-        let outcome = UploadOutcome {
-            size,
-            checksum: digests.checksum,
-            os_hash_algo: digests.os_hash_algo,
-            os_hash_value: digests.os_hash_value,
-            virtual_size,
-            location: location.clone(),
-        };
-        let refused = match app.catalog.complete_upload(id, outcome, limits).await {
-            Ok(_) => return Ok(()),
-            Err(meta::Error::NotFound(_)) => ApiError::new(
+    let size = landed.size;
+    let location = landed.location.clone();
+    let outcome = UploadOutcome {
+        size,
+        checksum: landed.digests.checksum,
+        os_hash_algo: landed.digests.os_hash_algo,
+        os_hash_value: landed.digests.os_hash_value,
+        virtual_size: landed.inspection.as_ref().and_then(|i| i.virtual_size),
+        location: landed.location,
+    };
+    let committed = app.catalog.complete_upload(id, outcome, limits).await;
+    if let Err(e) = committed {
+        tracker.finish(UploadEnd::FailedCommit, None);
+        if let Err(e) = store.delete(&location).await {
+            tracing::error!(image_id = %id, error = %e, "cannot remove the data of a failed upload");
+        }
+        guard.undo().await;
+        return Err(match e {
+            meta::Error::NotFound(_) => ApiError::new(
                 StatusCode::GONE,
                 format!(
                     "Image {id} could not be found after upload. The image may have been \
                      deleted during the upload, cleaning up the chunks uploaded."
                 ),
             ),
-            Err(e) => e.into(),
-        };
-        // Not recorded: the data just renamed into place goes too.
-        let store = app.store.clone();
-        if let Err(e) = app.writer.run(move || store.delete(&location)).await {
-            tracing::error!(image_id = %id, error = %e, "cannot remove refused image data");
-        }
-        Err(refused)
-    }
-    .await;
-    if let Err(e) = committed {
-        tracker.finish(UploadEnd::FailedCommit, None);
-        guard.abort().await;
-        return Err(e);
+            e => e.into(),
+        });
     }
     guard.disarm();
     tracker.finish(UploadEnd::Active, Some(size));
@@ -252,30 +244,27 @@ pub async fn upload(
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
-/// The store's bytes `[start, end)` of `location`, counted as read from the store.
+/// The store's bytes `[start, end)` of the image, from the first of its locations that
+/// answers, counted as read from that store.
 async fn store_stream(
     app: &App,
-    id: ImageId,
-    location: &meta::Location,
+    image: &meta::Image,
     start: u64,
     end: u64,
 ) -> Result<Pin<Box<dyn ByteStream>>, ApiError> {
-    let path = app
-        .store
-        .path_of(location)
-        .ok_or_else(|| ApiError::internal(format!("image {id} has a foreign location")))?;
-    let file = monoio::fs::File::open(&path).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Image data is not available.",
-        )
-        .with_header(http::header::RETRY_AFTER, "1")
-        .log_cause(e)
-    })?;
-    Ok(Box::pin(Counted::new(
-        FileStream::new(file, start, end),
-        crate::store::fs::STORE_NAME,
-    )))
+    let stream = download::open_counted(&app.stores, &image.locations, start..end)
+        .await
+        .map_err(|e| {
+            // Data that cannot be found or reached anywhere: 503, as a store outage (Glance
+            // answers a lost object with an empty 204, which a client takes for success).
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Image data is not available.",
+            )
+            .with_header(http::header::RETRY_AFTER, "1")
+            .log_cause(e)
+        })?;
+    Ok(Box::pin(stream))
 }
 
 /// The bytes a download sends: from the image cache when it has them (a hit, or a fill in
@@ -286,14 +275,13 @@ async fn store_stream(
 async fn data_stream(
     app: &App,
     image: &meta::Image,
-    location: &meta::Location,
     size: u64,
     range: Option<(u64, u64)>,
 ) -> Result<Pin<Box<dyn ByteStream>>, ApiError> {
     let id = image.id;
     let (start, end) = range.unwrap_or((0, size));
     let (Some(cache), Some(expect)) = (&app.cache, Expect::of(image)) else {
-        return store_stream(app, id, location, start, end).await;
+        return store_stream(app, image, start, end).await;
     };
     match cache.lookup(id, &expect, range) {
         Lookup::Hit { path, lease } => {
@@ -309,18 +297,18 @@ async fn data_stream(
                 .unwrap_or(u64::MAX);
             match opened {
                 Some(file) if cache.check_size(id, len) => Ok(Box::pin(Leased::new(
-                    FileStream::new(file, start, end),
+                    StoreBody::new(Box::pin(FileStream::new(file, start, end))),
                     lease,
                 ))),
                 _ => {
                     cache.invalidate(id);
-                    store_stream(app, id, location, start, end).await
+                    store_stream(app, image, start, end).await
                 }
             }
         }
         Lookup::Join(joiner) => Ok(Box::pin(joiner)),
         Lookup::Fill(job, joiner) => {
-            match store_stream(app, id, location, 0, size).await {
+            match store_stream(app, image, 0, size).await {
                 Ok(source) => {
                     monoio::spawn(job.run(source));
                 }
@@ -331,10 +319,10 @@ async fn data_stream(
             }
             match joiner {
                 Some(joiner) => Ok(Box::pin(joiner)),
-                None => store_stream(app, id, location, start, end).await,
+                None => store_stream(app, image, start, end).await,
             }
         }
-        Lookup::Bypass => store_stream(app, id, location, start, end).await,
+        Lookup::Bypass => store_stream(app, image, start, end).await,
     }
 }
 
@@ -346,14 +334,21 @@ pub async fn download(
     headers: &HeaderMap,
 ) -> Result<Response<Body>, ApiError> {
     let id = parse_image_id(id)?;
-    let image = load_authorized(app, ctx, id, Rule::DownloadImage).await?;
+    // Glance refuses a deactivated image to non-admins before it asks download_image.
+    let (image, membership) = lookup(app, ctx, id).await?;
     if image.status == ImageStatus::Deactivated && !ctx.is_admin_role() {
         return Err(ApiError::forbidden(
             "The requested image has been deactivated. Image data download is forbidden.",
         ));
     }
+    policy::enforce(
+        ctx,
+        Rule::DownloadImage,
+        &Target::image(&image, membership),
+        id,
+    )?;
     let has_data = matches!(image.status, ImageStatus::Active | ImageStatus::Deactivated);
-    let (Some(location), Some(size), true) = (image.locations.first(), image.size, has_data) else {
+    let (false, Some(size), true) = (image.locations.is_empty(), image.size, has_data) else {
         return Ok(empty_response(StatusCode::NO_CONTENT));
     };
     let range = if let Some(value) = headers.get(http::header::RANGE) {
@@ -390,7 +385,7 @@ pub async fn download(
         )
         .with_header(http::header::RETRY_AFTER, "1")
     })?;
-    let stream = data_stream(app, &image, location, size, range.map(|_| (start, end))).await?;
+    let stream = data_stream(app, &image, size, range.map(|_| (start, end))).await?;
     let stream = Box::pin(Throttled::new(stream, app.egress, Some(slot)));
     let mut response = Response::new(Body::Stream(stream));
     *response.status_mut() = status;

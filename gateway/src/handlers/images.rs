@@ -1,7 +1,7 @@
 //! Images: create, show, update (JSON patch, see `patch`), delete, deactivate/reactivate, and
 //! the JSON form of an image. Listing is in `list`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use http::header::{HeaderValue, LOCATION};
 use http::{HeaderMap, Response, StatusCode};
@@ -105,12 +105,78 @@ const BASE_KEYS: &[&str] = &[
 /// An image as the API shows it (§3.1), serialized straight from the record: no
 /// intermediate JSON tree, so a page of 25 images is one buffer and a handful of small
 /// allocations.
-pub struct ImageView<'a>(pub &'a Image);
+///
+/// Where the data is shows as Glance shows it: `stores` (the comma-separated ids of the
+/// stores holding it) in multi-store mode; `locations` (every location, `[]` when none) with
+/// `show_multiple_locations`; `direct_url` (the first location's URL) with
+/// `show_image_direct_url`. Locations of S3 stores never carry credentials.
+pub struct ImageView<'a> {
+    image: &'a Image,
+    shown: Shown,
+}
+
+/// Which location fields an [`ImageView`] writes (the configuration decides).
+#[derive(Debug, Clone, Copy)]
+struct Shown {
+    stores: bool,
+    locations: bool,
+    direct_url: bool,
+}
+
+impl<'a> ImageView<'a> {
+    /// `image` as `app`'s configuration shows it.
+    pub fn of(app: &App, image: &'a Image) -> ImageView<'a> {
+        ImageView {
+            image,
+            shown: Shown {
+                stores: app.stores.is_multi(),
+                locations: app.config.show_multiple_locations,
+                direct_url: app.config.show_image_direct_url,
+            },
+        }
+    }
+}
+
+/// A location as Glance shows it: `{"url", "metadata": {"store"}}` (no `store` in
+/// single-store mode, where Glance records none).
+struct LocationView<'a> {
+    location: &'a meta::Location,
+    with_store: bool,
+}
+
+impl serde::Serialize for LocationView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = serializer.serialize_map(Some(2))?;
+        m.serialize_entry("url", &self.location.url)?;
+        let metadata: BTreeMap<&str, &str> = if self.with_store {
+            BTreeMap::from([("store", self.location.store.as_str())])
+        } else {
+            BTreeMap::new()
+        };
+        m.serialize_entry("metadata", &metadata)?;
+        m.end()
+    }
+}
+
+impl<'a> LocationView<'a> {
+    /// Every location of `image`.
+    pub fn all(image: &'a Image, with_store: bool) -> Vec<LocationView<'a>> {
+        image
+            .locations
+            .iter()
+            .map(|location| LocationView {
+                location,
+                with_store,
+            })
+            .collect()
+    }
+}
 
 impl serde::Serialize for ImageView<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let image = self.0;
+        let image = self.image;
         let id = image.id;
         let mut m = serializer.serialize_map(None)?;
         m.serialize_entry("id", &format_args!("{id}"))?;
@@ -135,6 +201,18 @@ impl serde::Serialize for ImageView<'_> {
         m.serialize_entry("self", &format_args!("/v2/images/{id}"))?;
         m.serialize_entry("file", &format_args!("/v2/images/{id}/file"))?;
         m.serialize_entry("schema", "/v2/schemas/image")?;
+        if self.shown.locations {
+            m.serialize_entry("locations", &LocationView::all(image, self.shown.stores))?;
+        }
+        if self.shown.direct_url {
+            if let Some(first) = image.locations.first() {
+                m.serialize_entry("direct_url", &first.url)?;
+            }
+        }
+        if self.shown.stores && !image.locations.is_empty() {
+            let stores: Vec<&str> = image.locations.iter().map(|l| l.store.as_str()).collect();
+            m.serialize_entry("stores", &stores.join(","))?;
+        }
         for (k, v) in &image.properties {
             if !BASE_KEYS.contains(&k.as_str()) {
                 m.serialize_entry(k, v)?;
@@ -162,6 +240,27 @@ pub async fn membership(
     }
 }
 
+/// Image `id` as Glance's image repository hands it out, with the caller's membership: 404
+/// when it does not exist or the data layer hides it from the caller (§8.1), before any
+/// policy rule is asked. Routes that check something ahead of their rule (members, download)
+/// start here; the others use [`load_authorized`].
+pub async fn lookup(
+    app: &App,
+    ctx: &RequestContext,
+    id: ImageId,
+) -> Result<(Image, Option<MemberStatus>), ApiError> {
+    let image = app.catalog.get_image(id).await?;
+    // pending_delete images still exist in meta (they hold data) but are gone for the API.
+    if image.status == ImageStatus::PendingDelete {
+        return Err(ApiError::image_not_found(id));
+    }
+    let membership = membership(app, ctx, &image).await?;
+    if !policy::is_visible(ctx, &Target::image(&image, membership)) {
+        return Err(ApiError::image_not_found(id));
+    }
+    Ok((image, membership))
+}
+
 /// Loads image `id` and checks `rule` on it: 404 when it does not exist or the caller cannot
 /// see it, 403 when the caller sees it but `rule` refuses.
 pub async fn load_authorized(
@@ -170,12 +269,7 @@ pub async fn load_authorized(
     id: ImageId,
     rule: Rule,
 ) -> Result<Image, ApiError> {
-    let image = app.catalog.get_image(id).await?;
-    // pending_delete images still exist in meta (they hold data) but are gone for the API.
-    if image.status == ImageStatus::PendingDelete {
-        return Err(ApiError::image_not_found(id));
-    }
-    let membership = membership(app, ctx, &image).await?;
+    let (image, membership) = lookup(app, ctx, id).await?;
     policy::enforce(ctx, rule, &Target::image(&image, membership), id)?;
     Ok(image)
 }
@@ -421,24 +515,47 @@ pub async fn create(
     // Glance's defaults: queued, shared, unprotected, not hidden, owned by the caller.
     let mut image = Image::new(id, Timestamp::now());
     image.owner = ctx.project_id.clone();
-    for (key, value) in &fields {
-        if key == "id" {
-            continue;
-        }
-        if key == "owner" && !ctx.is_admin_role() && value.as_str() != ctx.project_id.as_deref() {
-            return Err(ApiError::forbidden(format!(
+    // add_image first, against the owner the image is to have; then, as the attributes are
+    // set, the visibility rules (Glance's order).
+    let owner = match fields.get("owner") {
+        Some(value) => value.as_str(),
+        None => ctx.project_id.as_deref(),
+    };
+    if !policy::allows(
+        ctx,
+        Rule::AddImage,
+        &Target {
+            owner,
+            ..Target::image(&image, None)
+        },
+    ) {
+        return Err(if owner != ctx.project_id.as_deref() {
+            ApiError::forbidden(format!(
                 "You are not permitted to create images owned by '{}'.",
-                value.as_str().unwrap_or("")
-            )));
-        }
-        set_attribute(ctx, &mut image, key, value)?;
+                owner.unwrap_or("")
+            ))
+        } else {
+            policy::forbidden(Rule::AddImage)
+        });
     }
-    policy::enforce_global(ctx, Rule::AddImage, &Target::image(&image, None))?;
+    for (key, value) in &fields {
+        if key != "id" {
+            set_attribute(ctx, &mut image, key, value)?;
+        }
+    }
     check_quotas(&app.config, &image)?;
     let limits = app.config.quotas.limits_for(image.owner.as_deref());
     app.catalog.create_image(image.clone(), limits).await?;
     tracing::info!(image_id = %id, "image created");
-    let mut response = json_response(StatusCode::CREATED, &ImageView(&image));
+    let mut response = json_response(StatusCode::CREATED, &ImageView::of(app, &image));
+    if app.stores.is_multi() {
+        let ids: Vec<&str> = app.stores.iter().map(|s| s.id()).collect();
+        if let Ok(v) = HeaderValue::from_str(&ids.join(",")) {
+            response
+                .headers_mut()
+                .insert("openstack-image-store-ids", v);
+        }
+    }
     let location = format!("{}/v2/images/{id}", app.base_url(headers));
     if let Ok(v) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(LOCATION, v);
@@ -449,7 +566,7 @@ pub async fn create(
 /// `GET /v2/images/{id}`.
 pub async fn show(app: &App, ctx: &RequestContext, id: &str) -> Result<Response<Body>, ApiError> {
     let image = load_visible(app, ctx, parse_image_id(id)?).await?;
-    Ok(json_response(StatusCode::OK, &ImageView(&image)))
+    Ok(json_response(StatusCode::OK, &ImageView::of(app, &image)))
 }
 
 /// `DELETE /v2/images/{id}`.
@@ -461,19 +578,27 @@ pub async fn delete(app: &App, ctx: &RequestContext, id: &str) -> Result<Respons
     if let Some(cache) = &app.cache {
         cache.invalidate(id);
     }
-    // An upload in progress keeps writing its .part file; it notices the deletion when it
-    // commits (410) and removes its data then.
-    let store = app.store.clone();
-    app.writer
-        .run(move || {
-            for location in &image.locations {
-                store.delete(location);
-            }
-        })
-        .await
-        .map_err(ApiError::internal)?;
+    // The record is gone; now the data, from every store holding it. An upload in progress
+    // keeps writing; it notices the deletion when it commits (410) and removes its data then.
+    delete_data(app, &image).await;
     tracing::info!(image_id = %id, "image deleted");
     Ok(empty_response(StatusCode::NO_CONTENT))
+}
+
+/// Deletes a deleted image's data from each store holding it. A store that fails is logged
+/// (the image is gone either way; its data is then an orphan for the operator).
+pub async fn delete_data(app: &App, image: &Image) {
+    for location in &image.locations {
+        let Some(store) = app.stores.for_location(location) else {
+            tracing::warn!(image_id = %image.id, store = %location.store,
+                "location in a store this gateway does not have; its data stays");
+            continue;
+        };
+        if let Err(e) = store.delete(location).await {
+            tracing::error!(image_id = %image.id, store = %store.id(), error = %e,
+                "cannot delete image data");
+        }
+    }
 }
 
 /// `POST /v2/images/{id}/actions/deactivate` and `…/reactivate`.
@@ -510,8 +635,63 @@ pub async fn set_active(
 }
 
 #[cfg(test)]
+impl<'a> ImageView<'a> {
+    /// `image` without any location field (single store, no location options).
+    fn plain(image: &'a Image) -> ImageView<'a> {
+        ImageView {
+            image,
+            shown: Shown {
+                stores: false,
+                locations: false,
+                direct_url: false,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn location_fields_show_as_configured() {
+        let mut image = Image::new(ImageId::new_v4(), Timestamp::now());
+        let at = |url: &str, store: &str| meta::Location {
+            url: url.into(),
+            store: store.into(),
+        };
+        let view = |image: &Image, stores, locations, direct_url| {
+            let view = ImageView {
+                image,
+                shown: Shown {
+                    stores,
+                    locations,
+                    direct_url,
+                },
+            };
+            serde_json::to_value(&view).unwrap()
+        };
+        let empty = view(&image, true, true, true);
+        assert_eq!(empty["locations"], json!([]));
+        assert!(empty.get("direct_url").is_none() && empty.get("stores").is_none());
+        image.locations = vec![
+            at("s3://10.0.0.1:7480/images/x", "ceph"),
+            at("file:///var/lib/glint/images/x", "local"),
+        ];
+        let all = view(&image, true, true, true);
+        assert_eq!(all["stores"], "ceph,local");
+        assert_eq!(all["direct_url"], "s3://10.0.0.1:7480/images/x");
+        assert_eq!(
+            all["locations"][1],
+            json!({"url": "file:///var/lib/glint/images/x", "metadata": {"store": "local"}})
+        );
+        let single = view(&image, false, true, false);
+        assert_eq!(single["locations"][0]["metadata"], json!({}));
+        assert!(single.get("stores").is_none() && single.get("direct_url").is_none());
+        let none = view(&image, false, false, false);
+        assert!(none.get("locations").is_none());
+    }
 
     #[test]
     fn image_view_has_every_base_key_once_and_extra_properties() {
@@ -524,7 +704,7 @@ mod tests {
             .insert("hw_disk_bus".into(), "virtio".into());
         // A property named like a base attribute cannot shadow it (nor repeat the key).
         image.properties.insert("status".into(), "bogus".into());
-        let text = serde_json::to_string(&ImageView(&image)).unwrap();
+        let text = serde_json::to_string(&ImageView::plain(&image)).unwrap();
         assert_eq!(text.matches("\"status\"").count(), 1, "{text}");
         let doc: Value = serde_json::from_str(&text).unwrap();
         let obj = doc.as_object().unwrap();

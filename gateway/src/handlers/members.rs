@@ -2,16 +2,18 @@
 //!
 //! The owner project shares a `shared` image with other projects; each member project then
 //! accepts or rejects it (which only decides whether the image is in its default list: every
-//! member can read the image either way). Rules, in Glance's order: the image must be visible
-//! (404), `shared` (403 here, 404 on show), and the policy rule must allow the call (403); a
-//! member project sees only its own membership. Writes and the shared/duplicate/limit checks
-//! happen in one `meta` transaction.
+//! member can read the image either way). Rules, in Glance's order: the data layer must show
+//! the image (404), it must be `shared` (403 here, 404 on show), `get_image` must allow the
+//! caller (404) and then the call's own rule (403); a member project sees only its own
+//! membership. An admin without a project (system- or domain-scoped token) thus gets the 403
+//! for a non-`shared` image and 404 for a `shared` one. Writes and the shared/duplicate/limit
+//! checks happen in one `meta` transaction.
 
 use http::{Response, StatusCode};
 use meta::{Image, ImageId, Member, MemberStatus, Visibility};
 use serde_json::{json, Value};
 
-use super::images::{format_timestamp, membership, parse_json_body};
+use super::images::{format_timestamp, lookup as lookup_image, parse_json_body};
 use super::{empty_response, json_response, parse_image_id};
 use crate::app::App;
 use crate::body::Body;
@@ -31,15 +33,18 @@ pub fn to_json(member: &Member) -> Value {
     })
 }
 
-/// An image the caller can see, with the caller's membership; 404 otherwise.
-async fn load(
-    app: &App,
+/// `get_image` on an image the data layer showed: 404 when the caller may not see it.
+fn check_get_image(
     ctx: &RequestContext,
-    id: ImageId,
-) -> Result<(Image, Option<MemberStatus>), ApiError> {
-    let image = super::images::load_visible(app, ctx, id).await?;
-    let membership = membership(app, ctx, &image).await?;
-    Ok((image, membership))
+    image: &Image,
+    membership: Option<MemberStatus>,
+) -> Result<(), ApiError> {
+    policy::enforce(
+        ctx,
+        Rule::GetImage,
+        &Target::image(image, membership),
+        image.id,
+    )
 }
 
 /// Whether the caller sees every member of `image` (admin, or the owner project) rather
@@ -54,8 +59,9 @@ fn member_not_found(id: ImageId, member_id: &str) -> ApiError {
     ))
 }
 
-/// The member `member_id` of `image` as the caller may see it (`get_member`): 403 when the
-/// policy refuses, 404 when there is no such member or it is not the caller's to see.
+/// The member `member_id` of `image` as the caller may see it (`get_member`): 404 when the
+/// caller may not see the image, 403 when the policy refuses, 404 when there is no such
+/// member or it is not the caller's to see.
 async fn lookup(
     app: &App,
     ctx: &RequestContext,
@@ -63,6 +69,7 @@ async fn lookup(
     membership: Option<MemberStatus>,
     member_id: &str,
 ) -> Result<Member, ApiError> {
+    check_get_image(ctx, image, membership)?;
     if !policy::allows(ctx, Rule::GetMember, &Target::image(image, membership)) {
         return Err(ApiError::forbidden(format!(
             "You are not authorized to lookup the members of the image {}.",
@@ -82,13 +89,14 @@ async fn lookup(
 /// caller's own membership for a member project.
 pub async fn list(app: &App, ctx: &RequestContext, id: &str) -> Result<Response<Body>, ApiError> {
     let id = parse_image_id(id)?;
-    let (image, membership) = load(app, ctx, id).await?;
+    let (image, membership) = lookup_image(app, ctx, id).await?;
     let refused = |why: &str| {
         ApiError::forbidden(format!("Not allowed to list members for image {id}: {why}"))
     };
     if image.visibility != Visibility::Shared {
         return Err(refused("Only shared images have members."));
     }
+    check_get_image(ctx, &image, membership)?;
     if !policy::allows(ctx, Rule::GetMembers, &Target::image(&image, membership)) {
         return Err(refused(
             "You are not authorized to complete get_members action.",
@@ -113,7 +121,7 @@ pub async fn show(
     member_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     let id = parse_image_id(id)?;
-    let (image, membership) = load(app, ctx, id).await?;
+    let (image, membership) = lookup_image(app, ctx, id).await?;
     if image.visibility != Visibility::Shared {
         return Err(ApiError::not_found("Only shared images have members."));
     }
@@ -171,11 +179,13 @@ pub async fn create(
         ));
     }
     let id = parse_image_id(id)?;
-    let (image, membership) = load(app, ctx, id).await?;
+    let (image, membership) = lookup_image(app, ctx, id).await?;
     let refused = || ApiError::forbidden(format!("Not allowed to create members for image {id}."));
-    if image.visibility != Visibility::Shared
-        || !policy::allows(ctx, Rule::AddMember, &Target::image(&image, membership))
-    {
+    if image.visibility != Visibility::Shared {
+        return Err(refused());
+    }
+    check_get_image(ctx, &image, membership)?;
+    if !policy::allows(ctx, Rule::AddMember, &Target::image(&image, membership)) {
         return Err(refused());
     }
     // A negative quota means unlimited.
@@ -200,7 +210,7 @@ pub async fn update(
         return Err(ApiError::bad_request("Status not specified"));
     };
     let id = parse_image_id(id)?;
-    let (image, membership) = load(app, ctx, id).await?;
+    let (image, membership) = lookup_image(app, ctx, id).await?;
     let refused = || ApiError::forbidden(format!("Not allowed to update members for image {id}."));
     if image.visibility != Visibility::Shared {
         return Err(refused());
@@ -232,7 +242,7 @@ pub async fn delete(
     member_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     let id = parse_image_id(id)?;
-    let (image, membership) = load(app, ctx, id).await?;
+    let (image, membership) = lookup_image(app, ctx, id).await?;
     let refused = || ApiError::forbidden(format!("Not allowed to delete members for image {id}."));
     if image.visibility != Visibility::Shared {
         return Err(refused());

@@ -7,9 +7,12 @@ pub mod image_data;
 pub mod images;
 pub mod info;
 pub mod list;
+pub mod locations;
 pub mod members;
+pub mod metadefs;
 pub mod patch;
 pub mod schemas;
+pub mod stores;
 pub mod tags;
 pub mod versions;
 

@@ -8,19 +8,20 @@
 
 use http::header::{HeaderMap, CONTENT_TYPE};
 use http::{Response, StatusCode};
-use meta::Image;
+use meta::{Image, ImageStatus};
 use serde_json::Value;
 
 use super::images::{
-    check_quotas, is_base, is_reserved, load_authorized, set_attribute, validate_attribute,
-    ImageView, READ_ONLY,
+    check_quotas, is_base, is_reserved, load_authorized, lookup, membership, set_attribute,
+    validate_attribute, ImageView, READ_ONLY,
 };
+use super::locations;
 use super::{json_response, parse_image_id};
 use crate::app::App;
 use crate::body::Body;
 use crate::context::RequestContext;
 use crate::error::ApiError;
-use crate::policy::Rule;
+use crate::policy::{self, Rule, Target};
 
 const V21: &str = "application/openstack-images-v2.1-json-patch";
 const V20: &str = "application/openstack-images-v2.0-json-patch";
@@ -44,6 +45,8 @@ struct Operation {
     /// The one path segment, decoded.
     key: String,
     value: Option<Value>,
+    /// A location operation, checked (`show_multiple_locations`).
+    location: Option<locations::PatchOp>,
 }
 
 /// `PATCH /v2/images/{id}`.
@@ -66,19 +69,57 @@ pub async fn update(
         .map(|item| parse_operation(app, dialect, item))
         .collect::<Result<Vec<_>, _>>()?;
     let id = parse_image_id(id)?;
-    load_authorized(app, ctx, id, Rule::ModifyImage).await?;
+    if ops.is_empty() {
+        // Glance asks a rule per operation and saves only when there is one: an empty patch
+        // hands back the image, untouched, to anybody the data layer shows it to.
+        let (image, _) = lookup(app, ctx, id).await?;
+        return Ok(json_response(StatusCode::OK, &ImageView::of(app, &image)));
+    }
+    let current = load_authorized(app, ctx, id, Rule::ModifyImage).await?;
+    let location_ops: Vec<&locations::PatchOp> =
+        ops.iter().filter_map(|op| op.location.as_ref()).collect();
+    let mut location_ctx = None;
+    if !location_ops.is_empty() {
+        let member = membership(app, ctx, &current).await?;
+        for op in &location_ops {
+            policy::enforce(ctx, op.rule(), &Target::image(&current, member), id)?;
+        }
+        let owned: Vec<locations::PatchOp> = location_ops.iter().map(|op| (*op).clone()).collect();
+        location_ctx = Some(locations::PatchContext {
+            hashing_algorithm: app.config.hashing_algorithm.clone(),
+            location_quota: usize::try_from(app.config.image_location_quota).ok(),
+            size: locations::size_for(app, &current, &owned).await?,
+        });
+    }
+    // A queued image given a location becomes active in the same transaction.
+    let activates =
+        current.status == ImageStatus::Queued && location_ops.iter().any(|op| op.adds());
     let ctx_for_txn = ctx.clone();
     let config = app.config.clone();
-    let image = app
-        .catalog
-        .update_image(id, move |image: &mut Image| -> Result<(), ApiError> {
-            for op in &ops {
-                apply(&ctx_for_txn, dialect, image, op)?;
+    let removed = locations::Removed::default();
+    let removed_in_txn = removed.clone();
+    let edit = move |image: &mut Image| -> Result<(), ApiError> {
+        let mut gone = Vec::new();
+        for op in &ops {
+            match (&op.location, &location_ctx) {
+                (Some(location_op), Some(lctx)) => {
+                    locations::apply_patch(image, location_op, lctx, &mut gone)?
+                }
+                _ => apply(&ctx_for_txn, dialect, image, op)?,
             }
-            check_quotas(&config, image)
-        })
-        .await?;
-    Ok(json_response(StatusCode::OK, &ImageView(&image)))
+        }
+        removed_in_txn.set(gone);
+        check_quotas(&config, image)
+    };
+    let image = if activates {
+        app.catalog
+            .update_image_to(id, ImageStatus::Active, edit)
+            .await?
+    } else {
+        app.catalog.update_image(id, edit).await?
+    };
+    locations::delete_removed(app, &image, removed.take()).await;
+    Ok(json_response(StatusCode::OK, &ImageView::of(app, &image)))
 }
 
 fn dialect(headers: &HeaderMap) -> Result<Dialect, ApiError> {
@@ -149,7 +190,7 @@ fn parse_operation(app: &App, dialect: Dialect, item: &Value) -> Result<Operatio
     let path = path
         .as_str()
         .ok_or_else(|| ApiError::bad_request("Path must be a string"))?;
-    let key = parse_pointer(path)?;
+    let (key, index) = parse_pointer(path)?;
     let value = fields.get("value").cloned();
     if op != Op::Remove && value.is_none() {
         let name = match op {
@@ -171,9 +212,18 @@ fn parse_operation(app: &App, dialect: Dialect, item: &Value) -> Result<Operatio
         )));
     }
     if key == "locations" {
-        return Err(ApiError::forbidden(
-            "It's not allowed to add/update/remove locations if locations are invisible.",
-        ));
+        let name = match op {
+            Op::Add => "add",
+            Op::Remove => "remove",
+            Op::Replace => "replace",
+        };
+        let location = locations::parse_patch(app, name, index.as_deref(), value.as_ref())?;
+        return Ok(Operation {
+            op,
+            key,
+            value,
+            location: Some(location),
+        });
     }
     if !is_base(&key) && key.chars().count() > 255 {
         return Err(ApiError::bad_request(format!(
@@ -183,22 +233,29 @@ fn parse_operation(app: &App, dialect: Dialect, item: &Value) -> Result<Operatio
     if let Some(value) = &value {
         validate_attribute(&app.config, &key, value)?;
     }
-    Ok(Operation { op, key, value })
+    Ok(Operation {
+        op,
+        key,
+        value,
+        location: None,
+    })
 }
 
-/// A JSON pointer with exactly one segment (`/name`); `~0`/`~1` decoded.
-fn parse_pointer(path: &str) -> Result<String, ApiError> {
+/// A JSON pointer with exactly one segment (`/name`), `~0`/`~1` decoded — or `/locations`
+/// with one more segment, its position (`N` or `-`), given back beside the key.
+fn parse_pointer(path: &str) -> Result<(String, Option<String>), ApiError> {
     let invalid =
         || ApiError::bad_request(format!("Invalid JSON pointer for this resource: '{path}'"));
     let rest = path.strip_prefix('/').ok_or_else(|| {
         ApiError::bad_request(format!("Pointer `{path}` does not start with \"/\"."))
     })?;
-    // Locations take `/locations/<index>` or `/locations/-`; they are all refused later
-    // (locations are never exposed), so only their root matters here.
-    let rest = match rest.split_once('/') {
-        Some(("locations", index)) if !index.is_empty() && !index.contains('/') => "locations",
+    // Locations take `/locations/<index>` or `/locations/-` (add, remove).
+    let (rest, index) = match rest.split_once('/') {
+        Some(("locations", index)) if !index.is_empty() && !index.contains('/') => {
+            ("locations", Some(index.to_owned()))
+        }
         Some(_) => return Err(invalid()),
-        None => rest,
+        None => (rest, None),
     };
     if rest.is_empty() {
         return Err(invalid());
@@ -220,7 +277,7 @@ fn parse_pointer(path: &str) -> Result<String, ApiError> {
             key.push(c);
         }
     }
-    Ok(key)
+    Ok((key, index))
 }
 
 fn apply(
@@ -265,15 +322,22 @@ mod tests {
 
     #[test]
     fn pointers() {
-        assert_eq!(parse_pointer("/name").unwrap(), "name");
-        assert_eq!(parse_pointer("/a~1b~0c").unwrap(), "a/b~c");
+        assert_eq!(parse_pointer("/name").unwrap(), ("name".into(), None));
+        assert_eq!(parse_pointer("/a~1b~0c").unwrap().0, "a/b~c");
         assert!(parse_pointer("name").is_err());
         assert!(parse_pointer("/").is_err());
         assert!(parse_pointer("/a/b").is_err());
         assert!(parse_pointer("/tags/-").is_err());
         assert!(parse_pointer("/a~2").is_err());
         assert!(parse_pointer("/a/").is_err());
-        assert_eq!(parse_pointer("/locations/-").unwrap(), "locations");
+        assert_eq!(
+            parse_pointer("/locations/-").unwrap(),
+            ("locations".into(), Some("-".into()))
+        );
+        assert_eq!(
+            parse_pointer("/locations").unwrap(),
+            ("locations".into(), None)
+        );
         assert!(parse_pointer("/locations/0/url").is_err());
     }
 }

@@ -18,8 +18,8 @@ const MINOR_VERSIONS: &[(u32, &str, bool)] = &[
     (1, "image members (sharing)", true),
     (2, "tasks, metadata definitions", false),
     (3, "deactivate/reactivate", true),
-    // Location rules only bite when locations are exposed; with show_multiple_locations off
-    // (Glance's default, and glint's only mode) every location patch is refused, as in Glance.
+    // Location rules only bite when locations are exposed (show_multiple_locations); off,
+    // as Glance's default, every location patch is refused, as in Glance.
     (4, "location rules", true),
     (5, "community visibility; shared as the default", true),
     (6, "interoperable import (stage/import)", false),
@@ -28,16 +28,18 @@ const MINOR_VERSIONS: &[(u32, &str, bool)] = &[
         "os_hidden and multihash (os_hash_algo/os_hash_value)",
         true,
     ),
-    (8, "multiple stores discovery", false),
+    // /v2/info/stores, X-Image-Meta-Store, `stores` (multi-store: 404 without `[stores]`,
+    // as Glance answers).
+    (8, "multiple stores discovery", true),
     (9, "import into several stores", false),
     (10, "delete from one store; copy-image", false),
     (11, "import robustness", false),
     (12, "tasks of an image", false),
     (13, "quota usage", true),
     (14, "cache management API", true),
-    (15, "stores detail", false),
+    (15, "stores detail", true),
     (16, "cache queue returns 202", true),
-    (17, "new location API", false),
+    (17, "new location API", true),
     (18, "cache clean/prune/nodes", true),
 ];
 
@@ -128,7 +130,7 @@ mod tests {
     fn lists_served_versions_newest_current() {
         let doc = document(Some("http://glint:9292/"), &HeaderMap::new());
         let versions = doc["versions"].as_array().unwrap();
-        assert_eq!(versions[0]["id"], "v2.13");
+        assert_eq!(versions[0]["id"], "v2.17");
         assert_eq!(versions[0]["status"], "CURRENT");
         assert_eq!(versions[0]["links"][0]["href"], "http://glint:9292/v2/");
         assert!(versions.iter().any(|v| v["id"] == "v2.1"), "members");

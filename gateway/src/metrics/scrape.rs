@@ -18,8 +18,8 @@ use super::{route_labels, LingerEnd, UploadEnd, METHODS, PROCESS, STATUS_CLASSES
 pub struct Sources<'a> {
     /// Image counts by status, when the metadata store could be read.
     pub images_by_status: Option<Vec<(meta::ImageStatus, u64)>>,
-    /// The file store's folder (for capacity and free space).
-    pub store_dir: &'a std::path::Path,
+    /// Each store that knows its room (file stores): `(id, capacity, free)` bytes.
+    pub store_space: &'a [(String, u64, u64)],
 }
 
 /// Sums of all shards, taken at one scrape.
@@ -180,23 +180,6 @@ fn or_empty(h: &(Vec<u64>, u64)) -> (Vec<u64>, u64) {
     } else {
         h.clone()
     }
-}
-
-/// Capacity and free bytes of the filesystem holding `dir`.
-fn filesystem_space(dir: &std::path::Path) -> Option<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    // SAFETY: `path` is a valid NUL-terminated string and `stat` a writable statvfs.
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stat) };
-    if rc != 0 {
-        return None;
-    }
-    let block = stat.f_frsize as u64;
-    Some((
-        (stat.f_blocks as u64).saturating_mul(block),
-        (stat.f_bavail as u64).saturating_mul(block),
-    ))
 }
 
 /// All metric families of one scrape.
@@ -410,27 +393,32 @@ fn gather(sources: &Sources<'_>) -> Vec<proto::MetricFamily> {
         }
         out.push(f);
     }
-    if let Some((capacity, free)) = filesystem_space(sources.store_dir) {
-        let store = [("store", "file")];
-        for (name, help, value) in [
-            (
-                "glint_store_capacity_bytes",
-                "Size of the filesystem holding the store.",
-                capacity,
-            ),
-            (
-                "glint_store_free_bytes",
-                "Bytes of the store's filesystem still available to glint.",
-                free,
-            ),
-            (
-                "glint_store_used_bytes",
-                "Bytes of the store's filesystem in use (by anything).",
-                capacity.saturating_sub(free),
-            ),
-        ] {
+    let families = [
+        (
+            "glint_store_capacity_bytes",
+            "Size of the filesystem holding the store.",
+        ),
+        (
+            "glint_store_free_bytes",
+            "Bytes of the store's filesystem still available to glint.",
+        ),
+        (
+            "glint_store_used_bytes",
+            "Bytes of the store's filesystem in use (by anything).",
+        ),
+    ];
+    if !sources.store_space.is_empty() {
+        for (index, (name, help)) in families.into_iter().enumerate() {
             let mut f = family(name, help, GAUGE);
-            f.mut_metric().push(gauge(labels(&store), value as f64));
+            for (store, capacity, free) in sources.store_space {
+                let value = match index {
+                    0 => *capacity,
+                    1 => *free,
+                    _ => capacity.saturating_sub(*free),
+                };
+                f.mut_metric()
+                    .push(gauge(labels(&[("store", store)]), value as f64));
+            }
             out.push(f);
         }
     }

@@ -51,7 +51,6 @@ use monoio::io::IntoPollIo;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::ServerName;
 
-use crate::hyper_io::HyperIo;
 use crate::net::io::PollIo;
 use crate::net::resolve::{resolve, ResolveError};
 use crate::net::tls::{TlsConfigError, TlsSettings};
@@ -889,7 +888,7 @@ impl HttpClient {
         match target.scheme {
             Scheme::Http => {
                 let (sender, conn) = builder
-                    .handshake(HyperIo(stream, None))
+                    .handshake(PollIo(stream))
                     .await
                     .map_err(handshake_error)?;
                 monoio::spawn(async move {

@@ -20,8 +20,7 @@
 //!
 //! Errors are typed ([`FetchError`]) and never contain the URL's userinfo or query.
 //!
-//! The settings struct, [`ImportFilteringOpts`], lives here rather than in `config.rs` while
-//! that file is being reorganised; `Config` takes it as its `import_filtering_opts` table.
+//! The settings, [`ImportFilteringOpts`], are `Config`'s `import_filtering_opts` table.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -30,54 +29,13 @@ use std::time::Duration;
 use base64::Engine;
 use http::header::{AUTHORIZATION, LOCATION, RANGE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use serde::{Deserialize, Serialize};
 
 use crate::net::addr::{classify, AddressClass};
 use crate::net::client::{ClientError, HttpClient, RequestBody, ResponseBody, Scheme, Target};
 use crate::net::resolve::resolve;
 use crate::net::url::{FetchUrl, Host, UrlError};
 
-/// Glance's `[import_filtering_opts]`, with Glance's names and defaults.
-///
-/// ```toml
-/// [import_filtering_opts]
-/// allowed_schemes = ["http", "https"]
-/// allowed_hosts = ["mirror.internal", "10.0.0.5"]   # also the only way to reach those
-/// allowed_ports = [80, 443, 8080]
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ImportFilteringOpts {
-    /// Schemes accepted; when not empty, `disallowed_schemes` is ignored (Glance: `http`,
-    /// `https`).
-    pub allowed_schemes: Vec<String>,
-    /// Schemes refused, used only when `allowed_schemes` is empty.
-    pub disallowed_schemes: Vec<String>,
-    /// Hosts accepted (names or addresses); when not empty, only these are fetched from and
-    /// `disallowed_hosts` is ignored. Naming a host here is also the only way to reach it at
-    /// a loopback, private, link-local or metadata address.
-    pub allowed_hosts: Vec<String>,
-    /// Hosts refused (names or addresses), used only when `allowed_hosts` is empty. An
-    /// address here is refused whichever name resolves to it.
-    pub disallowed_hosts: Vec<String>,
-    /// Ports accepted; when not empty, `disallowed_ports` is ignored (Glance: 80, 443).
-    pub allowed_ports: Vec<u16>,
-    /// Ports refused, used only when `allowed_ports` is empty.
-    pub disallowed_ports: Vec<u16>,
-}
-
-impl Default for ImportFilteringOpts {
-    fn default() -> Self {
-        ImportFilteringOpts {
-            allowed_schemes: vec!["http".into(), "https".into()],
-            disallowed_schemes: Vec::new(),
-            allowed_hosts: Vec::new(),
-            disallowed_hosts: Vec::new(),
-            allowed_ports: vec![80, 443],
-            disallowed_ports: Vec::new(),
-        }
-    }
-}
+pub use crate::config::ImportFilteringOpts;
 
 /// A setting of [`ImportFilteringOpts`] that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,9 +1,10 @@
-//! hyper's I/O traits for a TLS client stream.
+//! hyper's I/O traits for the client's streams: monoio's poll-mode TCP stream, and rustls over
+//! it (both have tokio's I/O traits).
 //!
-//! Plain TCP connections use [`crate::hyper_io::HyperIo`] (the server's adapter) unchanged.
-//! A TLS stream is a different type (rustls over monoio's poll-mode stream, both with tokio's
-//! I/O traits), so it gets this sibling adapter, which forwards hyper's calls the same way,
-//! with no buffering of its own.
+//! The server's adapter (`hyper_io`) does the same for accepted connections, plus splicing;
+//! the client keeps its own so that `net` sits below the data path in the module order. It
+//! forwards hyper's calls with no buffering of its own, and keeps vectored writes (so hyper
+//! sends an S3 part's frames with `writev` instead of copying them together).
 
 use std::io;
 use std::mem::MaybeUninit;

@@ -27,4 +27,4 @@ pub mod tls;
 pub mod url;
 
 #[cfg(test)]
-mod test_origin;
+pub(crate) mod test_origin;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use meta::{Backend, BackendExt, Error, Image, ImageStatus, Visibility};
+use meta::{Backend, BackendExt, Error, Image, ImageStatus, Location, Visibility};
 
 use super::{at, count_of, id, image_in, outcome, queued, Engine, Short};
 
@@ -270,4 +270,76 @@ pub fn counts_follow_every_write<E: Engine>() {
     meta.delete_image(id(1)).unwrap();
     assert_eq!(count_of(meta, ImageStatus::Active), 1);
     assert_eq!(meta.count_images().unwrap(), 2);
+}
+
+/// A location added to a queued image makes it active with its size in one write; a refused
+/// transition or edit writes nothing; entering queued clears the size.
+pub fn update_to_edits_and_moves_status_in_one_write<E: Engine>() {
+    let db = E::create();
+    let meta = db.backend();
+    let image = queued(1);
+    meta.create(&image).unwrap();
+    let location = Location {
+        url: "http://example.com/cirros.img".into(),
+        store: "web".into(),
+    };
+    let at_location = |image: &mut Image| {
+        image.locations.push(location.clone());
+        image.size = Some(1234);
+        Ok::<(), Error>(())
+    };
+    let active = meta
+        .update_image_to_with(image.id, ImageStatus::Active, at_location)
+        .unwrap();
+    assert_eq!(active.status, ImageStatus::Active);
+    assert_eq!(active.size, Some(1234));
+    assert_eq!(active.locations, vec![location.clone()]);
+    assert_eq!(meta.get_image(image.id).unwrap(), active);
+    assert_eq!(count_of(meta, ImageStatus::Active), 1);
+    // Active cannot become importing: nothing written.
+    let refused = meta.update_image_to_with(image.id, ImageStatus::Importing, |image| {
+        image.name = Some("not written".into());
+        Ok::<(), Error>(())
+    });
+    assert!(
+        matches!(refused, Err(Error::InvalidTransition { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(meta.get_image(image.id).unwrap(), active);
+    // The edit's own limits still hold.
+    let mut other = queued(2);
+    other.disk_format = None;
+    meta.create(&other).unwrap();
+    let no_formats = meta.update_image_to_with(other.id, ImageStatus::Active, |image| {
+        image.size = Some(1);
+        Ok::<(), Error>(())
+    });
+    assert!(
+        matches!(no_formats, Err(Error::FormatsNotSet(_))),
+        "{no_formats:?}"
+    );
+    let status_edit = meta.update_image_to_with(other.id, ImageStatus::Importing, |image| {
+        image.status = ImageStatus::Killed;
+        Ok::<(), Error>(())
+    });
+    assert!(matches!(status_edit, Err(Error::ReadOnlyField { .. })));
+    // Importing and back: entering queued clears the size.
+    let mut third = queued(3);
+    third.size = None;
+    meta.create(&third).unwrap();
+    let importing = meta
+        .update_image_to_with(third.id, ImageStatus::Importing, |image| {
+            image.size = Some(99);
+            Ok::<(), Error>(())
+        })
+        .unwrap();
+    assert_eq!(importing.status, ImageStatus::Importing);
+    let back = meta
+        .update_image_to_with(third.id, ImageStatus::Queued, |image| {
+            image.locations.clear();
+            Ok::<(), Error>(())
+        })
+        .unwrap();
+    assert_eq!(back.status, ImageStatus::Queued);
+    assert_eq!(back.size, None);
 }

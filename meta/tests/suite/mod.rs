@@ -17,8 +17,11 @@
 // clippy's allow-unwrap-in-tests exempts, and a panic is how a test helper reports failure.
 #![allow(dead_code, unused_macros, clippy::unwrap_used)]
 
+pub mod adopt;
 pub mod images;
 pub mod listing;
+pub mod metadefs;
+pub mod metadefs_model;
 pub mod model;
 pub mod sharing;
 pub mod uploads;
@@ -169,6 +172,7 @@ macro_rules! backend_tests {
             images::update_of_unknown_image_is_not_found,
             images::update_cannot_change_read_only_fields,
             images::formats_change_only_while_queued_or_importing,
+            images::update_to_edits_and_moves_status_in_one_write,
             images::delete_returns_the_image_as_it_was,
             images::protected_images_cannot_be_deleted,
             images::counts_follow_every_write,
@@ -202,6 +206,18 @@ macro_rules! backend_tests {
             listing::tags_and_properties_must_all_match,
             listing::viewers_see_what_spec_5_4_lists,
             listing::member_status_decides_which_shared_images_are_listed,
+            metadefs::creates_a_namespace_with_its_content_and_reads_it_back,
+            metadefs::duplicate_and_invalid_namespaces_write_nothing,
+            metadefs::protected_namespaces_refuse_every_delete,
+            metadefs::renaming_a_namespace_moves_its_content,
+            metadefs::objects_and_properties_are_created_renamed_and_deleted,
+            metadefs::tags_replace_append_rename_and_page,
+            metadefs::associations_create_resource_types_that_outlive_them,
+            metadefs::listing_filters_sorts_and_pages,
+            metadefs::load_modes_follow_glance_manage,
+            metadefs::a_failing_load_writes_nothing,
+            metadefs::export_lists_everything_oldest_first,
+            metadefs::metadefs_survive_reopening,
             listing::a_marker_may_be_invisible_to_the_viewer,
             sharing::members_are_added_pending_listed_updated_and_deleted,
             sharing::members_need_a_shared_image_and_are_unique_and_limited,
@@ -209,6 +225,12 @@ macro_rules! backend_tests {
             sharing::usage_follows_create_upload_owner_change_and_delete,
             sharing::quotas_refuse_inside_the_transaction_and_write_nothing,
             sharing::announced_sizes_are_reserved_until_the_upload_ends,
+            adopt::adopt_stores_the_record_and_members_as_they_were,
+            adopt::adopting_the_same_record_again_changes_nothing,
+            adopt::a_different_record_conflicts_unless_replaced,
+            adopt::deleted_records_keep_their_ids_taken,
+            adopt::a_deleted_record_replaces_a_live_one_only_when_asked,
+            adopt::an_adopted_upload_in_progress_is_reset_by_recovery,
         );
     };
     (@each $engine:ty, $ready:expr; $($module:ident :: $name:ident),+ $(,)?) => {

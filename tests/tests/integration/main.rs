@@ -56,6 +56,9 @@ mod persistence;
 mod datapath;
 // Answers sent before the request body ends reach the client: lingering close (issue 18).
 mod early_refusals;
+// Stores: several named stores, upload to one, fallback across locations, the http store,
+// the locations API, and the S3 store on a real Ceph RGW when one is up (issue 11).
+mod stores;
 // Disk-format inspection on upload: 415 on mismatch or unsafe images (§3.4, disk-formats.md).
 mod inspection;
 // Keystone auth: token validation, its cache, 401/403/503, service tokens (§2.1).
@@ -64,3 +67,5 @@ mod keystone;
 mod config;
 // Operations: /metrics and promtool, dashboard and alerts, a real Prometheus, logs, healthcheck.
 mod observability;
+// Metadata definitions: every route, errors, paging, schemas, policy, load/export (§9).
+mod metadefs;

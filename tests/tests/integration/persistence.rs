@@ -22,11 +22,10 @@ pub fn start_partial_upload(srv: &TestServer, id: &str, total: usize, sent: usiz
     ));
     conn.send(&random_bytes(sent, 99));
     srv.wait_for_status(id, "saving");
-    let part = srv.part_file(id);
     poll_until(
         Duration::from_secs(30),
         "the .part file of the upload",
-        || part.is_file().then_some(()),
+        || srv.part_file(id).filter(|p| p.is_file()),
     );
     conn
 }

@@ -266,15 +266,90 @@ fn body_on_body_less_routes_is_bad_request() {
     let srv = TestServer::start();
     let id = srv.create_active_image(json!({}), b"x");
     for (method, path) in [
-        ("GET", "/v2/images".to_owned()),
         ("GET", format!("/v2/images/{id}")),
+        ("GET", format!("/v2/images/{id}/file")),
+        ("GET", format!("/v2/images/{id}/members")),
         ("GET", "/v2/schemas/image".to_owned()),
         ("DELETE", format!("/v2/images/{id}")),
+        ("DELETE", format!("/v2/images/{id}/tags/t")),
+        ("POST", format!("/v2/images/{id}/actions/deactivate")),
     ] {
         let resp = srv.raw(&raw::request(method, &path, &[], b"{}"));
         assert_eq!(resp.status, 400, "{method} {path}: {resp:?}");
     }
     assert_eq!(srv.image(&id)["status"], "active");
+}
+
+// Issue 16: Glance ignores a body on the routes its router does not mark `body_reject` —
+// the image list, /v2/info/usage — and on the version documents and /healthcheck, which
+// are served outside that router. The body is drained: the connection carries on.
+#[test]
+fn body_on_list_usage_versions_and_healthcheck_is_ignored() {
+    let srv = TestServer::start();
+    let id = srv.create_active_image(json!({"name": "listed"}), b"x");
+    let mut conn = srv.connect();
+    let body = br#"{"name": "ignored"}"#;
+    let len = body.len().to_string();
+    for (path, status) in [
+        ("/v2/images", 200),
+        ("/v2/info/usage", 200),
+        ("/versions", 200),
+        ("/", 300),
+        ("/healthcheck", 200),
+    ] {
+        let mut req = raw::head(
+            "GET",
+            path,
+            &[
+                ("Content-Type", "application/json"),
+                ("Content-Length", &len),
+            ],
+        );
+        req.extend_from_slice(body);
+        conn.send(&req);
+        let resp = conn.read_response();
+        assert_eq!(resp.status, status, "GET {path} with a body: {resp:?}");
+        if path == "/v2/images" {
+            assert_eq!(glint_tests::ids_of(&resp.json()), vec![id.clone()]);
+        }
+    }
+    // The same connection still serves a request after the ignored bodies.
+    conn.send(&raw::head("GET", &format!("/v2/images/{id}"), &[]));
+    let resp = conn.read_response();
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert_eq!(resp.json()["name"], "listed");
+}
+
+#[test]
+fn metadef_bodies_follow_glance_body_reject() {
+    // Glance's router rejects a body on a namespace's GET but ignores one on the namespace
+    // list and the collection deletes.
+    let srv = TestServer::start();
+    let mut conn = srv.connect();
+    let body = br#"{"x": 1}"#;
+    let len = body.len().to_string();
+    for (method, path, status) in [
+        ("GET", "/v2/metadefs/namespaces", 200),
+        ("GET", "/v2/metadefs/namespaces/nowhere", 400),
+        ("GET", "/v2/metadefs/resource_types", 400),
+        ("DELETE", "/v2/metadefs/namespaces/nowhere/tags", 404),
+    ] {
+        let mut req = raw::head(
+            method,
+            path,
+            &[
+                ("Content-Type", "application/json"),
+                ("Content-Length", &len),
+            ],
+        );
+        req.extend_from_slice(body);
+        conn.send(&req);
+        let resp = conn.read_response();
+        assert_eq!(resp.status, status, "{method} {path} with a body: {resp:?}");
+        if status == 400 {
+            conn = srv.connect();
+        }
+    }
 }
 
 #[test]

@@ -52,6 +52,8 @@ mod tests {
             user_domain_id: None,
             project_id: Some("p".into()),
             project_domain_id: None,
+            domain_id: None,
+            system_scope: None,
             roles: vec!["reader".into()],
             expires_at: SystemTime::now() + expires_in,
         }))

@@ -22,6 +22,11 @@ pub struct Identity {
     pub project_id: Option<String>,
     /// The project's domain.
     pub project_domain_id: Option<String>,
+    /// The domain a domain-scoped token is scoped to.
+    pub domain_id: Option<String>,
+    /// `Some("all")` for a token scoped to the whole system (keystonemiddleware's
+    /// `OpenStack-System-Scope`).
+    pub system_scope: Option<String>,
     /// Role names on that scope, lower-cased (implied roles included by Keystone).
     pub roles: Vec<String>,
     /// When the token stops being valid.
@@ -204,8 +209,18 @@ struct TokenData {
     expires_at: String,
     user: Named,
     project: Option<Named>,
+    /// Present on a domain-scoped token.
+    domain: Option<Domain>,
+    /// Present on a system-scoped token: `{"all": true}`.
+    system: Option<System>,
     #[serde(default)]
     roles: Vec<Role>,
+}
+
+#[derive(Deserialize)]
+struct System {
+    #[serde(default)]
+    all: bool,
 }
 
 #[derive(Deserialize)]
@@ -242,6 +257,9 @@ fn parse_token(body: &str) -> Result<Identity, String> {
             .and_then(|p| p.domain.as_ref())
             .map(|d| d.id.clone()),
         project_id: t.project.map(|p| p.id),
+        domain_id: t.domain.map(|d| d.id),
+        // keystonemiddleware passes on only the whole-system scope, as "all".
+        system_scope: t.system.filter(|s| s.all).map(|_| "all".to_owned()),
         roles: t.roles.into_iter().map(|r| r.name.to_lowercase()).collect(),
         expires_at: expires_at.into(),
     })
@@ -278,7 +296,30 @@ mod tests {
             "roles": [{"id": "r", "name": "admin"}]}}"#;
         let id = parse_token(body).unwrap();
         assert_eq!(id.project_id, None);
+        assert_eq!(id.domain_id, None);
+        assert_eq!(id.system_scope.as_deref(), Some("all"));
         assert_eq!(id.roles, ["admin"]);
+    }
+
+    #[test]
+    fn domain_scoped_and_unscoped_tokens() {
+        let domain = r#"{"token": {"expires_at": "2099-01-01T00:00:00Z",
+            "user": {"id": "u1", "domain": {"id": "default"}},
+            "domain": {"id": "default", "name": "Default"},
+            "roles": [{"id": "r", "name": "reader"}]}}"#;
+        let id = parse_token(domain).unwrap();
+        assert_eq!(id.project_id, None);
+        assert_eq!(id.domain_id.as_deref(), Some("default"));
+        assert_eq!(id.system_scope, None);
+        assert_eq!(id.roles, ["reader"]);
+        let unscoped = r#"{"token": {"expires_at": "2099-01-01T00:00:00Z",
+            "user": {"id": "u1", "domain": {"id": "default"}}, "methods": ["password"]}}"#;
+        let id = parse_token(unscoped).unwrap();
+        assert_eq!(
+            (id.project_id, id.domain_id, id.system_scope),
+            (None, None, None)
+        );
+        assert!(id.roles.is_empty());
     }
 
     #[test]

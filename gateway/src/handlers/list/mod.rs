@@ -18,12 +18,16 @@ use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::policy::{self, Rule, Target};
 
-/// `GET /v2/images`.
+/// `GET /v2/images`. Glance's order: the request's parameters (400), `get_images` (403: a
+/// token without a project — system-, domain-scoped or unscoped — stops here), then the
+/// filter values and the marker (400), then the images the caller may see.
 pub async fn list(
     app: &App,
     ctx: &RequestContext,
     raw_query: &str,
 ) -> Result<Response<Body>, ApiError> {
+    let pairs = query::query_pairs(raw_query);
+    let query = query::parse(&app.config, ctx, &pairs)?;
     policy::enforce_global(
         ctx,
         Rule::GetImages,
@@ -34,8 +38,7 @@ pub async fn list(
             member_id: None,
         },
     )?;
-    let pairs = query::query_pairs(raw_query);
-    let filter = query::parse(&app.config, ctx, &pairs)?;
+    let filter = query.into_filter()?;
     let limit = filter.limit;
     let images = app.catalog.list_images(filter).await.map_err(|e| match e {
         meta::Error::MarkerNotFound(id) => {
@@ -62,7 +65,10 @@ pub async fn list(
             format!("/v2/images?{}", next.join("&"))
         });
     let page = Page {
-        images: images.iter().map(ImageView).collect(),
+        images: images
+            .iter()
+            .map(|image| ImageView::of(app, image))
+            .collect(),
         first,
         next,
         schema: "/v2/schemas/images",

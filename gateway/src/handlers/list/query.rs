@@ -2,6 +2,13 @@
 //! syntaxes, every filter with its operators (spec §5.1–5.3) and the caller's visibility rules
 //! (§5.4), with Glance's 400 for each bad parameter.
 //!
+//! Glance finds bad parameters in two places, and so at two moments: its request parser
+//! (limit, sort, visibility, member status, `os_hidden`, `protected`, `changes-since`) before
+//! the `get_images` rule, and its database layer (the other filter values, the marker) after
+//! it. [`parse`] refuses the first kind at once and keeps the first of the second kind in the
+//! [`ListQuery`], which hands it out only when the filter is asked for
+//! ([`ListQuery::into_filter`]) — after the policy check.
+//!
 //! Parsing only: which images match is `meta`'s business (the engine evaluates the filter
 //! against its indexes, or translates it to SQL), and the response is the handler's.
 
@@ -175,14 +182,40 @@ fn number_field(name: &str) -> Option<NumberField> {
 /// Statuses no listing shows (§5.4; `deleted` images are never listed by meta at all).
 const NEVER_LISTED: [ImageStatus; 2] = [ImageStatus::PendingDelete, ImageStatus::Killed];
 
-/// Parses the query of a list request by `ctx` into the page to list.
+/// A list request's query, parsed: the page to list, unless a filter value or the marker is
+/// bad (the 400 Glance's database layer gives, after `get_images`).
+#[derive(Debug)]
+pub struct ListQuery {
+    filter: ListFilter,
+    /// The first bad filter value or marker.
+    deferred: Option<ApiError>,
+}
+
+impl ListQuery {
+    /// The page to list, or the 400 for the first bad filter value or marker.
+    pub fn into_filter(self) -> Result<ListFilter, ApiError> {
+        match self.deferred {
+            Some(error) => Err(error),
+            None => Ok(self.filter),
+        }
+    }
+}
+
+/// Parses the query of a list request by `ctx`: 400 at once for a bad request parameter
+/// (what Glance's request parser checks), the page to list otherwise — with the first bad
+/// filter value or marker kept for [`ListQuery::into_filter`].
 pub fn parse(
     config: &Config,
     ctx: &RequestContext,
     pairs: &[(String, String)],
-) -> Result<ListFilter, ApiError> {
+) -> Result<ListQuery, ApiError> {
     let mut limit = config.limit_param_default;
     let mut marker = None;
+    // Glance's database layer meets these after `get_images`; the first one is answered.
+    let mut deferred: Option<ApiError> = None;
+    let mut defer = |error: ApiError| {
+        deferred.get_or_insert(error);
+    };
     let mut conditions = Vec::new();
     let mut visibility = VisibilityFilter::Default;
     let mut member_status = Some(MemberStatus::Accepted);
@@ -203,13 +236,12 @@ pub fn parse(
                 }
                 limit = (given as u64).min(config.api_limit_max as u64) as usize;
             }
-            "marker" => {
-                marker = Some(value.parse().map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "Invalid marker. Image {value} could not be found."
-                    ))
-                })?)
-            }
+            "marker" => match value.parse() {
+                Ok(id) => marker = Some(id),
+                Err(_) => defer(ApiError::bad_request(format!(
+                    "Invalid marker. Image {value} could not be found."
+                ))),
+            },
             "sort_key" => sort_keys.push(parse_sort_key(value)?),
             "sort_dir" => sort_dirs.push(parse_sort_dir(value)?),
             "sort" => new_sort = Some(value.to_owned()),
@@ -246,7 +278,10 @@ pub fn parse(
                     "container_format" => TextField::ContainerFormat,
                     _ => TextField::DiskFormat,
                 };
-                conditions.push(text(field, parse_one_of(value)?));
+                match parse_one_of(value) {
+                    Ok(values) => conditions.push(text(field, values)),
+                    Err(e) => defer(e),
+                }
             }
             "owner" => conditions.push(text(TextField::Owner, vec![value.to_owned()])),
             "checksum" => conditions.push(text(TextField::Checksum, vec![value.to_owned()])),
@@ -255,16 +290,18 @@ pub fn parse(
             }
             "os_hash_algo" => conditions.push(text(TextField::OsHashAlgo, vec![value.to_owned()])),
             "created_at" | "updated_at" => {
-                let (cmp, at) = parse_time_filter(key, value)?;
                 let field = if key == "created_at" {
                     TimeField::CreatedAt
                 } else {
                     TimeField::UpdatedAt
                 };
-                conditions.push(Condition::Time { field, cmp, at });
+                match parse_time_filter(key, value) {
+                    Ok((cmp, at)) => conditions.push(Condition::Time { field, cmp, at }),
+                    Err(e) => defer(e),
+                }
             }
             "self" | "file" | "schema" => {
-                return Err(ApiError::bad_request(format!("Invalid filter: {key}")))
+                defer(ApiError::bad_request(format!("Invalid filter: {key}")))
             }
             _ => {
                 let range = key
@@ -274,15 +311,19 @@ pub fn parse(
                 if let Some((field, cmp)) =
                     range.and_then(|(f, cmp)| number_field(f).map(|f| (f, cmp)))
                 {
-                    let value = parse_number(value)?;
-                    ranges.push(Condition::Number { field, cmp, value });
+                    match parse_number(value) {
+                        Ok(value) => ranges.push(Condition::Number { field, cmp, value }),
+                        Err(e) => defer(e),
+                    }
                 } else if let Some(field) = number_field(key) {
-                    let value = parse_number(value)?;
-                    conditions.push(Condition::Number {
-                        field,
-                        cmp: Cmp::Eq,
-                        value,
-                    });
+                    match parse_number(value) {
+                        Ok(value) => conditions.push(Condition::Number {
+                            field,
+                            cmp: Cmp::Eq,
+                            value,
+                        }),
+                        Err(e) => defer(e),
+                    }
                 } else {
                     conditions.push(Condition::Property {
                         key: key.to_owned(),
@@ -342,7 +383,7 @@ pub fn parse(
             sort.push((key, tie_dir));
         }
     }
-    Ok(ListFilter {
+    let filter = ListFilter {
         scope: Scope::Viewer(Viewer {
             project: ctx.project_id.clone(),
             admin: ctx.is_admin_role(),
@@ -353,7 +394,8 @@ pub fn parse(
         sort,
         marker,
         limit,
-    })
+    };
+    Ok(ListQuery { filter, deferred })
 }
 
 #[cfg(test)]
@@ -395,7 +437,7 @@ mod tests {
 
     fn parsed(query: &str) -> Result<ListFilter, ApiError> {
         let ctx = crate::test_util::project_ctx("p", &["member", "reader"]);
-        parse(&Config::default(), &ctx, &query_pairs(query))
+        parse(&Config::default(), &ctx, &query_pairs(query)).and_then(ListQuery::into_filter)
     }
 
     #[test]
@@ -512,6 +554,58 @@ mod tests {
         ] {
             let err = parsed(query).unwrap_err();
             assert_eq!(err.status(), http::StatusCode::BAD_REQUEST, "{query}");
+        }
+    }
+
+    #[test]
+    fn filter_values_and_the_marker_are_refused_after_the_request_parameters() {
+        let ctx = crate::test_util::project_ctx("p", &["member", "reader"]);
+        let parse = |query: &str| parse(&Config::default(), &ctx, &query_pairs(query));
+        // Glance's request parser: refused before the policy is asked.
+        for query in [
+            "limit=x",
+            "sort_key=checksum",
+            "sort=name:up",
+            "visibility=everyone",
+            "member_status=maybe",
+            "os_hidden=maybe",
+            "protected=yes",
+            "changes-since=2020-01-01",
+            // Even after a bad filter value.
+            "size_min=big&limit=x",
+        ] {
+            let err = parse(query).unwrap_err();
+            assert_eq!(err.status(), http::StatusCode::BAD_REQUEST, "{query}");
+        }
+        // Its database layer: parsed, and refused only when the filter is asked for.
+        for (query, explanation) in [
+            (
+                "marker=nope",
+                "Invalid marker. Image nope could not be found.",
+            ),
+            (
+                "size_min=big",
+                "Unable to filter on a range with a non-numeric value.",
+            ),
+            (
+                "min_ram=x",
+                "Unable to filter on a range with a non-numeric value.",
+            ),
+            (
+                "name=foo:bar",
+                "Unable to filter by unknown operator 'foo'.",
+            ),
+            (
+                "created_at=yesterday",
+                "Bad \"created_at\" query filter format. Use ISO 8601 DateTime notation.",
+            ),
+            ("self=x", "Invalid filter: self"),
+            // The first one is answered.
+            ("file=x&marker=nope", "Invalid filter: file"),
+        ] {
+            let err = parse(query).expect(query).into_filter().unwrap_err();
+            assert_eq!(err.status(), http::StatusCode::BAD_REQUEST, "{query}");
+            assert_eq!(err.explanation(), explanation, "{query}");
         }
     }
 

@@ -17,6 +17,7 @@
 //! - `row.rs`: an image as a row, and back;
 //! - `list.rs`: a [`ListFilter`] as one `SELECT … WHERE … ORDER BY … LIMIT`;
 //! - `write.rs`: every write;
+//! - `metadefs.rs`: the metadata definitions;
 //! - `pool.rs`: connections, prepared statements, reconnecting.
 
 /// The columns of an image row, in the order `row::image_from_row` reads them (then `version`
@@ -31,6 +32,7 @@ macro_rules! image_columns {
 }
 
 mod list;
+mod metadefs;
 mod pool;
 mod row;
 mod schema;
@@ -45,7 +47,7 @@ use postgres::NoTls;
 
 use self::pool::Pool;
 use self::row::image_from_row;
-use crate::backend::{Backend, ChangeFeed, Edit, ImageChange, Locality};
+use crate::backend::{Adopted, Adoption, Backend, ChangeFeed, Edit, ImageChange, Locality};
 use crate::error::{Error, Result, StorageError};
 use crate::filter::ListFilter;
 use crate::members::{Member, MemberStatus};
@@ -190,7 +192,11 @@ impl PgBackend {
         let mut session = self.inner.pool.get()?;
         session
             .client()
-            .batch_execute("TRUNCATE image_members, images")
+            .batch_execute(
+                "TRUNCATE image_members, images, metadef_namespaces, metadef_objects, \
+                 metadef_properties, metadef_associations, metadef_tags, \
+                 metadef_resource_types",
+            )
             .map_err(pg_error)
     }
 
@@ -334,6 +340,10 @@ impl Backend for PgBackend {
         write::update(&self.inner.pool, id, edit)
     }
 
+    fn update_image_to(&self, id: ImageId, to: ImageStatus, edit: &mut Edit<'_>) -> Result<Image> {
+        write::update_to(&self.inner.pool, id, to, edit)
+    }
+
     fn begin_upload(
         &self,
         id: ImageId,
@@ -366,6 +376,10 @@ impl Backend for PgBackend {
 
     fn recover_interrupted(&self, node: &NodeId) -> Result<Vec<ImageId>> {
         write::recover_interrupted(&self.inner.pool, node)
+    }
+
+    fn adopt_image(&self, record: &Adoption, replace: bool) -> Result<Adopted> {
+        write::adopt(&self.inner.pool, record, replace)
     }
 
     fn get_member(&self, id: ImageId, project: &str) -> Result<Option<Member>> {

@@ -23,6 +23,11 @@
 //! A trigger announces every status change with `NOTIFY glint_image_changes, '<id> <status>'`
 //! on commit: other gateways drop what they cache of the image (see `ChangeFeed`).
 //!
+//! Schema version 2 adds the metadata definitions: `metadef_namespaces`, `metadef_objects`,
+//! `metadef_properties`, `metadef_associations` (one encoded record per row, the redb engine's
+//! format), `metadef_tags`, `metadef_resource_types` and the sequence `metadef_seq` (creation
+//! order); see `metadefs.rs`.
+//!
 //! Migrations run only when asked ([`sync`], `glint db sync` or the start-up option), each in
 //! its own transaction, under an advisory lock so that gateways starting together do not race.
 //! Adding a version: append a step to [`MIGRATIONS`]; never edit an applied one.
@@ -33,7 +38,7 @@ use super::pg_error;
 use crate::error::{Error, Result};
 
 /// The schema version this build needs.
-pub(crate) const CURRENT_VERSION: u32 = 1;
+pub(crate) const CURRENT_VERSION: u32 = 2;
 
 /// The channel status changes are announced on.
 pub(crate) const CHANGES_CHANNEL: &str = "glint_image_changes";
@@ -42,10 +47,11 @@ pub(crate) const CHANGES_CHANNEL: &str = "glint_image_changes";
 const MIGRATION_LOCK: i64 = 0x676c_696e_746d_6967;
 
 /// `(version, description, SQL)`: step `i` brings version `i` to `i + 1`.
-const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "images, members, sort indexes, the status-change notification",
-    r#"
+const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "images, members, sort indexes, the status-change notification",
+        r#"
 CREATE TABLE images (
     id uuid PRIMARY KEY,
     version bigint NOT NULL DEFAULT 0,
@@ -110,7 +116,52 @@ CREATE TRIGGER images_status_changed AFTER UPDATE OF status ON images
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION glint_image_changed();
 "#,
-)];
+    ),
+    (
+        2,
+        "metadata definitions (metadefs)",
+        r#"
+CREATE SEQUENCE metadef_seq MINVALUE 0 START WITH 0;
+CREATE TABLE metadef_namespaces (
+    name text COLLATE "C" PRIMARY KEY,
+    record bytea NOT NULL
+);
+CREATE TABLE metadef_objects (
+    namespace text COLLATE "C" NOT NULL,
+    name text COLLATE "C" NOT NULL,
+    record bytea NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+CREATE TABLE metadef_properties (
+    namespace text COLLATE "C" NOT NULL,
+    name text COLLATE "C" NOT NULL,
+    record bytea NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+CREATE TABLE metadef_associations (
+    namespace text COLLATE "C" NOT NULL,
+    name text COLLATE "C" NOT NULL,
+    record bytea NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+CREATE TABLE metadef_tags (
+    namespace text COLLATE "C" NOT NULL,
+    name text COLLATE "C" NOT NULL,
+    seq bigint NOT NULL,
+    created_at bigint NOT NULL,
+    updated_at bigint NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+CREATE TABLE metadef_resource_types (
+    name text COLLATE "C" PRIMARY KEY,
+    seq bigint NOT NULL,
+    protected boolean NOT NULL,
+    created_at bigint NOT NULL,
+    updated_at bigint NOT NULL
+);
+"#,
+    ),
+];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS glint_schema_migrations (
     version integer PRIMARY KEY,

@@ -17,7 +17,7 @@
 use super::pool::{Pool, Run, Tx};
 use super::row::{self, image_from_row, Columns};
 use super::{i64_of, u64_of};
-use crate::backend::Edit;
+use crate::backend::{Adopted, Adoption, Edit};
 use crate::error::{Error, Result, StorageError};
 use crate::members::{Member, MemberStatus};
 use crate::quota::{self, Limits, Usage};
@@ -475,5 +475,161 @@ pub(super) fn delete_member(pool: &Pool, id: ImageId, project: &str) -> Result<(
             &[&id.as_uuid(), &project],
         )?;
         Ok(Some(()))
+    })
+}
+
+pub(super) fn update_to(
+    pool: &Pool,
+    id: ImageId,
+    to: ImageStatus,
+    edit: &mut Edit<'_>,
+) -> Result<Image> {
+    write(pool, |tx, now| {
+        let old = require(tx, id)?;
+        let mut new = old.image.clone();
+        edit(&mut new)?;
+        rules::check_edit(&old.image, &new)?;
+        let new = rules::transition(&old.image, new, to, now)?;
+        // Data that arrives without an upload: no upload owner.
+        let done = put(tx, &old, &new, Upload::Clear, now)?;
+        Ok(applied(done, new))
+    })
+}
+
+// ---- adoption (`glint migrate-from-glance`)
+
+/// Whether the row of `id` is a tombstone.
+fn is_tombstone(tx: &mut dyn Run, id: ImageId) -> Result<bool> {
+    Ok(tx
+        .row(
+            "SELECT 1 FROM images WHERE id = $1 AND status = 'deleted'",
+            &[&id.as_uuid()],
+        )?
+        .is_some())
+}
+
+fn members_of(tx: &mut dyn Run, id: ImageId) -> Result<Vec<Member>> {
+    tx.rows(
+        "SELECT image_id, member, status, created_at, updated_at FROM image_members
+         WHERE image_id = $1 ORDER BY member",
+        &[&id.as_uuid()],
+    )?
+    .iter()
+    .map(row::member_from_row)
+    .collect()
+}
+
+fn put_members(tx: &mut dyn Run, id: ImageId, members: &[Member]) -> Result<()> {
+    tx.execute(
+        "DELETE FROM image_members WHERE image_id = $1",
+        &[&id.as_uuid()],
+    )?;
+    for member in members {
+        tx.execute(
+            "INSERT INTO image_members (image_id, member, status, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &id.as_uuid(),
+                &member.member_id,
+                &member.status.as_str(),
+                &member.created_at.as_unix_micros(),
+                &member.updated_at.as_unix_micros(),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Makes the row of `old` a tombstone dated `deleted_at` (whatever its protection) and removes
+/// its members; `false` when the row changed meanwhile.
+fn tombstone(tx: &mut dyn Run, old: &Loaded, deleted_at: Timestamp) -> Result<bool> {
+    let id = old.image.id.as_uuid();
+    let micros = deleted_at.as_unix_micros();
+    let changed = tx.execute(
+        "UPDATE images SET version = version + 1, status = 'deleted', deleted_at = $2,
+             updated_at = $2, name = NULL, checksum = NULL, os_hash_algo = NULL,
+             os_hash_value = NULL, owner = NULL, size = NULL, virtual_size = NULL,
+             disk_format = NULL, container_format = NULL, tags = '{}', properties = '{}',
+             locations = '[]', upload_node = NULL, upload_started_at = NULL,
+             upload_reserved_bytes = NULL
+         WHERE id = $1 AND version = $3",
+        &[&id, &micros, &old.version],
+    )?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    tx.execute("DELETE FROM image_members WHERE image_id = $1", &[&id])?;
+    Ok(true)
+}
+
+pub(super) fn adopt(pool: &Pool, record: &Adoption, replace: bool) -> Result<Adopted> {
+    let id = record.id();
+    write(pool, |tx, now| {
+        // The row, live or not, is locked for the whole decision.
+        tx.rows(
+            "SELECT 1 FROM images WHERE id = $1 FOR UPDATE",
+            &[&id.as_uuid()],
+        )?;
+        let deleted = is_tombstone(tx, id)?;
+        let live = load(tx, id, true)?;
+        match record {
+            Adoption::Deleted { deleted_at, .. } => match live {
+                None if deleted => Ok(Some(Adopted::Unchanged)),
+                None => {
+                    let micros = deleted_at.as_unix_micros();
+                    // A tombstone: a row with status `deleted` and no data fields.
+                    let inserted = tx.execute(
+                        "INSERT INTO images (id, status, visibility, protected, os_hidden,
+                             min_ram, min_disk, created_at, updated_at, deleted_at)
+                         VALUES ($1, 'deleted', 'private', false, false, 0, 0, $2, $2, $2)
+                         ON CONFLICT (id) DO NOTHING",
+                        &[&id.as_uuid(), &micros],
+                    )?;
+                    Ok(applied(inserted == 1, Adopted::Created))
+                }
+                Some(_) if !replace => Err(Error::AdoptConflict(id)),
+                Some(old) => Ok(applied(
+                    tombstone(tx, &old, *deleted_at)?,
+                    Adopted::Replaced,
+                )),
+            },
+            Adoption::Live { image, members } => {
+                if deleted {
+                    return Err(Error::Duplicate(id));
+                }
+                let mut members = members.clone();
+                members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+                if members.iter().any(|m| m.image_id != id) {
+                    return Err(Error::Corrupt(format!(
+                        "a member adopted with image {id} belongs to another image"
+                    )));
+                }
+                let outcome = match live {
+                    None => {
+                        if tx.execute(INSERT, &Columns::of(image)?.params())? == 0 {
+                            // Created by someone else since the lock was asked: again.
+                            return Ok(None);
+                        }
+                        Adopted::Created
+                    }
+                    Some(old) => {
+                        if old.image == **image && members_of(tx, id)? == members {
+                            return Ok(Some(Adopted::Unchanged));
+                        }
+                        if !replace {
+                            return Err(Error::AdoptConflict(id));
+                        }
+                        // As it was there: no rule, no owner of an upload (recovery requeues
+                        // an adopted upload in progress).
+                        if !put(tx, &old, image, Upload::Clear, now)? {
+                            return Ok(None);
+                        }
+                        Adopted::Replaced
+                    }
+                };
+                put_members(tx, id, &members)?;
+                Ok(Some(outcome))
+            }
+        }
     })
 }

@@ -168,7 +168,7 @@ impl Writer<'_> {
         read_members(&self.members, id)
     }
 
-    fn put_member(&mut self, member: &Member) -> Result<()> {
+    pub(super) fn put_member(&mut self, member: &Member) -> Result<()> {
         let key = member.image_id.to_key();
         let code = member_status_code(member.status);
         self.members

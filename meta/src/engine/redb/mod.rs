@@ -11,10 +11,12 @@
 //! - `read.rs`: single-image reads, counts, usage, upload owners;
 //! - `list.rs`: listing, as walks of the sort indexes;
 //! - `write.rs`: the write transaction and every image write (status transitions);
-//! - `members.rs`: the two member tables and the member operations.
+//! - `members.rs`: the two member tables and the member operations;
+//! - `metadefs/`: the metadef tables and every [`Metadefs`](crate::metadefs::Metadefs) call.
 
 mod list;
 mod members;
+pub(crate) mod metadefs;
 mod read;
 mod record;
 mod schema;
@@ -30,7 +32,7 @@ use std::sync::Arc;
 use redb::{Database, ReadTransaction, ReadableDatabase};
 
 use self::write::Writer;
-use crate::backend::{Backend, Edit, Locality};
+use crate::backend::{Adopted, Adoption, Backend, Edit, Locality};
 use crate::error::{Error, Result, StorageError};
 use crate::filter::ListFilter;
 use crate::members::{Member, MemberStatus};
@@ -169,6 +171,10 @@ impl Backend for RedbBackend {
         self.write(|writer| writer.update(id, edit))
     }
 
+    fn update_image_to(&self, id: ImageId, to: ImageStatus, edit: &mut Edit<'_>) -> Result<Image> {
+        self.write(|writer| writer.update_to(id, to, edit))
+    }
+
     fn begin_upload(
         &self,
         id: ImageId,
@@ -204,6 +210,10 @@ impl Backend for RedbBackend {
 
     fn recover_interrupted(&self, node: &NodeId) -> Result<Vec<ImageId>> {
         self.write(|writer| writer.recover_interrupted(node))
+    }
+
+    fn adopt_image(&self, record: &Adoption, replace: bool) -> Result<Adopted> {
+        self.write(|writer| writer.adopt(record, replace))
     }
 
     fn get_member(&self, id: ImageId, project: &str) -> Result<Option<Member>> {

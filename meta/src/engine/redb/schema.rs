@@ -1,7 +1,8 @@
 //! The on-disk layout: table definitions, index keys, the schema version and its migrations.
 //!
-//! Tables (schema version 3; version 2 had all but `image_uploads`, version 1 also lacked the
-//! member and usage tables):
+//! Tables (schema version 4; version 3 had all but the metadef tables, which
+//! `metadefs/tables.rs` lists; version 2 also lacked `image_uploads`, version 1 also the member
+//! and usage tables):
 //!
 //! | table                         | key                     | value                       |
 //! |-------------------------------|-------------------------|-----------------------------|
@@ -51,11 +52,12 @@ use crate::sort::SortKey;
 use crate::types::{Image, ImageId};
 
 /// The schema version this build writes.
-pub(crate) const CURRENT_VERSION: u32 = 3;
+pub(crate) const CURRENT_VERSION: u32 = 4;
 
 /// Migration steps: `MIGRATIONS[i]` turns a version `i + 1` database into version `i + 2`,
 /// inside the open-time write transaction.
-const MIGRATIONS: &[fn(&WriteTransaction) -> Result<()>] = &[migrate_1_to_2, migrate_2_to_3];
+const MIGRATIONS: &[fn(&WriteTransaction) -> Result<()>] =
+    &[migrate_1_to_2, migrate_2_to_3, migrate_3_to_4];
 
 pub(crate) const SCHEMA: TableDefinition<&str, u64> = TableDefinition::new("schema");
 const VERSION_KEY: &str = "version";
@@ -148,7 +150,13 @@ fn create_tables(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(PROJECT_USAGE).storage()?;
     txn.open_table(UPLOADS).storage()?;
     txn.open_table(RESERVATIONS).storage()?;
+    super::metadefs::tables::create(txn)?;
     Ok(())
+}
+
+/// Version 4 adds the metadef tables, empty (no earlier version had metadefs).
+fn migrate_3_to_4(txn: &WriteTransaction) -> Result<()> {
+    super::metadefs::tables::create(txn)
 }
 
 /// Version 2 adds members (empty: version 1 had none) and per-owner usage, computed once from

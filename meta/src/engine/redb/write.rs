@@ -17,7 +17,7 @@ use super::schema::{
     STATUS_COUNTS, TOMBSTONES, UPLOADS,
 };
 use super::{record, StorageResultExt};
-use crate::backend::Edit;
+use crate::backend::{Adopted, Adoption, Edit};
 use crate::error::{Error, Result};
 use crate::quota::{self, Limits, Usage};
 use crate::rules;
@@ -79,6 +79,19 @@ impl<'txn> Writer<'txn> {
         new.updated_at = self.now;
         self.put(Some(&old), &new)?;
         Ok(new)
+    }
+
+    pub(super) fn update_to(
+        &mut self,
+        id: ImageId,
+        to: ImageStatus,
+        edit: &mut Edit<'_>,
+    ) -> Result<Image> {
+        let old = self.require(id)?;
+        let mut new = old.clone();
+        edit(&mut new)?;
+        rules::check_edit(&old, &new)?;
+        self.transition_from(&old, new, to)
     }
 
     pub(super) fn begin_upload(
@@ -233,9 +246,75 @@ impl<'txn> Writer<'txn> {
         Ok(new)
     }
 
+    /// Stores a record taken over from another service (see `Backend::adopt_image`).
+    pub(super) fn adopt(&mut self, record: &Adoption, replace: bool) -> Result<Adopted> {
+        let id = record.id();
+        let key = id.to_key();
+        let deleted = self.tombstones.get(key).storage()?.is_some();
+        let live = self.live(id)?;
+        match record {
+            Adoption::Deleted { deleted_at, .. } => match live {
+                None if deleted => Ok(Adopted::Unchanged),
+                None => {
+                    self.tombstones
+                        .insert(key, deleted_at.as_unix_micros())
+                        .storage()?;
+                    Ok(Adopted::Created)
+                }
+                Some(_) if !replace => Err(Error::AdoptConflict(id)),
+                Some(old) => {
+                    self.remove(old, *deleted_at)?;
+                    Ok(Adopted::Replaced)
+                }
+            },
+            Adoption::Live { image, members } => {
+                if deleted {
+                    return Err(Error::Duplicate(id));
+                }
+                let mut members = members.clone();
+                members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+                if members.iter().any(|m| m.image_id != id) {
+                    return Err(Error::Corrupt(format!(
+                        "a member adopted with image {id} belongs to another image"
+                    )));
+                }
+                let outcome = match live {
+                    None => {
+                        self.put(None, image)?;
+                        Adopted::Created
+                    }
+                    Some(old) => {
+                        if old == **image && self.members_of(id)? == members {
+                            return Ok(Adopted::Unchanged);
+                        }
+                        if !replace {
+                            return Err(Error::AdoptConflict(id));
+                        }
+                        self.put(Some(&old), image)?;
+                        Adopted::Replaced
+                    }
+                };
+                for old in self.members_of(id)? {
+                    self.remove_member(id, &old.member_id)?;
+                }
+                for member in &members {
+                    self.put_member(member)?;
+                }
+                Ok(outcome)
+            }
+        }
+    }
+
     /// Deletes `image`, leaving a tombstone; returns it as it was.
     pub(super) fn delete(&mut self, image: Image) -> Result<Image> {
         rules::check_delete(&image)?;
+        let now = self.now;
+        self.remove(image, now)
+    }
+
+    /// Removes `image` (whatever its protection) with its indexes, counts, usage, upload owner
+    /// and members, leaving a tombstone dated `deleted_at`; returns it as it was.
+    fn remove(&mut self, image: Image, deleted_at: Timestamp) -> Result<Image> {
         let key = image.id.to_key();
         self.images.remove(key).storage()?;
         for (sort_key, table) in &mut self.indexes {
@@ -252,7 +331,7 @@ impl<'txn> Writer<'txn> {
             self.remove_member(image.id, &member.member_id)?;
         }
         self.tombstones
-            .insert(key, self.now.as_unix_micros())
+            .insert(key, deleted_at.as_unix_micros())
             .storage()?;
         Ok(image)
     }

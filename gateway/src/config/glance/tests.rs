@@ -1,0 +1,365 @@
+use std::path::Path;
+
+use super::*;
+use crate::config::{Config, Strategy, REDACTED};
+
+const WALKTHROUGH: &str = include_str!("../../../tests/fixtures/glance-api.walkthrough.conf");
+
+fn translate_text(text: &str) -> Result<(Table, GlanceReport), ConfigError> {
+    translate(&IniFile::parse(text, Path::new("glance-api.conf")).unwrap())
+}
+
+/// The config, as `glint serve --glance-config F [--config T]` builds it.
+fn load(glance: &str, toml: Option<&str>) -> Result<(Config, GlanceReport), ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let glance_path = dir.path().join("glance-api.conf");
+    std::fs::write(&glance_path, glance).unwrap();
+    let toml_path = dir.path().join("glint.toml");
+    if let Some(toml) = toml {
+        std::fs::write(&toml_path, toml).unwrap();
+    }
+    let (config, report) = Config::load_with_glance(
+        Some(&glance_path),
+        toml.map(|_| toml_path.as_path()),
+        std::iter::empty(),
+    )?;
+    Ok((config, report.unwrap()))
+}
+
+fn verdict<'r>(report: &'r GlanceReport, section: &str, name: &str) -> &'r Verdict {
+    &report
+        .options
+        .iter()
+        .find(|o| o.section == section && o.name == name)
+        .unwrap_or_else(|| panic!("[{section}] {name} not in the report"))
+        .verdict
+}
+
+#[test]
+fn the_walkthrough_config_maps_auth_formats_and_size_cap() {
+    let (config, report) = load(WALKTHROUGH, None).unwrap();
+    config.validate().unwrap();
+    assert_eq!(config.auth.strategy, Strategy::Keystone);
+    let ks = config.keystone_authtoken.as_ref().unwrap();
+    assert_eq!(ks.auth_url, "http://controller:5000");
+    assert_eq!(ks.username, "glance");
+    assert_eq!(ks.password.expose(), "GLANCE_PASS");
+    assert_eq!(ks.project_name, "service");
+    assert_eq!(ks.user_domain_name, "Default");
+    assert_eq!(
+        ks.www_authenticate_uri.as_deref(),
+        Some("http://controller:5000")
+    );
+    assert_eq!(ks.memcached_servers.as_deref(), Some("controller:11211"));
+    assert_eq!(
+        config.disk_formats,
+        ["ami", "ari", "aki", "vhd", "vmdk", "raw", "qcow2", "vdi", "iso", "root-tar"]
+    );
+    assert_eq!(config.image_size_cap, 10 << 30);
+    assert_eq!(config.log_filter, "info");
+
+    assert_eq!(
+        verdict(&report, "paste_deploy", "flavor"),
+        &Verdict::mapped("auth.strategy")
+    );
+    assert!(matches!(
+        verdict(&report, "oslo_messaging_rabbit", "rabbit_ha_queues"),
+        Verdict::Ignored(_)
+    ));
+    assert!(matches!(
+        verdict(&report, "database", "connection"),
+        Verdict::Ignored(_)
+    ));
+    assert!(matches!(
+        verdict(&report, "oslo_limit", "endpoint_id"),
+        Verdict::Ignored(_)
+    ));
+    assert!(matches!(
+        verdict(&report, "DEFAULT", "use_keystone_limits"),
+        Verdict::Ignored(_)
+    ));
+    // Every option of the file has exactly one verdict.
+    let set: usize = WALKTHROUGH
+        .lines()
+        .filter(|l| l.contains(" = ") && !l.starts_with('#'))
+        .count();
+    assert_eq!(report.options.len(), set);
+    // The password never shows, in the effective config or the report.
+    let shown = toml::to_string_pretty(&config).unwrap();
+    assert!(!shown.contains("GLANCE_PASS"), "{shown}");
+    assert!(shown.contains(REDACTED));
+    let listed: Vec<String> = report.options.iter().map(ToString::to_string).collect();
+    assert!(!listed.join("\n").contains("GLANCE_PASS"));
+}
+
+#[test]
+fn a_toml_file_overrides_the_glance_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("password");
+    std::fs::write(&secret, "from-a-file\n").unwrap();
+    let (config, _) = load(
+        WALKTHROUGH,
+        Some(&format!(
+            "image_size_cap = 5\n[keystone_authtoken]\npassword_file = {secret:?}\n"
+        )),
+    )
+    .unwrap();
+    assert_eq!(config.image_size_cap, 5);
+    // A secret's `_file` form replaces the INI's value.
+    let ks = config.keystone_authtoken.unwrap();
+    assert_eq!(ks.password.expose(), "from-a-file");
+    // Keys the TOML file leaves out keep the INI's values.
+    assert_eq!(ks.username, "glance");
+    assert_eq!(config.auth.strategy, Strategy::Keystone);
+    // The TOML file's own keys are still checked.
+    let err = load(WALKTHROUGH, Some("image_size_capp = 5\n")).unwrap_err();
+    assert!(
+        err.to_string().contains("did you mean `image_size_cap`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_options_name_the_nearest_glance_option() {
+    let (_, report) = translate_text(
+        "[DEFAULT]\nimage_size_cp = 1\n[keystone_authtoken]\nmemcache_server = x\n\
+         [no_such_section]\nanything = 1\n",
+    )
+    .unwrap();
+    assert_eq!(
+        verdict(&report, "DEFAULT", "image_size_cp"),
+        &Verdict::Unknown {
+            nearest: Some("image_size_cap".into())
+        }
+    );
+    assert_eq!(
+        verdict(&report, "keystone_authtoken", "memcache_server"),
+        &Verdict::Unknown {
+            nearest: Some("memcached_servers".into())
+        }
+    );
+    assert_eq!(
+        verdict(&report, "no_such_section", "anything"),
+        &Verdict::Unknown { nearest: None }
+    );
+    let shown = report.options[0].to_string();
+    assert_eq!(
+        shown,
+        "[DEFAULT] image_size_cp (line 2): not a Glance option, ignored (did you mean \
+         `image_size_cap`?)"
+    );
+}
+
+#[test]
+fn a_bad_value_names_section_option_and_line_but_not_the_value() {
+    for (text, names) in [
+        (
+            "[DEFAULT]\nimage_size_cap = lots\n",
+            "[DEFAULT] image_size_cap",
+        ),
+        (
+            "[DEFAULT]\nimage_size_cap = 0\n",
+            "[DEFAULT] image_size_cap",
+        ),
+        (
+            "[image_format]\nrequire_image_format_match = maybe\n",
+            "[image_format] require",
+        ),
+        (
+            "[DEFAULT]\nuser_storage_quota = 10 GB\n",
+            "[DEFAULT] user_storage_quota",
+        ),
+        (
+            "[paste_deploy]\nflavor = trusted-auth\n",
+            "[paste_deploy] flavor",
+        ),
+        ("[DEFAULT]\nbind_port = 99999\n", "[DEFAULT] bind_port"),
+    ] {
+        let err = translate_text(text).unwrap_err().to_string();
+        assert!(err.contains(names), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+    let err = translate_text("[keystone_authtoken]\nservice_token_roles_required = hunter2\n")
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn deprecated_names_read_as_the_current_option() {
+    let (table, report) = translate_text(
+        "[DEFAULT]\ndisk_formats = raw,qcow2\n[keystone_authtoken]\nauth_uri = http://k\n",
+    )
+    .unwrap();
+    assert_eq!(
+        verdict(&report, "DEFAULT", "disk_formats"),
+        &Verdict::mapped("disk_formats")
+    );
+    assert_eq!(table["disk_formats"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        table["keystone_authtoken"]["www_authenticate_uri"].as_str(),
+        Some("http://k")
+    );
+    // When both names are set, oslo reads the current one.
+    let (table, report) =
+        translate_text("[DEFAULT]\ndisk_formats = raw\n[image_format]\ndisk_formats = qcow2,iso\n")
+            .unwrap();
+    assert_eq!(table["disk_formats"].as_array().unwrap().len(), 2);
+    assert!(matches!(
+        verdict(&report, "DEFAULT", "disk_formats"),
+        Verdict::Ignored(_)
+    ));
+}
+
+#[test]
+fn values_are_read_with_oslo_types_and_interpolation() {
+    let (config, _) = load(
+        "[DEFAULT]\nbase = 2\nimage_member_quota = -1\nimage_tag_quota = ${base}0\n\
+         debug = On\nuser_storage_quota = 10GB\nbind_host = ::1\nbind_port = 19292\n\
+         [image_format]\nrequire_image_format_match = no\ngpt_safety_checks_nonfatal = mbr,\n\
+         container_formats = bare , ovf\n",
+        None,
+    )
+    .unwrap();
+    assert_eq!(config.image_member_quota, -1);
+    assert_eq!(config.image_tag_quota, 20);
+    assert_eq!(config.log_filter, "debug");
+    assert_eq!(config.quotas.image_size_total, 10 * 1024);
+    assert_eq!(config.listen.to_string(), "[::1]:19292");
+    assert!(!config.require_image_format_match);
+    assert_eq!(config.gpt_safety_checks_nonfatal, ["mbr"]);
+    assert_eq!(config.container_formats, ["bare", "ovf"]);
+    // Only bind_port: Glance's eventlet server bound every address.
+    let (config, _) = load("[DEFAULT]\nbind_port = 9393\n", None).unwrap();
+    assert_eq!(config.listen.to_string(), "0.0.0.0:9393");
+    // Neither: glint's own default (loopback).
+    let (config, _) = load("[DEFAULT]\n", None).unwrap();
+    assert_eq!(config.listen.to_string(), "127.0.0.1:9292");
+}
+
+#[test]
+fn storage_quota_units_are_powers_of_1024() {
+    assert_eq!(parse_storage_quota("0"), Some(0));
+    assert_eq!(parse_storage_quota("512"), Some(512));
+    assert_eq!(parse_storage_quota("3KB"), Some(3 << 10));
+    assert_eq!(parse_storage_quota("1TB"), Some(1 << 40));
+    assert_eq!(parse_storage_quota("1kb"), None);
+    assert_eq!(parse_storage_quota("-1"), None);
+    assert_eq!(parse_storage_quota("GB"), None);
+    let (config, report) = load("[DEFAULT]\nuser_storage_quota = 1536KB\n", None).unwrap();
+    assert_eq!(config.quotas.image_size_total, 1);
+    assert!(verdict(&report, "DEFAULT", "user_storage_quota")
+        .to_owned()
+        .eq(&Verdict::Mapped {
+            key: "quotas.image_size_total".into(),
+            note: Some("glint counts whole MiB: 1 MiB".into())
+        }));
+    let (config, report) = load(
+        "[DEFAULT]\nuser_storage_quota = 1GB\nuse_keystone_limits = true\n",
+        None,
+    )
+    .unwrap();
+    assert_eq!(config.quotas.image_size_total, -1);
+    assert!(matches!(
+        verdict(&report, "DEFAULT", "use_keystone_limits"),
+        Verdict::Unsupported(_)
+    ));
+    assert!(matches!(
+        verdict(&report, "DEFAULT", "user_storage_quota"),
+        Verdict::Ignored(_)
+    ));
+}
+
+#[test]
+fn flavors_choose_the_auth_strategy() {
+    for (flavor, strategy, cache) in [
+        ("", Strategy::Noauth, false),
+        ("keystone", Strategy::Keystone, false),
+        ("keystone+cachemanagement", Strategy::Keystone, true),
+        ("caching", Strategy::Noauth, true),
+    ] {
+        let (config, report) = load(&format!("[paste_deploy]\nflavor = {flavor}\n"), None).unwrap();
+        assert_eq!(config.auth.strategy, strategy, "{flavor}");
+        assert_eq!(
+            matches!(
+                verdict(&report, "paste_deploy", "flavor"),
+                Verdict::Unsupported(_)
+            ),
+            cache,
+            "{flavor}"
+        );
+    }
+}
+
+#[test]
+fn behaviour_changing_values_are_not_supported_and_defaults_are_harmless() {
+    let (_, report) = translate_text(
+        "[DEFAULT]\ndelayed_delete = true\nshow_image_direct_url = false\n\
+         enabled_import_methods = [glance-direct]\nlog_file = /var/log/glance/api.log\n\
+         [oslo_policy]\nenforce_new_defaults = false\nenforce_scope = true\n\
+         [cors]\nallowed_origin = https://dashboard\n\
+         [oslo_messaging_notifications]\ndriver = messagingv2\n\
+         [keystone_authtoken]\ndelay_auth_decision = false\nuser_domain_id = default\n",
+    )
+    .unwrap();
+    for (section, name, unsupported) in [
+        ("DEFAULT", "delayed_delete", true),
+        ("DEFAULT", "show_image_direct_url", false),
+        ("DEFAULT", "enabled_import_methods", true),
+        ("DEFAULT", "log_file", false),
+        ("oslo_policy", "enforce_new_defaults", true),
+        ("oslo_policy", "enforce_scope", false),
+        ("cors", "allowed_origin", true),
+        ("oslo_messaging_notifications", "driver", true),
+        ("keystone_authtoken", "delay_auth_decision", false),
+        ("keystone_authtoken", "user_domain_id", true),
+    ] {
+        let v = verdict(&report, section, name);
+        assert_eq!(
+            matches!(v, Verdict::Unsupported(_)),
+            unsupported,
+            "[{section}] {name}: {v:?}"
+        );
+        assert!(!matches!(v, Verdict::Unknown { .. }), "[{section}] {name}");
+    }
+    assert_eq!(report.unsupported().count(), 6);
+}
+
+#[test]
+fn store_sections_named_by_enabled_backends_are_known() {
+    let (_, report) = translate_text(
+        "[DEFAULT]\nenabled_backends = fs:file, ceph:rbd\n[fs]\nfilesystem_store_datadir = /x\n\
+         [ceph]\nrbd_store_pool = images\nfilesystem_store_datadir = /y\n",
+    )
+    .unwrap();
+    assert!(matches!(
+        verdict(&report, "fs", "filesystem_store_datadir"),
+        Verdict::Unsupported(_)
+    ));
+    assert!(matches!(
+        verdict(&report, "ceph", "rbd_store_pool"),
+        Verdict::Unsupported(_)
+    ));
+    assert!(matches!(
+        verdict(&report, "ceph", "filesystem_store_datadir"),
+        Verdict::Unknown { .. }
+    ));
+}
+
+#[test]
+fn the_catalog_holds_glances_sample_and_more() {
+    let default = catalog_names("DEFAULT");
+    for name in ["image_size_cap", "enabled_backends", "bind_port", "debug"] {
+        assert!(default.iter().any(|n| n == name), "{name}");
+    }
+    let keystone = catalog_names("keystone_authtoken");
+    for name in [
+        "www_authenticate_uri",
+        "memcached_servers",
+        "password",
+        "username",
+    ] {
+        assert!(keystone.iter().any(|n| n == name), "{name}");
+    }
+    assert!(catalog().options.len() > 500);
+}
