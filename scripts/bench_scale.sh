@@ -3,11 +3,13 @@
 #
 #  1. list and show through PostgreSQL at 100,000 images (p99, req/s), beside redb at
 #     100,000 images: the same release glint, the same glint-bench commands;
-#  2. the boot storm through three gateways over one PostgreSQL and one shared file-store
-#     folder, each with an image cache: cold caches (the store must be read exactly once per
-#     gateway: glint_store_read_bytes_total), then warm; beside one gateway without a cache
+#  2. the boot storm through three gateways over one PostgreSQL and one store, each with an
+#     image cache: cold caches (the store must be read exactly once per gateway:
+#     glint_store_read_bytes_total{store}), then warm; beside one gateway without a cache
 #     (the single-gateway file-store figure). Every client's bytes are checked (md5) in a
-#     separate verify run.
+#     separate verify run. The store: one bucket of a real Ceph RGW (STORM_STORE=rgw, the
+#     default; tests/e2e/rgw_lib.sh starts it), or one shared file-store folder
+#     (STORM_STORE=file).
 #
 # Usage: scripts/bench_scale.sh [OUT_DIR]     (builds release binaries; ~10 min here;
 #        GLINT_BIN=… BENCH_BIN=… use binaries built already)
@@ -20,6 +22,7 @@ mkdir -p "$OUT"
 IMAGES="${IMAGES:-100000}"
 STORM_SIZE="${STORM_SIZE:-64M}"
 STORM_CLIENTS="${STORM_CLIENTS:-64}"
+STORM_STORE="${STORM_STORE:-rgw}"
 
 # GLINT_BIN / BENCH_BIN: binaries built already (else release builds of this tree).
 if [ -z "${GLINT_BIN:-}" ] || [ -z "${BENCH_BIN:-}" ]; then
@@ -30,7 +33,10 @@ BENCH="${BENCH_BIN:-$ROOT/target/release/glint-bench}"
 
 # shellcheck source=tests/e2e/pg_lib.sh
 source "$ROOT/tests/e2e/pg_lib.sh"
+# shellcheck source=tests/e2e/rgw_lib.sh
+source "$ROOT/tests/e2e/rgw_lib.sh"
 pg_install
+[ "$STORM_STORE" = rgw ] && rgw_install
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/glint-bench-scale.XXXXXX")"
 chmod 755 "$WORK"
 PIDS=()
@@ -38,6 +44,7 @@ cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   pg_stop
+  [ "$STORM_STORE" = rgw ] && rgw_stop
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -113,16 +120,40 @@ stop "$REDB_GLINT"
 
 # --- 2. the boot storm through three gateways ---------------------------------------------------
 "${PSQL[@]}" -c "TRUNCATE image_members, images"
-SHARED="$WORK/shared-images"; mkdir -p "$SHARED"
 CACHE="image_cache_max_size = 4294967296
 "
-start gw1 "$CACHE$DB" "$SHARED"; GW1=$PID; U1=$URL
-start gw2 "$CACHE$DB" "$SHARED"; GW2=$PID; U2=$URL
-start gw3 "$CACHE$DB" "$SHARED"; GW3=$PID; U3=$URL
+if [ "$STORM_STORE" = rgw ]; then
+  RGW_MEMSTORE_BYTES=$((6 << 30)) rgw_start "$WORK/ceph" || exit 1
+  echo "rgw: bring-up took ${RGW_BRINGUP_SECONDS}s"
+  STORE_ID=ceph
+  STORES="
+[stores]
+default = \"ceph\"
+
+[stores.ceph]
+type = \"s3\"
+s3_store_host = \"$RGW_ENDPOINT\"
+s3_store_access_key = \"$RGW_ACCESS_KEY\"
+s3_store_secret_key = \"$RGW_SECRET_KEY\"
+s3_store_bucket = \"glint-storm\"
+s3_store_create_bucket_on_put = true
+"
+  start gw1 "$CACHE$DB$STORES"; GW1=$PID; U1=$URL
+  start gw2 "$CACHE$DB$STORES"; GW2=$PID; U2=$URL
+  start gw3 "$CACHE$DB$STORES"; GW3=$PID; U3=$URL
+else
+  STORE_ID=file
+  SHARED="$WORK/shared-images"; mkdir -p "$SHARED"
+  start gw1 "$CACHE$DB" "$SHARED"; GW1=$PID; U1=$URL
+  start gw2 "$CACHE$DB" "$SHARED"; GW2=$PID; U2=$URL
+  start gw3 "$CACHE$DB" "$SHARED"; GW3=$PID; U3=$URL
+fi
+echo "storm store: $STORM_STORE (glint_store_read_bytes_total{store=\"$STORE_ID\"})"
 head -c "$(python3 -c "s='$STORM_SIZE'; print(int(s[:-1]) << {'K': 10, 'M': 20, 'G': 30}[s[-1]])")" /dev/urandom >"$WORK/storm.img"
 IMAGE="$(upload "$U1" "$WORK/storm.img")"
 SIZE="$(curl -s "$U1/v2/images/$IMAGE" | python3 -c 'import json,sys; print(json.load(sys.stdin)["size"])')"
-before() { for u in "$U1" "$U2" "$U3"; do metric "$u" 'glint_store_read_bytes_total{store="file"}'; done; }
+echo "image $IMAGE: $SIZE bytes in store(s) $(curl -s "$U2/v2/images/$IMAGE" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("stores", "-"))')"
+before() { for u in "$U1" "$U2" "$U3"; do metric "$u" "glint_store_read_bytes_total{store=\"$STORE_ID\"}"; done; }
 B=($(before))
 bench storm-cold-verify boot-storm --url "$U1" --also-url "$U2" --also-url "$U3" \
   --image "$IMAGE" -c "$STORM_CLIENTS" --verify-md5

@@ -25,6 +25,7 @@ pub mod fake_keystone;
 pub mod origin;
 pub mod pg;
 pub mod raw;
+pub mod rgw;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Cursor, Read};

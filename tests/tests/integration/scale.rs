@@ -1,6 +1,6 @@
 //! Several gateways over one PostgreSQL database (issue 14): each with its own data folder,
-//! node id and image cache, sharing the metadata and (here) one file-store folder, as a file
-//! store on a shared file system. Needs the cluster `tests/e2e/pg.sh` starts; without it each
+//! node id and image cache, sharing the metadata and one store: a file-store folder, as a file
+//! store on a shared file system, or (with `tests/e2e/rgw.sh`) one Ceph RGW bucket. Needs the cluster `tests/e2e/pg.sh` starts; without it each
 //! test says so and passes, unless `GLINT_REQUIRE_PG` is set.
 
 use std::path::Path;
@@ -130,11 +130,11 @@ fn glint_db_sync_migrates_and_check_config_hides_the_password() {
     assert!(sync.status.success(), "{sync:?}");
     let said = String::from_utf8_lossy(&sync.stdout);
     assert!(
-        said.contains("database schema at version 1 (was 0)"),
+        said.contains("database schema at version 2 (was 0)"),
         "{said}"
     );
     let again = run(&["db", "sync"]);
-    assert!(String::from_utf8_lossy(&again.stdout).contains("(was 1)"));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("at version 2 (was 2)"));
     let shown = run(&["check-config"]);
     let shown = String::from_utf8_lossy(&shown.stdout);
     let password = toml
@@ -256,5 +256,98 @@ fn a_cold_boot_storm_reads_the_store_once_per_gateway() {
         );
         let misses = metric(srv, "glint_cache_requests_total{result=\"miss\"}");
         assert_eq!(misses, 1.0);
+    }
+}
+
+/// Three gateways over one PostgreSQL and one Ceph RGW bucket (the S3 store, the default),
+/// each with its own image cache: issue 14 as deployed. A cold boot storm of 64 clients reads
+/// the image from RGW exactly once per gateway (`glint_store_read_bytes_total{store="ceph"}`),
+/// every client gets the image's bytes, and a delete through one gateway empties the others'
+/// caches and the bucket. Needs both `tests/e2e/pg.sh` and `tests/e2e/rgw.sh`.
+#[test]
+fn three_gateways_over_postgresql_and_one_rgw_bucket() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let Some(rgw) = glint_tests::rgw::rgw() else {
+        return;
+    };
+    let bucket = glint_tests::rgw::bucket_name();
+    let stores = format!(
+        "\n[stores]\ndefault = \"ceph\"\n\n[stores.ceph]\ntype = \"s3\"\n\
+         s3_store_host = \"{}\"\ns3_store_access_key = \"{}\"\ns3_store_secret_key = \"{}\"\n\
+         s3_store_bucket = \"{bucket}\"\ns3_store_create_bucket_on_put = true\n",
+        rgw.endpoint, rgw.access_key, rgw.secret_key
+    );
+    let gateways: Vec<TestServer> = (0..3)
+        .map(|_| {
+            TestServer::builder()
+                .config(&format!(
+                    "image_cache_max_size = 67108864\n{}{stores}",
+                    db.config_toml()
+                ))
+                .start()
+        })
+        .collect();
+    let data = glint_tests::random_bytes(6 << 20, 15);
+    let want = glint_tests::md5_hex(&data);
+    let id = gateways[1].create_active_image(json!({"visibility": "public"}), &data);
+    assert_eq!(gateways[2].image(&id)["stores"], "ceph");
+    let store_reads =
+        |srv: &TestServer| metric(srv, "glint_store_read_bytes_total{store=\"ceph\"}");
+    let before: Vec<f64> = gateways.iter().map(store_reads).collect();
+    let barrier = std::sync::Barrier::new(64);
+    let digests: Vec<String> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..64)
+            .map(|i| {
+                let (srv, barrier, id) = (&gateways[i % 3], &barrier, &id);
+                scope.spawn(move || {
+                    barrier.wait();
+                    glint_tests::md5_hex(&srv.download(id).expect_status(200).body)
+                })
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    assert!(
+        digests.iter().all(|d| *d == want),
+        "every client's bytes verified"
+    );
+    for (srv, before) in gateways.iter().zip(&before) {
+        assert_eq!(
+            store_reads(srv) - before,
+            data.len() as f64,
+            "each gateway reads the image from RGW once"
+        );
+        assert_eq!(
+            metric(srv, "glint_cache_requests_total{result=\"miss\"}"),
+            1.0
+        );
+        eventually("the fill to be published", || {
+            cached_ids(srv) == [id.clone()]
+        });
+    }
+    // Warm: served from each cache, RGW not read again; a range too.
+    let ranged = gateways[2]
+        .request("GET", &format!("/v2/images/{id}/file"))
+        .header("Range", "bytes=1000-1999")
+        .send()
+        .expect_status(206);
+    assert_eq!(ranged.body, &data[1000..2000]);
+    for (srv, before) in gateways.iter().zip(&before) {
+        assert_eq!(srv.download(&id).expect_status(200).body, data);
+        assert_eq!(store_reads(srv) - before, data.len() as f64);
+    }
+
+    // A delete through one gateway reaches every cache (PostgreSQL NOTIFY) and the bucket.
+    gateways[0]
+        .delete(&format!("/v2/images/{id}"))
+        .expect_status(204);
+    for srv in &gateways {
+        srv.download(&id).expect_status(404);
+        eventually("the entry to leave every cache", || {
+            cached_ids(srv).is_empty()
+        });
+        assert!(!srv.data_dir().join("image-cache").join(&id).exists());
     }
 }
