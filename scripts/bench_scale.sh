@@ -71,8 +71,8 @@ connection = \"postgresql://glint@127.0.0.1:$PG_PORT/glint\"
 password = \"$PG_PASSWORD\"
 sync_on_start = true
 "
-metric() { # metric URL SERIES
-  curl -s "$1/metrics" | awk -v s="$2" '$1 == s {print $2; exit}'
+metric() { # metric URL SERIES (awk reads the whole page: curl must not see a closed pipe)
+  curl -s "$1/metrics" | awk -v s="$2" '$1 == s {v = $2} END {print v}'
 }
 bench() { # bench LABEL ARGS...: one glint-bench run, its table kept as OUT/LABEL.{txt,json}
   local label="$1"; shift
