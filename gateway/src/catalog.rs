@@ -269,6 +269,20 @@ impl Catalog {
             .await
     }
 
+    // ---- several gateways
+
+    /// The database's feed of status changes (`None` for an embedded engine). Blocking: call
+    /// it off the cores.
+    pub fn watch_changes(&self) -> meta::Result<Option<Box<dyn meta::ChangeFeed>>> {
+        self.backend.watch_changes()
+    }
+
+    /// The engine itself, for threads of the gateway's own that may block (the cache's
+    /// change watcher).
+    pub fn backend(&self) -> Arc<dyn Backend> {
+        Arc::clone(&self.backend)
+    }
+
     // ---- start-up
 
     /// Start-up recovery of this node's uploads (see [`meta::Backend::recover_interrupted`]).

@@ -39,11 +39,13 @@
 //! - `writer` — the thread that runs blocking work
 //! - `catalog` — the async facade over `meta` (writes on the writer, networked reads off the cores)
 //! - `body` — the response body, metering itself
+//! - `egress` — caps on downloads: concurrency and bandwidth, changeable while running
 //! - `error` — `ApiError`, the one mapping to HTTP
 //! - `router` — matching a path against route templates
 //! - `policy` — Glance's authorization rules
 //! - `auth` — the auth strategies, built from their settings
 //! - `datapath` — image bytes between sockets and stores
+//! - `cache` — the image cache: verified, bounded, single-flight fills
 //! - `hyper_io` — monoio streams as hyper I/O
 //! - `app` — the shared state, built once
 //! - `handlers` — one module per Glance resource
@@ -62,11 +64,13 @@
 pub mod app;
 pub mod auth;
 pub mod body;
+pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod context;
 pub mod datapath;
 pub mod dispatch;
+pub mod egress;
 pub mod error;
 pub mod handlers;
 pub mod hyper_io;

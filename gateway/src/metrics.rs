@@ -14,6 +14,7 @@
 //! after one relaxed load) and `/metrics` answers 404; it exists to measure what counting
 //! costs.
 
+mod cache;
 mod scrape;
 mod shard;
 
@@ -23,6 +24,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use http::{Method, StatusCode};
 
+pub use cache::{
+    cache_bytes, cache_evicted, cache_fill, cache_request, set_store_labels, store_read,
+    CacheResult,
+};
 pub use scrape::{render, Sources};
 use shard::{add, add_signed, nanos, on_shard, with_shard, Requests, SIZE_BOUNDS, TIME_BOUNDS_NS};
 

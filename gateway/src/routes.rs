@@ -36,7 +36,7 @@ use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::handlers::metadefs::{self as md, Content};
 use crate::handlers::{
-    self, image_data, images, info, list, locations, members, patch, schemas, stores, tags,
+    self, cache, image_data, images, info, list, locations, members, patch, schemas, stores, tags,
     versions,
 };
 use crate::router::{self, Params, RouteSpec, Routed};
@@ -427,6 +427,56 @@ pub static ROUTES: &[Route] = &[
                 let (id, member) = (call.param("id"), call.param("member_id"));
                 members::delete(app, call.ctx, id, member).await
             })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/cache",
+        body: B::None,
+        handler: Authed(|app, call| Box::pin(async move { cache::list(app, call.ctx).await })),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/cache",
+        body: B::Ignored,
+        handler: Authed(|app, call| {
+            Box::pin(async move { cache::clear(app, call.ctx, &call.parts.headers).await })
+        }),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/cache/clean",
+        body: B::Ignored,
+        handler: Authed(|app, call| Box::pin(async move { cache::clean(app, call.ctx).await })),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/cache/prune",
+        body: B::Ignored,
+        handler: Authed(|app, call| Box::pin(async move { cache::prune(app, call.ctx).await })),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/cache/nodes/{id}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move { cache::nodes(app, call.ctx, call.param("id")).await })
+        }),
+    },
+    Route {
+        methods: &[M::PUT],
+        template: "/v2/cache/{id}",
+        body: B::Ignored,
+        handler: Authed(|app, call| {
+            Box::pin(async move { cache::queue(app, call.ctx, call.param("id")).await })
+        }),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/cache/{id}",
+        body: B::Ignored,
+        handler: Authed(|app, call| {
+            Box::pin(async move { cache::delete(app, call.ctx, call.param("id")).await })
         }),
     },
     // Metadata definitions (spec §9); writes admin-only by default (handlers::metadefs::access).
@@ -1044,6 +1094,8 @@ mod tests {
                 "GET /v2/images/{id}/members",
                 "GET /v2/images/{id}/members/{member_id}",
                 "DELETE /v2/images/{id}/members/{member_id}",
+                "GET /v2/cache",
+                "GET /v2/cache/nodes/{id}",
                 "GET /v2/schemas/metadefs/{name}",
                 "GET /v2/metadefs/namespaces/{namespace}",
                 "DELETE /v2/metadefs/namespaces/{namespace}",
@@ -1058,8 +1110,8 @@ mod tests {
                 "DELETE /v2/metadefs/namespaces/{namespace}/resource_types/{resource_type}",
             ]
         );
-        // Ignored: Glance's list, usage and location-list routes, and the metadef collection
-        // reads and deletes, have no body_reject; the version documents and the healthcheck
+        // Ignored: Glance's list, usage and location-list routes, the cache's writes, and the
+        // metadef collection reads and deletes, have no body_reject; the version documents and the healthcheck
         // are served outside its v2 router.
         assert_eq!(
             with(BodyRule::Ignored),
@@ -1071,6 +1123,11 @@ mod tests {
                 "GET /v2/info/usage",
                 "GET /v2/images",
                 "GET /v2/images/{id}/locations",
+                "DELETE /v2/cache",
+                "POST /v2/cache/clean",
+                "POST /v2/cache/prune",
+                "PUT /v2/cache/{id}",
+                "DELETE /v2/cache/{id}",
                 "GET /v2/metadefs/namespaces",
                 "GET /v2/metadefs/namespaces/{namespace}/objects",
                 "DELETE /v2/metadefs/namespaces/{namespace}/objects",

@@ -23,7 +23,9 @@
 
 pub mod fake_keystone;
 pub mod origin;
+pub mod pg;
 pub mod raw;
+pub mod rgw;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Cursor, Read};
@@ -95,6 +97,7 @@ pub struct ServerBuilder {
     no_subcommand: bool,
     tmpfs_bytes: Option<u64>,
     parent_dir: Option<PathBuf>,
+    shared_images: Option<PathBuf>,
 }
 
 impl ServerBuilder {
@@ -123,6 +126,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Make `<data>/images` (the file store) a link to `dir`, shared with other servers (the
+    /// file store on a shared file system, for tests of several gateways).
+    pub fn shared_images(mut self, dir: &Path) -> Self {
+        self.shared_images = Some(dir.to_owned());
+        self
+    }
+
     /// Make the server's temporary folder (data dir included) inside `dir` instead of the
     /// system's temporary folder (for a test that needs a particular file system).
     pub fn dir_in(mut self, dir: &Path) -> Self {
@@ -142,6 +152,10 @@ impl ServerBuilder {
         if let Some(bytes) = self.tmpfs_bytes {
             mount_tmpfs(&root.path().join("data"), bytes)
                 .unwrap_or_else(|e| panic!("mount a tmpfs data dir: {e}"));
+        }
+        if let Some(shared) = &self.shared_images {
+            std::os::unix::fs::symlink(shared, root.path().join("data").join("images"))
+                .expect("link the shared images folder");
         }
         let config = self.config_toml.map(|toml| {
             let path = root.path().join("glint.toml");
@@ -202,6 +216,12 @@ impl TestServer {
 
     pub fn data_dir(&self) -> PathBuf {
         self.root.path().join("data")
+    }
+
+    /// The `--config` file, when the server was started with one (tests may rewrite it and
+    /// send SIGHUP).
+    pub fn config_file(&self) -> Option<&Path> {
+        self.config.as_deref()
     }
 
     /// The file an active image's data lives in.

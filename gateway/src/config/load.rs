@@ -28,7 +28,7 @@ use super::{Config, ConfigError};
 /// `GLINT_*` variables that are not settings: they belong to glint's test and benchmark tools
 /// (`scripts/test`, `tests/`), which run the server with them in its environment. An entry
 /// ending in `_` names a family (`GLINT_REQUIRE_PROMETHEUS`, `GLINT_S3_TEST_ENDPOINT`,
-/// `GLINT_CRASH_CYCLES`, `GLINT_HOSTILE_SCALE`, …). `GLINT_CONFIG` and `GLINT_GLANCE_CONFIG`
+/// `GLINT_CRASH_CYCLES`, `GLINT_HOSTILE_SCALE`, `GLINT_PG_TEST_URL`, …). `GLINT_CONFIG` and `GLINT_GLANCE_CONFIG`
 /// are the end-to-end scripts' (`tests/e2e/lib.sh` passes them as `--config` and
 /// `--glance-config`).
 pub const NOT_SETTINGS: &[&str] = &[
@@ -37,6 +37,7 @@ pub const NOT_SETTINGS: &[&str] = &[
     "GLINT_CRASH_",
     "GLINT_GLANCE_CONFIG",
     "GLINT_HOSTILE_",
+    "GLINT_PG_TEST_",
     "GLINT_REQUIRE_",
     "GLINT_S3_TEST_",
 ];
@@ -643,11 +644,18 @@ mod tests {
             text.contains("unknown key `listne` in glint.toml (did you mean `listen`?)"),
             "{text}"
         );
-        // A key in the wrong table points at the right one.
+        // A key in the wrong table points at a table that has it (two have a `password`:
+        // `[database]` and `[keystone_authtoken]`; the first in key order is named).
         let err = load_with("password = \"s\"\n", &[]).unwrap_err();
         assert!(
             err.to_string()
-                .contains("did you mean `keystone_authtoken.password`?"),
+                .contains("did you mean `database.password`?"),
+            "{err}"
+        );
+        let err = load_with("project_name = \"s\"\n", &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("did you mean `keystone_authtoken.project_name`?"),
             "{err}"
         );
     }

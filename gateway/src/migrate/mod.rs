@@ -591,10 +591,19 @@ pub fn run(
             data.metadefs.namespaces.len()
         ),
     )?;
-    let backend: Option<meta::RedbBackend> = if options.dry_run {
+    let backend: Option<Box<dyn meta::Backend>> = if options.dry_run {
         None
+    } else if let Some(database) = &config.database {
+        // Several gateways share this database: they may keep serving meanwhile.
+        let backend = meta::PgBackend::connect(&database.pg_options()).map_err(|source| {
+            MigrateError::Meta {
+                path: PathBuf::from(meta::redact_url(&database.connection)),
+                source,
+            }
+        })?;
+        Some(Box::new(backend))
     } else {
-        Some(
+        Some(Box::new(
             meta::RedbBackend::open(&config.meta_path()).map_err(|source| match source {
                 meta::Error::AlreadyOpen => MigrateError::InUse(config.meta_path()),
                 source => MigrateError::Meta {
@@ -602,7 +611,7 @@ pub fn run(
                     source,
                 },
             })?,
-        )
+        ))
     };
     let mut summary = Summary {
         images: data.images.len(),
@@ -612,13 +621,13 @@ pub fn run(
     let driver = crate::runtime::choose_driver(config.io_driver);
     crate::runtime::block_on(driver, async {
         for image in &data.images {
-            migrate_image(&stores, backend.as_ref(), image, options, out, &mut summary).await?;
+            migrate_image(&stores, backend.as_deref(), image, options, out, &mut summary).await?;
         }
         Ok::<_, MigrateError>(())
     })
     .map_err(io_error("start an I/O runtime"))??;
     migrate_metadefs(
-        backend.as_ref(),
+        backend.as_deref(),
         &data.metadefs.namespaces,
         options.overwrite,
         out,
@@ -663,7 +672,7 @@ fn data_text(data: &DataPlan) -> String {
 /// One image: planned, its data settled, its record written; reported on one line.
 async fn migrate_image(
     stores: &Stores,
-    backend: Option<&meta::RedbBackend>,
+    backend: Option<&dyn meta::Backend>,
     image: &GlanceImage,
     options: &Options,
     out: &mut dyn Write,
@@ -800,7 +809,7 @@ pub fn namespace_json(row: &MetadefNamespaceRow) -> serde_json::Value {
 /// Loads Glance's metadefs into glint in one transaction, as `glint metadefs load --merge`
 /// (with `--overwrite`: `--merge --prefer-new`) would load them from export files.
 fn migrate_metadefs(
-    backend: Option<&meta::RedbBackend>,
+    backend: Option<&dyn meta::Backend>,
     rows: &[MetadefNamespaceRow],
     overwrite: bool,
     out: &mut dyn Write,
@@ -853,7 +862,6 @@ fn migrate_metadefs(
     } else {
         meta::metadefs::LoadMode::Merge
     };
-    use meta::metadefs::Metadefs;
     match backend.load_metadefs(&documents, mode) {
         Ok(report) => {
             summary.namespaces = (

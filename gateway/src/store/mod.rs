@@ -45,7 +45,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use meta::{ImageId, Location};
 
-pub use file_stream::FileStream;
+pub use file_stream::{FileStream, CHUNK_BYTES};
 pub use recovery::{Inventory, Owned, Recovered};
 pub use remote::ResponseStream;
 

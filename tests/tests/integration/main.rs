@@ -42,6 +42,13 @@ mod list_filters;
 mod protocol;
 // Concurrent requests on one image: unique ids, kept writes, quotas that hold.
 mod races;
+// The image cache: single-flight fills, ranges, the cache API (§4.17), faults (issue 14).
+mod cache;
+// Egress caps on downloads, changed by SIGHUP (issue 14).
+mod egress;
+// Several gateways over one PostgreSQL database: shared metadata, caches invalidated
+// across gateways, a database outage (issue 14).
+mod scale;
 // Restart persistence, crash recovery of half-done uploads, clean exit on SIGTERM.
 mod persistence;
 // The crash campaign: SIGKILL at random points under concurrent writes, then every

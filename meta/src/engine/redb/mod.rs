@@ -19,7 +19,7 @@
 mod handle;
 mod list;
 mod members;
-mod metadefs;
+pub(crate) mod metadefs;
 mod read;
 mod record;
 mod schema;
