@@ -621,7 +621,15 @@ pub fn run(
     let driver = crate::runtime::choose_driver(config.io_driver);
     crate::runtime::block_on(driver, async {
         for image in &data.images {
-            migrate_image(&stores, backend.as_deref(), image, options, out, &mut summary).await?;
+            migrate_image(
+                &stores,
+                backend.as_deref(),
+                image,
+                options,
+                out,
+                &mut summary,
+            )
+            .await?;
         }
         Ok::<_, MigrateError>(())
     })

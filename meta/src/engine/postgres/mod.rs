@@ -275,6 +275,16 @@ impl Backend for PgBackend {
             .ok_or(Error::NotFound(id))
     }
 
+    fn was_deleted(&self, id: ImageId) -> Result<bool> {
+        // A deleted image stays a row with status `deleted` (its tombstone).
+        let found = self.query(
+            "SELECT 1 FROM images WHERE id = $1 AND status = 'deleted'",
+            &[&id.as_uuid()],
+            |_| Ok(()),
+        )?;
+        Ok(!found.is_empty())
+    }
+
     fn list_images(&self, filter: &ListFilter) -> Result<Vec<Image>> {
         let mut session = self.inner.pool.get()?;
         list::list(&mut session, filter)

@@ -4,9 +4,7 @@
 
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 
-use super::schema::{
-    IMAGES, PROJECT_USAGE, RESERVATIONS, STATUS_COUNTS, TOMBSTONES, UPLOADS,
-};
+use super::schema::{IMAGES, PROJECT_USAGE, RESERVATIONS, STATUS_COUNTS, TOMBSTONES, UPLOADS};
 use super::{record, StorageResultExt};
 use crate::error::{Error, Result};
 use crate::quota::Usage;
