@@ -27,6 +27,9 @@ fi
 # as they do where an operator has several stores, rather than their single-store 404s.
 GLINT_CONFIG="$WORK/glint.toml"
 cat >"$GLINT_CONFIG" <<'TOML'
+# An image cache, so that the cache operations answer rather than 404.
+image_cache_max_size = 67108864
+
 [stores]
 default = "local"
 
