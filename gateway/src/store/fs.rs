@@ -141,6 +141,15 @@ impl FsStore {
         self.path_of_url(&location.url)
     }
 
+    /// [`FsStore::path_of`], or the error for a location this store does not hold.
+    fn file_of(&self, location: &Location) -> Result<PathBuf, StoreError> {
+        self.path_of(location)
+            .ok_or_else(|| StoreError::BadLocation {
+                store: self.id.to_string(),
+                message: "not a file of this store's folder".into(),
+            })
+    }
+
     fn path_of_url(&self, url: &str) -> Option<PathBuf> {
         let path = PathBuf::from(url.strip_prefix("file://")?);
         let name = path.file_name()?.to_str()?;
@@ -405,12 +414,7 @@ impl Store for FsStore {
         range: Range<u64>,
     ) -> LocalBoxFuture<'a, Result<BoxStream, StoreError>> {
         Box::pin(async move {
-            let path = self
-                .path_of(location)
-                .ok_or_else(|| StoreError::BadLocation {
-                    store: self.id.to_string(),
-                    message: "not a file of this store's folder".into(),
-                })?;
+            let path = self.file_of(location)?;
             let file = File::open(&path)
                 .await
                 .map_err(|e| self.error(path.display(), e))?;
@@ -420,12 +424,7 @@ impl Store for FsStore {
 
     fn size<'a>(&'a self, location: &'a Location) -> LocalBoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
-            let path = self
-                .path_of(location)
-                .ok_or_else(|| StoreError::BadLocation {
-                    store: self.id.to_string(),
-                    message: "not a file of this store's folder".into(),
-                })?;
+            let path = self.file_of(location)?;
             fs::metadata(&path)
                 .map(|m| m.len())
                 .map_err(|e| self.error(path.display(), e))
