@@ -406,6 +406,24 @@ impl TestServer {
         self.request("POST", path).send()
     }
 
+    /// One series of `/metrics` (`name{labels}` as printed), 0 when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        let text = self.get("/metrics").expect_status(200).text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .map_or(0.0, |v| v.trim().parse().expect("a number"))
+    }
+
+    /// The ids of the images in this gateway's image cache (`GET /v2/cache`).
+    pub fn cached_ids(&self) -> Vec<String> {
+        self.get_json("/v2/cache")["cached_images"]
+            .as_array()
+            .expect("cached_images")
+            .iter()
+            .map(|c| c["image_id"].as_str().expect("image_id").to_owned())
+            .collect()
+    }
+
     /// GET, assert 200, parse JSON.
     pub fn get_json(&self, path: &str) -> Value {
         self.get(path).expect_status(200).json()
@@ -961,4 +979,10 @@ pub fn poll_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Poll `cond` until it holds, or panic with `what` after 10 s.
+#[track_caller]
+pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    poll_until(Duration::from_secs(10), what, || cond().then_some(()))
 }

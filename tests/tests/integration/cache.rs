@@ -3,23 +3,16 @@
 //! its faults — a store failing mid-fill, a corrupted cache file, a restart mid-fill.
 
 use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use glint_tests::eventually;
 use glint_tests::TestServer;
 use serde_json::{json, Value};
 
 const CACHE: &str = "image_cache_max_size = 67108864\n";
 
-/// One series of `/metrics` (`name{labels}` as printed), 0 when absent.
-fn metric(srv: &TestServer, series: &str) -> f64 {
-    let text = srv.get("/metrics").expect_status(200).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |v| v.trim().parse().expect("a number"))
-}
-
 fn store_reads(srv: &TestServer) -> f64 {
-    metric(srv, "glint_store_read_bytes_total{store=\"file\"}")
+    srv.metric("glint_store_read_bytes_total{store=\"file\"}")
 }
 
 fn image_data(size: usize, seed: u32) -> Vec<u8> {
@@ -32,24 +25,6 @@ fn image_data(size: usize, seed: u32) -> Vec<u8> {
             x as u8
         })
         .collect()
-}
-
-fn cached_ids(srv: &TestServer) -> Vec<String> {
-    srv.get_json("/v2/cache")["cached_images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["image_id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-/// Polls until `cond` holds (10 s at most).
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -74,13 +49,13 @@ fn concurrent_cold_downloads_read_the_store_once_then_hit() {
         "the store is read once for 16 cold downloads"
     );
     let (miss, join, hit) = (
-        metric(&srv, "glint_cache_requests_total{result=\"miss\"}"),
-        metric(&srv, "glint_cache_requests_total{result=\"join\"}"),
-        metric(&srv, "glint_cache_requests_total{result=\"hit\"}"),
+        srv.metric("glint_cache_requests_total{result=\"miss\"}"),
+        srv.metric("glint_cache_requests_total{result=\"join\"}"),
+        srv.metric("glint_cache_requests_total{result=\"hit\"}"),
     );
     assert_eq!((miss, join + hit), (1.0, 15.0));
     eventually("the entry to be published", || {
-        cached_ids(&srv) == [id.clone()]
+        srv.cached_ids() == [id.clone()]
     });
     assert_eq!(srv.download(&id).expect_status(200).body, data);
     assert_eq!(
@@ -88,8 +63,8 @@ fn concurrent_cold_downloads_read_the_store_once_then_hit() {
         data.len() as f64,
         "a hit reads no store"
     );
-    assert_eq!(metric(&srv, "glint_cache_fills_total{result=\"ok\"}"), 1.0);
-    assert_eq!(metric(&srv, "glint_cache_bytes"), data.len() as f64);
+    assert_eq!(srv.metric("glint_cache_fills_total{result=\"ok\"}"), 1.0);
+    assert_eq!(srv.metric("glint_cache_bytes"), data.len() as f64);
 }
 
 #[test]
@@ -106,7 +81,7 @@ fn a_range_miss_is_served_from_the_store_and_fills_in_the_background() {
     };
     let before = store_reads(&srv);
     assert_eq!(ranged(&srv), &data[1000..2000]);
-    eventually("the background fill", || cached_ids(&srv) == [id.clone()]);
+    eventually("the background fill", || srv.cached_ids() == [id.clone()]);
     let read = store_reads(&srv) - before;
     assert_eq!(
         read,
@@ -136,7 +111,7 @@ fn the_cache_api_lists_queues_deletes_and_clears() {
     srv.request("PUT", &format!("/v2/cache/{id}"))
         .send()
         .expect_status(202);
-    eventually("the prefetch", || cached_ids(&srv) == [id.clone()]);
+    eventually("the prefetch", || srv.cached_ids() == [id.clone()]);
     let listed = srv.get_json("/v2/cache");
     let entry = &listed["cached_images"][0];
     assert_eq!(entry["size"], data.len());
@@ -164,22 +139,22 @@ fn the_cache_api_lists_queues_deletes_and_clears() {
         json!({"total_files_pruned": 0, "total_bytes_pruned": 0})
     );
     srv.post_empty("/v2/cache/clean").expect_status(200);
-    assert_eq!(cached_ids(&srv), [id.as_str()], "clean keeps a good entry");
+    assert_eq!(srv.cached_ids(), [id.as_str()], "clean keeps a good entry");
 
     srv.delete(&format!("/v2/cache/{id}")).expect_status(204);
-    assert!(cached_ids(&srv).is_empty());
+    assert!(srv.cached_ids().is_empty());
     srv.delete(&format!("/v2/cache/{id}")).expect_status(204);
     srv.request("DELETE", "/v2/cache")
         .header("x-image-cache-clear-target", "everything")
         .send()
         .expect_status(400);
     srv.download(&id).expect_status(200);
-    eventually("the refill", || cached_ids(&srv) == [id.clone()]);
+    eventually("the refill", || srv.cached_ids() == [id.clone()]);
     srv.request("DELETE", "/v2/cache")
         .header("x-image-cache-clear-target", "cache")
         .send()
         .expect_status(204);
-    assert!(cached_ids(&srv).is_empty());
+    assert!(srv.cached_ids().is_empty());
     assert!(!srv.data_dir().join("image-cache").join(&id).exists());
 }
 
@@ -206,14 +181,14 @@ fn a_deleted_image_is_never_served_from_the_cache() {
     let data = image_data(200_000, 4);
     let id = srv.create_active_image(json!({}), &data);
     srv.download(&id).expect_status(200);
-    eventually("the fill", || cached_ids(&srv) == [id.clone()]);
+    eventually("the fill", || srv.cached_ids() == [id.clone()]);
     srv.post_empty(&format!("/v2/images/{id}/actions/deactivate"))
         .expect_status(204);
     // Admins may still download a deactivated image (from the cache).
     assert_eq!(srv.download(&id).expect_status(200).body, data);
     srv.delete(&format!("/v2/images/{id}")).expect_status(204);
     srv.download(&id).expect_status(404);
-    assert!(cached_ids(&srv).is_empty());
+    assert!(srv.cached_ids().is_empty());
     assert!(!srv.data_dir().join("image-cache").join(&id).exists());
 }
 
@@ -260,14 +235,14 @@ fn a_store_failing_mid_fill_gives_an_error_never_a_short_body_and_caches_nothing
         "the body breaks off ({got} of {length} bytes)"
     );
     eventually("the failed fill to be counted", || {
-        metric(&srv, "glint_cache_fills_total{result=\"failed\"}") == 1.0
+        srv.metric("glint_cache_fills_total{result=\"failed\"}") == 1.0
     });
-    assert!(cached_ids(&srv).is_empty());
+    assert!(srv.cached_ids().is_empty());
     let leftovers: Vec<_> = std::fs::read_dir(srv.data_dir().join("image-cache"))
         .unwrap()
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-    assert_eq!(metric(&srv, "glint_cache_bytes"), 0.0);
+    assert_eq!(srv.metric("glint_cache_bytes"), 0.0);
 }
 
 #[test]
@@ -276,7 +251,7 @@ fn a_corrupted_cache_file_is_detected_evicted_and_refetched() {
     let data = image_data(500_000, 6);
     let id = srv.create_active_image(json!({}), &data);
     srv.download(&id).expect_status(200);
-    eventually("the fill", || cached_ids(&srv) == [id.clone()]);
+    eventually("the fill", || srv.cached_ids() == [id.clone()]);
     srv.stop();
     let path = srv.data_dir().join("image-cache").join(&id);
     let mut bytes = std::fs::read(&path).unwrap();
@@ -290,9 +265,9 @@ fn a_corrupted_cache_file_is_detected_evicted_and_refetched() {
     std::fs::write(&partial, b"half an image").unwrap();
     srv.start_again();
     assert!(!partial.exists(), "partial fills are removed at start");
-    eventually("the corrupted entry to go", || cached_ids(&srv).is_empty());
+    eventually("the corrupted entry to go", || srv.cached_ids().is_empty());
     assert_eq!(srv.download(&id).expect_status(200).body, data);
-    eventually("the refetch", || cached_ids(&srv) == [id.clone()]);
+    eventually("the refetch", || srv.cached_ids() == [id.clone()]);
     assert_eq!(std::fs::read(&path).unwrap(), data);
 }
 
@@ -302,9 +277,9 @@ fn entries_survive_a_restart() {
     let data = image_data(400_000, 7);
     let id = srv.create_active_image(json!({}), &data);
     srv.download(&id).expect_status(200);
-    eventually("the fill", || cached_ids(&srv) == [id.clone()]);
+    eventually("the fill", || srv.cached_ids() == [id.clone()]);
     srv.restart();
-    assert_eq!(cached_ids(&srv), [id.as_str()]);
+    assert_eq!(srv.cached_ids(), [id.as_str()]);
     // Verified in the background, then served without the store.
     eventually("a hit", || {
         let before = store_reads(&srv);
@@ -360,7 +335,7 @@ fn a_full_cache_disk_fails_the_fill_not_the_later_downloads() {
         "the filling download breaks off ({got} of {length})"
     );
     eventually("the failed fill", || {
-        metric(&srv, "glint_cache_fills_total{result=\"failed\"}") == 1.0
+        srv.metric("glint_cache_fills_total{result=\"failed\"}") == 1.0
     });
     assert!(srv.log_tail(50).contains("the cache's disk is full"));
     assert_eq!(std::fs::read_dir(&cache_dir).unwrap().count(), 0);

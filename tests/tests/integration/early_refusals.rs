@@ -312,14 +312,6 @@ fn deleted_during_upload_answers_410_after_the_body() {
     }
 }
 
-/// One series of `/metrics` (`name{labels}` as printed), 0 when absent.
-fn metric(srv: &TestServer, series: &str) -> f64 {
-    let text = srv.get("/metrics").expect_status(200).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |v| v.trim().parse().expect("a number"))
-}
-
 /// A client that never stops sending: an endless chunked body after the head. Returns the
 /// answer, the bytes written until the server cut the connection, and how long that took.
 fn endless_sender(srv: &TestServer, id: &str) -> (Resp, u64, Duration) {
@@ -380,12 +372,12 @@ fn a_client_that_keeps_sending_is_cut_off_at_the_byte_bound() {
     // the two sockets' buffers hold (a few MiB each at most).
     assert!(sent < max_bytes + (48 << 20), "{sent} bytes sent");
     let closes = poll_until(Duration::from_secs(10), "the lingering close", || {
-        let n = metric(&srv, "glint_lingering_closes_total{end=\"bytes\"}");
+        let n = srv.metric("glint_lingering_closes_total{end=\"bytes\"}");
         (n > 0.0).then_some(n)
     });
     assert_eq!(closes, 1.0);
     assert_eq!(
-        metric(&srv, "glint_lingering_discarded_bytes_total"),
+        srv.metric("glint_lingering_discarded_bytes_total"),
         max_bytes as f64
     );
     assert_queued_without_data(&srv, &id, srv.image(&id));
@@ -403,7 +395,7 @@ fn a_client_that_keeps_sending_is_cut_off_at_the_time_bound_and_a_silent_one_at_
     poll_until(
         Duration::from_secs(10),
         "a lingering close at the time bound",
-        || (metric(&srv, "glint_lingering_closes_total{end=\"time\"}") == 1.0).then_some(()),
+        || (srv.metric("glint_lingering_closes_total{end=\"time\"}") == 1.0).then_some(()),
     );
 
     // A client that stops sending after the answer but never closes: let go at idle.
@@ -417,7 +409,7 @@ fn a_client_that_keeps_sending_is_cut_off_at_the_time_bound_and_a_silent_one_at_
     poll_until(
         Duration::from_secs(10),
         "a lingering close at the idle bound",
-        || (metric(&srv, "glint_lingering_closes_total{end=\"idle\"}") == 1.0).then_some(()),
+        || (srv.metric("glint_lingering_closes_total{end=\"idle\"}") == 1.0).then_some(()),
     );
     assert_queued_without_data(&srv, &id, srv.image(&id));
 }

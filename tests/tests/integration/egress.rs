@@ -7,13 +7,6 @@ use std::time::{Duration, Instant};
 use glint_tests::TestServer;
 use serde_json::json;
 
-fn metric(srv: &TestServer, series: &str) -> f64 {
-    let text = srv.get("/metrics").expect_status(200).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |v| v.trim().parse().expect("a number"))
-}
-
 #[test]
 fn downloads_beyond_the_cap_get_503_until_sighup_raises_it() {
     let capped = "max_concurrent_downloads = 1\ndownload_queue_timeout_ms = 100\n\
@@ -25,7 +18,7 @@ fn downloads_beyond_the_cap_get_503_until_sighup_raises_it() {
         // 3 MB at 1 MB/s (after a second's burst): this one holds the only slot a while.
         let slow = scope.spawn(|| srv.download(&id).expect_status(200).body);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while metric(&srv, "glint_downloads_in_flight") < 1.0 {
+        while srv.metric("glint_downloads_in_flight") < 1.0 {
             assert!(
                 Instant::now() < deadline,
                 "the first download never started"

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use glint_tests::eventually;
 use glint_tests::pg::TestDatabase;
 use glint_tests::TestServer;
 use serde_json::json;
@@ -18,23 +19,6 @@ fn gateway(db: &TestDatabase, images: &Path, extra: &str) -> TestServer {
         ))
         .shared_images(images)
         .start()
-}
-
-fn cached_ids(srv: &TestServer) -> Vec<String> {
-    srv.get_json("/v2/cache")["cached_images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["image_id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -51,11 +35,11 @@ fn three_gateways_share_images_and_a_delete_reaches_every_cache() {
         assert_eq!(other.image(&id)["status"], "active");
         assert_eq!(other.list_ids("name=shared"), [id.as_str()]);
         assert_eq!(other.download(&id).expect_status(200).body, data);
-        eventually("a cache fill", || cached_ids(other) == [id.clone()]);
+        eventually("a cache fill", || other.cached_ids() == [id.clone()]);
     }
     one.download(&id).expect_status(200);
     eventually("the first gateway's fill", || {
-        cached_ids(one) == [id.clone()]
+        one.cached_ids() == [id.clone()]
     });
     // Node ids differ: each gateway's uploads are its own.
     let node = |srv: &TestServer| std::fs::read_to_string(srv.data_dir().join("node_id")).unwrap();
@@ -66,11 +50,11 @@ fn three_gateways_share_images_and_a_delete_reaches_every_cache() {
         other.get(&format!("/v2/images/{id}")).expect_status(404);
         other.download(&id).expect_status(404);
         eventually("the entry to leave every cache", || {
-            cached_ids(other).is_empty()
+            other.cached_ids().is_empty()
         });
         assert!(!other.data_dir().join("image-cache").join(&id).exists());
     }
-    assert!(cached_ids(two).is_empty());
+    assert!(two.cached_ids().is_empty());
 }
 
 #[test]
@@ -207,14 +191,6 @@ fn clients_of_a_killed_gateway_resume_on_another_with_range() {
     }
 }
 
-/// One series of `/metrics`, 0 when absent.
-fn metric(srv: &TestServer, series: &str) -> f64 {
-    let text = srv.get("/metrics").expect_status(200).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |v| v.trim().parse().expect("a number"))
-}
-
 /// Issue 14: a boot storm through three gateways with cold caches, 64 clients × one image:
 /// each gateway reads the image from the store exactly once (its
 /// `glint_store_read_bytes_total`), and every client gets the image's bytes (md5).
@@ -228,8 +204,7 @@ fn a_cold_boot_storm_reads_the_store_once_per_gateway() {
     let data = glint_tests::random_bytes(6 << 20, 14);
     let want = glint_tests::md5_hex(&data);
     let id = gateways[0].create_active_image(json!({"visibility": "public"}), &data);
-    let store_reads =
-        |srv: &TestServer| metric(srv, "glint_store_read_bytes_total{store=\"file\"}");
+    let store_reads = |srv: &TestServer| srv.metric("glint_store_read_bytes_total{store=\"file\"}");
     let before: Vec<f64> = gateways.iter().map(store_reads).collect();
     let barrier = std::sync::Barrier::new(64);
     let digests: Vec<String> = std::thread::scope(|scope| {
@@ -254,7 +229,7 @@ fn a_cold_boot_storm_reads_the_store_once_per_gateway() {
             data.len() as f64,
             "each gateway reads the image from the store once"
         );
-        let misses = metric(srv, "glint_cache_requests_total{result=\"miss\"}");
+        let misses = srv.metric("glint_cache_requests_total{result=\"miss\"}");
         assert_eq!(misses, 1.0);
     }
 }
@@ -293,8 +268,7 @@ fn three_gateways_over_postgresql_and_one_rgw_bucket() {
     let want = glint_tests::md5_hex(&data);
     let id = gateways[1].create_active_image(json!({"visibility": "public"}), &data);
     assert_eq!(gateways[2].image(&id)["stores"], "ceph");
-    let store_reads =
-        |srv: &TestServer| metric(srv, "glint_store_read_bytes_total{store=\"ceph\"}");
+    let store_reads = |srv: &TestServer| srv.metric("glint_store_read_bytes_total{store=\"ceph\"}");
     let before: Vec<f64> = gateways.iter().map(store_reads).collect();
     let barrier = std::sync::Barrier::new(64);
     let digests: Vec<String> = std::thread::scope(|scope| {
@@ -320,11 +294,11 @@ fn three_gateways_over_postgresql_and_one_rgw_bucket() {
             "each gateway reads the image from RGW once"
         );
         assert_eq!(
-            metric(srv, "glint_cache_requests_total{result=\"miss\"}"),
+            srv.metric("glint_cache_requests_total{result=\"miss\"}"),
             1.0
         );
         eventually("the fill to be published", || {
-            cached_ids(srv) == [id.clone()]
+            srv.cached_ids() == [id.clone()]
         });
     }
     // Warm: served from each cache, RGW not read again; a range too.
@@ -346,7 +320,7 @@ fn three_gateways_over_postgresql_and_one_rgw_bucket() {
     for srv in &gateways {
         srv.download(&id).expect_status(404);
         eventually("the entry to leave every cache", || {
-            cached_ids(srv).is_empty()
+            srv.cached_ids().is_empty()
         });
         assert!(!srv.data_dir().join("image-cache").join(&id).exists());
     }
