@@ -86,6 +86,19 @@ impl Adoption {
             Adoption::Deleted { id, .. } => *id,
         }
     }
+
+    /// An adopted live image's members in member-id order, after checking that each belongs
+    /// to `id`: what every engine stores.
+    pub fn sorted_members(id: ImageId, members: &[Member]) -> Result<Vec<Member>> {
+        if members.iter().any(|m| m.image_id != id) {
+            return Err(Error::Corrupt(format!(
+                "a member adopted with image {id} belongs to another image"
+            )));
+        }
+        let mut members = members.to_vec();
+        members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+        Ok(members)
+    }
 }
 
 /// What [`Backend::adopt_image`] did.

@@ -99,20 +99,6 @@ fn cmp_op(cmp: Cmp) -> &'static str {
     }
 }
 
-fn text_column(field: TextField) -> &'static str {
-    match field {
-        TextField::Id => "id",
-        TextField::Name => "name",
-        TextField::Status => "status",
-        TextField::ContainerFormat => "container_format",
-        TextField::DiskFormat => "disk_format",
-        TextField::Owner => "owner",
-        TextField::Checksum => "checksum",
-        TextField::OsHashAlgo => "os_hash_algo",
-        TextField::OsHashValue => "os_hash_value",
-    }
-}
-
 fn condition(sql: &mut Sql, condition: &Condition) -> String {
     match condition {
         Condition::Text { field, values } if values.is_empty() => {
@@ -134,7 +120,8 @@ fn condition(sql: &mut Sql, condition: &Condition) -> String {
         }
         Condition::Text { field, values } => format!(
             "{} = ANY({})",
-            text_column(*field),
+            // The columns carry Glance's field names.
+            field.as_str(),
             sql.bind(Param::Texts(values.clone()))
         ),
         Condition::Number { field, cmp, value } => {

@@ -597,13 +597,7 @@ pub(super) fn adopt(pool: &Pool, record: &Adoption, replace: bool) -> Result<Ado
                 if deleted {
                     return Err(Error::Duplicate(id));
                 }
-                let mut members = members.clone();
-                members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
-                if members.iter().any(|m| m.image_id != id) {
-                    return Err(Error::Corrupt(format!(
-                        "a member adopted with image {id} belongs to another image"
-                    )));
-                }
+                let members = Adoption::sorted_members(id, members)?;
                 let outcome = match live {
                     None => {
                         if tx.execute(INSERT, &Columns::of(image)?.params())? == 0 {
