@@ -321,23 +321,7 @@ pub(super) fn delete(pool: &Pool, id: ImageId) -> Result<Image> {
 /// image's members; returns the image as it was, or `None` when the row changed meanwhile.
 fn mark_deleted(tx: &mut dyn Run, old: &Loaded, now: Timestamp) -> Result<Option<Image>> {
     rules::check_delete(&old.image)?;
-    let id = old.image.id.as_uuid();
-    let micros = now.as_unix_micros();
-    let changed = tx.execute(
-        "UPDATE images SET version = version + 1, status = 'deleted', deleted_at = $2,
-             updated_at = $2, name = NULL, checksum = NULL, os_hash_algo = NULL,
-             os_hash_value = NULL, owner = NULL, size = NULL, virtual_size = NULL,
-             disk_format = NULL, container_format = NULL, tags = '{}', properties = '{}',
-             locations = '[]', upload_node = NULL, upload_started_at = NULL,
-             upload_reserved_bytes = NULL
-         WHERE id = $1 AND version = $3",
-        &[&id, &micros, &old.version],
-    )?;
-    if changed == 0 {
-        return Ok(None);
-    }
-    tx.execute("DELETE FROM image_members WHERE image_id = $1", &[&id])?;
-    Ok(Some(old.image.clone()))
+    Ok(tombstone(tx, old, now)?.then(|| old.image.clone()))
 }
 
 pub(super) fn recover_interrupted(pool: &Pool, node: &NodeId) -> Result<Vec<ImageId>> {
