@@ -16,6 +16,7 @@
 
 mod api;
 mod error;
+pub(crate) mod logic;
 mod types;
 
 pub use api::Metadefs;
