@@ -1,6 +1,7 @@
 //! The redb engine's metadefs ([`Metadefs`] for [`RedbBackend`]): each call is one redb
 //! transaction, so a failed write (a duplicate, a protected namespace, an invalid record)
-//! writes nothing at all. `tables.rs` has the layout, `record.rs` the encodings.
+//! writes nothing at all. `tables.rs` has the layout, `record.rs` the encodings; the write
+//! rules are `metadefs::logic`'s, over this file's [`MetadefTxn`] for a write transaction.
 //!
 //! Writes set `updated_at` (and `created_at` of what they create) to the time the transaction
 //! started, except `create_metadef_namespace` and `load_metadefs`, which store the timestamps
