@@ -16,11 +16,7 @@ use super::{
     ResourceTypeAssociation,
 };
 use crate::engine::redb::metadefs::record;
-use crate::engine::redb::metadefs::{
-    duplicate_object, duplicate_property, duplicate_tag, object_not_found, property_not_found,
-    refuse_if_protected, tag, tag_not_found,
-};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::types::Timestamp;
 
 /// A table of encoded records keyed by `(namespace, name)`.
@@ -685,4 +681,73 @@ pub(crate) fn load(
         }
         Ok(report)
     })
+}
+
+// ---- records and errors the engines share
+
+pub(crate) fn tag(name: &str, created: i64, updated: i64) -> MetadefTag {
+    MetadefTag {
+        name: name.to_owned(),
+        created_at: Timestamp::from_unix_micros(created),
+        updated_at: Timestamp::from_unix_micros(updated),
+    }
+}
+
+pub(crate) fn object_not_found(ns: &str, name: &str) -> Error {
+    MetadefError::ObjectNotFound {
+        namespace: ns.to_owned(),
+        name: name.to_owned(),
+    }
+    .into()
+}
+
+pub(crate) fn property_not_found(ns: &str, name: &str) -> Error {
+    MetadefError::PropertyNotFound {
+        namespace: ns.to_owned(),
+        name: name.to_owned(),
+    }
+    .into()
+}
+
+pub(crate) fn tag_not_found(ns: &str, name: &str) -> Error {
+    MetadefError::TagNotFound {
+        namespace: ns.to_owned(),
+        name: name.to_owned(),
+    }
+    .into()
+}
+
+pub(crate) fn duplicate_object(ns: &str, name: &str) -> Error {
+    MetadefError::DuplicateObject {
+        namespace: ns.to_owned(),
+        name: name.to_owned(),
+    }
+    .into()
+}
+
+pub(crate) fn duplicate_property(ns: &str, name: &str) -> Error {
+    MetadefError::DuplicateProperty {
+        namespace: ns.to_owned(),
+        name: name.to_owned(),
+    }
+    .into()
+}
+
+pub(crate) fn duplicate_tag(ns: &str, name: &str) -> Error {
+    MetadefError::DuplicateTag {
+        namespace: ns.to_owned(),
+        name: name.to_owned(),
+    }
+    .into()
+}
+
+pub(crate) fn refuse_if_protected(namespace: &Namespace, record: ProtectedRecord) -> Result<()> {
+    if namespace.protected {
+        return Err(MetadefError::Protected {
+            namespace: namespace.namespace.clone(),
+            record,
+        }
+        .into());
+    }
+    Ok(())
 }

@@ -19,14 +19,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::pool::{Pool, Run};
 use super::{i64_of, u64_of, PgBackend};
 use crate::engine::redb::metadefs::record;
-use crate::engine::redb::metadefs::{
-    object_not_found, page_namespaces, page_tags, property_not_found, tag, tag_not_found,
-};
 use crate::error::{Error, Result};
 use crate::metadefs::logic::{
-    self, read_namespace, read_object, read_property, require_namespace, Children, MetadefStore,
-    MetadefTxn, Records, ResourceTypeRow, TagRow,
+    self, object_not_found, property_not_found, read_namespace, read_object, read_property,
+    require_namespace, tag, tag_not_found, Children, MetadefStore, MetadefTxn, Records,
+    ResourceTypeRow, TagRow,
 };
+use crate::metadefs::page::{page_namespaces, page_tags};
 use crate::metadefs::{
     ContentKind, LoadMode, LoadReport, MetadefObject, MetadefTag, Metadefs, Namespace,
     NamespaceDocument, NamespaceQuery, PropertyDefinition, ResourceType, ResourceTypeAssociation,
