@@ -347,6 +347,139 @@ fn merge(
     Ok(changed)
 }
 
+/// The write calls of [`Metadefs`](super::Metadefs), for the `impl` of an engine that
+/// implements [`MetadefStore`]: each one is the rule of the same name in this module, so the
+/// engines share even the delegation.
+macro_rules! metadef_write_calls {
+    () => {
+        fn create_metadef_namespace(
+            &self,
+            document: &$crate::metadefs::NamespaceDocument,
+        ) -> $crate::error::Result<()> {
+            $crate::metadefs::logic::create_namespace(self, document)
+        }
+
+        fn update_metadef_namespace(
+            &self,
+            name: &str,
+            new: &$crate::metadefs::Namespace,
+        ) -> $crate::error::Result<$crate::metadefs::Namespace> {
+            $crate::metadefs::logic::update_namespace(self, name, new)
+        }
+
+        fn delete_metadef_namespace(&self, name: &str) -> $crate::error::Result<()> {
+            $crate::metadefs::logic::delete_namespace(self, name)
+        }
+
+        fn delete_metadef_content(
+            &self,
+            name: &str,
+            kind: $crate::metadefs::ContentKind,
+        ) -> $crate::error::Result<()> {
+            $crate::metadefs::logic::delete_content(self, name, kind)
+        }
+
+        fn create_metadef_object(
+            &self,
+            ns: &str,
+            object: &$crate::metadefs::MetadefObject,
+        ) -> $crate::error::Result<$crate::metadefs::MetadefObject> {
+            $crate::metadefs::logic::create_object(self, ns, object)
+        }
+
+        fn update_metadef_object(
+            &self,
+            ns: &str,
+            name: &str,
+            object: &$crate::metadefs::MetadefObject,
+        ) -> $crate::error::Result<$crate::metadefs::MetadefObject> {
+            $crate::metadefs::logic::update_object(self, ns, name, object)
+        }
+
+        fn delete_metadef_object(&self, ns: &str, name: &str) -> $crate::error::Result<()> {
+            $crate::metadefs::logic::delete_object(self, ns, name)
+        }
+
+        fn create_metadef_property(
+            &self,
+            ns: &str,
+            name: &str,
+            definition: &$crate::metadefs::PropertyDefinition,
+        ) -> $crate::error::Result<()> {
+            $crate::metadefs::logic::create_property(self, ns, name, definition)
+        }
+
+        fn update_metadef_property(
+            &self,
+            ns: &str,
+            name: &str,
+            new_name: &str,
+            definition: &$crate::metadefs::PropertyDefinition,
+        ) -> $crate::error::Result<()> {
+            $crate::metadefs::logic::update_property(self, ns, name, new_name, definition)
+        }
+
+        fn delete_metadef_property(&self, ns: &str, name: &str) -> $crate::error::Result<()> {
+            $crate::metadefs::logic::delete_property(self, ns, name)
+        }
+
+        fn create_metadef_tag(
+            &self,
+            ns: &str,
+            name: &str,
+        ) -> $crate::error::Result<$crate::metadefs::MetadefTag> {
+            $crate::metadefs::logic::create_tag(self, ns, name)
+        }
+
+        fn create_metadef_tags(
+            &self,
+            ns: &str,
+            names: &[String],
+            append: bool,
+        ) -> $crate::error::Result<Vec<$crate::metadefs::MetadefTag>> {
+            $crate::metadefs::logic::create_tags(self, ns, names, append)
+        }
+
+        fn rename_metadef_tag(
+            &self,
+            ns: &str,
+            name: &str,
+            new_name: &str,
+        ) -> $crate::error::Result<$crate::metadefs::MetadefTag> {
+            $crate::metadefs::logic::rename_tag(self, ns, name, new_name)
+        }
+
+        fn delete_metadef_tag(&self, ns: &str, name: &str) -> $crate::error::Result<()> {
+            $crate::metadefs::logic::delete_tag(self, ns, name)
+        }
+
+        fn associate_metadef_resource_type(
+            &self,
+            ns: &str,
+            association: &$crate::metadefs::ResourceTypeAssociation,
+        ) -> $crate::error::Result<$crate::metadefs::ResourceTypeAssociation> {
+            $crate::metadefs::logic::associate_resource_type(self, ns, association)
+        }
+
+        fn deassociate_metadef_resource_type(
+            &self,
+            ns: &str,
+            name: &str,
+        ) -> $crate::error::Result<()> {
+            $crate::metadefs::logic::deassociate_resource_type(self, ns, name)
+        }
+
+        fn load_metadefs(
+            &self,
+            documents: &[$crate::metadefs::NamespaceDocument],
+            mode: $crate::metadefs::LoadMode,
+        ) -> $crate::error::Result<$crate::metadefs::LoadReport> {
+            $crate::metadefs::logic::load(self, documents, mode)
+        }
+    };
+}
+pub(crate) use metadef_write_calls;
+
 // ---- the write calls of [`Metadefs`](super::Metadefs), each one transaction
 
 pub(crate) fn create_namespace(

@@ -29,8 +29,8 @@ use self::tables::{
     name_bounds, scan, ASSOCIATIONS, NAMESPACES, OBJECTS, PROPERTIES, RESOURCE_TYPES, TAGS,
 };
 use crate::metadefs::{
-    ContentKind, LoadMode, LoadReport, MetadefObject, MetadefTag, Namespace, NamespaceDocument,
-    NamespaceQuery, PropertyDefinition, ResourceType, ResourceTypeAssociation, TagQuery,
+    MetadefObject, MetadefTag, Namespace, NamespaceDocument, NamespaceQuery, PropertyDefinition,
+    ResourceType, ResourceTypeAssociation, TagQuery,
 };
 
 type Txn = WriteTransaction;
@@ -188,98 +188,7 @@ impl Metadefs for RedbBackend {
     }
 
     // ---- writes: the rules are `metadefs::logic`'s, over this engine's `MetadefTxn`
-    fn create_metadef_namespace(&self, document: &NamespaceDocument) -> Result<()> {
-        logic::create_namespace(self, document)
-    }
-
-    fn update_metadef_namespace(&self, name: &str, new: &Namespace) -> Result<Namespace> {
-        logic::update_namespace(self, name, new)
-    }
-
-    fn delete_metadef_namespace(&self, name: &str) -> Result<()> {
-        logic::delete_namespace(self, name)
-    }
-
-    fn delete_metadef_content(&self, name: &str, kind: ContentKind) -> Result<()> {
-        logic::delete_content(self, name, kind)
-    }
-
-    fn create_metadef_object(&self, ns: &str, object: &MetadefObject) -> Result<MetadefObject> {
-        logic::create_object(self, ns, object)
-    }
-
-    fn update_metadef_object(
-        &self,
-        ns: &str,
-        name: &str,
-        object: &MetadefObject,
-    ) -> Result<MetadefObject> {
-        logic::update_object(self, ns, name, object)
-    }
-
-    fn delete_metadef_object(&self, ns: &str, name: &str) -> Result<()> {
-        logic::delete_object(self, ns, name)
-    }
-
-    fn create_metadef_property(
-        &self,
-        ns: &str,
-        name: &str,
-        definition: &PropertyDefinition,
-    ) -> Result<()> {
-        logic::create_property(self, ns, name, definition)
-    }
-
-    fn update_metadef_property(
-        &self,
-        ns: &str,
-        name: &str,
-        new_name: &str,
-        definition: &PropertyDefinition,
-    ) -> Result<()> {
-        logic::update_property(self, ns, name, new_name, definition)
-    }
-
-    fn delete_metadef_property(&self, ns: &str, name: &str) -> Result<()> {
-        logic::delete_property(self, ns, name)
-    }
-
-    fn create_metadef_tag(&self, ns: &str, name: &str) -> Result<MetadefTag> {
-        logic::create_tag(self, ns, name)
-    }
-
-    fn create_metadef_tags(
-        &self,
-        ns: &str,
-        names: &[String],
-        append: bool,
-    ) -> Result<Vec<MetadefTag>> {
-        logic::create_tags(self, ns, names, append)
-    }
-
-    fn rename_metadef_tag(&self, ns: &str, name: &str, new_name: &str) -> Result<MetadefTag> {
-        logic::rename_tag(self, ns, name, new_name)
-    }
-
-    fn delete_metadef_tag(&self, ns: &str, name: &str) -> Result<()> {
-        logic::delete_tag(self, ns, name)
-    }
-
-    fn associate_metadef_resource_type(
-        &self,
-        ns: &str,
-        association: &ResourceTypeAssociation,
-    ) -> Result<ResourceTypeAssociation> {
-        logic::associate_resource_type(self, ns, association)
-    }
-
-    fn deassociate_metadef_resource_type(&self, ns: &str, name: &str) -> Result<()> {
-        logic::deassociate_resource_type(self, ns, name)
-    }
-
-    fn load_metadefs(&self, documents: &[NamespaceDocument], mode: LoadMode) -> Result<LoadReport> {
-        logic::load(self, documents, mode)
-    }
+    logic::metadef_write_calls!();
 }
 
 /// Runs `op` in one write transaction, with the transaction's start time: commits when it
