@@ -816,6 +816,23 @@ pub(crate) fn load(
     })
 }
 
+// ---- export
+
+/// Sets `document.resource_types` to the resource types (of `all`, in its order) that the
+/// document's associations name: what an exported namespace carries.
+pub(crate) fn attach_resource_types(document: &mut NamespaceDocument, all: &[ResourceType]) {
+    let named: BTreeSet<&str> = document
+        .resource_type_associations
+        .iter()
+        .map(|association| association.name.as_str())
+        .collect();
+    document.resource_types = all
+        .iter()
+        .filter(|rt| named.contains(rt.name.as_str()))
+        .cloned()
+        .collect();
+}
+
 // ---- records and errors the engines share
 
 pub(crate) fn tag(name: &str, created: i64, updated: i64) -> MetadefTag {

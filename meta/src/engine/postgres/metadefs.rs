@@ -14,7 +14,7 @@
 //! is all or nothing. Reads of more than one row run in one `REPEATABLE READ` transaction, so
 //! they see one committed state.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::pool::{Pool, Run};
 use super::{i64_of, u64_of, PgBackend};
@@ -389,16 +389,7 @@ impl Metadefs for PgBackend {
             let mut out = Vec::with_capacity(names.len());
             for (_, name) in names {
                 if let Some(mut document) = read_document(r, &name)? {
-                    let named: BTreeSet<&str> = document
-                        .resource_type_associations
-                        .iter()
-                        .map(|association| association.name.as_str())
-                        .collect();
-                    document.resource_types = all_types
-                        .iter()
-                        .filter(|rt| named.contains(rt.name.as_str()))
-                        .cloned()
-                        .collect();
+                    logic::attach_resource_types(&mut document, &all_types);
                     out.push(document);
                 }
             }

@@ -10,7 +10,7 @@
 pub(crate) mod record;
 pub(crate) mod tables;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
@@ -97,16 +97,7 @@ impl Metadefs for RedbBackend {
             // Each read sees a committed state; an export taken while writes go on is a
             // snapshot per namespace, which is what a running server's export means.
             if let Some(mut document) = self.metadef_namespace_document(&name)? {
-                let named: BTreeSet<&str> = document
-                    .resource_type_associations
-                    .iter()
-                    .map(|association| association.name.as_str())
-                    .collect();
-                document.resource_types = all_types
-                    .iter()
-                    .filter(|rt| named.contains(rt.name.as_str()))
-                    .cloned()
-                    .collect();
+                logic::attach_resource_types(&mut document, &all_types);
                 out.push(document);
             }
         }
