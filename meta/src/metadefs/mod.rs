@@ -16,6 +16,8 @@
 
 mod api;
 mod error;
+pub(crate) mod logic;
+pub(crate) mod page;
 mod types;
 
 pub use api::Metadefs;

@@ -5,7 +5,8 @@
 //! association is one row keyed by `(namespace, name)` holding the same encoded record
 //! (`redb::metadefs::record`, which carries its creation `seq`); tags and resource types are
 //! plain columns; `seq` comes from the sequence `metadef_seq` — so both engines share the
-//! rules, the paging and the record format, and this file is the same algorithm over SQL.
+//! rules (`metadefs::logic`), the paging and the record format, and this file holds only the
+//! storage primitives ([`MetadefTxn`] over SQL), the transaction wrappers and the reads.
 //!
 //! Every write is one transaction that first takes a transaction-scoped advisory lock shared
 //! by all metadef writes: the catalog is small and rarely written, and with writes one at a
@@ -13,41 +14,41 @@
 //! is all or nothing. Reads of more than one row run in one `REPEATABLE READ` transaction, so
 //! they see one committed state.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::pool::{Pool, Run};
 use super::{i64_of, u64_of, PgBackend};
 use crate::engine::redb::metadefs::record;
-use crate::engine::redb::metadefs::{
-    duplicate_object, duplicate_property, duplicate_tag, object_not_found, page_namespaces,
-    page_tags, property_not_found, refuse_if_protected, tag, tag_not_found,
-};
 use crate::error::{Error, Result};
+use crate::metadefs::logic::{
+    self, object_not_found, property_not_found, read_namespace, read_object, read_property,
+    require_namespace, tag, tag_not_found, Children, MetadefStore, MetadefTxn, Records,
+    ResourceTypeRow, TagRow,
+};
+use crate::metadefs::page::{page_namespaces, page_tags};
 use crate::metadefs::{
-    check_name, ContentKind, LoadMode, LoadReport, MetadefError, MetadefObject, MetadefTag,
-    Metadefs, Namespace, NamespaceDocument, NamespaceQuery, PropertyDefinition, ProtectedRecord,
-    ResourceType, ResourceTypeAssociation, TagQuery,
+    MetadefObject, MetadefTag, Metadefs, Namespace, NamespaceDocument, NamespaceQuery,
+    PropertyDefinition, ResourceType, ResourceTypeAssociation, TagQuery,
 };
 use crate::types::Timestamp;
 
 /// Advisory lock key held by every metadef write ("glintmdw" in ASCII).
 const WRITE_LOCK: i64 = 0x676c_696e_746d_6477;
 
-/// The tables of encoded records keyed by `(namespace, name)`.
-#[derive(Debug, Clone, Copy)]
-enum Records {
-    Objects,
-    Properties,
-    Associations,
+/// The SQL table of a table of encoded records.
+const fn table_of(table: Records) -> &'static str {
+    match table {
+        Records::Objects => "metadef_objects",
+        Records::Properties => "metadef_properties",
+        Records::Associations => "metadef_associations",
+    }
 }
 
-impl Records {
-    const fn table(self) -> &'static str {
-        match self {
-            Records::Objects => "metadef_objects",
-            Records::Properties => "metadef_properties",
-            Records::Associations => "metadef_associations",
-        }
+/// The SQL table of one kind of what a namespace holds.
+const fn children_table(children: Children) -> &'static str {
+    match children {
+        Children::Records(table) => table_of(table),
+        Children::Tags => TAGS,
     }
 }
 
@@ -66,46 +67,172 @@ fn md_write<T>(pool: &Pool, op: impl FnOnce(&mut dyn Run, Timestamp) -> Result<T
 }
 
 /// Runs `op` in one read-only snapshot.
-fn md_read<T>(pool: &Pool, op: impl FnOnce(&mut dyn Run) -> Result<T>) -> Result<T> {
+fn md_read<T>(pool: &Pool, op: impl FnOnce(&mut PgTxn<'_>) -> Result<T>) -> Result<T> {
     let mut lease = pool.get()?;
     let mut tx = lease.transaction()?;
     tx.execute(
         "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
         &[],
     )?;
-    let value = op(&mut tx)?;
+    let value = op(&mut PgTxn(&mut tx))?;
     tx.commit()?;
     Ok(value)
 }
 
-// ---- rows
-
-fn next_seq(r: &mut dyn Run) -> Result<u64> {
-    let row = r
-        .row("SELECT nextval('metadef_seq')", &[])?
-        .ok_or_else(|| Error::Corrupt("nextval returned no row".into()))?;
-    Ok(u64_of(row.get(0)))
-}
-
-fn read_namespace(r: &mut dyn Run, name: &str) -> Result<Option<(Namespace, u64)>> {
-    match r.row(
-        "SELECT record FROM metadef_namespaces WHERE name = $1",
-        &[&name],
-    )? {
-        Some(row) => {
-            let bytes: Vec<u8> = row.get(0);
-            record::decode_namespace(name, &bytes).map(Some)
-        }
-        None => Ok(None),
+impl MetadefStore for PgBackend {
+    fn metadef_txn<T>(
+        &self,
+        op: impl FnOnce(&mut dyn MetadefTxn, Timestamp) -> Result<T>,
+    ) -> Result<T> {
+        md_write(&self.inner.pool, |r, now| op(&mut PgTxn(r), now))
     }
 }
 
-fn require_namespace(r: &mut dyn Run, name: &str) -> Result<(Namespace, u64)> {
-    read_namespace(r, name)?.ok_or_else(|| MetadefError::NamespaceNotFound(name.to_owned()).into())
+// ---- rows
+
+/// A transaction (or session) seen as metadefs storage primitives; reads use it too.
+struct PgTxn<'a>(&'a mut dyn Run);
+
+impl MetadefTxn for PgTxn<'_> {
+    fn next_seq(&mut self) -> Result<u64> {
+        let row = self
+            .0
+            .row("SELECT nextval('metadef_seq')", &[])?
+            .ok_or_else(|| Error::Corrupt("nextval returned no row".into()))?;
+        Ok(u64_of(row.get(0)))
+    }
+
+    fn namespace_record(&mut self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .0
+            .row(
+                "SELECT record FROM metadef_namespaces WHERE name = $1",
+                &[&name],
+            )?
+            .map(|row| row.get(0)))
+    }
+
+    fn put_namespace_record(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        self.0.execute(
+            "INSERT INTO metadef_namespaces (name, record) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record",
+            &[&name, &bytes],
+        )?;
+        Ok(())
+    }
+
+    fn remove_namespace_record(&mut self, name: &str) -> Result<()> {
+        self.0
+            .execute("DELETE FROM metadef_namespaces WHERE name = $1", &[&name])?;
+        Ok(())
+    }
+
+    fn record(&mut self, table: Records, ns: &str, name: &str) -> Result<Option<Vec<u8>>> {
+        let sql = format!(
+            "SELECT record FROM {} WHERE namespace = $1 AND name = $2",
+            table_of(table)
+        );
+        Ok(self.0.row(&sql, &[&ns, &name])?.map(|row| row.get(0)))
+    }
+
+    fn put_record(&mut self, table: Records, ns: &str, name: &str, bytes: &[u8]) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {} (namespace, name, record) VALUES ($1, $2, $3)
+             ON CONFLICT (namespace, name) DO UPDATE SET record = EXCLUDED.record",
+            table_of(table)
+        );
+        self.0.execute(&sql, &[&ns, &name, &bytes])?;
+        Ok(())
+    }
+
+    fn remove_record(&mut self, table: Records, ns: &str, name: &str) -> Result<()> {
+        remove(self.0, table_of(table), ns, name)
+    }
+
+    fn tag_row(&mut self, ns: &str, name: &str) -> Result<Option<TagRow>> {
+        Ok(self
+            .0
+            .row(
+                "SELECT seq, created_at, updated_at FROM metadef_tags
+                 WHERE namespace = $1 AND name = $2",
+                &[&ns, &name],
+            )?
+            .map(|row| (u64_of(row.get(0)), row.get(1), row.get(2))))
+    }
+
+    fn put_tag_row(&mut self, ns: &str, name: &str, (seq, created, updated): TagRow) -> Result<()> {
+        self.0.execute(
+            "INSERT INTO metadef_tags (namespace, name, seq, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (namespace, name) DO UPDATE SET seq = EXCLUDED.seq,
+                 created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at",
+            &[&ns, &name, &i64_of(seq, "metadef seq")?, &created, &updated],
+        )?;
+        Ok(())
+    }
+
+    fn remove_tag_row(&mut self, ns: &str, name: &str) -> Result<()> {
+        remove(self.0, TAGS, ns, name)
+    }
+
+    fn clear(&mut self, children: Children, ns: &str) -> Result<()> {
+        let sql = format!(
+            "DELETE FROM {} WHERE namespace = $1",
+            children_table(children)
+        );
+        self.0.execute(&sql, &[&ns])?;
+        Ok(())
+    }
+
+    fn move_children(&mut self, children: Children, from: &str, to: &str) -> Result<()> {
+        let sql = format!(
+            "UPDATE {} SET namespace = $2 WHERE namespace = $1",
+            children_table(children)
+        );
+        self.0.execute(&sql, &[&from, &to])?;
+        Ok(())
+    }
+
+    fn has_resource_type(&mut self, name: &str) -> Result<bool> {
+        Ok(self
+            .0
+            .row(
+                "SELECT 1 FROM metadef_resource_types WHERE name = $1",
+                &[&name],
+            )?
+            .is_some())
+    }
+
+    fn insert_resource_type(
+        &mut self,
+        name: &str,
+        (seq, protected, created, updated): ResourceTypeRow,
+    ) -> Result<()> {
+        self.0.execute(
+            "INSERT INTO metadef_resource_types (name, seq, protected, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &name,
+                &i64_of(seq, "metadef seq")?,
+                &protected,
+                &created,
+                &updated,
+            ],
+        )?;
+        Ok(())
+    }
 }
 
-fn all_namespaces(r: &mut dyn Run) -> Result<Vec<(Namespace, u64)>> {
-    r.rows(
+fn remove(r: &mut dyn Run, table: &str, ns: &str, name: &str) -> Result<()> {
+    let sql = format!("DELETE FROM {table} WHERE namespace = $1 AND name = $2");
+    r.execute(&sql, &[&ns, &name])?;
+    Ok(())
+}
+
+// ---- reads
+
+fn all_namespaces(t: &mut PgTxn<'_>) -> Result<Vec<(Namespace, u64)>> {
+    t.0.rows(
         "SELECT name, record FROM metadef_namespaces ORDER BY name",
         &[],
     )?
@@ -118,128 +245,36 @@ fn all_namespaces(r: &mut dyn Run) -> Result<Vec<(Namespace, u64)>> {
     .collect()
 }
 
-fn put_namespace(r: &mut dyn Run, namespace: &Namespace, seq: u64) -> Result<()> {
-    r.execute(
-        "INSERT INTO metadef_namespaces (name, record) VALUES ($1, $2)
-         ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record",
-        &[
-            &namespace.namespace,
-            &record::encode_namespace(namespace, seq),
-        ],
-    )?;
-    Ok(())
-}
-
-fn get_record(r: &mut dyn Run, table: Records, ns: &str, name: &str) -> Result<Option<Vec<u8>>> {
-    let sql = format!(
-        "SELECT record FROM {} WHERE namespace = $1 AND name = $2",
-        table.table()
-    );
-    Ok(r.row(&sql, &[&ns, &name])?.map(|row| row.get(0)))
-}
-
-fn put_record(r: &mut dyn Run, table: Records, ns: &str, name: &str, bytes: &[u8]) -> Result<()> {
-    let sql = format!(
-        "INSERT INTO {} (namespace, name, record) VALUES ($1, $2, $3)
-         ON CONFLICT (namespace, name) DO UPDATE SET record = EXCLUDED.record",
-        table.table()
-    );
-    r.execute(&sql, &[&ns, &name, &bytes])?;
-    Ok(())
-}
-
-fn remove(r: &mut dyn Run, table: &str, ns: &str, name: &str) -> Result<()> {
-    let sql = format!("DELETE FROM {table} WHERE namespace = $1 AND name = $2");
-    r.execute(&sql, &[&ns, &name])?;
-    Ok(())
-}
-
 /// The `(name, record)` rows of namespace `ns`, by name.
-fn scan(r: &mut dyn Run, table: Records, ns: &str) -> Result<Vec<(String, Vec<u8>)>> {
+fn scan(t: &mut PgTxn<'_>, table: Records, ns: &str) -> Result<Vec<(String, Vec<u8>)>> {
     let sql = format!(
         "SELECT name, record FROM {} WHERE namespace = $1 ORDER BY name",
-        table.table()
+        table_of(table)
     );
-    Ok(r.rows(&sql, &[&ns])?
+    Ok(t.0
+        .rows(&sql, &[&ns])?
         .iter()
         .map(|row| (row.get(0), row.get(1)))
         .collect())
 }
 
-/// Removes every row of namespace `ns` from `table`.
-fn clear(r: &mut dyn Run, table: &str, ns: &str) -> Result<()> {
-    let sql = format!("DELETE FROM {table} WHERE namespace = $1");
-    r.execute(&sql, &[&ns])?;
-    Ok(())
-}
-
-/// Moves every row of namespace `from` in `table` to namespace `to`.
-fn move_rows(r: &mut dyn Run, table: &str, from: &str, to: &str) -> Result<()> {
-    let sql = format!("UPDATE {table} SET namespace = $2 WHERE namespace = $1");
-    r.execute(&sql, &[&from, &to])?;
-    Ok(())
-}
-
-type TagRow = (u64, i64, i64);
-
-fn get_tag(r: &mut dyn Run, ns: &str, name: &str) -> Result<Option<TagRow>> {
-    Ok(r.row(
-        "SELECT seq, created_at, updated_at FROM metadef_tags
-             WHERE namespace = $1 AND name = $2",
-        &[&ns, &name],
-    )?
-    .map(|row| (u64_of(row.get(0)), row.get(1), row.get(2))))
-}
-
-fn put_tag(r: &mut dyn Run, ns: &str, name: &str, (seq, created, updated): TagRow) -> Result<()> {
-    r.execute(
-        "INSERT INTO metadef_tags (namespace, name, seq, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (namespace, name) DO UPDATE SET seq = EXCLUDED.seq,
-             created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at",
-        &[&ns, &name, &i64_of(seq, "metadef seq")?, &created, &updated],
-    )?;
-    Ok(())
-}
-
-fn scan_tags(r: &mut dyn Run, ns: &str) -> Result<Vec<(u64, MetadefTag)>> {
-    Ok(r.rows(
-        "SELECT name, seq, created_at, updated_at FROM metadef_tags
+fn scan_tags(t: &mut PgTxn<'_>, ns: &str) -> Result<Vec<(u64, MetadefTag)>> {
+    Ok(t.0
+        .rows(
+            "SELECT name, seq, created_at, updated_at FROM metadef_tags
              WHERE namespace = $1 ORDER BY name",
-        &[&ns],
-    )?
-    .iter()
-    .map(|row| {
-        let name: String = row.get(0);
-        (u64_of(row.get(1)), tag(&name, row.get(2), row.get(3)))
-    })
-    .collect())
+            &[&ns],
+        )?
+        .iter()
+        .map(|row| {
+            let name: String = row.get(0);
+            (u64_of(row.get(1)), tag(&name, row.get(2), row.get(3)))
+        })
+        .collect())
 }
 
-fn has_resource_type(r: &mut dyn Run, name: &str) -> Result<bool> {
-    Ok(r.row(
-        "SELECT 1 FROM metadef_resource_types WHERE name = $1",
-        &[&name],
-    )?
-    .is_some())
-}
-
-// ---- reads shared by reads and writes
-
-fn read_object(r: &mut dyn Run, ns: &str, name: &str) -> Result<Option<(MetadefObject, u64)>> {
-    get_record(r, Records::Objects, ns, name)?
-        .map(|bytes| record::decode_object(name, &bytes))
-        .transpose()
-}
-
-fn read_property(r: &mut dyn Run, ns: &str, name: &str) -> Result<Option<PropertyDefinition>> {
-    get_record(r, Records::Properties, ns, name)?
-        .map(|bytes| record::decode_property(name, &bytes))
-        .transpose()
-}
-
-fn read_objects(r: &mut dyn Run, ns: &str) -> Result<Vec<MetadefObject>> {
-    let mut objects = scan(r, Records::Objects, ns)?
+fn read_objects(t: &mut PgTxn<'_>, ns: &str) -> Result<Vec<MetadefObject>> {
+    let mut objects = scan(t, Records::Objects, ns)?
         .iter()
         .map(|(name, bytes)| record::decode_object(name, bytes))
         .collect::<Result<Vec<_>>>()?;
@@ -247,8 +282,8 @@ fn read_objects(r: &mut dyn Run, ns: &str) -> Result<Vec<MetadefObject>> {
     Ok(objects.into_iter().map(|(object, _)| object).collect())
 }
 
-fn read_properties(r: &mut dyn Run, ns: &str) -> Result<BTreeMap<String, PropertyDefinition>> {
-    scan(r, Records::Properties, ns)?
+fn read_properties(t: &mut PgTxn<'_>, ns: &str) -> Result<BTreeMap<String, PropertyDefinition>> {
+    scan(t, Records::Properties, ns)?
         .into_iter()
         .map(|(name, bytes)| {
             let definition = record::decode_property(&name, &bytes)?;
@@ -257,14 +292,17 @@ fn read_properties(r: &mut dyn Run, ns: &str) -> Result<BTreeMap<String, Propert
         .collect()
 }
 
-fn read_tags(r: &mut dyn Run, ns: &str) -> Result<Vec<MetadefTag>> {
-    let mut tags = scan_tags(r, ns)?;
+fn read_tags(t: &mut PgTxn<'_>, ns: &str) -> Result<Vec<MetadefTag>> {
+    let mut tags = scan_tags(t, ns)?;
     tags.sort_by_key(|(seq, tag)| (tag.created_at, *seq));
     Ok(tags.into_iter().map(|(_, tag)| tag).collect())
 }
 
-fn read_associations_seq(r: &mut dyn Run, ns: &str) -> Result<Vec<(ResourceTypeAssociation, u64)>> {
-    let mut associations = scan(r, Records::Associations, ns)?
+fn read_associations_seq(
+    t: &mut PgTxn<'_>,
+    ns: &str,
+) -> Result<Vec<(ResourceTypeAssociation, u64)>> {
+    let mut associations = scan(t, Records::Associations, ns)?
         .iter()
         .map(|(name, bytes)| record::decode_association(name, bytes))
         .collect::<Result<Vec<_>>>()?;
@@ -272,16 +310,16 @@ fn read_associations_seq(r: &mut dyn Run, ns: &str) -> Result<Vec<(ResourceTypeA
     Ok(associations)
 }
 
-fn read_associations(r: &mut dyn Run, ns: &str) -> Result<Vec<ResourceTypeAssociation>> {
-    Ok(read_associations_seq(r, ns)?
+fn read_associations(t: &mut PgTxn<'_>, ns: &str) -> Result<Vec<ResourceTypeAssociation>> {
+    Ok(read_associations_seq(t, ns)?
         .into_iter()
         .map(|(a, _)| a)
         .collect())
 }
 
-fn read_resource_types(r: &mut dyn Run) -> Result<Vec<ResourceType>> {
-    let mut out: Vec<(u64, ResourceType)> = r
-        .rows(
+fn read_resource_types(t: &mut PgTxn<'_>) -> Result<Vec<ResourceType>> {
+    let mut out: Vec<(u64, ResourceType)> =
+        t.0.rows(
             "SELECT name, seq, protected, created_at, updated_at FROM metadef_resource_types",
             &[],
         )?
@@ -302,252 +340,18 @@ fn read_resource_types(r: &mut dyn Run) -> Result<Vec<ResourceType>> {
     Ok(out.into_iter().map(|(_, rt)| rt).collect())
 }
 
-fn read_document(r: &mut dyn Run, name: &str) -> Result<Option<NamespaceDocument>> {
-    let Some((namespace, _)) = read_namespace(r, name)? else {
+fn read_document(t: &mut PgTxn<'_>, name: &str) -> Result<Option<NamespaceDocument>> {
+    let Some((namespace, _)) = read_namespace(t, name)? else {
         return Ok(None);
     };
     Ok(Some(NamespaceDocument {
-        resource_type_associations: read_associations(r, name)?,
-        properties: read_properties(r, name)?,
-        objects: read_objects(r, name)?,
-        tags: read_tags(r, name)?,
+        resource_type_associations: read_associations(t, name)?,
+        properties: read_properties(t, name)?,
+        objects: read_objects(t, name)?,
+        tags: read_tags(t, name)?,
         resource_types: Vec::new(),
         namespace,
     }))
-}
-
-// ---- writes
-
-/// Writes a new namespace and its content (the namespace must not exist).
-fn insert_document(r: &mut dyn Run, document: &NamespaceDocument, seeded: bool) -> Result<()> {
-    let ns = document.namespace.namespace.as_str();
-    let seq = next_seq(r)?;
-    put_namespace(r, &document.namespace, seq)?;
-    for association in &document.resource_type_associations {
-        let known = document
-            .resource_types
-            .iter()
-            .find(|rt| rt.name == association.name);
-        insert_association(r, ns, association, seeded, known)?;
-    }
-    for (name, definition) in &document.properties {
-        put_record(
-            r,
-            Records::Properties,
-            ns,
-            name,
-            &record::encode_property(definition),
-        )?;
-    }
-    for object in &document.objects {
-        insert_object(r, ns, object)?;
-    }
-    for tag in &document.tags {
-        insert_tag(r, ns, tag)?;
-    }
-    Ok(())
-}
-
-fn insert_object(r: &mut dyn Run, ns: &str, object: &MetadefObject) -> Result<()> {
-    let seq = next_seq(r)?;
-    if get_record(r, Records::Objects, ns, &object.name)?.is_some() {
-        return Err(duplicate_object(ns, &object.name));
-    }
-    put_record(
-        r,
-        Records::Objects,
-        ns,
-        &object.name,
-        &record::encode_object(object, seq),
-    )
-}
-
-fn insert_tag(r: &mut dyn Run, ns: &str, tag: &MetadefTag) -> Result<()> {
-    let seq = next_seq(r)?;
-    if get_tag(r, ns, &tag.name)?.is_some() {
-        return Err(duplicate_tag(ns, &tag.name));
-    }
-    put_tag(
-        r,
-        ns,
-        &tag.name,
-        (
-            seq,
-            tag.created_at.as_unix_micros(),
-            tag.updated_at.as_unix_micros(),
-        ),
-    )
-}
-
-/// Adds an association, creating its resource type if new: as `known` says when given, else
-/// with the association's times and protected when `seeded`.
-fn insert_association(
-    r: &mut dyn Run,
-    ns: &str,
-    association: &ResourceTypeAssociation,
-    seeded: bool,
-    known: Option<&ResourceType>,
-) -> Result<()> {
-    let name = association.name.as_str();
-    if !has_resource_type(r, name)? {
-        let seq = i64_of(next_seq(r)?, "metadef seq")?;
-        let (protected, created, updated) = match known {
-            Some(rt) => (
-                rt.protected,
-                rt.created_at.as_unix_micros(),
-                rt.updated_at.as_unix_micros(),
-            ),
-            None => {
-                let at = association.created_at.as_unix_micros();
-                (seeded, at, at)
-            }
-        };
-        r.execute(
-            "INSERT INTO metadef_resource_types (name, seq, protected, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5)",
-            &[&name, &seq, &protected, &created, &updated],
-        )?;
-    }
-    let seq = next_seq(r)?;
-    if get_record(r, Records::Associations, ns, name)?.is_some() {
-        return Err(MetadefError::DuplicateAssociation {
-            namespace: ns.to_owned(),
-            resource_type: name.to_owned(),
-        }
-        .into());
-    }
-    put_record(
-        r,
-        Records::Associations,
-        ns,
-        name,
-        &record::encode_association(association, seq),
-    )
-}
-
-fn rename_content(r: &mut dyn Run, from: &str, to: &str) -> Result<()> {
-    for table in [
-        Records::Objects.table(),
-        Records::Properties.table(),
-        Records::Associations.table(),
-        TAGS,
-    ] {
-        move_rows(r, table, from, to)?;
-    }
-    Ok(())
-}
-
-fn remove_namespace(r: &mut dyn Run, name: &str) -> Result<()> {
-    for table in [
-        Records::Objects.table(),
-        Records::Properties.table(),
-        TAGS,
-        Records::Associations.table(),
-    ] {
-        clear(r, table, name)?;
-    }
-    r.execute("DELETE FROM metadef_namespaces WHERE name = $1", &[&name])?;
-    Ok(())
-}
-
-/// Adds what namespace `document` names and the store lacks; with `prefer_new`, also replaces
-/// what differs. Returns whether anything was written.
-fn merge(
-    r: &mut dyn Run,
-    document: &NamespaceDocument,
-    now: Timestamp,
-    prefer_new: bool,
-) -> Result<bool> {
-    let ns = document.namespace.namespace.as_str();
-    let mut changed = false;
-
-    for association in &document.resource_type_associations {
-        let existing = read_associations_seq(r, ns)?
-            .into_iter()
-            .find(|(a, _)| a.name == association.name);
-        match existing {
-            None => {
-                let known = document
-                    .resource_types
-                    .iter()
-                    .find(|rt| rt.name == association.name);
-                insert_association(r, ns, association, true, known)?;
-                changed = true;
-            }
-            Some((old, seq))
-                if prefer_new
-                    && (old.prefix != association.prefix
-                        || old.properties_target != association.properties_target) =>
-            {
-                let mut new = association.clone();
-                new.created_at = old.created_at;
-                new.updated_at = now;
-                put_record(
-                    r,
-                    Records::Associations,
-                    ns,
-                    &association.name,
-                    &record::encode_association(&new, seq),
-                )?;
-                changed = true;
-            }
-            Some(_) => {}
-        }
-    }
-
-    for (name, definition) in &document.properties {
-        let write = match read_property(r, ns, name)? {
-            None => true,
-            Some(old) => prefer_new && old != *definition,
-        };
-        if write {
-            put_record(
-                r,
-                Records::Properties,
-                ns,
-                name,
-                &record::encode_property(definition),
-            )?;
-            changed = true;
-        }
-    }
-
-    for object in &document.objects {
-        match read_object(r, ns, &object.name)? {
-            None => {
-                insert_object(r, ns, object)?;
-                changed = true;
-            }
-            Some((old, seq))
-                if prefer_new
-                    && (old.description != object.description
-                        || old.required != object.required
-                        || old.properties != object.properties) =>
-            {
-                let mut new = object.clone();
-                new.created_at = old.created_at;
-                new.updated_at = now;
-                put_record(
-                    r,
-                    Records::Objects,
-                    ns,
-                    &object.name,
-                    &record::encode_object(&new, seq),
-                )?;
-                changed = true;
-            }
-            Some(_) => {}
-        }
-    }
-
-    for tag in &document.tags {
-        // A tag is only its name: an existing one is already what the document says.
-        if get_tag(r, ns, &tag.name)?.is_none() {
-            insert_tag(r, ns, tag)?;
-            changed = true;
-        }
-    }
-    Ok(changed)
 }
 
 impl Metadefs for PgBackend {
@@ -567,7 +371,7 @@ impl Metadefs for PgBackend {
 
     fn metadef_namespace(&self, name: &str) -> Result<Option<Namespace>> {
         let mut session = self.inner.pool.get()?;
-        Ok(read_namespace(&mut *session, name)?.map(|(namespace, _)| namespace))
+        Ok(read_namespace(&mut PgTxn(&mut *session), name)?.map(|(namespace, _)| namespace))
     }
 
     fn metadef_namespace_document(&self, name: &str) -> Result<Option<NamespaceDocument>> {
@@ -585,16 +389,7 @@ impl Metadefs for PgBackend {
             let mut out = Vec::with_capacity(names.len());
             for (_, name) in names {
                 if let Some(mut document) = read_document(r, &name)? {
-                    let named: BTreeSet<&str> = document
-                        .resource_type_associations
-                        .iter()
-                        .map(|association| association.name.as_str())
-                        .collect();
-                    document.resource_types = all_types
-                        .iter()
-                        .filter(|rt| named.contains(rt.name.as_str()))
-                        .cloned()
-                        .collect();
+                    logic::attach_resource_types(&mut document, &all_types);
                     out.push(document);
                 }
             }
@@ -604,7 +399,7 @@ impl Metadefs for PgBackend {
 
     fn metadef_resource_types(&self) -> Result<Vec<ResourceType>> {
         let mut session = self.inner.pool.get()?;
-        read_resource_types(&mut *session)
+        read_resource_types(&mut PgTxn(&mut *session))
     }
 
     fn metadef_associations(&self, ns: &str) -> Result<Vec<ResourceTypeAssociation>> {
@@ -654,320 +449,12 @@ impl Metadefs for PgBackend {
     fn metadef_tag(&self, ns: &str, name: &str) -> Result<MetadefTag> {
         md_read(&self.inner.pool, |r| {
             require_namespace(r, ns)?;
-            get_tag(r, ns, name)?
+            r.tag_row(ns, name)?
                 .map(|(_, created, updated)| tag(name, created, updated))
                 .ok_or_else(|| tag_not_found(ns, name))
         })
     }
 
-    // ---- writes
-    fn create_metadef_namespace(&self, document: &NamespaceDocument) -> Result<()> {
-        document.validate()?;
-        md_write(&self.inner.pool, |r, _| {
-            let ns = &document.namespace.namespace;
-            if read_namespace(r, ns)?.is_some() {
-                return Err(MetadefError::DuplicateNamespace(ns.clone()).into());
-            }
-            insert_document(r, document, false)
-        })
-    }
-
-    fn update_metadef_namespace(&self, name: &str, new: &Namespace) -> Result<Namespace> {
-        new.validate()?;
-        md_write(&self.inner.pool, |r, now| {
-            let (old, seq) = require_namespace(r, name)?;
-            let mut stored = new.clone();
-            stored.created_at = old.created_at;
-            stored.updated_at = now;
-            if stored.namespace != name {
-                if read_namespace(r, &stored.namespace)?.is_some() {
-                    return Err(MetadefError::DuplicateNamespace(stored.namespace.clone()).into());
-                }
-                rename_content(r, name, &stored.namespace)?;
-                r.execute("DELETE FROM metadef_namespaces WHERE name = $1", &[&name])?;
-            }
-            put_namespace(r, &stored, seq)?;
-            Ok(stored)
-        })
-    }
-
-    fn delete_metadef_namespace(&self, name: &str) -> Result<()> {
-        md_write(&self.inner.pool, |r, _| {
-            let (namespace, _) = require_namespace(r, name)?;
-            refuse_if_protected(&namespace, ProtectedRecord::Namespace)?;
-            remove_namespace(r, name)
-        })
-    }
-
-    fn delete_metadef_content(&self, name: &str, kind: ContentKind) -> Result<()> {
-        md_write(&self.inner.pool, |r, _| {
-            let (namespace, _) = require_namespace(r, name)?;
-            refuse_if_protected(&namespace, ProtectedRecord::Namespace)?;
-            let table = match kind {
-                ContentKind::Objects => Records::Objects.table(),
-                ContentKind::Properties => Records::Properties.table(),
-                ContentKind::Tags => TAGS,
-            };
-            clear(r, table, name)
-        })
-    }
-
-    fn create_metadef_object(&self, ns: &str, object: &MetadefObject) -> Result<MetadefObject> {
-        object.validate()?;
-        md_write(&self.inner.pool, |r, now| {
-            require_namespace(r, ns)?;
-            let mut stored = object.clone();
-            stored.created_at = now;
-            stored.updated_at = now;
-            insert_object(r, ns, &stored)?;
-            Ok(stored)
-        })
-    }
-
-    fn update_metadef_object(
-        &self,
-        ns: &str,
-        name: &str,
-        object: &MetadefObject,
-    ) -> Result<MetadefObject> {
-        object.validate()?;
-        md_write(&self.inner.pool, |r, now| {
-            require_namespace(r, ns)?;
-            let (old, seq) = read_object(r, ns, name)?.ok_or_else(|| object_not_found(ns, name))?;
-            let mut stored = object.clone();
-            stored.created_at = old.created_at;
-            stored.updated_at = now;
-            if stored.name != name {
-                if get_record(r, Records::Objects, ns, &stored.name)?.is_some() {
-                    return Err(duplicate_object(ns, &stored.name));
-                }
-                remove(r, Records::Objects.table(), ns, name)?;
-            }
-            put_record(
-                r,
-                Records::Objects,
-                ns,
-                &stored.name,
-                &record::encode_object(&stored, seq),
-            )?;
-            Ok(stored)
-        })
-    }
-
-    fn delete_metadef_object(&self, ns: &str, name: &str) -> Result<()> {
-        md_write(&self.inner.pool, |r, _| {
-            let (namespace, _) = require_namespace(r, ns)?;
-            if get_record(r, Records::Objects, ns, name)?.is_none() {
-                return Err(object_not_found(ns, name));
-            }
-            refuse_if_protected(&namespace, ProtectedRecord::Object(name.to_owned()))?;
-            remove(r, Records::Objects.table(), ns, name)
-        })
-    }
-
-    fn create_metadef_property(
-        &self,
-        ns: &str,
-        name: &str,
-        definition: &PropertyDefinition,
-    ) -> Result<()> {
-        definition.validate(name)?;
-        md_write(&self.inner.pool, |r, _| {
-            require_namespace(r, ns)?;
-            if get_record(r, Records::Properties, ns, name)?.is_some() {
-                return Err(duplicate_property(ns, name));
-            }
-            put_record(
-                r,
-                Records::Properties,
-                ns,
-                name,
-                &record::encode_property(definition),
-            )
-        })
-    }
-
-    fn update_metadef_property(
-        &self,
-        ns: &str,
-        name: &str,
-        new_name: &str,
-        definition: &PropertyDefinition,
-    ) -> Result<()> {
-        definition.validate(new_name)?;
-        md_write(&self.inner.pool, |r, _| {
-            require_namespace(r, ns)?;
-            if get_record(r, Records::Properties, ns, name)?.is_none() {
-                return Err(property_not_found(ns, name));
-            }
-            if new_name != name {
-                if get_record(r, Records::Properties, ns, new_name)?.is_some() {
-                    return Err(duplicate_property(ns, new_name));
-                }
-                remove(r, Records::Properties.table(), ns, name)?;
-            }
-            put_record(
-                r,
-                Records::Properties,
-                ns,
-                new_name,
-                &record::encode_property(definition),
-            )
-        })
-    }
-
-    fn delete_metadef_property(&self, ns: &str, name: &str) -> Result<()> {
-        md_write(&self.inner.pool, |r, _| {
-            let (namespace, _) = require_namespace(r, ns)?;
-            if get_record(r, Records::Properties, ns, name)?.is_none() {
-                return Err(property_not_found(ns, name));
-            }
-            refuse_if_protected(&namespace, ProtectedRecord::Property(name.to_owned()))?;
-            remove(r, Records::Properties.table(), ns, name)
-        })
-    }
-
-    fn create_metadef_tag(&self, ns: &str, name: &str) -> Result<MetadefTag> {
-        check_name("tag", name)?;
-        md_write(&self.inner.pool, |r, now| {
-            require_namespace(r, ns)?;
-            let stored = tag(name, now.as_unix_micros(), now.as_unix_micros());
-            insert_tag(r, ns, &stored)?;
-            Ok(stored)
-        })
-    }
-
-    fn create_metadef_tags(
-        &self,
-        ns: &str,
-        names: &[String],
-        append: bool,
-    ) -> Result<Vec<MetadefTag>> {
-        for name in names {
-            check_name("tag", name)?;
-        }
-        md_write(&self.inner.pool, |r, now| {
-            require_namespace(r, ns)?;
-            if !append {
-                clear(r, TAGS, ns)?;
-            }
-            let mut out = Vec::with_capacity(names.len());
-            for name in names {
-                let stored = tag(name, now.as_unix_micros(), now.as_unix_micros());
-                insert_tag(r, ns, &stored)?;
-                out.push(stored);
-            }
-            Ok(out)
-        })
-    }
-
-    fn rename_metadef_tag(&self, ns: &str, name: &str, new_name: &str) -> Result<MetadefTag> {
-        check_name("tag", new_name)?;
-        md_write(&self.inner.pool, |r, now| {
-            require_namespace(r, ns)?;
-            let (seq, created, _) = get_tag(r, ns, name)?.ok_or_else(|| tag_not_found(ns, name))?;
-            if new_name != name {
-                if get_tag(r, ns, new_name)?.is_some() {
-                    return Err(duplicate_tag(ns, new_name));
-                }
-                remove(r, TAGS, ns, name)?;
-            }
-            let updated = now.as_unix_micros();
-            put_tag(r, ns, new_name, (seq, created, updated))?;
-            Ok(tag(new_name, created, updated))
-        })
-    }
-
-    fn delete_metadef_tag(&self, ns: &str, name: &str) -> Result<()> {
-        md_write(&self.inner.pool, |r, _| {
-            let (namespace, _) = require_namespace(r, ns)?;
-            if get_tag(r, ns, name)?.is_none() {
-                return Err(tag_not_found(ns, name));
-            }
-            refuse_if_protected(&namespace, ProtectedRecord::Tag(name.to_owned()))?;
-            remove(r, TAGS, ns, name)
-        })
-    }
-
-    fn associate_metadef_resource_type(
-        &self,
-        ns: &str,
-        association: &ResourceTypeAssociation,
-    ) -> Result<ResourceTypeAssociation> {
-        association.validate()?;
-        md_write(&self.inner.pool, |r, now| {
-            require_namespace(r, ns)?;
-            let mut stored = association.clone();
-            stored.created_at = now;
-            stored.updated_at = now;
-            insert_association(r, ns, &stored, false, None)?;
-            Ok(stored)
-        })
-    }
-
-    fn deassociate_metadef_resource_type(&self, ns: &str, name: &str) -> Result<()> {
-        md_write(&self.inner.pool, |r, _| {
-            let (namespace, _) = require_namespace(r, ns)?;
-            if get_record(r, Records::Associations, ns, name)?.is_none() {
-                return Err(MetadefError::AssociationNotFound {
-                    namespace: ns.to_owned(),
-                    resource_type: name.to_owned(),
-                }
-                .into());
-            }
-            refuse_if_protected(&namespace, ProtectedRecord::Association(name.to_owned()))?;
-            remove(r, Records::Associations.table(), ns, name)
-        })
-    }
-
-    fn load_metadefs(&self, documents: &[NamespaceDocument], mode: LoadMode) -> Result<LoadReport> {
-        let mut seen = BTreeSet::new();
-        for document in documents {
-            document.validate()?;
-            if !seen.insert(document.namespace.namespace.as_str()) {
-                return Err(
-                    MetadefError::DuplicateNamespace(document.namespace.namespace.clone()).into(),
-                );
-            }
-        }
-        md_write(&self.inner.pool, |r, now| {
-            let mut report = LoadReport::default();
-            for document in documents {
-                let name = &document.namespace.namespace;
-                let existing = match (read_namespace(r, name)?, mode) {
-                    (Some(_), LoadMode::Overwrite) => {
-                        remove_namespace(r, name)?;
-                        None
-                    }
-                    (other, _) => other,
-                };
-                let Some((namespace, seq)) = existing else {
-                    insert_document(r, document, true)?;
-                    report.created.push(name.clone());
-                    continue;
-                };
-                let changed = match mode {
-                    LoadMode::SkipExisting | LoadMode::Overwrite => false,
-                    LoadMode::Merge => merge(r, document, now, false)?,
-                    LoadMode::MergePreferNew => {
-                        let mut wanted = document.namespace.clone();
-                        wanted.created_at = namespace.created_at;
-                        wanted.updated_at = namespace.updated_at;
-                        let fields_changed = wanted != namespace;
-                        if fields_changed {
-                            wanted.updated_at = now;
-                            put_namespace(r, &wanted, seq)?;
-                        }
-                        merge(r, document, now, true)? || fields_changed
-                    }
-                };
-                if changed {
-                    report.updated.push(name.clone());
-                } else {
-                    report.unchanged.push(name.clone());
-                }
-            }
-            Ok(report)
-        })
-    }
+    // ---- writes: the rules are `metadefs::logic`'s, over this engine's `MetadefTxn`
+    logic::metadef_write_calls!();
 }
