@@ -96,6 +96,7 @@ pub mod metadefs;
 mod quota;
 mod rules;
 mod sort;
+pub mod tasks;
 mod types;
 
 pub use backend::{Adopted, Adoption, Backend, BackendExt, Edit, Locality};

@@ -159,6 +159,11 @@ impl<'txn> Writer<'txn> {
         for status in [ImageStatus::Saving, ImageStatus::Uploading] {
             for id in self.ids_with_status(status)? {
                 let owner = read_upload(&self.uploads, id)?;
+                // A finished stage (`uploading` with its size recorded) is data waiting for
+                // its import, not an interrupted upload: it stays.
+                if status == ImageStatus::Uploading && self.require(id)?.size.is_some() {
+                    continue;
+                }
                 if owner.is_none_or(|upload| upload.node == *node) {
                     ids.push(id);
                 }
