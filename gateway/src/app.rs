@@ -32,6 +32,8 @@ pub struct App {
     pub timer: ThreadTimer,
     /// Who is asking.
     pub auth: Auth,
+    /// Image imports: the staging area and the import thread.
+    pub imports: crate::tasks::Imports,
 }
 
 /// Why the gateway's state could not be built.
@@ -90,15 +92,26 @@ impl App {
             .map_err(io("metadata catalog"))?;
         let stores = Stores::from_config(&config)?;
         let auth = Auth::start(config.auth.strategy, config.keystone_authtoken.as_ref())?;
+        let config = Arc::new(config);
+        let catalog = Arc::new(catalog);
+        let hash_pool = Arc::new(HashPool::start(hash_threads).map_err(io("hashing threads"))?);
+        let imports = crate::tasks::Imports::start(
+            Arc::clone(&config),
+            Arc::clone(&catalog),
+            stores.clone(),
+            Arc::clone(&hash_pool),
+        )
+        .map_err(io("import thread and staging folder"))?;
         Ok(App {
+            imports,
             auth,
             format_policy: config.format_policy(),
-            catalog: Arc::new(catalog),
+            catalog,
             stores,
             writer,
-            hash_pool: Arc::new(HashPool::start(hash_threads).map_err(io("hashing threads"))?),
+            hash_pool,
             timer: ThreadTimer::start().map_err(io("timer thread"))?,
-            config: Arc::new(config),
+            config,
         })
     }
 }

@@ -58,11 +58,24 @@ pub fn serve(config: Config) -> Result<(), StartError> {
 /// that cannot be reached now is logged, and `/healthcheck` reports it until it answers.
 fn recover(app: &App, driver: runtime::Driver) -> Result<(), StartError> {
     let recovered = app.catalog.recover_interrupted()?;
+    // This node's imports a crash interrupted: reverted (images back to queued, tasks failed),
+    // and staging files that no finished stage owns removed.
+    let imports = crate::tasks::recover(
+        &app.imports,
+        &app.catalog,
+        &app.config,
+        &app.stores,
+        &app.hash_pool,
+    )?;
+    if imports > 0 {
+        tracing::warn!(imports, "reverted imports interrupted by a crash");
+    }
     let outcomes = runtime::block_on(driver, async {
-        // What is still receiving data now belongs to other nodes: its data stays.
+        // What is still receiving data now belongs to other nodes (this node's own were
+        // reverted above): its data stays.
         let receiving = meta::ListFilter::all().with(meta::Condition::Text {
             field: meta::TextField::Status,
-            values: vec!["saving".into(), "uploading".into()],
+            values: vec!["saving".into(), "uploading".into(), "importing".into()],
         });
         let in_flight: std::collections::HashSet<meta::ImageId> =
             match app.catalog.list_images(receiving).await {

@@ -23,6 +23,9 @@ pub enum Behaviour {
     Normal,
     /// Announces the whole length, sends this many bytes, then closes the connection.
     CutAfter(usize),
+    /// Announces the whole length, sends this many bytes, then sends nothing more until the
+    /// client goes away (an origin that hangs).
+    Stall(usize),
     /// Ignores `Range`: always the whole blob with 200.
     NoRanges,
 }
@@ -230,6 +233,14 @@ fn serve(stream: TcpStream, shared: &Shared) {
             Behaviour::CutAfter(n) => {
                 let _ = out.write_all(&body[..n.min(body.len())]);
                 let _ = out.flush();
+                return;
+            }
+            Behaviour::Stall(n) => {
+                let _ = out.write_all(&body[..n.min(body.len())]);
+                let _ = out.flush();
+                // Blocks until the client closes (or the read timeout).
+                let mut rest = Vec::new();
+                let _ = std::io::Read::read_to_end(&mut reader, &mut rest);
                 return;
             }
             _ => {

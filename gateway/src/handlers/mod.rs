@@ -4,6 +4,7 @@
 
 pub mod image_data;
 pub mod images;
+pub mod import;
 pub mod info;
 pub mod list;
 pub mod locations;
@@ -13,6 +14,7 @@ pub mod patch;
 pub mod schemas;
 pub mod stores;
 pub mod tags;
+pub mod tasks;
 pub mod versions;
 
 #[cfg(test)]
