@@ -23,6 +23,8 @@ pub enum Behaviour {
     Normal,
     /// Announces the whole length, sends this many bytes, then closes the connection.
     CutAfter(usize),
+    /// Answers `302 Found` with this `Location` (a static string: tests name the target).
+    Redirect(&'static str),
     /// Announces the whole length, sends this many bytes, then sends nothing more until the
     /// client goes away (an origin that hangs).
     Stall(usize),
@@ -194,6 +196,11 @@ fn serve(stream: TcpStream, shared: &Shared) {
             let _ = out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
             continue;
         };
+        if let Behaviour::Redirect(to) = behaviour {
+            let head = format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n");
+            let _ = out.write_all(head.as_bytes());
+            continue;
+        }
         if method == "GET" {
             shared.gets.fetch_add(1, Ordering::SeqCst);
         }

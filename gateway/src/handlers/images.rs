@@ -577,6 +577,14 @@ pub async fn delete(app: &App, ctx: &RequestContext, id: &str) -> Result<Respons
     // The record is gone; now the data, from every store holding it. An upload in progress
     // keeps writing; it notices the deletion when it commits (410) and removes its data then.
     delete_data(app, &image).await;
+    if image.status == ImageStatus::Uploading {
+        // Its staged data (a stage still running removes its own when it finds the image
+        // gone).
+        let staged = app.imports.staged_location(id);
+        if let Err(e) = crate::store::Store::delete(&**app.imports.staging(), &staged).await {
+            tracing::error!(image_id = %id, error = %e, "cannot delete staged data");
+        }
+    }
     tracing::info!(image_id = %id, "image deleted");
     Ok(empty_response(StatusCode::NO_CONTENT))
 }

@@ -38,6 +38,15 @@ fn staging_files(srv: &TestServer) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Waits until the staging folder is empty (files are removed off the request path).
+fn wait_no_staging(srv: &TestServer) {
+    poll_until(
+        Duration::from_secs(20),
+        &format!("an empty staging folder, not {:?}", staging_files(srv)),
+        || staging_files(srv).is_empty().then_some(()),
+    );
+}
+
 /// A server allowed to fetch from `origin` on loopback.
 fn with_origin(origin: &Origin, extra: &str) -> ServerBuilder {
     TestServer::builder().config(&format!(
@@ -93,7 +102,7 @@ fn stage_then_glance_direct_makes_the_image_active_with_its_checksums() {
     assert_eq!(image["os_glance_importing_to_stores"], "");
     assert!(image.get("os_glance_import_task").is_none(), "{image}");
     assert_eq!(srv.download(&id).expect_status(200).body, data);
-    assert!(staging_files(&srv).is_empty(), "{:?}", staging_files(&srv));
+    wait_no_staging(&srv);
 }
 
 #[test]
@@ -167,7 +176,7 @@ fn web_download_imports_from_an_allowed_origin() {
     let image = srv.wait_for_status(&id, "active");
     assert_eq!(image["checksum"], md5_hex(&data));
     assert_eq!(srv.download(&id).expect_status(200).body, data);
-    assert!(staging_files(&srv).is_empty());
+    wait_no_staging(&srv);
 }
 
 #[test]
@@ -204,8 +213,53 @@ fn web_download_refusals_stage_nothing() {
         }
         let image = srv.wait_for_status(&id, "queued");
         assert!(image.get("os_glance_import_task").is_none(), "{uri}");
-        assert!(staging_files(&srv).is_empty(), "{uri}");
+        wait_no_staging(&srv);
     }
+}
+
+#[test]
+fn web_download_redirects_are_checked_again() {
+    // The origin is allowed (loopback named in allowed_hosts); where it redirects is not.
+    let origin = Origin::start();
+    origin.put_with(
+        "/meta",
+        Vec::new(),
+        Behaviour::Redirect("http://169.254.169.254/latest/meta-data/"),
+    );
+    origin.put_with(
+        "/other-port",
+        Vec::new(),
+        Behaviour::Redirect("http://127.0.0.1:1/x"),
+    );
+    let srv = with_origin(&origin, "").start();
+    for (path, refusal) in [
+        ("/meta", "not allowed"),
+        ("/other-port", "port 1 is not allowed"),
+    ] {
+        let id = srv.create_raw_image(json!({}));
+        import(
+            &srv,
+            &id,
+            json!({"method": {"name": "web-download", "uri": origin.url(path)}}),
+        )
+        .expect_status(202);
+        let task = wait_task(&srv, &id);
+        assert_eq!(task["status"], "failure");
+        let message = task["message"].as_str().unwrap();
+        assert!(message.contains(refusal), "{path}: {message}");
+        assert_eq!(srv.image(&id)["status"], "queued");
+        wait_no_staging(&srv);
+    }
+}
+
+#[test]
+fn deleting_a_staged_image_removes_its_staged_data() {
+    let srv = TestServer::start();
+    let id = srv.create_raw_image(json!({}));
+    stage(&srv, &id, b"staged").expect_status(204);
+    assert_eq!(staging_files(&srv), vec![id.clone()]);
+    srv.delete(&format!("/v2/images/{id}")).expect_status(204);
+    wait_no_staging(&srv);
 }
 
 #[test]
@@ -232,7 +286,7 @@ fn web_download_origin_stopping_midway_reverts_to_queued() {
     );
     let image = srv.wait_for_status(&id, "queued");
     assert_eq!(image["size"], Value::Null);
-    assert!(staging_files(&srv).is_empty(), "{:?}", staging_files(&srv));
+    wait_no_staging(&srv);
     assert!(srv.part_files().is_empty());
 }
 
@@ -247,7 +301,7 @@ fn a_refused_format_reverts_the_import() {
     assert_eq!(task["status"], "failure", "{task}");
     let image = srv.wait_for_status(&id, "queued");
     assert_eq!(image["size"], Value::Null);
-    assert!(staging_files(&srv).is_empty());
+    wait_no_staging(&srv);
     assert!(srv.part_files().is_empty());
 }
 
@@ -294,7 +348,7 @@ fn kill_9_mid_import_then_restart_leaves_nothing_importing() {
     let image = srv.image(&id);
     assert_eq!(image["status"], "queued", "{image}");
     assert!(image.get("os_glance_import_task").is_none(), "{image}");
-    assert!(staging_files(&srv).is_empty(), "{:?}", staging_files(&srv));
+    wait_no_staging(&srv);
     let tasks = srv.get_json(&format!("/v2/images/{id}/tasks"));
     let task = &tasks["tasks"][0];
     assert_eq!(task["status"], "failure");
@@ -335,7 +389,7 @@ fn staging_disk_full_reverts_the_stage() {
     let id = srv.create_raw_image(json!({}));
     stage(&srv, &id, &random_bytes(2 * 1024 * 1024, 12)).expect_status(413);
     assert_eq!(srv.image(&id)["status"], "queued");
-    assert!(staging_files(&srv).is_empty());
+    wait_no_staging(&srv);
     let usage = srv.get_json("/v2/info/usage");
     assert_eq!(usage["usage"]["image_stage_total"]["usage"], 0);
     stage(&srv, &id, &random_bytes(1000, 12)).expect_status(204);
