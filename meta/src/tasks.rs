@@ -242,10 +242,42 @@ pub struct TaskFilter {
     pub marker: Option<TaskId>,
     /// At most this many.
     pub limit: usize,
-    /// Order by `created_at` (else `updated_at`), then id.
-    pub by_created_at: bool,
+    /// The order: this key, then `created_at`, then id.
+    pub sort_key: TaskSortKey,
     /// Ascending (else descending).
     pub ascending: bool,
+}
+
+/// What tasks are sorted by (Glance sorts by any column of its table; these are the ones a
+/// task has).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TaskSortKey {
+    /// `created_at` (Glance's default).
+    #[default]
+    CreatedAt,
+    /// `updated_at`.
+    UpdatedAt,
+    /// `id`.
+    Id,
+    /// `type`.
+    Type,
+    /// `status`.
+    Status,
+}
+
+impl FromStr for TaskSortKey {
+    type Err = ParseError;
+
+    fn from_str(text: &str) -> Result<TaskSortKey, ParseError> {
+        Ok(match text {
+            "created_at" => TaskSortKey::CreatedAt,
+            "updated_at" => TaskSortKey::UpdatedAt,
+            "id" => TaskSortKey::Id,
+            "type" => TaskSortKey::Type,
+            "status" => TaskSortKey::Status,
+            _ => return Err(ParseError::new("task sort key", text)),
+        })
+    }
 }
 
 /// The start of an import, for [`Tasks::begin_import`].

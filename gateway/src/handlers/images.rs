@@ -548,6 +548,14 @@ pub async fn create(
     app.catalog.create_image(image.clone(), limits).await?;
     tracing::info!(image_id = %id, "image created");
     let mut response = json_response(StatusCode::CREATED, &ImageView::of(app, &image));
+    // openstacksdk imports only when this header names the method (Glance sends it).
+    if !app.config.enabled_import_methods.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&app.config.enabled_import_methods.join(",")) {
+            response
+                .headers_mut()
+                .insert("openstack-image-import-methods", v);
+        }
+    }
     if app.stores.is_multi() {
         let ids: Vec<&str> = app.stores.iter().map(|s| s.id()).collect();
         if let Ok(v) = HeaderValue::from_str(&ids.join(",")) {

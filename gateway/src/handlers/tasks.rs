@@ -4,7 +4,7 @@
 //! offered: 400 says to use the image import API.
 
 use http::{Response, StatusCode};
-use meta::tasks::{Task, TaskFilter, TaskId, TaskStatus, TaskType};
+use meta::tasks::{Task, TaskFilter, TaskId, TaskSortKey, TaskStatus, TaskType};
 use meta::Timestamp;
 use serde_json::{json, Map, Value};
 
@@ -178,7 +178,6 @@ pub async fn list(
     let mut filter = TaskFilter {
         owner: None,
         limit: app.config.limit_param_default,
-        by_created_at: true,
         ascending: false,
         ..TaskFilter::default()
     };
@@ -186,26 +185,25 @@ pub async fn list(
     for (key, value) in form_urlencoded(query) {
         match key.as_str() {
             "limit" => {
-                let limit: usize = value
+                let limit: i64 = value
                     .parse()
                     .map_err(|_| ApiError::bad_request("limit param must be an integer"))?;
+                let limit = usize::try_from(limit)
+                    .map_err(|_| ApiError::bad_request("limit param must be positive"))?;
                 filter.limit = limit.min(app.config.api_limit_max);
             }
             "marker" => {
-                filter.marker = Some(value.parse().map_err(|_| {
-                    ApiError::bad_request(format!("Invalid marker {value}: not a UUID"))
-                })?)
+                filter.marker = Some(
+                    value
+                        .parse()
+                        .map_err(|_| ApiError::bad_request("Invalid marker format"))?,
+                )
             }
-            "sort_key" => match value.as_str() {
-                "created_at" => filter.by_created_at = true,
-                "updated_at" => filter.by_created_at = false,
-                other => {
-                    return Err(ApiError::bad_request(format!(
-                        "Invalid sort key: {other}. It must be one of the following: \
-                         created_at, updated_at."
-                    )))
-                }
-            },
+            "sort_key" => {
+                filter.sort_key = value
+                    .parse::<TaskSortKey>()
+                    .map_err(|_| ApiError::bad_request(format!("Invalid sort key: {value}")))?
+            }
             "sort_dir" => match value.as_str() {
                 "asc" => filter.ascending = true,
                 "desc" => filter.ascending = false,
@@ -221,11 +219,12 @@ pub async fn list(
                         ApiError::bad_request(format!("Invalid status value: {value}"))
                     })?)
             }
+            // Glance accepts only the legacy type here.
+            "type" if value == "import" => filter.kind = Some(TaskType::Import),
             "type" => {
-                filter.kind =
-                    Some(value.parse::<TaskType>().map_err(|_| {
-                        ApiError::bad_request(format!("Invalid type value: {value}"))
-                    })?)
+                return Err(ApiError::bad_request(format!(
+                    "Invalid type value: {value}"
+                )))
             }
             _ => {}
         }

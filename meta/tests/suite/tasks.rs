@@ -97,7 +97,6 @@ pub fn tasks_are_stored_listed_and_expire<E: Engine>() {
     let newest_first = meta
         .list_tasks(&TaskFilter {
             limit: 10,
-            by_created_at: true,
             ..TaskFilter::default()
         })
         .unwrap();
@@ -107,7 +106,6 @@ pub fn tasks_are_stored_listed_and_expire<E: Engine>() {
         .list_tasks(&TaskFilter {
             limit: 1,
             marker: Some(ids[2]),
-            by_created_at: true,
             ..TaskFilter::default()
         })
         .unwrap();

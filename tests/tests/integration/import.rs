@@ -463,6 +463,12 @@ fn legacy_tasks_api_lists_and_shows_tasks() {
     assert_eq!(shown["self"], format!("/v2/tasks/{task_id}"));
     let listed = srv.get_json("/v2/tasks?status=failure");
     assert!(listed["tasks"].as_array().unwrap().is_empty());
+    // glanceclient's task-list defaults: sort_key=status, sort_dir=desc.
+    let sorted = srv.get_json("/v2/tasks?sort_key=status&sort_dir=desc");
+    assert_eq!(sorted["tasks"][0]["id"], task_id);
+    srv.get("/v2/tasks?sort_key=owner_name").expect_status(400);
+    srv.get("/v2/tasks?type=api_image_import")
+        .expect_status(400);
     srv.get("/v2/tasks?marker=nope").expect_status(400);
     srv.get("/v2/tasks/6f0c2a7e-3b1d-4c55-9a3e-0d9a1c2b3e41")
         .expect_status(404);

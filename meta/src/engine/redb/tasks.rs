@@ -19,7 +19,7 @@ use crate::backend::Edit;
 use crate::error::{Error, Result};
 use crate::tasks::{
     apply_begin, holds_lock, ImportBegun, ImportEnd, ImportStart, Task, TaskFilter, TaskId,
-    TaskRunner, TaskStatus, TaskType, IMPORT_TASK_PROPERTY,
+    TaskRunner, TaskSortKey, TaskStatus, TaskType, IMPORT_TASK_PROPERTY,
 };
 use crate::types::{Image, ImageId, NodeId, Timestamp};
 
@@ -147,12 +147,14 @@ pub(super) fn list_tasks(txn: &ReadTransaction, filter: &TaskFilter) -> Result<V
             && filter.kind.is_none_or(|k| t.kind == k)
     });
     let key = |t: &Task| {
-        let time = if filter.by_created_at {
-            t.created_at
-        } else {
-            t.updated_at
+        let primary = match filter.sort_key {
+            TaskSortKey::CreatedAt => format!("{:020}", t.created_at.as_unix_micros()),
+            TaskSortKey::UpdatedAt => format!("{:020}", t.updated_at.as_unix_micros()),
+            TaskSortKey::Id => t.id.to_string(),
+            TaskSortKey::Type => t.kind.as_str().to_owned(),
+            TaskSortKey::Status => t.status.as_str().to_owned(),
         };
-        (time, t.id)
+        (primary, t.created_at, t.id)
     };
     tasks.sort_by_key(key);
     if !filter.ascending {
