@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 pub use glance::{GlanceOption, GlanceReport, Verdict};
 pub use glance_ini::IniError;
-pub use import::ImportFilteringOpts;
+pub use import::{ImageConversion, ImportFilteringOpts, InjectMetadataProperties, IMPORT_PLUGINS};
 pub use keystone::{AuthConfig, KeystoneSettings, Strategy};
 pub use load::{UnknownName, NOT_SETTINGS};
 pub use secret::{Secret, REDACTED};
@@ -182,6 +182,14 @@ pub struct Config {
     pub import_lease_seconds: u64,
     /// Hours a finished task is kept (Glance `[task] task_time_to_live`, 48).
     pub task_time_to_live: u64,
+    /// Plugins run by glance-direct and web-download imports, in order (Glance
+    /// `[image_import_opts] image_import_plugins`): `image_conversion`,
+    /// `inject_image_metadata`. None by default.
+    pub image_import_plugins: Vec<String>,
+    /// The `image_conversion` plugin's settings (Glance `[image_conversion]`).
+    pub image_conversion: ImageConversion,
+    /// The `inject_image_metadata` plugin's settings (Glance `[inject_metadata_properties]`).
+    pub inject_metadata_properties: InjectMetadataProperties,
 }
 
 /// The import methods glint implements, in Glance's order.
@@ -314,6 +322,9 @@ impl Default for Config {
             import_workers: 4,
             import_lease_seconds: 60,
             task_time_to_live: 48,
+            image_import_plugins: Vec::new(),
+            image_conversion: ImageConversion::default(),
+            inject_metadata_properties: InjectMetadataProperties::default(),
         }
     }
 }
@@ -500,6 +511,20 @@ impl Config {
                     ),
                 ));
             }
+        }
+        for plugin in &self.image_import_plugins {
+            if !IMPORT_PLUGINS.contains(&plugin.as_str()) {
+                return Err(invalid(
+                    "image_import_plugins",
+                    format!("{plugin:?} is not one of {}", IMPORT_PLUGINS.join(", ")),
+                ));
+            }
+        }
+        if !["raw", "qcow2", "vmdk"].contains(&self.image_conversion.output_format.as_str()) {
+            return Err(invalid(
+                "image_conversion.output_format",
+                "must be raw, qcow2 or vmdk".into(),
+            ));
         }
         if self.import_workers == 0 {
             return Err(invalid("import_workers", "must be at least 1".into()));

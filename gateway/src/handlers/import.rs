@@ -426,12 +426,30 @@ pub async fn import(
     if let Some(old) = begun.taken_over {
         tracing::warn!(image_id = %id, task = %old.id, "took over an expired import lock");
     }
+    // inject_image_metadata: decided by who asks (Glance's plugin reads the request's roles).
+    let inject_settings = &app.config.inject_metadata_properties;
+    let inject = if !copy
+        && app
+            .config
+            .image_import_plugins
+            .iter()
+            .any(|p| p == "inject_image_metadata")
+        && !ctx
+            .roles
+            .iter()
+            .any(|r| inject_settings.ignore_user_roles.contains(r))
+    {
+        inject_settings.inject.clone()
+    } else {
+        Default::default()
+    };
     app.imports.submit(Job {
         image: id,
         task: task_id,
         method: request.method,
         stores,
         all_stores_must_succeed: request.all_stores_must_succeed,
+        inject,
     });
     tracing::info!(image_id = %id, task = %task_id, method = name, "import accepted");
     Ok(empty_response(StatusCode::ACCEPTED))

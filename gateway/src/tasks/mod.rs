@@ -21,6 +21,7 @@
 //! Imports run on their own thread (one monoio runtime), never on a request's core: bytes
 //! are hashed on the hashing threads and written by the stores as for an upload.
 
+mod plugins;
 mod run;
 
 use std::cell::{Cell, RefCell};
@@ -62,6 +63,9 @@ pub struct Job {
     pub stores: Vec<String>,
     /// Whether one store failing fails the import (Glance `all_stores_must_succeed`).
     pub all_stores_must_succeed: bool,
+    /// Properties the `inject_image_metadata` plugin sets (empty: none; decided by the
+    /// caller's roles when the import was asked for).
+    pub inject: std::collections::BTreeMap<String, String>,
 }
 
 /// What the import thread needs; shared with it.

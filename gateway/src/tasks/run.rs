@@ -11,7 +11,7 @@ use meta::tasks::{
 };
 use meta::{Image, ImageId, ImageStatus, Location, Timestamp};
 
-use super::{expiry, later, lease, staged_location, Job, Shared, Slots};
+use super::{expiry, later, lease, plugins, staged_location, Job, Shared, Slots};
 use crate::datapath::checksum::Digests;
 use crate::datapath::download;
 use crate::datapath::ingest::{self, Checks, FrameSource, IngestError, Landed, StoreSource};
@@ -128,6 +128,7 @@ struct Done {
     landed: Vec<(String, Landed)>,
     failed: Vec<String>,
     messages: Vec<String>,
+    converted: Option<plugins::Converted>,
 }
 
 async fn import(shared: &Shared, job: &Job) -> Result<Done, Failure> {
@@ -139,11 +140,47 @@ async fn import(shared: &Shared, job: &Job) -> Result<Done, Failure> {
     match &job.method {
         Method::WebDownload { uri } => {
             download_to_staging(shared, &image, uri).await?;
-            import_from_staging(shared, job, &image).await
+            let (image, converted) = run_plugins(shared, image).await?;
+            let mut done = import_from_staging(shared, job, &image).await?;
+            done.converted = converted;
+            Ok(done)
         }
-        Method::GlanceDirect => import_from_staging(shared, job, &image).await,
+        Method::GlanceDirect => {
+            let (image, converted) = run_plugins(shared, image).await?;
+            let mut done = import_from_staging(shared, job, &image).await?;
+            done.converted = converted;
+            Ok(done)
+        }
         Method::CopyImage => copy(shared, job, &image).await,
     }
+}
+
+/// The `image_conversion` plugin on the staged data, when enabled: returns the image as the
+/// stores will see it (its new `disk_format`) and what the conversion did.
+async fn run_plugins(
+    shared: &Shared,
+    mut image: Image,
+) -> Result<(Image, Option<plugins::Converted>), Failure> {
+    let enabled = shared
+        .config
+        .image_import_plugins
+        .iter()
+        .any(|p| p == "image_conversion");
+    let Some(source) = image.disk_format.clone().filter(|_| enabled) else {
+        return Ok((image, None));
+    };
+    let converted = plugins::convert(
+        shared.staging.image_path(image.id),
+        source,
+        shared.config.image_conversion.output_format.clone(),
+        shared.format_policy.clone(),
+    )
+    .await
+    .map_err(|e| Failure(format!("Image conversion failed: {e}")))?;
+    if let Some(converted) = &converted {
+        image.disk_format = Some(converted.disk_format.clone());
+    }
+    Ok((image, converted))
 }
 
 /// The `Checks` of an import into a store: the cap, the inspector unless copying.
@@ -207,6 +244,7 @@ async fn import_from_staging(shared: &Shared, job: &Job, image: &Image) -> Resul
         landed: Vec::new(),
         failed: Vec::new(),
         messages: Vec::new(),
+        converted: None,
     };
     for store_id in &job.stores {
         let outcome = async {
@@ -240,6 +278,7 @@ async fn copy(shared: &Shared, job: &Job, image: &Image) -> Result<Done, Failure
         landed: Vec::new(),
         failed: Vec::new(),
         messages: Vec::new(),
+        converted: None,
     };
     for store_id in &job.stores {
         let outcome = async {
@@ -358,6 +397,7 @@ async fn finish(shared: &Shared, job: &Job, done: Done) {
         landed,
         failed,
         messages,
+        converted,
     } = done;
     if landed.is_empty() {
         let message = if messages.is_empty() {
@@ -385,9 +425,16 @@ async fn finish(shared: &Shared, job: &Job, done: Done) {
         to: (!copy).then_some(ImageStatus::Active),
     };
     let failed_stores = failed.clone();
+    let inject = job.inject.clone();
     let ended = shared
         .catalog
         .end_import(job.image, end, move |image| {
+            if let Some(converted) = &converted {
+                image.disk_format = Some(converted.disk_format.clone());
+            }
+            for (key, value) in &inject {
+                image.properties.insert(key.clone(), value.clone());
+            }
             merge_store_list(image, IMPORTING_STORES_PROPERTY, &done_stores, true);
             merge_store_list(image, IMPORTING_STORES_PROPERTY, &failed_stores, true);
             merge_store_list(image, FAILED_STORES_PROPERTY, &failed_stores, false);

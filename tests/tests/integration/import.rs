@@ -479,3 +479,79 @@ fn legacy_tasks_api_lists_and_shows_tasks() {
     srv.get_json("/v2/schemas/task");
     srv.get_json("/v2/schemas/tasks");
 }
+
+/// A qcow2 image made by `qemu-img create` (`size` e.g. "4M"), and its bytes.
+fn qcow2(size: &str, extra: &[&str]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("disk.qcow2");
+    let mut args = vec!["create", "-q", "-f", "qcow2"];
+    args.extend_from_slice(extra);
+    let path_text = path.to_str().unwrap().to_owned();
+    args.push(&path_text);
+    args.push(size);
+    let out = std::process::Command::new("qemu-img")
+        .args(&args)
+        .output()
+        .expect("qemu-img is required (apt-get install qemu-utils)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(&path).unwrap()
+}
+
+#[test]
+fn image_conversion_turns_a_qcow2_into_raw_and_inject_sets_properties() {
+    let srv = TestServer::start_with_config(
+        "image_import_plugins = [\"image_conversion\", \"inject_image_metadata\"]\n\
+         [image_conversion]\noutput_format = \"raw\"\n\
+         [inject_metadata_properties]\nignore_user_roles = []\n\
+         inject = { hw_disk_bus = \"virtio\", injected = \"yes\" }\n",
+    );
+    let data = qcow2("4M", &[]);
+    let id = srv.create_image(json!({"disk_format": "qcow2", "container_format": "bare"}))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stage(&srv, &id, &data).expect_status(204);
+    import(&srv, &id, json!({"method": {"name": "glance-direct"}})).expect_status(202);
+    assert_eq!(wait_task(&srv, &id)["status"], "success");
+    let image = srv.image(&id);
+    assert_eq!(image["disk_format"], "raw");
+    assert_eq!(image["size"], 4 * 1024 * 1024);
+    assert_eq!(image["virtual_size"], 4 * 1024 * 1024);
+    assert_eq!(image["hw_disk_bus"], "virtio");
+    assert_eq!(image["injected"], "yes");
+    let raw = srv.download(&id).expect_status(200).body;
+    assert_eq!(raw, vec![0u8; 4 * 1024 * 1024]);
+    wait_no_staging(&srv);
+}
+
+#[test]
+fn image_conversion_refuses_a_qcow2_with_a_backing_file_before_converting() {
+    let srv = TestServer::start_with_config("image_import_plugins = [\"image_conversion\"]\n");
+    let base = tempfile::tempdir().unwrap();
+    let base_path = base.path().join("base.raw");
+    std::fs::write(&base_path, vec![7u8; 1024 * 1024]).unwrap();
+    let base_text = base_path.to_str().unwrap().to_owned();
+    let data = qcow2("1M", &["-b", &base_text, "-F", "raw"]);
+    let id = srv.create_image(json!({"disk_format": "qcow2", "container_format": "bare"}))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stage(&srv, &id, &data).expect_status(204);
+    import(&srv, &id, json!({"method": {"name": "glance-direct"}})).expect_status(202);
+    let task = wait_task(&srv, &id);
+    assert_eq!(task["status"], "failure");
+    assert!(
+        task["message"]
+            .as_str()
+            .unwrap()
+            .contains("Image conversion failed"),
+        "{task}"
+    );
+    let image = srv.wait_for_status(&id, "queued");
+    assert_eq!(image["disk_format"], "qcow2");
+    wait_no_staging(&srv);
+}
