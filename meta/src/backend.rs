@@ -218,7 +218,8 @@ pub trait Backend: crate::metadefs::Metadefs + crate::tasks::Tasks + Send + Sync
     /// Start-up recovery of node `node`: every image left `saving` or `uploading` by an upload
     /// `node` ran (or one with no recorded owner) goes back to `queued`, losing `size` and
     /// `virtual_size`. Uploads other nodes run are left alone, and so are finished stages
-    /// (`uploading` images whose `size` is recorded: their data waits for an import). Returns the ids, so that the
+    /// (`uploading` images carrying `os_glance_stage_host`, the node holding their data,
+    /// which waits for an import). Returns the ids, so that the
     /// caller can remove partial and staged data.
     fn recover_interrupted(&self, node: &NodeId) -> Result<Vec<ImageId>>;
 

@@ -27,7 +27,11 @@ source "$HERE/lib.sh"
 source "$HERE/rgw_lib.sh"
 ORIGIN_PID=""
 HANG_PID=""
+SMALL_MOUNTED=""
 extra_cleanup() {
+  if [ -n "$SMALL_MOUNTED" ]; then
+    ${SUDO:-} umount "$WORK/small-staging" 2>/dev/null || true
+  fi
   [ -n "$ORIGIN_PID" ] && kill "$ORIGIN_PID" 2>/dev/null && wait "$ORIGIN_PID" 2>/dev/null
   [ -n "$HANG_PID" ] && kill "$HANG_PID" 2>/dev/null && wait "$HANG_PID" 2>/dev/null
   rgw_stop
@@ -249,6 +253,49 @@ if staging_empty; then ok "after restart: no staging file"; else not_ok "after r
 check_eq "after restart: the task failed" failure \
   "$(api "$URL/v2/images/$HUNG_ID/tasks" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tasks"][0]["status"])')"
 check_eq "after restart: the lock is gone" "" "$(api "$URL/v2/images/$HUNG_ID" | json_get os_glance_import_task)"
+
+# --- staging disk full: a 2 MiB tmpfs as the staging folder -----------------------------------
+# Mounting needs root (or password-less sudo); without it this part says so and is skipped
+# (tests/integration/import.rs checks the stage quota, the same refusal path, everywhere).
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo -n"
+mkdir -p "$WORK/small-staging"
+if $SUDO mount -t tmpfs -o size=2m glint-e2e-staging "$WORK/small-staging" 2>/dev/null; then
+  SMALL_MOUNTED=1
+  stop_server
+  # A top-level key: it goes before the first table.
+  { printf 'node_staging_dir = "%s"\n' "$WORK/small-staging"; cat "$WORK/glint.toml"; } >"$WORK/glint.toml.new"
+  mv "$WORK/glint.toml.new" "$WORK/glint.toml"
+  start_server || { summary; exit 1; }
+  FULL_ID="$(api -X POST "$URL/v2/images" -H 'Content-Type: application/json' \
+    -d '{"disk_format":"raw","container_format":"bare"}' | json_get id)"
+  CODE="$(api -o "$WORK/full.out" -w '%{http_code}' -X PUT "$URL/v2/images/$FULL_ID/stage" \
+    -H 'Content-Type: application/octet-stream' --data-binary @"$WORK/direct.raw")"
+  check_eq "stage onto a full staging disk: 413" 413 "$CODE"
+  if grep -q "full" "$WORK/full.out"; then ok "… saying the storage is full"; else not_ok "… saying the storage is full" "$(cat "$WORK/full.out")"; fi
+  check_eq "… image back to queued" queued "$(api "$URL/v2/images/$FULL_ID" | json_get status)"
+  if [ -z "$(ls -A "$WORK/small-staging")" ]; then ok "… nothing left in staging"; else not_ok "… nothing left in staging" "$(ls -la "$WORK/small-staging")"; fi
+  CODE="$(api -o /dev/null -w '%{http_code}' -X POST "$URL/v2/images/$FULL_ID/import" \
+    -H 'Content-Type: application/json' \
+    -d "{\"method\":{\"name\":\"web-download\",\"uri\":\"http://127.0.0.1:$ORIGIN_PORT/web.raw\"}}")"
+  check_eq "web-download onto a full staging disk accepted" 202 "$CODE"
+  deadline=$((SECONDS + 30))
+  TASK_STATUS=""
+  while [ $SECONDS -lt $deadline ]; do
+    TASK_STATUS="$(api "$URL/v2/images/$FULL_ID/tasks" | python3 -c 'import json,sys; t=json.load(sys.stdin)["tasks"]; print(t[-1]["status"] if t else "")')"
+    case "$TASK_STATUS" in success|failure) break ;; esac
+    sleep 0.1
+  done
+  check_eq "… the task fails" failure "$TASK_STATUS"
+  MESSAGE="$(api "$URL/v2/images/$FULL_ID/tasks" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tasks"][-1]["message"])')"
+  if printf '%s' "$MESSAGE" | grep -q "full"; then ok "… its message says the storage is full"; else not_ok "… its message says the storage is full" "$MESSAGE"; fi
+  check_eq "… image back to queued" queued "$(api "$URL/v2/images/$FULL_ID" | json_get status)"
+  deadline=$((SECONDS + 20))
+  while [ $SECONDS -lt $deadline ] && [ -n "$(ls -A "$WORK/small-staging")" ]; do sleep 0.05; done
+  if [ -z "$(ls -A "$WORK/small-staging")" ]; then ok "… nothing left in staging"; else not_ok "… nothing left in staging" "$(ls -la "$WORK/small-staging")"; fi
+else
+  echo "skip - staging disk full: cannot mount a tmpfs here (needs root or password-less sudo)"
+fi
 
 stop_server
 summary

@@ -214,7 +214,12 @@ impl serde::Serialize for ImageView<'_> {
             m.serialize_entry("stores", &stores.join(","))?;
         }
         for (k, v) in &image.properties {
-            if !BASE_KEYS.contains(&k.as_str()) {
+            // Glance hides where staged data or a hash operation lives.
+            let hidden = matches!(
+                k.as_str(),
+                "os_glance_stage_host" | "os_glance_hash_op_host"
+            );
+            if !BASE_KEYS.contains(&k.as_str()) && !hidden {
                 m.serialize_entry(k, v)?;
             }
         }

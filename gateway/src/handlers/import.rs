@@ -166,6 +166,7 @@ pub async fn stage(
         }
     };
     let size = landed.size;
+    let node = app.catalog.node().to_string();
     let recorded = app
         .catalog
         .update_image(id, move |image: &mut meta::Image| -> Result<(), ApiError> {
@@ -173,6 +174,10 @@ pub async fn stage(
                 return Err(ApiError::conflict("The image is no longer being staged."));
             }
             image.size = Some(size);
+            // Marks the stage finished (recovery keeps it) and names where its data is.
+            image
+                .properties
+                .insert(meta::tasks::STAGE_HOST_PROPERTY.to_owned(), node.clone());
             Ok(())
         })
         .await;

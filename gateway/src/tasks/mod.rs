@@ -445,3 +445,88 @@ async fn remove_stray_staging(shared: &Shared) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Gives the other tasks on this runtime one turn.
+    async fn yield_once() {
+        let mut yielded = false;
+        std::future::poll_fn(|cx| {
+            if yielded {
+                std::task::Poll::Ready(())
+            } else {
+                yielded = true;
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+        })
+        .await
+    }
+
+    #[test]
+    fn slots_bound_imports_and_hand_over_in_order() {
+        let mut runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let slots = Rc::new(Slots {
+                free: Cell::new(1),
+                waiting: RefCell::new(VecDeque::new()),
+            });
+            let order = Rc::new(RefCell::new(Vec::new()));
+            let first = slots.acquire().await;
+            assert_eq!(slots.free.get(), 0);
+            let mut waiters = Vec::new();
+            for n in 0..2 {
+                let (slots, order) = (Rc::clone(&slots), Rc::clone(&order));
+                waiters.push(monoio::spawn(async move {
+                    let _slot = slots.acquire().await;
+                    order.borrow_mut().push(n);
+                }));
+            }
+            // Let both run up to their wait while the first slot is held.
+            for _ in 0..4 {
+                yield_once().await;
+            }
+            assert!(order.borrow().is_empty());
+            drop(first);
+            for waiter in waiters {
+                waiter.await;
+            }
+            assert_eq!(*order.borrow(), [0, 1]);
+            assert_eq!(slots.free.get(), 1);
+        });
+    }
+
+    #[test]
+    fn a_task_input_names_its_method_and_stores() {
+        let now = Timestamp::from_unix_micros(0);
+        let task = Task {
+            id: TaskId::new_v4(),
+            kind: meta::tasks::TaskType::ApiImageImport,
+            status: TaskStatus::Processing,
+            owner: None,
+            image_id: None,
+            request_id: None,
+            user_id: None,
+            input: r#"{"image_id":"x","import_req":{"method":{"name":"copy-image"}},"backend":["a","b"]}"#
+                .to_owned(),
+            result: None,
+            message: String::new(),
+            expires_at: None,
+            created_at: now,
+            updated_at: now,
+            runner: None,
+        };
+        assert_eq!(
+            task_plan(&task),
+            (
+                "copy-image".to_owned(),
+                vec!["a".to_owned(), "b".to_owned()]
+            )
+        );
+    }
+}

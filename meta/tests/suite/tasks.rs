@@ -318,10 +318,23 @@ pub fn a_finished_stage_survives_recovery<E: Engine>() {
     meta.begin(staged, ImageStatus::Uploading).unwrap();
     meta.update_image_with(staged, |image| -> Result<(), Error> {
         image.size = Some(12);
+        image
+            .properties
+            .insert(meta::tasks::STAGE_HOST_PROPERTY.into(), "suite-node".into());
         Ok(())
     })
     .unwrap();
-    assert_eq!(meta.recover().unwrap(), vec![staging]);
+    // A size alone does not make a stage finished (an image may be created with one).
+    let sized = image_in(meta, 3, ImageStatus::Queued);
+    meta.update_image_with(sized, |image| -> Result<(), Error> {
+        image.size = Some(0);
+        Ok(())
+    })
+    .unwrap();
+    meta.begin(sized, ImageStatus::Uploading).unwrap();
+    let mut recovered = meta.recover().unwrap();
+    recovered.sort();
+    assert_eq!(recovered, vec![staging, sized]);
     assert_eq!(status_of(meta, staged), ImageStatus::Uploading);
     assert_eq!(meta.upload_state(staged).unwrap().unwrap().node, node());
 }

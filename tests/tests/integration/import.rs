@@ -82,6 +82,8 @@ fn stage_then_glance_direct_makes_the_image_active_with_its_checksums() {
     assert_eq!(staged["status"], "uploading");
     assert_eq!(staged["size"], data.len());
     assert_eq!(staged["checksum"], Value::Null);
+    // Where the data is staged is hidden, as in Glance.
+    assert!(staged.get("os_glance_stage_host").is_none(), "{staged}");
     // A second stage of the same image: 409.
     stage(&srv, &id, b"again").expect_status(409);
 
