@@ -744,6 +744,11 @@ fn classify(
             );
             mapped("enabled_import_methods")
         }
+        // Glance's default, a folder under /tmp: glint keeps its own default (the staging
+        // folder under data_dir, on the data's file system, surviving reboots).
+        ("DEFAULT", "node_staging_uri") if text == "file:///tmp/staging/" => {
+            ignored("Glance's default: glint stages under <data_dir>/staging")
+        }
         ("DEFAULT", "node_staging_uri") => match text.strip_prefix("file://") {
             Some(path) if path.starts_with('/') => {
                 t.put("node_staging_dir", Toml::String(path.to_owned()));

@@ -393,4 +393,12 @@ fn import_options_are_mapped() {
         );
     }
     assert!(translate_text("[DEFAULT]\nenabled_import_methods = [teleport]\n").is_err());
+    // Glance's own default keeps glint's.
+    let (config, report) =
+        load("[DEFAULT]\nnode_staging_uri = file:///tmp/staging/\n", None).unwrap();
+    assert_eq!(config.node_staging_dir, None);
+    assert!(matches!(
+        verdict(&report, "DEFAULT", "node_staging_uri"),
+        Verdict::Ignored(_)
+    ));
 }
