@@ -52,6 +52,9 @@ pub enum Scenario {
     Download,
     /// Each request gets one page (`--limit`) of the image list.
     List,
+    /// Each request shows one image's record (`GET /v2/images/ID`: `--image`, else an image
+    /// created first, metadata only).
+    Show,
     /// `-c` clients (default 64) released together each pull the same image once.
     BootStorm,
     /// A weighted mix of downloads, list pages and uploads (`--mix`).
@@ -73,6 +76,7 @@ pub enum Op {
     Upload,
     Download,
     List,
+    Show,
 }
 
 impl Op {
@@ -81,6 +85,7 @@ impl Op {
             Op::Upload => "upload",
             Op::Download => "download",
             Op::List => "list",
+            Op::Show => "show",
         }
     }
 }
@@ -149,6 +154,12 @@ pub struct Args {
     /// Accept a non-loopback URL.
     #[arg(long)]
     pub allow_remote: bool,
+    /// Another gateway of the same deployment (same database and store); repeatable.
+    /// Downloads and list pages go round-robin over `--url` and these (request `i` to
+    /// gateway `i mod N`: a boot storm through several gateways); setup and uploads use
+    /// `--url`.
+    #[arg(long = "also-url")]
+    pub also_urls: Vec<String>,
     /// Keep the images the run created (default: delete them at the end).
     #[arg(long)]
     pub keep: bool,
@@ -219,7 +230,12 @@ pub fn parse_mix(s: &str) -> Result<Mix, String> {
             "upload" => Op::Upload,
             "download" => Op::Download,
             "list" => Op::List,
-            other => return Err(format!("{other:?}: not one of upload, download, list")),
+            "show" => Op::Show,
+            other => {
+                return Err(format!(
+                    "{other:?}: not one of upload, download, list, show"
+                ))
+            }
         };
         let w: u32 = w
             .trim()
@@ -279,7 +295,7 @@ impl Args {
         }
         let count = self.count.unwrap_or(match self.scenario {
             Scenario::Upload | Scenario::Download | Scenario::BootStorm => concurrency as u64,
-            Scenario::List => 1000,
+            Scenario::List | Scenario::Show => 1000,
             Scenario::Mixed => 200,
         });
         if count == 0 {
@@ -294,17 +310,22 @@ impl Args {
         let uploads = match self.scenario {
             Scenario::Upload => true,
             Scenario::Mixed => self.mix.0.iter().any(|(op, _)| *op == Op::Upload),
+            Scenario::List | Scenario::Show => false,
             _ => self.image.is_none(),
         };
-        if uploads && self.size == 0 && self.scenario != Scenario::List {
+        if uploads && self.size == 0 {
             bail!("--size must be above 0");
         }
         if self.limit == 0 {
             bail!("--limit must be at least 1");
         }
-        let lists = self.scenario == Scenario::List
+        let lists = matches!(self.scenario, Scenario::List | Scenario::Show)
             || (self.scenario == Scenario::Mixed
-                && self.mix.0.iter().any(|(op, _)| *op == Op::List));
+                && self
+                    .mix
+                    .0
+                    .iter()
+                    .any(|(op, _)| matches!(op, Op::List | Op::Show)));
         if lists && self.api == Api::Files {
             bail!("the list scenario needs the Image API (--api images)");
         }
@@ -334,6 +355,17 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         args.headers.clone(),
         plan.concurrency,
     );
+    let mut gateways = Vec::with_capacity(args.also_urls.len());
+    for url in &args.also_urls {
+        target::check_url(url, args.allow_remote)?;
+        gateways.push(Target::new(
+            url,
+            args.api,
+            Duration::from_secs_f64(args.timeout),
+            args.headers.clone(),
+            plan.concurrency,
+        ));
+    }
     let payload = payload::Payload::new(0x9e37_79b9_7f4a_7c15);
     let run_tag = format!("glint-bench-{}", std::process::id());
     let created = Mutex::new(Vec::<String>::new());
@@ -344,6 +376,8 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         Scenario::Mixed => args.mix.0.iter().any(|(op, _)| *op == Op::Download),
         _ => false,
     };
+    let shows = args.scenario == Scenario::Show
+        || (args.scenario == Scenario::Mixed && args.mix.0.iter().any(|(op, _)| *op == Op::Show));
     let mut image = None;
     let mut expect_md5 = args.expect_md5.clone();
     if needs_image {
@@ -369,6 +403,16 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             }
         }
     }
+    if shows && image.is_none() {
+        image = match &args.image {
+            Some(id) => Some(id.clone()),
+            None => {
+                let id = target.create(&format!("{run_tag}-shown"))?;
+                created.lock().expect("not poisoned").push(id.clone());
+                Some(id)
+            }
+        };
+    }
     if args.populate > 0 {
         populate(args, &plan, &target, &run_tag, &created)?;
     }
@@ -376,6 +420,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     let job = Job {
         args,
         target: &target,
+        others: &gateways,
         payload: &payload,
         image: image.as_deref(),
         expect_md5: expect_md5.as_deref(),
@@ -472,6 +517,8 @@ fn cleanup(target: &Target, ids: &[String], concurrency: usize) {
 struct Job<'a> {
     args: &'a Args,
     target: &'a Target,
+    /// The `--also-url` gateways: reads go round-robin over `target` and these.
+    others: &'a [Target],
     payload: &'a payload::Payload,
     /// The image downloads read.
     image: Option<&'a str>,
@@ -489,6 +536,7 @@ fn measure(job: &Job<'_>, plan: &Plan) -> anyhow::Result<Report> {
         Scenario::Upload => Mix(vec![(Op::Upload, 1)]),
         Scenario::Download | Scenario::BootStorm => Mix(vec![(Op::Download, 1)]),
         Scenario::List => Mix(vec![(Op::List, 1)]),
+        Scenario::Show => Mix(vec![(Op::Show, 1)]),
         Scenario::Mixed => args.mix.clone(),
     };
     let bar = progress(args, Some(plan.count), args.scenario_name());
@@ -602,12 +650,18 @@ impl Job<'_> {
         let Job {
             args,
             target,
+            others,
             payload,
             image,
             expect_md5,
             tag,
             created,
         } = *self;
+        // Reads spread over every gateway; request i goes to gateway i mod N.
+        let reader = match (i % (others.len() as u64 + 1)) as usize {
+            0 => target,
+            n => &others[n - 1],
+        };
         match op {
             Op::Upload => {
                 let id = target.create(&format!("{tag}-u{i}"))?;
@@ -622,7 +676,7 @@ impl Job<'_> {
             }
             Op::Download => {
                 let id = image.unwrap_or_default();
-                let got = target.download(id, args.verify_md5)?;
+                let got = reader.download(id, args.verify_md5)?;
                 if got.status != 200 {
                     bail!("GET {id}: HTTP {}", got.status);
                 }
@@ -643,8 +697,15 @@ impl Job<'_> {
                     verified,
                 })
             }
+            Op::Show => {
+                let bytes = reader.show(image.unwrap_or_default())?;
+                Ok(Done {
+                    bytes,
+                    verified: false,
+                })
+            }
             Op::List => {
-                let (_, bytes, n) = target.list(args.limit)?;
+                let (_, bytes, n) = reader.list(args.limit)?;
                 if n > args.limit as usize {
                     bail!("list page of {n} images for limit={}", args.limit);
                 }
@@ -663,6 +724,7 @@ impl Args {
             Scenario::Upload => "upload",
             Scenario::Download => "download",
             Scenario::List => "list",
+            Scenario::Show => "show",
             Scenario::BootStorm => "boot-storm",
             Scenario::Mixed => "mixed",
         }

@@ -226,6 +226,25 @@ impl Target {
         Ok((status, body.len() as u64, n))
     }
 
+    /// GET the record of image `id`; the body's size.
+    pub fn show(&self, id: &str) -> anyhow::Result<u64> {
+        if self.api == Api::Files {
+            bail!("the show scenario needs the Image API (--api images)");
+        }
+        let path = self.image_path(id);
+        let req = self.request("GET", &path).body(())?;
+        let mut resp = self.agent.run(req).with_context(|| format!("GET {path}"))?;
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().read_to_vec()?;
+        if status != 200 {
+            bail!(
+                "GET {path}: HTTP {status}: {}",
+                snippet(&String::from_utf8_lossy(&body))
+            );
+        }
+        Ok(body.len() as u64)
+    }
+
     /// The `checksum` (md5) the Image API records for `id`, if any.
     pub fn recorded_md5(&self, id: &str) -> anyhow::Result<Option<String>> {
         if self.api == Api::Files {

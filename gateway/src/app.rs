@@ -6,9 +6,11 @@
 use std::sync::Arc;
 
 use crate::auth::{Auth, AuthError};
+use crate::cache::Cache;
 use crate::catalog::Catalog;
 use crate::config::{Config, ConfigError};
 use crate::datapath::checksum::HashPool;
+use crate::egress::Egress;
 use crate::store::{BuildError, Stores};
 use crate::timer::ThreadTimer;
 use crate::writer::Writer;
@@ -32,6 +34,10 @@ pub struct App {
     pub timer: ThreadTimer,
     /// Who is asking.
     pub auth: Auth,
+    /// The image cache, when `image_cache_max_size` is above 0.
+    pub cache: Option<Arc<Cache>>,
+    /// The download caps (one per process: leaked, so that streams can hold it).
+    pub egress: &'static Egress,
     /// Image imports: the staging area and the import thread.
     pub imports: crate::tasks::Imports,
 }
@@ -70,6 +76,25 @@ impl From<BuildError> for StartError {
     }
 }
 
+/// The metadata engine `config` names: PostgreSQL with a `[database]` table (its schema
+/// brought up to date first when `sync_on_start`), else the redb file in the data folder.
+pub fn open_backend(config: &Config) -> Result<Arc<dyn meta::Backend>, StartError> {
+    let Some(database) = &config.database else {
+        return Ok(Arc::new(meta::RedbBackend::open(&config.meta_path())?));
+    };
+    let options = database.pg_options();
+    let shown = meta::redact_url(&database.connection);
+    if database.sync_on_start {
+        let report = meta::PgBackend::sync(&options)?;
+        if report.from != report.to {
+            tracing::info!(from = report.from, to = report.to, database = %shown, "database schema migrated");
+        }
+    }
+    let backend = meta::PgBackend::connect(&options)?;
+    tracing::info!(database = %shown, schema_version = meta::Backend::schema_version(&backend), "metadata on PostgreSQL");
+    Ok(Arc::new(backend))
+}
+
 /// Maps an I/O error to [`StartError::Io`], saying what was being done.
 pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
     let what = what.into();
@@ -85,13 +110,29 @@ impl App {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(io(format!("create data dir {}", config.data_dir.display())))?;
-        let backend = meta::RedbBackend::open(&config.meta_path())?;
+        let backend = open_backend(&config)?;
         let node = crate::catalog::node_id(&config).map_err(io("node id"))?;
         let writer = Writer::start().map_err(io("writer thread"))?;
-        let catalog = Catalog::new(Arc::new(backend), node, writer.clone())
-            .map_err(io("metadata catalog"))?;
+        let catalog =
+            Catalog::new(backend, node, writer.clone()).map_err(io("metadata catalog"))?;
         let stores = Stores::from_config(&config)?;
         let auth = Auth::start(config.auth.strategy, config.keystone_authtoken.as_ref())?;
+        let cache = match config.cache_dir() {
+            Some(dir) => Some(
+                Cache::open(
+                    &dir,
+                    config.image_cache_max_size,
+                    config.image_cache_prefetch_concurrency,
+                )
+                .map_err(io(format!("open image cache {}", dir.display())))?,
+            ),
+            None => None,
+        };
+        let egress: &'static Egress = Box::leak(Box::new(Egress::new(
+            config.max_concurrent_downloads,
+            config.download_bandwidth_limit,
+            config.download_queue_timeout_ms,
+        )));
         let config = Arc::new(config);
         let catalog = Arc::new(catalog);
         let hash_pool = Arc::new(HashPool::start(hash_threads).map_err(io("hashing threads"))?);
@@ -105,6 +146,8 @@ impl App {
         Ok(App {
             imports,
             auth,
+            cache,
+            egress,
             format_policy: config.format_policy(),
             catalog,
             stores,

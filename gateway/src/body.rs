@@ -25,6 +25,9 @@ pub struct SpliceSource {
     pub start: u64,
     /// One past the last byte.
     pub end: u64,
+    /// Kept alive until the bytes are sent (an image cache's reader lease, which keeps the
+    /// entry from being evicted meanwhile).
+    pub hold: Option<Rc<dyn std::any::Any>>,
 }
 
 /// A stream of image bytes for a response body.
@@ -40,6 +43,24 @@ pub trait ByteStream {
     /// instead (only before it has started).
     fn splice_source(&self) -> Option<SpliceSource> {
         None
+    }
+}
+
+/// A boxed stream is a stream (so that wrappers can take any).
+impl ByteStream for Pin<Box<dyn ByteStream>> {
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::io::Result<Bytes>>> {
+        self.get_mut().as_mut().poll_next(cx)
+    }
+
+    fn remaining(&self) -> u64 {
+        ByteStream::remaining(&**self)
+    }
+
+    fn splice_source(&self) -> Option<SpliceSource> {
+        ByteStream::splice_source(&**self)
     }
 }
 

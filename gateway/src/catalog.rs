@@ -353,12 +353,33 @@ impl Catalog {
         .await
     }
 
+    // ---- several gateways
+
+    /// The database's feed of status changes (`None` for an embedded engine). Blocking: call
+    /// it off the cores.
+    pub fn watch_changes(&self) -> meta::Result<Option<Box<dyn meta::ChangeFeed>>> {
+        self.backend.watch_changes()
+    }
+
+    /// The engine itself, for threads of the gateway's own that may block (the cache's
+    /// change watcher).
+    pub fn backend(&self) -> Arc<dyn Backend> {
+        Arc::clone(&self.backend)
+    }
+
     // ---- start-up
 
     /// Start-up recovery of this node's uploads (see [`meta::Backend::recover_interrupted`]).
     /// Blocks: call it before the workers start.
     pub fn recover_interrupted(&self) -> meta::Result<Vec<ImageId>> {
         self.backend.recover_interrupted(&self.node)
+    }
+
+    /// Runs start-up work that reads the engine directly, on the calling thread (the file
+    /// store's reconciliation walks every image so). Blocks: call it before the workers start;
+    /// requests go through the async calls above.
+    pub fn at_start_up<T>(&self, work: impl FnOnce(&dyn Backend) -> T) -> T {
+        work(&*self.backend)
     }
 }
 
@@ -732,6 +753,9 @@ pub(crate) mod testing {
         fn get_image(&self, id: ImageId) -> meta::Result<Image> {
             self.record("get_image");
             self.inner.get_image(id)
+        }
+        fn was_deleted(&self, id: ImageId) -> meta::Result<bool> {
+            self.inner.was_deleted(id)
         }
         fn list_images(&self, filter: &ListFilter) -> meta::Result<Vec<Image>> {
             self.record("list_images");

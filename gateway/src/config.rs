@@ -16,6 +16,7 @@
 //! file or an unknown `GLINT_*` variable stops start-up, naming the nearest known name: a
 //! misspelt setting must not leave its default silently in force.
 
+mod database;
 pub mod glance;
 mod glance_ini;
 mod import;
@@ -30,6 +31,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use database::DatabaseConfig;
 pub use glance::{GlanceOption, GlanceReport, Verdict};
 pub use glance_ini::IniError;
 pub use import::{ImageConversion, ImportFilteringOpts, InjectMetadataProperties, IMPORT_PLUGINS};
@@ -118,9 +120,9 @@ pub struct Config {
     pub public_endpoint: Option<String>,
     /// Longest `x-openstack-request-id` accepted from a client (Glance `max_request_id_length`).
     pub max_request_id_length: usize,
-    /// Seconds a connection may take to send a request's headers, and may sit idle between
-    /// keep-alive requests, before it is closed; 0 waits forever (Glance
-    /// `client_socket_timeout`, 900).
+    /// Seconds a connection may take to send a request's headers, may sit idle between
+    /// keep-alive requests, or may pause inside a request body (upload or JSON), before it is
+    /// closed (a stalled body gets 408); 0 waits forever (Glance `client_socket_timeout`, 900).
     pub client_socket_timeout: u64,
     /// After answering a request whose body it did not read to the end (a refused upload),
     /// glint sends its answer and end of stream, then reads and discards what the client
@@ -147,6 +149,26 @@ pub struct Config {
     /// Send whole-file and single-range downloads with splice (file → pipe → socket, no copy
     /// through user space) instead of read + write.
     pub zero_copy_download: bool,
+    /// The shared PostgreSQL database (`[database]`) of several gateways; unset: the embedded
+    /// redb file `<data_dir>/meta.redb`, for one gateway.
+    pub database: Option<DatabaseConfig>,
+    /// Folder of this gateway's image cache (Glance `image_cache_dir`); unset:
+    /// `<data_dir>/image-cache`. Used only when `image_cache_max_size` is above 0.
+    pub image_cache_dir: Option<PathBuf>,
+    /// Bytes the image cache may hold (Glance `image_cache_max_size`); 0 (the default) means
+    /// no cache. A hard limit: space is reserved before a fill, least recently used entries
+    /// are evicted to make it, and an image that cannot fit is not cached.
+    pub image_cache_max_size: u64,
+    /// Images fetched into the cache at once by `PUT /v2/cache/{id}` (the prefetch queue).
+    pub image_cache_prefetch_concurrency: usize,
+    /// Egress: most image downloads this gateway serves at once; 0 means no limit. A download
+    /// beyond it waits up to `download_queue_timeout_ms`, then gets 503. Reloaded on SIGHUP.
+    pub max_concurrent_downloads: usize,
+    /// Egress: bytes per second all of this gateway's downloads may send together; 0 means no
+    /// limit. Reloaded on SIGHUP.
+    pub download_bandwidth_limit: u64,
+    /// Egress: how long a download waits for a free slot before it is refused with 503.
+    pub download_queue_timeout_ms: u64,
     /// Write uploads with O_DIRECT from aligned buffers (no page-cache copy) where the file
     /// system allows it. Off by default: it saved 2–7% of upload CPU, but the fresh image is
     /// then not in the page cache and the first downloads read the disk (docs/PERFORMANCE.md).
@@ -311,6 +333,13 @@ impl Default for Config {
             metrics_enabled: true,
             zero_copy_download: true,
             direct_io_upload: false,
+            database: None,
+            image_cache_dir: None,
+            image_cache_max_size: 0,
+            image_cache_prefetch_concurrency: 2,
+            max_concurrent_downloads: 0,
+            download_bandwidth_limit: 0,
+            download_queue_timeout_ms: 2_000,
             stores: StoresConfig::default(),
             import_filtering_opts: ImportFilteringOpts::default(),
             show_multiple_locations: false,
@@ -437,6 +466,8 @@ impl Config {
     pub fn schema() -> schema::Node {
         let mut sample = Config {
             keystone_authtoken: Some(KeystoneSettings::default()),
+            database: Some(DatabaseConfig::default()),
+            image_cache_dir: Some(PathBuf::new()),
             ..Config::default()
         };
         sample
@@ -532,6 +563,15 @@ impl Config {
         if self.import_lease_seconds < 3 {
             return Err(invalid("import_lease_seconds", "must be at least 3".into()));
         }
+        if let Some(database) = &self.database {
+            database.validate()?;
+        }
+        if self.image_cache_max_size > 0 && self.image_cache_prefetch_concurrency == 0 {
+            return Err(invalid(
+                "image_cache_prefetch_concurrency",
+                "must be at least 1 when the cache is on".into(),
+            ));
+        }
         self.stores.check()?;
         if self.auth.strategy == Strategy::Keystone {
             match &self.keystone_authtoken {
@@ -573,6 +613,21 @@ impl Config {
     /// The metadata database file.
     pub fn meta_path(&self) -> PathBuf {
         self.data_dir.join("meta.redb")
+    }
+
+    /// `client_socket_timeout` as a duration; `None` for 0 (wait forever).
+    pub fn client_socket_timeout(&self) -> Option<std::time::Duration> {
+        (self.client_socket_timeout > 0)
+            .then(|| std::time::Duration::from_secs(self.client_socket_timeout))
+    }
+
+    /// The image cache's folder, when the cache is on.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        (self.image_cache_max_size > 0).then(|| {
+            self.image_cache_dir
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("image-cache"))
+        })
     }
 }
 
@@ -647,6 +702,42 @@ mod tests {
         c.node_id = Some("two words".into());
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("node_id"), "{err}");
+    }
+
+    #[test]
+    fn database_table_takes_a_url_and_a_secret_password() {
+        let c = from_toml(
+            "[database]\nconnection = \"postgresql://glint@db:5432/glint\"\n\
+             password = \"s3cret\"\nsync_on_start = true\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let db = c.database.as_ref().unwrap();
+        assert!(db.sync_on_start);
+        assert_eq!(db.pg_options().password.as_deref(), Some("s3cret"));
+        let shown = toml::to_string(&c).unwrap();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        let c = Config::load(
+            None,
+            [(
+                "GLINT_DATABASE_CONNECTION".to_owned(),
+                "mysql://x".to_owned(),
+            )],
+        )
+        .unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("database.connection"), "{err}");
+    }
+
+    #[test]
+    fn the_cache_is_off_unless_it_has_a_size() {
+        let c = Config::default();
+        assert_eq!(c.cache_dir(), None);
+        let c = from_toml("image_cache_max_size = 1048576\n").unwrap();
+        assert_eq!(c.cache_dir(), Some(c.data_dir.join("image-cache")));
+        let c =
+            from_toml("image_cache_max_size = 1\nimage_cache_dir = \"/var/cache/g\"\n").unwrap();
+        assert_eq!(c.cache_dir(), Some(PathBuf::from("/var/cache/g")));
     }
 
     #[test]

@@ -122,7 +122,9 @@ async fn dispatch(
             let body = match route.body {
                 // An ignored body is left unread; hyper drains it.
                 BodyRule::None | BodyRule::Ignored => CallBody::None,
-                BodyRule::Json => CallBody::Json(read_json_body(incoming).await?),
+                BodyRule::Json => CallBody::Json(
+                    read_json_body(incoming, app.config.client_socket_timeout()).await?,
+                ),
                 BodyRule::Stream => CallBody::Stream(incoming),
             };
             let call = Call {
@@ -171,9 +173,20 @@ fn has_body(parts: &Parts) -> bool {
     chunked && matches!(parts.method, Method::POST | Method::PUT | Method::PATCH)
 }
 
-async fn read_json_body(body: RequestBody) -> Result<Bytes, ApiError> {
+/// Reads a JSON request body: at most [`MAX_JSON_BODY_BYTES`] (413 beyond), within
+/// `client_socket_timeout` (408 when the client stalls).
+async fn read_json_body(
+    body: RequestBody,
+    timeout: Option<std::time::Duration>,
+) -> Result<Bytes, ApiError> {
     let limited = http_body_util::Limited::new(body, MAX_JSON_BODY_BYTES);
-    match limited.collect().await {
+    let collected = match timeout {
+        Some(timeout) => monoio::time::timeout(timeout, limited.collect())
+            .await
+            .map_err(|_| crate::handlers::image_data::request_timeout(timeout))?,
+        None => limited.collect().await,
+    };
+    match collected {
         Ok(collected) => {
             let bytes = collected.to_bytes();
             crate::metrics::received(bytes.len());

@@ -202,6 +202,12 @@ impl From<meta::Error> for ApiError {
                  the number of allowed image members for this image. Attempted: {attempted}, \
                  Maximum: {maximum}:"
             )),
+            unavailable @ E::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The image metadata database is unavailable; try again shortly.",
+            )
+            .with_header(http::header::RETRY_AFTER, "1")
+            .log_cause(unavailable),
             E::Metadef(err) => metadef_error(err),
             E::TaskNotFound(id) => {
                 ApiError::not_found(format!("Task with identifier {id} not found"))

@@ -39,22 +39,24 @@
 //! - `writer` — the thread that runs blocking work
 //! - `catalog` — the async facade over `meta` (writes on the writer, networked reads off the cores)
 //! - `body` — the response body, metering itself
+//! - `egress` — caps on downloads: concurrency and bandwidth, changeable while running
 //! - `error` — `ApiError`, the one mapping to HTTP
 //! - `router` — matching a path against route templates
 //! - `policy` — Glance's authorization rules
 //! - `auth` — the auth strategies, built from their settings
 //! - `datapath` — image bytes between sockets and stores
+//! - `cache` — the image cache: verified, bounded, single-flight fills
 //! - `hyper_io` — monoio streams as hyper I/O
 //! - `tasks` — image import tasks: the staging area, the import thread, leases, reverts
 //! - `app` — the shared state, built once
 //! - `handlers` — one module per Glance resource
 //! - `metadefs_admin` — `glint metadefs load|export`: definition files, the admin socket
-//! - `migrate` — `glint migrate-from-glance`: a Glance database, its image data and metadefs
-//!   into meta and the file store (an offline admin command, blocking)
 //! - `routes` — the route table
 //! - `dispatch` — a request's life
 //! - `server` — serving connections on one core
 //! - `runtime` — the worker threads
+//! - `migrate` — `glint migrate-from-glance`: a Glance database, its image data and metadefs
+//!   into meta and glint's stores (an offline admin command, on a runtime of its own thread)
 //! - `serve` — start-up and shutdown
 //! <!-- module order: end -->
 
@@ -63,11 +65,13 @@
 pub mod app;
 pub mod auth;
 pub mod body;
+pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod context;
 pub mod datapath;
 pub mod dispatch;
+pub mod egress;
 pub mod error;
 pub mod handlers;
 pub mod hyper_io;

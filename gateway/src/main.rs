@@ -60,7 +60,8 @@ enum Command {
         /// default: the `[database] connection` of --glance-config.
         #[arg(long)]
         database: Option<String>,
-        /// Copy the image data into this glint store (`file`) instead of adopting it in place.
+        /// Copy the image data into this glint store (any configured file or s3 store: `file`
+        /// without a `[stores]` table) instead of adopting it in place.
         #[arg(long)]
         copy_to: Option<String>,
         /// Read every image's data again and check its size, md5 and os_hash_value.
@@ -85,6 +86,18 @@ enum Command {
         #[command(subcommand)]
         command: MetadefsCommand,
     },
+    /// Metadata database administration.
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbAction {
+    /// Bring the database schema up to date (PostgreSQL: apply the missing migrations; redb:
+    /// open the file, which migrates it). Safe to run from several gateways at once.
+    Sync,
 }
 
 #[derive(Subcommand)]
@@ -192,6 +205,12 @@ fn run() -> anyhow::Result<ExitCode> {
         None => serve(&files, &cli.serve),
         Some(Command::Serve(flags)) => serve(&files, &flags),
         Some(Command::Inspect { disk_format, file }) => inspect(disk_format.as_deref(), &file),
+        Some(Command::Db {
+            action: DbAction::Sync,
+        }) => {
+            let (config, _) = load_config(&files, &cli.serve)?;
+            db_sync(&config)
+        }
         Some(Command::MigrateFromGlance {
             database,
             copy_to,
@@ -252,13 +271,50 @@ fn run() -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `glint db sync`: prints what it did.
+fn db_sync(config: &Config) -> anyhow::Result<ExitCode> {
+    match &config.database {
+        Some(database) => {
+            let report = meta::PgBackend::sync(&database.pg_options())
+                .with_context(|| format!("migrating {}", meta::redact_url(&database.connection)))?;
+            println!(
+                "database schema at version {} (was {})",
+                report.to, report.from
+            );
+        }
+        None => {
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("creating {}", config.data_dir.display()))?;
+            let path = config.meta_path();
+            let backend = meta::RedbBackend::open(&path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            println!(
+                "{} at schema version {}",
+                path.display(),
+                meta::Backend::schema_version(&backend)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn serve(files: &Files<'_>, flags: &ServeFlags) -> anyhow::Result<ExitCode> {
     let (config, report) = load_config(files, flags)?;
     init_logs(&config);
     if let Some(report) = &report {
         log_glance_report(report);
     }
-    gateway::serve::serve(config)?;
+    let (toml, glance, flags) = (files.toml.cloned(), files.glance.cloned(), flags.clone());
+    let reload: gateway::serve::Reload = Box::new(move || {
+        let files = Files {
+            toml: toml.as_ref(),
+            glance: glance.as_ref(),
+        };
+        load_config(&files, &flags)
+            .map(|(config, _)| config)
+            .map_err(|e| format!("{e:#}"))
+    });
+    gateway::serve::serve(config, Some(reload))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -295,6 +351,12 @@ fn metadefs(config: &Config, command: MetadefsCommand) -> anyhow::Result<ExitCod
     let via = match route {
         Route::Direct => format!("{}", config.meta_path().display()),
         Route::Server(socket) => format!("the running server ({})", socket.display()),
+        Route::Database => config
+            .database
+            .as_ref()
+            .map_or_else(String::new, |database| {
+                format!("the database {}", meta::redact_url(&database.connection))
+            }),
     };
     match answer {
         Answer::Loaded(report) => {

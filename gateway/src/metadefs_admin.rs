@@ -196,6 +196,11 @@ pub enum Answer {
 /// Runs `request` against the store of `config`: directly when no server holds it, else
 /// through the running server's admin socket. Says which it did.
 pub fn run(config: &Config, request: Request) -> Result<(Answer, Route), AdminError> {
+    if let Some(database) = &config.database {
+        // A shared database takes writers from every gateway and this command alike.
+        let meta = meta::PgBackend::connect(&database.pg_options())?;
+        return Ok((execute(&meta, request)?, Route::Database));
+    }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(io(format!("creating {}", config.data_dir.display())))?;
     match RedbBackend::open(&config.meta_path()) {
@@ -215,10 +220,12 @@ pub enum Route {
     Direct,
     /// The server on this admin socket ran it.
     Server(PathBuf),
+    /// The shared database (`[database]`) took it directly.
+    Database,
 }
 
 /// Runs `request` on a store this process opened.
-pub fn execute(meta: &RedbBackend, request: Request) -> Result<Answer, AdminError> {
+pub fn execute(meta: &dyn Metadefs, request: Request) -> Result<Answer, AdminError> {
     Ok(match request {
         Request::Load(documents, mode) => Answer::Loaded(meta.load_metadefs(&documents, mode)?),
         Request::Export => Answer::Exported(meta.export_metadefs()?),

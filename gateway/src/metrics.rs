@@ -14,21 +14,28 @@
 //! after one relaxed load) and `/metrics` answers 404; it exists to measure what counting
 //! costs.
 
+mod cache;
 mod scrape;
 mod shard;
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use http::{Method, StatusCode};
 
+pub use cache::{
+    cache_bytes, cache_evicted, cache_fill, cache_request, set_store_labels, store_read,
+    CacheResult,
+};
 pub use scrape::{render, Sources};
 use shard::{add, add_signed, nanos, on_shard, with_shard, Requests, SIZE_BOUNDS, TIME_BOUNDS_NS};
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 static PROCESS: OnceLock<ProcessInfo> = OnceLock::new();
 static ROUTE_LABELS: OnceLock<&'static [&'static str]> = OnceLock::new();
+/// `active`/`deactivated` images whose data file start-up found missing or damaged.
+static IMAGES_MISSING_DATA: AtomicU64 = AtomicU64::new(0);
 
 /// `method` label values; any other method counts as `other`.
 const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "other"];
@@ -89,7 +96,7 @@ pub enum UploadEnd {
     RefusedSizeMismatch,
     /// Refused: the content is not the declared disk format, or unsafe.
     RefusedFormat,
-    /// Refused: the store is full (ENOSPC).
+    /// Refused: the store is full (ENOSPC, EFBIG).
     RefusedStorageFull,
     /// Failed: the client's body broke off or was malformed.
     FailedClient,
@@ -178,6 +185,11 @@ pub fn set_process_info(driver: impl std::fmt::Display, workers: usize) {
         workers,
         started,
     });
+}
+
+/// Records how many images start-up found without their data (`glint_images_missing_data`).
+pub fn set_images_missing_data(count: usize) {
+    IMAGES_MISSING_DATA.store(count as u64, Relaxed);
 }
 
 fn method_slot(method: &Method) -> usize {

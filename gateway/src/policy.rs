@@ -62,6 +62,18 @@ pub enum Rule {
     DeleteMember,
     /// Accept or reject a sharing (the member project itself).
     ModifyMember,
+    /// `GET /v2/cache`.
+    CacheList,
+    /// `PUT /v2/cache/{id}`.
+    CacheImage,
+    /// `DELETE /v2/cache[/{id}]`.
+    CacheDelete,
+    /// `POST /v2/cache/clean`.
+    CacheClean,
+    /// `POST /v2/cache/prune`.
+    CachePrune,
+    /// `GET /v2/cache/nodes/{id}`.
+    ListCachedNodes,
     /// See an image's locations (`DELETE /v2/stores/…` checks it too).
     GetImageLocation,
     /// Add or replace locations with `PATCH` (`show_multiple_locations`).
@@ -100,6 +112,12 @@ impl Rule {
             Rule::AddMember => "add_member",
             Rule::DeleteMember => "delete_member",
             Rule::ModifyMember => "modify_member",
+            Rule::CacheList => "cache_list",
+            Rule::CacheImage => "cache_image",
+            Rule::CacheDelete => "cache_delete",
+            Rule::CacheClean => "cache_clean",
+            Rule::CachePrune => "cache_prune",
+            Rule::ListCachedNodes => "list_cached_nodes",
             Rule::GetImageLocation => "get_image_location",
             Rule::SetImageLocation => "set_image_location",
             Rule::DeleteImageLocation => "delete_image_location",
@@ -243,6 +261,13 @@ pub fn allows(ctx: &RequestContext, rule: Rule, target: &Target<'_>) -> bool {
         | Rule::AddMember
         | Rule::DeleteMember => member_of_owner,
         Rule::PublicizeImage => false,
+        // The cache API is the operator's (admin returned above).
+        Rule::CacheList
+        | Rule::CacheImage
+        | Rule::CacheDelete
+        | Rule::CacheClean
+        | Rule::CachePrune
+        | Rule::ListCachedNodes => false,
         Rule::GetMembers | Rule::GetMember => {
             reader_of_owner || (ctx.is_reader_role() && target.is_member())
         }

@@ -36,8 +36,8 @@ use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::handlers::metadefs::{self as md, Content};
 use crate::handlers::{
-    self, image_data, images, import, info, list, locations, members, patch, schemas, stores, tags,
-    tasks, versions,
+    self, cache, image_data, images, import, info, list, locations, members, patch, schemas,
+    stores, tags, tasks, versions,
 };
 use crate::router::{self, Params, RouteSpec, Routed};
 
@@ -516,6 +516,56 @@ pub static ROUTES: &[Route] = &[
                 let (id, member) = (call.param("id"), call.param("member_id"));
                 members::delete(app, call.ctx, id, member).await
             })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/cache",
+        body: B::None,
+        handler: Authed(|app, call| Box::pin(async move { cache::list(app, call.ctx).await })),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/cache",
+        body: B::Ignored,
+        handler: Authed(|app, call| {
+            Box::pin(async move { cache::clear(app, call.ctx, &call.parts.headers).await })
+        }),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/cache/clean",
+        body: B::Ignored,
+        handler: Authed(|app, call| Box::pin(async move { cache::clean(app, call.ctx).await })),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/cache/prune",
+        body: B::Ignored,
+        handler: Authed(|app, call| Box::pin(async move { cache::prune(app, call.ctx).await })),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/cache/nodes/{id}",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move { cache::nodes(app, call.ctx, call.param("id")).await })
+        }),
+    },
+    Route {
+        methods: &[M::PUT],
+        template: "/v2/cache/{id}",
+        body: B::Ignored,
+        handler: Authed(|app, call| {
+            Box::pin(async move { cache::queue(app, call.ctx, call.param("id")).await })
+        }),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/cache/{id}",
+        body: B::Ignored,
+        handler: Authed(|app, call| {
+            Box::pin(async move { cache::delete(app, call.ctx, call.param("id")).await })
         }),
     },
     // Metadata definitions (spec §9); writes admin-only by default (handlers::metadefs::access).
@@ -1138,6 +1188,8 @@ mod tests {
                 "GET /v2/images/{id}/members",
                 "GET /v2/images/{id}/members/{member_id}",
                 "DELETE /v2/images/{id}/members/{member_id}",
+                "GET /v2/cache",
+                "GET /v2/cache/nodes/{id}",
                 "GET /v2/schemas/metadefs/{name}",
                 "GET /v2/metadefs/namespaces/{namespace}",
                 "DELETE /v2/metadefs/namespaces/{namespace}",
@@ -1152,9 +1204,9 @@ mod tests {
                 "DELETE /v2/metadefs/namespaces/{namespace}/resource_types/{resource_type}",
             ]
         );
-        // Ignored: Glance's list, usage, task-schema, legacy task and location-list routes, and
-        // the metadef collection
-        // reads and deletes, have no body_reject; the version documents and the healthcheck
+        // Ignored: Glance's list, usage, task-schema, legacy task and location-list routes, the
+        // cache's writes, and the metadef collection reads and deletes, have no body_reject; the
+        // version documents and the healthcheck
         // are served outside its v2 router.
         assert_eq!(
             with(BodyRule::Ignored),
@@ -1171,6 +1223,11 @@ mod tests {
                 "GET /v2/tasks/{task_id}",
                 "DELETE /v2/tasks/{task_id}",
                 "GET /v2/images/{id}/locations",
+                "DELETE /v2/cache",
+                "POST /v2/cache/clean",
+                "POST /v2/cache/prune",
+                "PUT /v2/cache/{id}",
+                "DELETE /v2/cache/{id}",
                 "GET /v2/metadefs/namespaces",
                 "GET /v2/metadefs/namespaces/{namespace}/objects",
                 "DELETE /v2/metadefs/namespaces/{namespace}/objects",

@@ -77,15 +77,17 @@ pub fn bind_listeners(addr: SocketAddr, count: usize) -> io::Result<Vec<StdListe
     Ok(listeners)
 }
 
-/// Blocks SIGTERM and SIGINT in the calling thread (and so in threads it starts later) and
-/// returns a thread that waits for one of them.
-pub fn signal_thread() -> io::Result<thread::JoinHandle<i32>> {
+/// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (and so in threads it starts later)
+/// and returns a thread that waits for them: it calls `on_hangup` for each SIGHUP and ends
+/// with the first SIGTERM or SIGINT.
+pub fn signal_thread(on_hangup: impl Fn() + Send + 'static) -> io::Result<thread::JoinHandle<i32>> {
     // SAFETY: plain libc signal-mask calls on a zero-initialised, then filled, sigset_t.
     let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         if rc != 0 {
             return Err(io::Error::from_raw_os_error(rc));
@@ -94,11 +96,15 @@ pub fn signal_thread() -> io::Result<thread::JoinHandle<i32>> {
     };
     thread::Builder::new()
         .name("glint-signals".into())
-        .spawn(move || {
+        .spawn(move || loop {
             let mut signal: libc::c_int = 0;
             // SAFETY: `set` is a valid, initialised signal set; `signal` is writable.
             unsafe { libc::sigwait(&set, &mut signal) };
-            signal
+            if signal == libc::SIGHUP {
+                on_hangup();
+                continue;
+            }
+            return signal;
         })
 }
 

@@ -34,6 +34,10 @@ use crate::hyper_io::HyperIo;
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 /// hyper's read buffer limit: also the largest upload frame.
 const MAX_BUF_BYTES: usize = 1 << 20;
+/// The largest request head (request line and headers): 431 beyond. Glance's reference uWSGI
+/// deployment reads a request head into a `buffer-size = 65535` buffer; without this cap a
+/// slow client could make each connection hold a 1 MiB head buffer.
+const MAX_HEADER_BYTES: usize = 64 << 10;
 
 /// A one-way, single-thread "stop now" signal shared by a worker's tasks.
 #[derive(Clone, Default)]
@@ -169,9 +173,11 @@ async fn serve_connection(stream: monoio::net::TcpStream, app: Arc<App>, shutdow
     let io = HyperIo(io, splicer);
     let lingering = linger::Bounds::from_config(&app.config);
     let mut builder = http1::Builder::new();
-    builder.keep_alive(true).max_buf_size(MAX_BUF_BYTES);
-    if app.config.client_socket_timeout > 0 {
-        let timeout = Duration::from_secs(app.config.client_socket_timeout);
+    builder
+        .keep_alive(true)
+        .max_buf_size(MAX_BUF_BYTES)
+        .max_header_size(MAX_HEADER_BYTES);
+    if let Some(timeout) = app.config.client_socket_timeout() {
         builder
             .timer(app.timer.clone())
             .header_read_timeout(timeout);

@@ -38,6 +38,24 @@ pub enum Locality {
     Networked,
 }
 
+/// A status change of an image, made by any gateway sharing the database (see
+/// [`Backend::watch_changes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageChange {
+    /// The image.
+    pub id: ImageId,
+    /// Its status now (`deleted` for a deleted image).
+    pub status: ImageStatus,
+}
+
+/// Status changes as they are committed, by whichever gateway: what a gateway watches to drop
+/// what it keeps of an image another gateway deleted or deactivated.
+pub trait ChangeFeed: Send {
+    /// The next change, waiting at most `timeout` (`None`: nothing came). An error means the
+    /// feed is broken (a lost connection): open a new one.
+    fn next(&mut self, timeout: std::time::Duration) -> Result<Option<ImageChange>>;
+}
+
 /// The edit [`Backend::update_image`] applies to an image.
 pub type Edit<'a> = dyn FnMut(&mut Image) -> Result<()> + 'a;
 
@@ -85,8 +103,9 @@ pub enum Adopted {
 /// supertraits [`Metadefs`](crate::metadefs::Metadefs), the metadefs catalog, and
 /// [`Tasks`](crate::tasks::Tasks), tasks and the import lock.
 ///
-/// Implemented by [`RedbBackend`](crate::RedbBackend) (embedded, one gateway). The same test
-/// suite runs against every implementation (`meta/tests/suite`).
+/// Implemented by [`RedbBackend`](crate::RedbBackend) (embedded, one gateway) and
+/// [`PgBackend`](crate::PgBackend) (PostgreSQL, several gateways). The same test suite runs
+/// against every implementation (`meta/tests/suite`).
 pub trait Backend: crate::metadefs::Metadefs + crate::tasks::Tasks + Send + Sync {
     /// Where this engine's data lives.
     fn locality(&self) -> Locality;
@@ -98,6 +117,11 @@ pub trait Backend: crate::metadefs::Metadefs + crate::tasks::Tasks + Send + Sync
 
     /// The live image `id`; [`Error::NotFound`] when it does not exist or was deleted.
     fn get_image(&self, id: ImageId) -> Result<Image>;
+
+    /// Whether `id` belonged to an image that was deleted (its tombstone keeps the id taken).
+    /// With [`Backend::get_image`], this tells an id glint never issued from one it did:
+    /// start-up recovery removes only data files whose image glint knows.
+    fn was_deleted(&self, id: ImageId) -> Result<bool>;
 
     /// One page of images: those `filter` admits, in `filter`'s full order, strictly after its
     /// marker, at most `filter.limit` of them ([`Error::MarkerNotFound`] when the marker names
@@ -168,6 +192,12 @@ pub trait Backend: crate::metadefs::Metadefs + crate::tasks::Tasks + Send + Sync
     /// `saving` without both formats, and with [`Error::QuotaExceeded`] when the owner already
     /// has more than `limits.image_count_uploading` uploads under way or would be over
     /// `limits.image_size_total_mib` counting `claim.incoming_bytes`.
+    ///
+    /// Quotas are hard: an announced size is *reserved* — counted in the owner's
+    /// [`Usage::reserved_bytes`] against `image_size_total` by every later check — until the
+    /// upload ends, when [`Backend::complete_upload`] charges the data instead or any other end
+    /// (abort, recovery, delete) releases it. Two uploads that each fit alone cannot both
+    /// begin when together they would not fit.
     fn begin_upload(
         &self,
         id: ImageId,
@@ -183,7 +213,8 @@ pub trait Backend: crate::metadefs::Metadefs + crate::tasks::Tasks + Send + Sync
     /// then removes the data), [`Error::InvalidTransition`] when it is not `saving`,
     /// [`Error::DataMismatch`] when the image already carried a size, checksum or hash the data
     /// does not match, and [`Error::QuotaExceeded`] when the data would take the owner over
-    /// `limits.image_size_total_mib`; in every failure nothing is written.
+    /// `limits.image_size_total_mib` (its data and the reservations of its other uploads); in
+    /// every failure nothing is written. On success the upload's reservation is released.
     fn complete_upload(
         &self,
         id: ImageId,
@@ -264,6 +295,14 @@ pub trait Backend: crate::metadefs::Metadefs + crate::tasks::Tasks + Send + Sync
     ///
     /// Fails with [`Error::NotFound`], [`Error::NotShared`] and [`Error::MemberNotFound`].
     fn delete_member(&self, id: ImageId, project: &str) -> Result<()>;
+
+    // ---- several gateways
+
+    /// A feed of the status changes every gateway sharing this database commits, when the
+    /// engine can share one (`None` for an embedded engine: only its own gateway writes).
+    fn watch_changes(&self) -> Result<Option<Box<dyn ChangeFeed>>> {
+        Ok(None)
+    }
 }
 
 /// Conveniences over any [`Backend`].

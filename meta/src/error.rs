@@ -158,6 +158,22 @@ pub enum Error {
         /// The newest version this build understands.
         supported: u32,
     },
+    /// The database schema is older than this build needs and was not migrated (a networked
+    /// engine migrates only when asked: `glint db sync`, or the start-up option).
+    #[error(
+        "metadata schema version {found} is older than the required {required}: run `glint db sync`"
+    )]
+    SchemaOutdated {
+        /// The version the database records.
+        found: u32,
+        /// The version this build needs.
+        required: u32,
+    },
+    /// The database cannot be reached now (refused, lost or timed-out connection, the server
+    /// shutting down). Nothing was written, or — for a write whose connection broke while it
+    /// committed — the outcome is unknown; the engine reconnects by itself on a later call.
+    #[error("metadata database unavailable: {0}")]
+    Unavailable(#[source] StorageError),
     /// A stored record could not be decoded.
     #[error("corrupt metadata: {0}")]
     Corrupt(String),

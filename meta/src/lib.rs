@@ -9,8 +9,10 @@
 //!   latency-sensitive threads, and [`Backend::locality`] says whether reads may wait on a
 //!   network.
 //! - [`RedbBackend`] is the embedded engine (one redb file, one gateway): [`RedbBackend::open`]
-//!   creates or migrates the file. A PostgreSQL engine for several gateways implements the
-//!   same trait and runs the same test suite (`meta/tests/suite`).
+//!   creates or migrates the file. [`PgBackend`] is the engine for several gateways sharing one
+//!   PostgreSQL database: [`PgBackend::sync`] migrates its schema (`glint db sync`),
+//!   [`PgBackend::connect`] opens a pool on it, and [`Backend::watch_changes`] announces the
+//!   status changes any gateway commits. Both run the same test suite (`meta/tests/suite`).
 //! - [`Image`] is the record, with [`ImageId`], [`ImageStatus`], [`Visibility`], [`Timestamp`]
 //!   and [`Location`] spelled as Glance spells them.
 //! - Every status change is checked against the spec's transition table and its formats rule,
@@ -35,7 +37,8 @@
 //! - Migration: [`Backend::adopt_image`] stores a record from another Image service as it
 //!   was there ([`Adoption`]), idempotently.
 //!
-//! Deleted images leave a tombstone: their ids can never be used again, as in Glance.
+//! Deleted images leave a tombstone: their ids can never be used again, as in Glance
+//! ([`Backend::was_deleted`] tells such an id from one never issued).
 //!
 //! # Example
 //!
@@ -99,7 +102,12 @@ mod sort;
 pub mod tasks;
 mod types;
 
-pub use backend::{Adopted, Adoption, Backend, BackendExt, Edit, Locality};
+pub use backend::{
+    Adopted, Adoption, Backend, BackendExt, ChangeFeed, Edit, ImageChange, Locality,
+};
+pub use engine::postgres::{
+    redact_url, PgBackend, PgOptions, SyncReport, SCHEMA_VERSION as PG_SCHEMA_VERSION,
+};
 pub use engine::redb::{RedbBackend, SCHEMA_VERSION as REDB_SCHEMA_VERSION};
 pub use error::{Error, Result, StorageError};
 pub use filter::{

@@ -24,6 +24,9 @@ pub struct Usage {
     /// Those images receiving data: `saving`, `uploading` or `importing`
     /// (`image_count_uploading`).
     pub uploading_count: u64,
+    /// Bytes reserved by uploads under way that announced their size: counted against
+    /// `image_size_total` until the upload ends (its data is then charged instead, or nothing).
+    pub reserved_bytes: u64,
 }
 
 impl Usage {
@@ -36,7 +39,13 @@ impl Usage {
                 image.status,
                 ImageStatus::Saving | ImageStatus::Uploading | ImageStatus::Importing
             )),
+            reserved_bytes: 0,
         }
+    }
+
+    /// Bytes that count against `image_size_total`: the data held and the reservations.
+    pub fn charged_bytes(&self) -> u64 {
+        self.size_bytes.saturating_add(self.reserved_bytes)
     }
 
     /// `image_size_total` usage as Glance reports it: whole MiB, rounded down.
@@ -143,16 +152,17 @@ pub(crate) fn check_begin_upload(
     check_size(project, usage, limits, incoming_bytes.unwrap_or(0))
 }
 
-/// The bytes `limits.image_size_total_mib` still leaves a project using `usage`; `None` when
-/// it is unlimited.
+/// The bytes `limits.image_size_total_mib` still leaves a project using `usage` (its data and
+/// the reservations of its uploads under way); `None` when it is unlimited.
 pub(crate) fn size_left(usage: &Usage, limits: &Limits) -> Option<u64> {
-    limits
-        .image_size_total_mib
-        .map(|mib| mib.saturating_mul(MIB).saturating_sub(usage.size_bytes))
+    limits.image_size_total_mib.map(|mib| {
+        mib.saturating_mul(MIB)
+            .saturating_sub(usage.charged_bytes())
+    })
 }
 
-/// `incoming_bytes` more data for `project`. Compared in bytes (so that a partial MiB counts);
-/// reported in MiB as Glance reports it.
+/// `incoming_bytes` more data for `project`, on top of its data and its reservations. Compared
+/// in bytes (so that a partial MiB counts); reported in MiB as Glance reports it.
 pub(crate) fn check_size(
     project: &str,
     usage: &Usage,
@@ -161,13 +171,13 @@ pub(crate) fn check_size(
 ) -> Result<()> {
     match limits.image_size_total_mib {
         Some(limit)
-            if usage.size_bytes.saturating_add(incoming_bytes) > limit.saturating_mul(MIB) =>
+            if usage.charged_bytes().saturating_add(incoming_bytes) > limit.saturating_mul(MIB) =>
         {
             Err(exceeded(
                 project,
                 QuotaResource::ImageSizeTotal,
                 limit,
-                usage.size_mib(),
+                usage.charged_bytes() / MIB,
                 incoming_bytes.div_ceil(MIB),
             ))
         }
@@ -226,6 +236,29 @@ mod tests {
     }
 
     #[test]
+    fn reservations_count_like_data() {
+        let limits = Limits {
+            image_size_total_mib: Some(4),
+            ..Limits::UNLIMITED
+        };
+        let usage = Usage {
+            size_bytes: MIB,
+            reserved_bytes: 2 * MIB,
+            ..Usage::default()
+        };
+        assert_eq!(size_left(&usage, &limits), Some(MIB));
+        assert!(check_size("p", &usage, &limits, MIB).is_ok());
+        assert!(matches!(
+            check_size("p", &usage, &limits, MIB + 1),
+            Err(Error::QuotaExceeded {
+                usage: 3,
+                delta: 2,
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn size_left_is_the_limit_minus_usage_never_below_zero() {
         let limits = Limits {
             image_size_total_mib: Some(2),
@@ -277,6 +310,7 @@ mod tests {
             image_count: u64::MAX - 1,
             size_bytes: u64::MAX,
             uploading_count: u64::MAX - 1,
+            reserved_bytes: u64::MAX,
         };
         assert!(check_create("p", &huge, &Limits::UNLIMITED).is_ok());
         assert!(check_begin_upload("p", &huge, &Limits::UNLIMITED, Some(u64::MAX)).is_ok());

@@ -376,6 +376,66 @@ pub trait Tasks {
     ) -> Result<Option<Image>>;
 }
 
+/// The shared rule of `list_tasks`: of `tasks` (every stored task, in any order), those
+/// `filter` admits, in its order, after its marker ([`Error::TaskNotFound`] when the marker is
+/// not among them), at most `filter.limit`.
+pub(crate) fn page_tasks(mut tasks: Vec<Task>, filter: &TaskFilter) -> Result<Vec<Task>> {
+    tasks.retain(|t| {
+        filter
+            .owner
+            .as_ref()
+            .is_none_or(|o| t.owner.as_ref() == Some(o))
+            && filter.status.is_none_or(|s| t.status == s)
+            && filter.kind.is_none_or(|k| t.kind == k)
+    });
+    let key = |t: &Task| {
+        let primary = match filter.sort_key {
+            TaskSortKey::CreatedAt => format!("{:020}", t.created_at.as_unix_micros()),
+            TaskSortKey::UpdatedAt => format!("{:020}", t.updated_at.as_unix_micros()),
+            TaskSortKey::Id => t.id.to_string(),
+            TaskSortKey::Type => t.kind.as_str().to_owned(),
+            TaskSortKey::Status => t.status.as_str().to_owned(),
+        };
+        (primary, t.created_at, t.id)
+    };
+    tasks.sort_by_key(key);
+    if !filter.ascending {
+        tasks.reverse();
+    }
+    if let Some(marker) = filter.marker {
+        let position = tasks
+            .iter()
+            .position(|t| t.id == marker)
+            .ok_or(Error::TaskNotFound(marker))?;
+        tasks.drain(..=position);
+    }
+    tasks.truncate(filter.limit);
+    Ok(tasks)
+}
+
+/// The shared rule for the task whose lock `begin_import` took over: one still unfinished
+/// fails, without a runner. Returns whether it changed.
+pub(crate) fn preempt(holder: &mut Task, now: Timestamp) -> bool {
+    if holder.status.is_final() {
+        return false;
+    }
+    holder.status = TaskStatus::Failure;
+    holder.message = "Expired lock preempted".to_owned();
+    holder.runner = None;
+    holder.updated_at = now;
+    true
+}
+
+/// The shared rule for the task `end_import` ends.
+pub(crate) fn apply_end(task: &mut Task, end: &ImportEnd, now: Timestamp) {
+    task.status = end.status;
+    task.result = end.result.clone();
+    task.message = end.message.clone();
+    task.expires_at = Some(end.expires_at);
+    task.runner = None;
+    task.updated_at = now;
+}
+
 /// The stores of a comma-separated progress property.
 pub fn store_list(value: Option<&String>) -> Vec<String> {
     value

@@ -214,7 +214,8 @@ fn migration_to_v2_computes_usage_and_starts_without_members() {
         Usage {
             image_count: 1,
             size_bytes: 21_430_272,
-            uploading_count: 0
+            uploading_count: 0,
+            reserved_bytes: 0,
         }
     );
     assert_eq!(meta.usage("").unwrap(), Usage::default());
@@ -385,7 +386,8 @@ fn reads_members_and_usage_written_by_schema_v2() {
         Usage {
             image_count: 2,
             size_bytes: 21_430_272,
-            uploading_count: 0
+            uploading_count: 0,
+            reserved_bytes: 0,
         }
     );
     // Still writable: deleting the shared image takes its members and its usage along.

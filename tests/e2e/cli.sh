@@ -40,6 +40,9 @@ head -c 3000000 /dev/urandom >"$WORK/small.raw"
 SMALL_MD5="$(md5sum "$WORK/small.raw" | cut -d' ' -f1)"
 
 # --- the run --------------------------------------------------------------------------------
+# With an image cache, so that downloads go through it and the cache commands have one.
+printf 'image_cache_max_size = 268435456\n' >"$WORK/glint.toml"
+GLINT_CONFIG="$WORK/glint.toml"  # lib.sh passes it as --config (not an environment variable)
 start_server || { summary; exit 1; }
 
 ID=""
@@ -199,6 +202,22 @@ if [ "$URL" != "$OLD_URL" ]; then ok "restart got a new port"; else not_ok "rest
 check_show "after restart"
 check_metadata "after restart"
 check_downloads "after restart"
+
+# The cache commands (API 2.14+): glanceclient looks for v2.14 in /versions first.
+cached() { # cached ID: whether `glance cache-list` shows ID as cached
+  # (Read whole: with pipefail, `| grep -q` can fail the pipeline by closing it early.)
+  local listed
+  listed="$(glance cache-list 2>/dev/null || true)"
+  [[ "$listed" == *"$1 | cached"* ]]
+}
+check_cmd "glance cache-clear" glance cache-clear || true
+check_cmd "glance cache-queue" glance cache-queue "$ID" || true
+for _ in $(seq 1 100); do cached "$ID" && break; sleep 0.1; done
+if cached "$ID"; then ok "glance cache-list shows the prefetched image"; else not_ok "glance cache-list shows the prefetched image" "$(glance cache-list 2>&1)"; fi
+check_downloads "from the cache"
+check_cmd "glance cache-delete" glance cache-delete "$ID" || true
+if cached "$ID"; then not_ok "glance cache-delete removed it" "$(glance cache-list 2>&1)"; else ok "glance cache-delete removed it"; fi
+check_cmd "glance cache-clear --target queue" glance cache-clear --target queue || true
 
 # Deletion through both clients.
 check_cmd "openstack image delete" osc image delete "$ID" || true

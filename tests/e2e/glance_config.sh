@@ -74,10 +74,50 @@ if check_cmd "check-config reads the sample with all its $set_options defaults s
   check_cmd "check-config with no file" "$BIN" check-config --config "$WORK/noauth.toml" || true
   DEFAULTS="$OUT"
   # Glance's defaults are glint's: the same effective settings (the [keystone_authtoken]
-  # table, which exists only when given, aside).
-  strip() { sed -e '/^#/d' -e '/^\[keystone_authtoken\]/,/^$/d' -e '/^$/d'; }
+  # table, which exists only when given, aside; and the stores, checked below: Glance's
+  # default folder is /var/lib/glance/images, glint's is under its data_dir).
+  strip() {
+    sed -e '/^#/d' -e '/^\[keystone_authtoken\]/,/^$/d' -e '/^\[stores[].]/,/^$/d' -e '/^$/d'
+  }
   check_eq "Glance's defaults give glint's defaults" "$(printf '%s\n' "$DEFAULTS" | strip)" \
     "$(printf '%s\n' "$EFFECTIVE" | strip)"
+  stores_of() { sed -n '/^\[stores[].]/,/^$/p' | sed '/^$/d'; }
+  check_eq "Glance's default stores: file (its folder) and http, single-store mode" \
+    "$(printf '[stores]\ndefault = "file"\nmulti_store = false\n[stores.file]\ntype = "file"
+filesystem_store_datadir = "/var/lib/glance/images"\nfilesystem_store_chunk_size = 65536
+[stores.http]\ntype = "http"')" "$(printf '%s\n' "$EFFECTIVE" | stores_of)"
+  check_eq "and no store table without a glance-api.conf" "[stores]" \
+    "$(printf '%s\n' "$DEFAULTS" | stores_of)"
+fi
+
+# Multi-store: one section per store of enabled_backends, the S3 secret never shown.
+cat >"$WORK/multi.conf" <<'CONF'
+[DEFAULT]
+enabled_backends = fast:file, cold:s3, web:http
+[glance_store]
+default_backend = fast
+[fast]
+filesystem_store_datadir = /srv/glance/fast
+store_description = Local disks
+[cold]
+s3_store_host = http://127.0.0.1:7480
+s3_store_access_key = AKEXAMPLE
+s3_store_secret_key = s3-SECRET-never-shown
+s3_store_bucket = glance
+s3_store_large_object_size = 50
+[web]
+https_insecure = false
+CONF
+if check_cmd "check-config reads a multi-store glance-api.conf (file, s3, http)" \
+  "$BIN" check-config --glance-config "$WORK/multi.conf"; then
+  MULTI="$OUT"
+  check_cmd "each store's options are mapped" grep -q \
+    '\[cold\] s3_store_secret_key (line [0-9]*): mapped to `stores.cold.s3_store_secret_key`' \
+    <<<"$MULTI" || true
+  check_cmd "the default backend" grep -qx 'default = "fast"' <<<"$MULTI" || true
+  check_cmd "the S3 secret is shown as ***" grep -qx 's3_store_secret_key = "\*\*\*"' \
+    <<<"$MULTI" || true
+  check_eq "the S3 secret is never shown" "" "$(grep s3-SECRET <<<"$MULTI" || true)"
 fi
 
 WALKTHROUGH="$ROOT/gateway/tests/fixtures/glance-api.walkthrough.conf"
@@ -92,7 +132,10 @@ if check_cmd "check-config reads the walkthrough's glance-api.conf" \
   check_cmd "the walkthrough's disk formats" grep -q '"root-tar"' <<<"$SHOWN" || true
   check_cmd "[oslo_messaging_rabbit] is ignored (harmless)" \
     grep -q 'rabbit_ha_queues (line [0-9]*): ignored (harmless)' <<<"$SHOWN" || true
-  check_cmd "[glance_store] is reported" grep -q '\[glance_store\] stores' <<<"$SHOWN" || true
+  check_cmd "[glance_store] stores is mapped" \
+    grep -q '\[glance_store\] stores (line [0-9]*): mapped to `stores`' <<<"$SHOWN" || true
+  check_cmd "Glance's image folder is glint's file store" \
+    grep -qx 'filesystem_store_datadir = "/var/lib/glance/images/"' <<<"$SHOWN" || true
 fi
 # A bad value stops start-up, naming the option and its line.
 printf '[DEFAULT]\nimage_size_cap = lots\n' >"$WORK/bad.conf"

@@ -9,9 +9,16 @@
 # `openstack image list/show/save` and the metadef list must answer as Glance did: same ids,
 # fields and bytes, and the member still sees the shared image.
 #
+# With GLANCE_STORE=s3, Glance runs in multi-store mode (`enabled_backends = ceph:s3,
+# local:file`, default `ceph`) on a real Ceph RGW (tests/e2e/rgw_lib.sh, started and stopped
+# here; boto3 for glance_store's s3 driver): glint adopts the objects where they lie (its
+# stores read from the same glance-api.conf, the store names kept), answers as Glance did,
+# then `--copy-to local` copies every image into the file store through glint's stores and
+# `openstack image save` gives the same bytes again.
+#
 # Usage: tests/e2e/glance_migrate.sh   (VENV, GLINT_BIN as tests/e2e/cli.sh; GLANCE_DB=sqlite
-#        or mariadb; GLANCE_SPEC, the PyPI requirement to install, default the Glance release
-#        of gateway/src/config/glance_options.txt)
+#        or mariadb; GLANCE_STORE=file or s3; GLANCE_SPEC, the PyPI requirement to install,
+#        default the Glance release of gateway/src/config/glance_options.txt)
 # Prints one line per check and ends with exactly "N passed, M failed" (exit 1 if M > 0).
 set -euo pipefail
 
@@ -19,6 +26,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 GLANCE_DB="${GLANCE_DB:-sqlite}"
+GLANCE_STORE="${GLANCE_STORE:-file}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/glint-glance-e2e.XXXXXX")"
 # shellcheck source=tests/e2e/lib.sh
 source "$HERE/lib.sh"
@@ -29,6 +37,10 @@ GLANCE_VERSION="$(sed -n "1s/^# Glance \([^']*\)'s options.*/\1/p" "$ROOT/gatewa
 if [ ! -x "$VENV/bin/glance-manage" ] || ! "$VENV/bin/python" -c 'import pymysql' 2>/dev/null; then
   echo "installing ${GLANCE_SPEC:-glance==$GLANCE_VERSION} and PyMySQL into $VENV" >&2
   "$VENV/bin/pip" install --quiet "${GLANCE_SPEC:-glance==$GLANCE_VERSION}" PyMySQL >&2
+fi
+if [ "$GLANCE_STORE" = s3 ] && ! "$VENV/bin/python" -c 'import boto3' 2>/dev/null; then
+  echo "installing boto3 (glance_store's s3 driver) into $VENV" >&2
+  "$VENV/bin/pip" install --quiet boto3 >&2
 fi
 echo "glance install: $((SECONDS - started))s" >&2
 
@@ -47,6 +59,7 @@ extra_cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  [ "$GLANCE_STORE" = s3 ] && rgw_stop
   if [ "${FAIL:-0}" -ne 0 ] && [ -f "$WORK/glance.log" ]; then
     echo "--- glance log (last lines) ---" >&2
     tail -n 40 "$WORK/glance.log" >&2
@@ -54,6 +67,14 @@ extra_cleanup() {
   keystone_cleanup
 }
 start_keystone || { summary; exit 1; }
+if [ "$GLANCE_STORE" = s3 ]; then
+  # shellcheck source=tests/e2e/rgw_lib.sh
+  source "$HERE/rgw_lib.sh"
+  rgw_install
+  # Not through check_cmd: its subshell would keep the endpoint and the PIDs to stop.
+  rgw_start "$WORK/ceph" || { not_ok "Ceph RGW comes up"; summary; exit 1; }
+  ok "Ceph RGW comes up at $RGW_ENDPOINT in ${RGW_BRINGUP_SECONDS}s"
+fi
 
 # --- the database ---------------------------------------------------------------------------
 GLANCE_DIR="$WORK/glance"
@@ -105,8 +126,41 @@ cp "$VENV/etc/glance/glance-api-paste.ini" "$GLANCE_DIR/etc/glance-api-paste.ini
 sed -i "s#^disable_by_file_path = .*#disable_by_file_path = $GLANCE_DIR/etc/healthcheck_disable#" \
   "$GLANCE_DIR/etc/glance-api-paste.ini"
 GLANCE_CONF="$GLANCE_DIR/etc/glance-api.conf"
+S3_BUCKET="glance-images"
+# The stores, in Glance's two forms: single-store (`[glance_store] stores`) with the file store
+# in glint's folder (<data-dir>/images: Glance's files are adopted where they lie), or
+# multi-store with Glance's images in RGW.
+glance_stores() {
+  if [ "$GLANCE_STORE" = s3 ]; then
+    cat <<STORES
+[glance_store]
+default_backend = ceph
+
+[ceph]
+store_description = Ceph RGW
+s3_store_host = $RGW_ENDPOINT
+s3_store_access_key = $RGW_ACCESS_KEY
+s3_store_secret_key = $RGW_SECRET_KEY
+s3_store_bucket = $S3_BUCKET
+s3_store_create_bucket_on_put = true
+s3_store_bucket_url_format = path
+
+[local]
+filesystem_store_datadir = $DATA/images/
+STORES
+  else
+    cat <<STORES
+[glance_store]
+stores = file,http
+default_store = file
+filesystem_store_datadir = $DATA/images/
+STORES
+  fi
+}
+mkdir -p "$GLANCE_DIR/tasks"
 cat >"$GLANCE_CONF" <<EOF
 [DEFAULT]
+$([ "$GLANCE_STORE" = s3 ] && echo "enabled_backends = ceph:s3, local:file")
 log_file = $WORK/glance.log
 debug = false
 worker_self_reference_url = $GLANCE_URL
@@ -128,14 +182,17 @@ password = $PASSWORD
 flavor = keystone
 config_file = $GLANCE_DIR/etc/glance-api-paste.ini
 
-[glance_store]
-stores = file,http
-default_store = file
-# glint's file store is <data-dir>/images: Glance's files are adopted where they lie.
-filesystem_store_datadir = $DATA/images/
+$(glance_stores)
 
 [os_glance_staging_store]
 filesystem_store_datadir = $GLANCE_DIR/staging/
+
+[os_glance_tasks_store]
+filesystem_store_datadir = $GLANCE_DIR/tasks/
+
+# Harmless to Glance; glint lists it as not supported (it sends no CORS headers).
+[cors]
+allowed_origin = http://dashboard.example
 
 [image_format]
 disk_formats = ami,ari,aki,vhd,vmdk,raw,qcow2,vdi,iso,root-tar
@@ -304,8 +361,12 @@ summary_line="$(printf '%s\n' "$OUT" | tail -n 1)"
 check_eq "every image adopted (the deleted one as a tombstone) and verified" \
   "$(( ${#IDS[@]} + 1 )) images: $(( ${#IDS[@]} + 1 )) adopted, 0 unchanged, 0 replaced (1 of them deleted ids), 0 copied, $(( ${#FILE_OF[@]} )) verified, 0 failed" \
   "$summary_line"
-case "$OUT" in *"$PASSWORD"*|*"${DB_PASSWORD:-no-db-password}"*) not_ok "no password in the output" ;;
+case "$OUT" in *"$PASSWORD"*|*"${DB_PASSWORD:-no-db-password}"*|*"${RGW_SECRET_KEY:-no-s3-secret}"*)
+  not_ok "no password in the output" ;;
   *) ok "no password in the output" ;; esac
+if [ "$GLANCE_STORE" = s3 ]; then
+  check_eq "adopted in place: no image file in glint's file store" "" "$(ls "$DATA/images")"
+fi
 check_cmd "a second run changes nothing" "$BIN" migrate-from-glance \
   --glance-config "$GLANCE_CONF" --data-dir "$DATA" || true
 check_eq "the second run: every image unchanged" \
@@ -357,7 +418,51 @@ check_fails "the deleted image's id cannot be reused" as alice image create --id
 check_eq "glint answers 404 for the deleted image" 404 "$(curl -s -o /dev/null -w '%{http_code}' \
   -H "X-Auth-Token: $(as admin token issue -f value -c id)" "$URL/v2/images/$DELETED_ID")"
 check_cmd "the qcow2 image takes new tags in glint" as alice image set --tag migrated "$QCOW_ID" || true
+if [ "$GLANCE_STORE" = s3 ]; then
+  check_eq "the image is in Glance's store, by its name" ceph "$(curl -fsS \
+    -H "X-Auth-Token: $(as admin token issue -f value -c id)" "$URL/v2/images/$QCOW_ID" |
+    json_get stores)"
+  check_eq "Glance's objects are where Glance put them, one per image with data" \
+    "${#FILE_OF[@]}" "$(RGW_BUCKET="$S3_BUCKET" "$VENV/bin/python" -c '
+import os, boto3
+s3 = boto3.client("s3", endpoint_url=os.environ["RGW_ENDPOINT"], region_name="us-east-1",
+                  aws_access_key_id=os.environ["RGW_ACCESS_KEY"],
+                  aws_secret_access_key=os.environ["RGW_SECRET_KEY"])
+print(s3.list_objects_v2(Bucket=os.environ["RGW_BUCKET"]).get("KeyCount", 0))')"
+fi
 stop_server
+if grep -q "${RGW_SECRET_KEY:-no-s3-secret}" "$WORK/glint.log"; then
+  not_ok "the S3 secret never reaches glint's log"
+else ok "the S3 secret never reaches glint's log"; fi
+
+# --- --copy-to: from RGW into glint's file store, through glint's stores ----------------------
+if [ "$GLANCE_STORE" = s3 ]; then
+  copied=$SECONDS
+  # glint's records changed since (a tag, a reactivation): --overwrite takes Glance's again.
+  check_cmd "migrate-from-glance --copy-to local --overwrite --verify" "$BIN" migrate-from-glance \
+    --glance-config "$GLANCE_CONF" --data-dir "$DATA" --copy-to local --overwrite --verify || true
+  echo "copy: $((SECONDS - copied))s" >&2
+  check_eq "every image with data copied from RGW and verified" \
+    "$(( ${#IDS[@]} + 1 )) images: 0 adopted, $(( ${#IDS[@]} + 1 - ${#FILE_OF[@]} )) unchanged, ${#FILE_OF[@]} replaced (1 of them deleted ids), ${#FILE_OF[@]} copied, ${#FILE_OF[@]} verified, 0 failed" \
+    "$(printf '%s\n' "$OUT" | tail -n 1)"
+  check_eq "the copies are in the file store" "${#FILE_OF[@]}" "$(ls "$DATA/images" | grep -c . || true)"
+  check_cmd "--copy-to again" "$BIN" migrate-from-glance --glance-config "$GLANCE_CONF" \
+    --data-dir "$DATA" --copy-to local || true
+  check_eq "copies are not made twice" \
+    "$(( ${#IDS[@]} + 1 )) images: 0 adopted, $(( ${#IDS[@]} + 1 )) unchanged, 0 replaced (1 of them deleted ids), 0 copied, 0 verified, 0 failed" \
+    "$(printf '%s\n' "$OUT" | tail -n 1)"
+  start_server || { summary; exit 1; }
+  check_eq "the image is in the file store now" local "$(curl -fsS \
+    -H "X-Auth-Token: $(as admin token issue -f value -c id)" "$URL/v2/images/$QCOW_ID" |
+    json_get stores)"
+  for id in "${!FILE_OF[@]}"; do
+    [ "$id" = "$DEACTIVATED_ID" ] && continue
+    check_cmd "image save $id (copy)" as admin image save --file "$WORK/copy.$id" "$id" || continue
+    check_cmd "its bytes are still the uploaded ${FILE_OF[$id]}" \
+      cmp "$WORK/copy.$id" "$WORK/${FILE_OF[$id]}" || true
+  done
+  stop_server
+fi
 echo "glance_migrate.sh ($GLANCE_DB): $((SECONDS - started))s in all" >&2
 summary
 [ "$FAIL" -eq 0 ]

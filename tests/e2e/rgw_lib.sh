@@ -163,8 +163,16 @@ EOF
   # The OSD, in memory; started again while it is not `up` (it sometimes exits at once).
   local osd_uuid
   osd_uuid="$(python3 -c 'import uuid; print(uuid.uuid4())')"
-  RGW_OSD_ID="$(_rgw_ceph osd new "$osd_uuid" 2>>"$RGW_DIR/setup.out")" \
-    || { _rgw_fail "ceph osd new"; return 1; }
+  # A monitor that has just answered `mon stat` can still refuse commands for a moment on a
+  # loaded machine (EPERM, "problem getting command descriptions"): `osd new` is idempotent
+  # for one uuid, so it is tried again.
+  local attempt
+  for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    RGW_OSD_ID="$(_rgw_ceph osd new "$osd_uuid" 2>>"$RGW_DIR/setup.out")" && break
+    RGW_OSD_ID=""
+    sleep 1
+  done
+  [ -n "$RGW_OSD_ID" ] || { _rgw_fail "ceph osd new"; return 1; }
   mkdir -p "$RGW_DIR/osd/ceph-$RGW_OSD_ID"
   ceph-osd -c "$conf" -i "$RGW_OSD_ID" --mkfs --osd-uuid "$osd_uuid" \
     >>"$RGW_DIR/setup.out" 2>&1 || { _rgw_fail "ceph-osd --mkfs"; return 1; }

@@ -23,7 +23,9 @@
 
 pub mod fake_keystone;
 pub mod origin;
+pub mod pg;
 pub mod raw;
+pub mod rgw;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Cursor, Read};
@@ -80,6 +82,8 @@ pub struct TestServer {
     config: Option<PathBuf>,
     envs: Vec<(String, String)>,
     no_subcommand: bool,
+    /// The data dir is a tmpfs mount of this test's, unmounted on drop.
+    mounted: bool,
     child: Option<Child>,
     addr: SocketAddr,
     agent: ureq::Agent,
@@ -91,7 +95,9 @@ pub struct ServerBuilder {
     config_toml: Option<String>,
     envs: Vec<(String, String)>,
     no_subcommand: bool,
+    tmpfs_bytes: Option<u64>,
     parent_dir: Option<PathBuf>,
+    shared_images: Option<PathBuf>,
 }
 
 impl ServerBuilder {
@@ -113,6 +119,20 @@ impl ServerBuilder {
         self
     }
 
+    /// Put the data dir on its own tmpfs of `bytes` (a small disk to fill). Needs the right to
+    /// mount (root); check with [`can_mount_tmpfs`] first.
+    pub fn tmpfs_data_dir(mut self, bytes: u64) -> Self {
+        self.tmpfs_bytes = Some(bytes);
+        self
+    }
+
+    /// Make `<data>/images` (the file store) a link to `dir`, shared with other servers (the
+    /// file store on a shared file system, for tests of several gateways).
+    pub fn shared_images(mut self, dir: &Path) -> Self {
+        self.shared_images = Some(dir.to_owned());
+        self
+    }
+
     /// Make the server's temporary folder (data dir included) inside `dir` instead of the
     /// system's temporary folder (for a test that needs a particular file system).
     pub fn dir_in(mut self, dir: &Path) -> Self {
@@ -129,6 +149,14 @@ impl ServerBuilder {
         }
         .expect("create temp dir");
         std::fs::create_dir(root.path().join("data")).expect("create data dir");
+        if let Some(bytes) = self.tmpfs_bytes {
+            mount_tmpfs(&root.path().join("data"), bytes)
+                .unwrap_or_else(|e| panic!("mount a tmpfs data dir: {e}"));
+        }
+        if let Some(shared) = &self.shared_images {
+            std::os::unix::fs::symlink(shared, root.path().join("data").join("images"))
+                .expect("link the shared images folder");
+        }
         let config = self.config_toml.map(|toml| {
             let path = root.path().join("glint.toml");
             std::fs::write(&path, toml).expect("write config file");
@@ -152,6 +180,7 @@ impl ServerBuilder {
             config,
             envs: self.envs,
             no_subcommand: self.no_subcommand,
+            mounted: self.tmpfs_bytes.is_some(),
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             agent,
@@ -187,6 +216,12 @@ impl TestServer {
 
     pub fn data_dir(&self) -> PathBuf {
         self.root.path().join("data")
+    }
+
+    /// The `--config` file, when the server was started with one (tests may rewrite it and
+    /// send SIGHUP).
+    pub fn config_file(&self) -> Option<&Path> {
+        self.config.as_deref()
     }
 
     /// The file an active image's data lives in.
@@ -538,6 +573,9 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop();
+        if self.mounted {
+            unmount(&self.data_dir());
+        }
         if std::thread::panicking() {
             eprintln!(
                 "--- glint log ({}) ---\n{}",
@@ -545,6 +583,64 @@ impl Drop for TestServer {
                 self.log_tail(60)
             );
         }
+    }
+}
+
+fn mount_tmpfs(dir: &Path, bytes: u64) -> Result<(), String> {
+    let out = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+        .arg(dir)
+        .output()
+        .map_err(|e| format!("run mount: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "mount -t tmpfs on {}: {}{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn unmount(dir: &Path) {
+    let ok = Command::new("umount")
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        // Something still holds it: detach it now, the kernel frees it when released.
+        let _ = Command::new("umount").arg("-l").arg(dir).status();
+    }
+}
+
+/// Whether this process may mount a tmpfs (the full-disk tests need it): mounts and unmounts
+/// a tiny one. `Err` says why not.
+pub fn can_mount_tmpfs() -> Result<(), String> {
+    let dir = tempfile::Builder::new()
+        .prefix("glint-mount-probe-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    mount_tmpfs(dir.path(), 1 << 20)?;
+    unmount(dir.path());
+    Ok(())
+}
+
+/// Bytes available to an unprivileged writer on the file system holding `path`.
+pub fn free_bytes(path: &Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("no NUL in path");
+    // SAFETY: statvfs(3) writes into the zeroed struct we pass; the path is NUL-terminated.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        assert_eq!(
+            libc::statvfs(c_path.as_ptr(), &mut st),
+            0,
+            "statvfs {}",
+            path.display()
+        );
+        st.f_bavail * st.f_frsize
     }
 }
 
@@ -603,6 +699,19 @@ impl Req<'_> {
     }
 
     pub fn send(self) -> Resp {
+        let (method, path) = (self.method.clone(), self.path.clone());
+        let srv = self.srv;
+        self.try_send().unwrap_or_else(|e| {
+            panic!(
+                "{method} {path} failed: {e}; server log:\n{}",
+                srv.log_tail(20)
+            )
+        })
+    }
+
+    /// Like [`Req::send`], but a transport failure (refused, reset, cut short: the server
+    /// was killed) is returned instead of panicking.
+    pub fn try_send(self) -> Result<Resp, String> {
         let url = format!("{}{}", self.srv.url(), self.path);
         let mut builder = http::Request::builder()
             .method(self.method.as_str())
@@ -640,14 +749,7 @@ impl Req<'_> {
                 ureq::SendBody::from_owned_reader(ChunkReader::new(bytes)),
             )),
         };
-        let mut response = result.unwrap_or_else(|e| {
-            panic!(
-                "{} {} failed: {e}; server log:\n{}",
-                self.method,
-                self.path,
-                self.srv.log_tail(20)
-            )
-        });
+        let mut response = result.map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -664,13 +766,13 @@ impl Req<'_> {
             .with_config()
             .limit(u64::MAX)
             .read_to_vec()
-            .unwrap_or_else(|e| panic!("{} {}: reading body: {e}", self.method, self.path));
-        Resp {
+            .map_err(|e| format!("reading body: {e}"))?;
+        Ok(Resp {
             what: format!("{} {}", self.method, self.path),
             status,
             headers,
             body,
-        }
+        })
     }
 }
 

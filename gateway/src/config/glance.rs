@@ -31,6 +31,8 @@ use super::glance_ini::{self, IniFile, Value};
 use super::schema::nearest;
 use super::ConfigError;
 
+mod stores;
+
 /// What glint made of one option of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -295,8 +297,8 @@ const HARMLESS_SECTIONS: &[(&str, &str)] = &[
     ),
     (
         "database",
-        "Glance's database: glint keeps its metadata in <data_dir>/meta.redb; \
-         `glint migrate-from-glance` reads this one",
+        "Glance's SQLAlchemy settings: glint's PostgreSQL ([database], mapped from a \
+         postgresql:// connection) has its own",
     ),
     (
         "os_glance_staging_store",
@@ -372,8 +374,8 @@ struct Translation<'a> {
     ini: &'a IniFile,
     table: Table,
     report: Vec<GlanceOption>,
-    /// Store ids of `enabled_backends`, with their types.
-    backends: BTreeMap<String, String>,
+    /// The stores the file enables (`stores`).
+    stores: stores::Layout,
 }
 
 impl Translation<'_> {
@@ -480,13 +482,9 @@ pub fn translate(ini: &IniFile) -> Result<(Table, GlanceReport), ConfigError> {
         ini,
         table: Table::new(),
         report: Vec::new(),
-        backends: BTreeMap::new(),
+        stores: stores::Layout::default(),
     };
-    if let Some(value) = t.value("DEFAULT", "enabled_backends")? {
-        let pairs = glance_ini::parse_dict(&value.text)
-            .map_err(|m| t.invalid("DEFAULT", "enabled_backends", value.line, &m))?;
-        t.backends = pairs.into_iter().collect();
-    }
+    stores::prepare(&mut t)?;
     let catalog = catalog();
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
     let mut listen_host: Option<(String, usize)> = None;
@@ -781,15 +779,12 @@ fn classify(
                 )
             }
         }
-        ("DEFAULT", "enabled_backends") => {
-            unsupported("glint keeps images in one file store under data_dir (no multi-store)")
-        }
+        ("DEFAULT", "enabled_backends") => Ok(stores::enabled_backends(t)),
         ("DEFAULT", "cert_file" | "key_file" | "ca_file") => {
             unsupported("glint serves plain HTTP: put TLS in front of it")
         }
-        ("DEFAULT", n) if n.starts_with("image_cache_") => {
-            ignored("the image cache is used only by a caching flavor (see [paste_deploy] flavor)")
-        }
+        ("DEFAULT", n) if n.starts_with("image_cache_") => image_cache(t, name, value),
+        ("database", "connection") => database_connection_option(t, value),
         ("DEFAULT", n) if is_logging_or_messaging(n) => {
             ignored("glint logs to stderr (log_filter, log_format) and sends no notifications")
         }
@@ -822,22 +817,17 @@ fn classify(
             }
         }
         ("oslo_messaging_notifications", _) => ignored("glint sends no notifications"),
-        ("glance_store", _) if catalog_has(section, name) => {
-            unsupported("glint keeps images in one file store under data_dir")
+        ("glance_store", _) => stores::glance_store_option(t, name, value),
+        (s, _) if t.stores.section_kind(s).is_some() => {
+            stores::backend_option(t, section, name, value)
         }
         ("file" | "glance.store.http.store" | "glance.store.s3.store", _)
             if catalog_has(section, name) =>
         {
-            unsupported("glint keeps images in one file store under data_dir")
-        }
-        (s, _) if t.backends.contains_key(s) => {
-            let group = t.backends.get(s).and_then(|kind| store_type_group(kind));
-            match group {
-                Some(group) if catalog_has(group, name) => {
-                    unsupported("glint keeps images in one file store under data_dir")
-                }
-                _ => Ok(unknown(group.unwrap_or(s), name)),
-            }
+            ignored(
+                "Glance does not read this section: store options belong in [glance_store], \
+                 or in a section named by enabled_backends",
+            )
         }
         (s, _) if catalog_has(s, name) => {
             if let Some((_, why)) = HARMLESS_SECTIONS.iter().find(|(h, _)| *h == s) {
@@ -939,11 +929,153 @@ fn flavor(t: &mut Translation<'_>, value: &Value) -> Result<Verdict, ConfigError
     };
     t.put("auth.strategy", Toml::String(strategy.to_owned()));
     if caching {
-        return Ok(Verdict::Unsupported(format!(
-            "auth.strategy = {strategy:?} is taken, but glint has no image cache"
-        )));
+        // Glance's cache middleware with its default size unless the file sets one.
+        if t.value("DEFAULT", "image_cache_max_size")?.is_none() {
+            t.put(
+                "image_cache_max_size",
+                Toml::Integer(GLANCE_IMAGE_CACHE_MAX_SIZE),
+            );
+        }
+        return Ok(Verdict::Mapped {
+            key: "auth.strategy".into(),
+            note: Some(
+                "and the image cache is on (image_cache_dir, image_cache_max_size; Glance's \
+                 default size 10 GiB when unset)"
+                    .into(),
+            ),
+        });
     }
     Ok(Verdict::mapped("auth.strategy"))
+}
+
+/// Glance's default `image_cache_max_size`: 10 GiB.
+const GLANCE_IMAGE_CACHE_MAX_SIZE: i64 = 10 << 30;
+
+/// Whether `[paste_deploy] flavor` puts Glance's cache middleware in the pipeline: only then
+/// does Glance cache images, and only then do the `image_cache_*` options mean anything.
+fn caching_flavor(t: &Translation<'_>) -> Result<bool, ConfigError> {
+    Ok(t.value("paste_deploy", "flavor")?.is_some_and(|flavor| {
+        flavor.text.contains("caching") || flavor.text.contains("cachemanagement")
+    }))
+}
+
+/// `image_cache_*`: mapped with a caching flavor, ignored otherwise (as in Glance).
+fn image_cache(t: &mut Translation<'_>, name: &str, value: &Value) -> Result<Verdict, ConfigError> {
+    if !caching_flavor(t)? {
+        return Ok(Verdict::Ignored(
+            "the image cache is used only by a caching flavor (see [paste_deploy] flavor)".into(),
+        ));
+    }
+    match name {
+        "image_cache_dir" if value.text.is_empty() => Ok(Verdict::Ignored(
+            "unset: glint caches in <data_dir>/image-cache".into(),
+        )),
+        "image_cache_dir" => {
+            t.put("image_cache_dir", Toml::String(value.text.clone()));
+            Ok(Verdict::mapped("image_cache_dir"))
+        }
+        "image_cache_max_size" => {
+            let bytes = t.int("DEFAULT", name, value, 0)?.unwrap_or(0);
+            t.put("image_cache_max_size", Toml::Integer(clamp_i64(bytes)));
+            Ok(Verdict::Mapped {
+                key: "image_cache_max_size".into(),
+                note: Some(
+                    "a hard limit in glint (least recently used entries are evicted before a \
+                     fill; no glance-cache-pruner); 0 turns the cache off"
+                        .into(),
+                ),
+            })
+        }
+        "image_cache_stall_time" => Ok(Verdict::Ignored(
+            "glint removes a failed fill's partial file at once, and those a crash left at \
+             start-up"
+                .into(),
+        )),
+        "image_cache_driver" | "image_cache_sqlite_db" => Ok(Verdict::Ignored(
+            "glint's cache keeps its own index (one file per image, verified before use)".into(),
+        )),
+        _ if catalog_has("DEFAULT", name) => {
+            Ok(Verdict::Ignored("not used by glint's cache".into()))
+        }
+        _ => Ok(unknown("DEFAULT", name)),
+    }
+}
+
+/// `[database] connection`: a PostgreSQL URL becomes glint's shared metadata database
+/// (`[database]`), its password moved out of the URL into the secret `database.password`;
+/// any other database (Glance's SQLite or MySQL) is only what `glint migrate-from-glance`
+/// reads.
+fn database_connection_option(
+    t: &mut Translation<'_>,
+    value: &Value,
+) -> Result<Verdict, ConfigError> {
+    let text = value.text.trim();
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return Ok(Verdict::Ignored(DATABASE_NOT_GLINTS.into()));
+    };
+    let dialect = scheme.split('+').next().unwrap_or("");
+    if !matches!(dialect, "postgresql" | "postgres") {
+        return Ok(Verdict::Ignored(DATABASE_NOT_GLINTS.into()));
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let (userinfo, host) = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => (Some(userinfo), host),
+        None => (None, authority),
+    };
+    let (user, password) = match userinfo {
+        Some(info) => match info.split_once(':') {
+            Some((user, password)) => (Some(user), Some(percent_decode(password))),
+            None => (Some(info), None),
+        },
+        None => (None, None),
+    };
+    let connection = match user {
+        Some(user) => format!("postgresql://{user}@{host}{path}"),
+        None => format!("postgresql://{host}{path}"),
+    };
+    t.put("database.connection", Toml::String(connection));
+    if let Some(password) = password {
+        t.put("database.password", Toml::String(password));
+    }
+    Ok(Verdict::Mapped {
+        key: "database.connection".into(),
+        note: Some(
+            "glint's metadata in this PostgreSQL, in glint's own tables (`glint db sync` \
+             creates them): give glint a database Glance does not use"
+                .into(),
+        ),
+    })
+}
+
+const DATABASE_NOT_GLINTS: &str = "Glance's database: glint keeps its metadata in \
+     <data_dir>/meta.redb or a PostgreSQL ([database] connection = postgresql://…); \
+     `glint migrate-from-glance` reads this one";
+
+/// `%XX` escapes of a URL's userinfo decoded (anything malformed kept as written).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `[keystone_authtoken]`: keystonemiddleware's options and the password plugin's.

@@ -27,8 +27,20 @@ use super::{Config, ConfigError};
 
 /// `GLINT_*` variables that are not settings: they belong to glint's test and benchmark tools
 /// (`scripts/test`, `tests/`), which run the server with them in its environment. An entry
-/// ending in `_` names a family (`GLINT_REQUIRE_PROMETHEUS`, `GLINT_S3_TEST_ENDPOINT`, …).
-pub const NOT_SETTINGS: &[&str] = &["GLINT_BIN", "GLINT_REQUIRE_", "GLINT_S3_TEST_"];
+/// ending in `_` names a family (`GLINT_REQUIRE_PROMETHEUS`, `GLINT_S3_TEST_ENDPOINT`,
+/// `GLINT_CRASH_CYCLES`, `GLINT_HOSTILE_SCALE`, `GLINT_PG_TEST_URL`, …). `GLINT_CONFIG` and `GLINT_GLANCE_CONFIG`
+/// are the end-to-end scripts' (`tests/e2e/lib.sh` passes them as `--config` and
+/// `--glance-config`).
+pub const NOT_SETTINGS: &[&str] = &[
+    "GLINT_BIN",
+    "GLINT_CONFIG",
+    "GLINT_CRASH_",
+    "GLINT_GLANCE_CONFIG",
+    "GLINT_HOSTILE_",
+    "GLINT_PG_TEST_",
+    "GLINT_REQUIRE_",
+    "GLINT_S3_TEST_",
+];
 
 /// Whether `name` is one of [`NOT_SETTINGS`].
 pub fn is_tool_variable(name: &str) -> bool {
@@ -517,10 +529,27 @@ mod tests {
         assert!(is_tool_variable("GLINT_BIN"));
         assert!(is_tool_variable("GLINT_REQUIRE_PROMETHEUS"));
         assert!(is_tool_variable("GLINT_S3_TEST_ENDPOINT"));
+        assert!(is_tool_variable("GLINT_CRASH_CYCLES"));
+        assert!(is_tool_variable("GLINT_HOSTILE_SCALE"));
+        assert!(is_tool_variable("GLINT_REQUIRE_MOUNT"));
+        assert!(is_tool_variable("GLINT_CONFIG"));
+        assert!(is_tool_variable("GLINT_GLANCE_CONFIG"));
+        assert!(!is_tool_variable("GLINT_CONFIGS"));
         assert!(!is_tool_variable("GLINT_BINARY"));
+        assert!(!is_tool_variable("GLINT_CRASH"));
         let c = load_with(
             "",
-            &[("GLINT_S3_TEST_SECRET_KEY", "x"), ("GLINT_REQUIRE_S3", "1")],
+            &[
+                ("GLINT_S3_TEST_SECRET_KEY", "x"),
+                ("GLINT_REQUIRE_S3", "1"),
+                ("GLINT_REQUIRE_MOUNT", "1"),
+                ("GLINT_CRASH_CYCLES", "20"),
+                ("GLINT_CRASH_SEED", "1"),
+                ("GLINT_HOSTILE_SCALE", "2"),
+                ("GLINT_CRASH_SECS", "60"),
+                ("GLINT_CONFIG", "/tmp/glint.toml"),
+                ("GLINT_GLANCE_CONFIG", "/etc/glance/glance-api.conf"),
+            ],
         );
         assert!(c.is_ok());
         assert!(load_with("", &[("GLINT_BINARY", "x")]).is_err());
@@ -615,11 +644,18 @@ mod tests {
             text.contains("unknown key `listne` in glint.toml (did you mean `listen`?)"),
             "{text}"
         );
-        // A key in the wrong table points at the right one.
+        // A key in the wrong table points at a table that has it (two have a `password`:
+        // `[database]` and `[keystone_authtoken]`; the first in key order is named).
         let err = load_with("password = \"s\"\n", &[]).unwrap_err();
         assert!(
             err.to_string()
-                .contains("did you mean `keystone_authtoken.password`?"),
+                .contains("did you mean `database.password`?"),
+            "{err}"
+        );
+        let err = load_with("project_name = \"s\"\n", &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("did you mean `keystone_authtoken.project_name`?"),
             "{err}"
         );
     }

@@ -43,6 +43,11 @@ pub struct StoresConfig {
     /// required when more than one store is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<String>,
+    /// `false`: serve these stores in Glance's single-store mode (its legacy `[glance_store]
+    /// stores` / `default_store` form): uploads go to the default store, images in the others
+    /// stay readable, and the multi-store API is off. Unset: on (Glance `enabled_backends`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_store: Option<bool>,
 }
 
 /// A store's kind (Glance's `enabled_backends` values).
@@ -390,9 +395,10 @@ impl StoreSettings {
 }
 
 impl StoresConfig {
-    /// Whether a `[stores]` table was given (Glance's multi-store mode).
+    /// Whether a `[stores]` table was given and not `multi_store = false` (Glance's
+    /// multi-store mode).
     pub fn is_multi(&self) -> bool {
-        !self.stores.is_empty()
+        !self.stores.is_empty() && self.multi_store != Some(false)
     }
 
     /// The default store's id: `default`, or the only store.
@@ -431,6 +437,12 @@ impl StoresConfig {
             store.check(id)?;
         }
         if self.stores.is_empty() {
+            if self.multi_store.is_some() {
+                return Err(invalid(
+                    "stores.multi_store",
+                    "there are no stores: add a [stores.<id>] table".into(),
+                ));
+            }
             if self.default.is_some() {
                 return Err(invalid(
                     "stores.default",
@@ -563,5 +575,19 @@ type = "http"
         let config = load("").unwrap();
         assert!(!config.stores.is_multi());
         assert!(load("[stores]\ndefault = \"x\"\n").is_err());
+        assert!(load("[stores]\nmulti_store = false\n").is_err());
+    }
+
+    #[test]
+    fn multi_store_false_serves_the_stores_in_single_store_mode() {
+        let text = TWO_STORES.replace(
+            "default = \"local\"",
+            "default = \"local\"\nmulti_store = false",
+        );
+        let config = load(&text).unwrap();
+        assert!(!config.stores.is_multi());
+        assert_eq!(config.stores.stores.len(), 3);
+        assert_eq!(config.stores.default_id(), Some("local"));
+        assert!(load(TWO_STORES).unwrap().stores.is_multi());
     }
 }

@@ -9,6 +9,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -44,20 +45,72 @@ impl ByteStream for StoreBody {
                 file: range.file,
                 start: range.start,
                 end: range.end,
+                hold: None,
             })
     }
+}
+
+/// A stream that counts what it reads into `glint_store_read_bytes_total{store}` (whether it
+/// goes to a client or into the image cache). Bytes sent with `splice` are counted when the
+/// stream hands its file over.
+pub struct Counted<S> {
+    inner: S,
+    store: Arc<str>,
+}
+
+impl<S: ByteStream> Counted<S> {
+    /// Counts `inner`'s bytes as read from store `store`.
+    pub fn new(inner: S, store: Arc<str>) -> Counted<S> {
+        Counted { inner, store }
+    }
+}
+
+impl<S: ByteStream + Unpin> ByteStream for Counted<S> {
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<io::Result<Bytes>>> {
+        let next = Pin::new(&mut self.inner).poll_next(cx);
+        if let Poll::Ready(Some(Ok(bytes))) = &next {
+            crate::metrics::store_read(&self.store, bytes.len() as u64);
+        }
+        next
+    }
+
+    fn remaining(&self) -> u64 {
+        self.inner.remaining()
+    }
+
+    fn splice_source(&self) -> Option<super::splice::SpliceSource> {
+        let source = self.inner.splice_source()?;
+        crate::metrics::store_read(&self.store, source.end - source.start);
+        Some(source)
+    }
+}
+
+/// [`open_first`]'s stream as a [`ByteStream`], counted as read from the store that answered:
+/// what a download sends from a store, and what an image cache fill copies (any store: file,
+/// S3, http — each through its ranged read).
+pub async fn open_counted(
+    stores: &Stores,
+    locations: &[Location],
+    range: std::ops::Range<u64>,
+) -> Result<Counted<StoreBody>, StoreError> {
+    let (stream, store) = open_first(stores, locations, range).await?;
+    Ok(Counted::new(StoreBody::new(stream), store))
 }
 
 /// Opens `range` of an image's data from the first of its `locations` that answers, trying
 /// them in order of their store's `weight` (highest first; equal weights in location order),
 /// as Glance does: an image whose data is in two stores survives the loss of one. Locations
-/// of stores this gateway does not have are skipped. The error is the last store's (or
-/// `NotFound` when no location belongs to a configured store).
+/// of stores this gateway does not have are skipped. Returns the stream and the id of the
+/// store that answered. The error is the last store's (or `NotFound` when no location belongs
+/// to a configured store).
 pub async fn open_first(
     stores: &Stores,
     locations: &[Location],
     range: std::ops::Range<u64>,
-) -> Result<BoxStream, StoreError> {
+) -> Result<(BoxStream, Arc<str>), StoreError> {
     let mut candidates: Vec<_> = locations
         .iter()
         .filter_map(|location| stores.for_location(location).map(|store| (store, location)))
@@ -66,7 +119,7 @@ pub async fn open_first(
     let mut last = None;
     for (store, location) in candidates {
         match store.read(location, range.clone()).await {
-            Ok(stream) => return Ok(stream),
+            Ok(stream) => return Ok((stream, Arc::from(store.id()))),
             Err(e) => {
                 tracing::warn!(store = %store.id(), error = %e, "image data not readable here; trying the next location");
                 last = Some(e);

@@ -24,6 +24,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use meta::{ImageId, Location};
@@ -112,6 +113,10 @@ pub struct Checks {
     pub inspector: Option<formats::Inspector>,
     /// md5 and `os_hash_algo`.
     pub checksums: Checksums,
+    /// The longest wait for the source's next frame (`client_socket_timeout` for a request
+    /// body): a stalled source must not hold the upload — its partial data, its `saving`
+    /// image — forever. `None` waits as long as the source does.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// Bytes that landed in a store, durably.
@@ -150,6 +155,9 @@ pub enum IngestError<E: std::error::Error + 'static> {
     /// The source broke off or sent something malformed.
     #[error("reading the image data failed: {0}")]
     Source(#[source] E),
+    /// The source sent nothing for [`Checks::idle_timeout`].
+    #[error("no image data for {0:?}")]
+    IdleTimeout(Duration),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -165,7 +173,7 @@ impl<E: std::error::Error + 'static> IngestError<E> {
             IngestError::TooLarge { .. } => UploadEnd::RefusedTooLarge,
             IngestError::SizeMismatch { .. } => UploadEnd::RefusedSizeMismatch,
             IngestError::Refused(_) => UploadEnd::RefusedFormat,
-            IngestError::Source(_) => UploadEnd::FailedClient,
+            IngestError::Source(_) | IngestError::IdleTimeout(_) => UploadEnd::FailedClient,
             IngestError::Store(StoreError::Full { .. }) => UploadEnd::RefusedStorageFull,
             IngestError::Store(_) | IngestError::Hashing(_) => UploadEnd::FailedIo,
         }
@@ -185,6 +193,7 @@ pub async fn land<S: FrameSource>(
         expected_bytes,
         mut inspector,
         mut checksums,
+        idle_timeout,
     } = checks;
     let source = std::pin::pin!(source);
     let fed = feed(
@@ -194,6 +203,7 @@ pub async fn land<S: FrameSource>(
         expected_bytes,
         inspector.as_mut(),
         &mut checksums,
+        idle_timeout,
     )
     .await;
     let size = match fed {
@@ -264,9 +274,17 @@ async fn feed<S: FrameSource>(
     expected_bytes: Option<u64>,
     mut inspector: Option<&mut formats::Inspector>,
     checksums: &mut Checksums,
+    idle_timeout: Option<Duration>,
 ) -> Result<u64, IngestError<S::Error>> {
     let mut size: u64 = 0;
-    while let Some(frame) = next_frame(&mut source).await {
+    loop {
+        let next = match idle_timeout {
+            Some(idle) => monoio::time::timeout(idle, next_frame(&mut source))
+                .await
+                .map_err(|_| IngestError::IdleTimeout(idle))?,
+            None => next_frame(&mut source).await,
+        };
+        let Some(frame) = next else { break };
         let data = frame.map_err(IngestError::Source)?;
         crate::metrics::received(data.len());
         let received = size + data.len() as u64;
@@ -380,6 +398,7 @@ mod tests {
             expected_bytes: expected,
             inspector: None,
             checksums: pool.checksums("sha256").unwrap(),
+            idle_timeout: None,
         }
     }
 
@@ -457,6 +476,40 @@ mod tests {
             );
             wait_until_only(dir.path(), &[id.to_string()]);
             std::fs::remove_file(store.image_path(id)).unwrap();
+        });
+    }
+
+    /// Some frames, then nothing ever again (a client that stopped sending).
+    struct Stalls(Frames);
+
+    impl FrameSource for Stalls {
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+            match Pin::new(&mut self.get_mut().0).poll_frame(cx) {
+                Poll::Ready(None) => Poll::Pending,
+                other => other,
+            }
+        }
+    }
+
+    #[test]
+    fn a_stalled_source_times_out_and_its_data_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        let pool = HashPool::start(1).unwrap();
+        on_each_driver(|| async {
+            let mut checks = checks(&pool, 1 << 20, Some(10));
+            checks.idle_timeout = Some(Duration::from_millis(50));
+            let err = land(Stalls(frames(&[b"abc"])), &store, ImageId::new_v4(), checks)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, IngestError::IdleTimeout(_)), "{err}");
+            assert_eq!(err.upload_end(), UploadEnd::FailedClient);
+            wait_until_only(dir.path(), &[]);
         });
     }
 

@@ -18,14 +18,18 @@ use super::images::{load_authorized, lookup};
 use super::{empty_response, parse_image_id};
 use crate::app::App;
 use crate::body::Body;
+use crate::body::ByteStream;
+use crate::cache::{Expect, Leased, Lookup};
 use crate::context::RequestContext;
 use crate::datapath::download::{
     self, parse_legacy_content_range, parse_range, RangeError, StoreBody,
 };
 use crate::datapath::ingest::{self, Checks, Guard, IngestError, Requeue};
+use crate::egress::Throttled;
 use crate::error::ApiError;
 use crate::metrics::UploadEnd;
 use crate::policy::{self, Rule, Target};
+use crate::store::FileStream;
 use crate::store::{Store, StoreError};
 
 /// The announced size: `x-openstack-image-size`, else `Content-Length`.
@@ -63,6 +67,17 @@ impl Requeue for MetaRequeue<'_> {
     }
 }
 
+/// 408: the client stopped sending the body (`client_socket_timeout`).
+pub fn request_timeout(idle: std::time::Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        format!(
+            "The client sent no request body data for {} seconds.",
+            idle.as_secs()
+        ),
+    )
+}
+
 pub(crate) fn too_large(cap: u64) -> ApiError {
     ApiError::too_large(format!(
         "The incoming image is too large. The image size cap is {cap} bytes."
@@ -82,6 +97,10 @@ fn upload_error(id: ImageId, err: IngestError<hyper::Error>) -> ApiError {
                 "Error reading the image data from the request: {e}"
             ))
         }
+        IngestError::IdleTimeout(idle) => {
+            tracing::info!(image_id = %id, "upload body stalled");
+            request_timeout(idle)
+        }
         IngestError::Store(e) => store_error(e),
         IngestError::Hashing(e) => ApiError::internal(format!("upload of {id}: {e}")),
     }
@@ -90,7 +109,11 @@ fn upload_error(id: ImageId, err: IngestError<hyper::Error>) -> ApiError {
 /// A store's failure as Glance answers it: full → 413, unreachable or refusing → 503.
 pub(crate) fn store_error(e: StoreError) -> ApiError {
     match e {
-        StoreError::Full { .. } => ApiError::too_large("Image storage media is full."),
+        // Glance: "Image storage media is full: " and glance_store's StorageFull text.
+        StoreError::Full { .. } => ApiError::too_large(
+            "Image storage media is full: There is not enough disk space on the image storage \
+             media.",
+        ),
         StoreError::TooLarge { ref message, .. } => {
             ApiError::too_large(format!("The image is too large for its store: {message}"))
         }
@@ -188,6 +211,7 @@ pub async fn upload(
         inspector: (image.container_format.as_deref() == Some("bare"))
             .then(|| formats::Inspector::new(image.disk_format.as_deref(), &app.format_policy)),
         checksums,
+        idle_timeout: app.config.client_socket_timeout(),
     };
     let landed = match ingest::land(request.into_body(), store, id, checks).await {
         Ok(landed) => landed,
@@ -238,6 +262,88 @@ pub async fn upload(
     tracker.finish(UploadEnd::Active, Some(size));
     tracing::info!(image_id = %id, size_bytes = size, "image active");
     Ok(empty_response(StatusCode::NO_CONTENT))
+}
+
+/// The store's bytes `[start, end)` of the image, from the first of its locations that
+/// answers, counted as read from that store.
+async fn store_stream(
+    app: &App,
+    image: &meta::Image,
+    start: u64,
+    end: u64,
+) -> Result<Pin<Box<dyn ByteStream>>, ApiError> {
+    let stream = download::open_counted(&app.stores, &image.locations, start..end)
+        .await
+        .map_err(|e| {
+            // Data that cannot be found or reached anywhere: 503, as a store outage (Glance
+            // answers a lost object with an empty 204, which a client takes for success).
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Image data is not available.",
+            )
+            .with_header(http::header::RETRY_AFTER, "1")
+            .log_cause(e)
+        })?;
+    Ok(Box::pin(stream))
+}
+
+/// The bytes a download sends: from the image cache when it has them (a hit, or a fill in
+/// progress to join), else from the store — starting a fill on a miss. `range` is `[start,
+/// end)` of a range request, `None` for the whole image. The handler has already checked the
+/// image's status and the caller's rights, on this request: a cached copy is never served for
+/// an image the caller may not download now.
+async fn data_stream(
+    app: &App,
+    image: &meta::Image,
+    size: u64,
+    range: Option<(u64, u64)>,
+) -> Result<Pin<Box<dyn ByteStream>>, ApiError> {
+    let id = image.id;
+    let (start, end) = range.unwrap_or((0, size));
+    let (Some(cache), Some(expect)) = (&app.cache, Expect::of(image)) else {
+        return store_stream(app, image, start, end).await;
+    };
+    match cache.lookup(id, &expect, range) {
+        Lookup::Hit { path, lease } => {
+            let opened = match monoio::fs::File::open(&path).await {
+                Ok(file) => Some(file),
+                Err(e) => {
+                    tracing::warn!(image_id = %id, error = %e, "image cache: cannot open an entry");
+                    None
+                }
+            };
+            let len = std::fs::metadata(&path)
+                .map(|m| m.len())
+                .unwrap_or(u64::MAX);
+            match opened {
+                Some(file) if cache.check_size(id, len) => Ok(Box::pin(Leased::new(
+                    StoreBody::new(Box::pin(FileStream::new(file, start, end))),
+                    lease,
+                ))),
+                _ => {
+                    cache.invalidate(id);
+                    store_stream(app, image, start, end).await
+                }
+            }
+        }
+        Lookup::Join(joiner) => Ok(Box::pin(joiner)),
+        Lookup::Fill(job, joiner) => {
+            match store_stream(app, image, 0, size).await {
+                Ok(source) => {
+                    monoio::spawn(job.run(source));
+                }
+                Err(e) => {
+                    job.fail("the store cannot be read");
+                    return Err(e);
+                }
+            }
+            match joiner {
+                Some(joiner) => Ok(Box::pin(joiner)),
+                None => store_stream(app, image, start, end).await,
+            }
+        }
+        Lookup::Bypass => store_stream(app, image, start, end).await,
+    }
 }
 
 /// `GET /v2/images/{id}/file`.
@@ -292,19 +398,16 @@ pub async fn download(
         Some(r) => (r.first, r.last + 1, StatusCode::PARTIAL_CONTENT),
         None => (0, size, StatusCode::OK),
     };
-    let stream = download::open_first(&app.stores, &image.locations, start..end)
-        .await
-        .map_err(|e| {
-            // Data that cannot be found or reached anywhere: 503, as a store outage (Glance
-            // answers a lost object with an empty 204, which a client takes for success).
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Image data is not available.",
-            )
-            .with_header(http::header::RETRY_AFTER, "1")
-            .log_cause(e)
-        })?;
-    let mut response = Response::new(Body::Stream(Box::pin(StoreBody::new(stream))));
+    let slot = app.egress.acquire().await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many image downloads in progress on this server; try again shortly.",
+        )
+        .with_header(http::header::RETRY_AFTER, "1")
+    })?;
+    let stream = data_stream(app, &image, size, range.map(|_| (start, end))).await?;
+    let stream = Box::pin(Throttled::new(stream, app.egress, Some(slot)));
+    let mut response = Response::new(Body::Stream(stream));
     *response.status_mut() = status;
     let h = response.headers_mut();
     h.insert(

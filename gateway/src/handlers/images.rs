@@ -587,6 +587,10 @@ pub async fn delete(app: &App, ctx: &RequestContext, id: &str) -> Result<Respons
     let id = parse_image_id(id)?;
     load_authorized(app, ctx, id, Rule::DeleteImage).await?;
     let image = app.catalog.delete_image(id).await?;
+    // Other gateways drop their copies when the database announces the deletion (`serve`).
+    if let Some(cache) = &app.cache {
+        cache.invalidate(id);
+    }
     // The record is gone; now the data, from every store holding it. An upload in progress
     // keeps writing; it notices the deletion when it commits (410) and removes its data then.
     delete_data(app, &image).await;

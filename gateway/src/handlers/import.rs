@@ -142,6 +142,7 @@ pub async fn stage(
         // The import inspects the data on its way to the stores.
         inspector: None,
         checksums,
+        idle_timeout: app.config.client_socket_timeout(),
     };
     let landed = match ingest::land(request.into_body(), &**staging, id, checks).await {
         Ok(landed) => landed,

@@ -2,6 +2,7 @@
 //! `catalog` (never `meta` directly), the file store or the data path, and build the response;
 //! status rules and quotas live in `meta`, authorization in `policy`, HTTP mapping in `error`.
 
+pub mod cache;
 pub mod image_data;
 pub mod images;
 pub mod import;

@@ -36,17 +36,34 @@ const MINOR_VERSIONS: &[(u32, &str, bool)] = &[
     (11, "import robustness", false),
     (12, "tasks of an image", false),
     (13, "quota usage", true),
-    (14, "cache management API", false),
+    (14, "cache management API", true),
     (15, "stores detail", true),
-    (16, "cache queue returns 202", false),
+    (16, "cache queue returns 202", true),
     (17, "new location API", true),
-    (18, "cache clean/prune/nodes", false),
+    (18, "cache clean/prune/nodes", true),
 ];
 
+/// The versions that exist only with an image cache (Glance lists them only with
+/// `image_cache_dir`; python-glanceclient's cache commands look for 2.14).
+const CACHE_VERSIONS: [u32; 3] = [14, 16, 18];
+
+static CACHE_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Says whether this gateway has an image cache, once at start-up: the cache versions are
+/// listed only then.
+pub fn set_cache_enabled(on: bool) {
+    CACHE_ON.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn served() -> impl DoubleEndedIterator<Item = u32> {
+    served_for(CACHE_ON.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// The served minor versions, with or without an image cache.
+fn served_for(cache: bool) -> impl DoubleEndedIterator<Item = u32> {
     MINOR_VERSIONS
         .iter()
-        .filter(|(_, _, served)| *served)
+        .filter(move |(minor, _, served)| *served && (cache || !CACHE_VERSIONS.contains(minor)))
         .map(|(minor, _, _)| *minor)
 }
 
@@ -122,6 +139,16 @@ mod tests {
             "import is not served yet"
         );
         assert_eq!(versions.last().unwrap()["id"], "v2.0");
+    }
+
+    #[test]
+    fn cache_versions_are_listed_with_a_cache_only() {
+        let without: Vec<u32> = served_for(false).collect();
+        assert!(!without.iter().any(|m| CACHE_VERSIONS.contains(m)));
+        let with: Vec<u32> = served_for(true).collect();
+        assert_eq!(with.last(), Some(&18));
+        assert!(with.contains(&14) && with.contains(&16));
+        assert!(without.contains(&17) && without.contains(&15));
     }
 
     #[test]

@@ -12,7 +12,9 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto;
 
 use super::shard::{Hist, BUCKETS, SHARDS, SIZE_BOUNDS, TIME_BOUNDS_NS};
-use super::{route_labels, LingerEnd, UploadEnd, METHODS, PROCESS, STATUS_CLASSES};
+use super::{
+    route_labels, LingerEnd, UploadEnd, IMAGES_MISSING_DATA, METHODS, PROCESS, STATUS_CLASSES,
+};
 
 /// What a scrape needs from the running server besides the shards.
 pub struct Sources<'a> {
@@ -393,6 +395,15 @@ fn gather(sources: &Sources<'_>) -> Vec<proto::MetricFamily> {
         }
         out.push(f);
     }
+    let mut missing = family(
+        "glint_images_missing_data",
+        "Active or deactivated images whose data file start-up found missing or damaged.",
+        GAUGE,
+    );
+    missing
+        .mut_metric()
+        .push(gauge(Vec::new(), IMAGES_MISSING_DATA.load(Relaxed) as f64));
+    out.push(missing);
     let families = [
         (
             "glint_store_capacity_bytes",
@@ -422,6 +433,8 @@ fn gather(sources: &Sources<'_>) -> Vec<proto::MetricFamily> {
             out.push(f);
         }
     }
+
+    out.extend(cache_families());
 
     let mut build = family(
         "glint_build_info",
@@ -456,6 +469,72 @@ fn gather(sources: &Sources<'_>) -> Vec<proto::MetricFamily> {
         started.mut_metric().push(gauge(Vec::new(), info.started));
         out.push(started);
     }
+    out
+}
+
+/// The image cache's and the stores' families (`metrics::cache`).
+fn cache_families() -> Vec<proto::MetricFamily> {
+    use super::cache::{CacheResult, CACHE, STORES};
+    use proto::MetricType::{COUNTER, GAUGE};
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed) as f64;
+    let mut out = Vec::new();
+    if let Some(stores) = STORES.get() {
+        let mut f = family(
+            "glint_store_read_bytes_total",
+            "Bytes read from each store: downloads served from it and image cache fills.",
+            COUNTER,
+        );
+        for (store, bytes) in stores {
+            f.mut_metric()
+                .push(counter(labels(&[("store", store)]), load(bytes)));
+        }
+        out.push(f);
+    }
+    // The cache's families are exported without a cache too (zeros), so that dashboards
+    // and alerts find the same series on every gateway.
+    let mut requests = family(
+        "glint_cache_requests_total",
+        "Image downloads by how the image cache met them: hit (served from it), miss (from \
+         the store; a fill may start), join (streamed from a fill in progress).",
+        COUNTER,
+    );
+    for result in CacheResult::ALL {
+        requests.mut_metric().push(counter(
+            labels(&[("result", result.label())]),
+            load(&CACHE.requests[result as usize]),
+        ));
+    }
+    out.push(requests);
+    let mut fills = family(
+        "glint_cache_fills_total",
+        "Image cache fills by result: ok (verified and published) or failed.",
+        COUNTER,
+    );
+    for (i, result) in ["ok", "failed"].into_iter().enumerate() {
+        fills.mut_metric().push(counter(
+            labels(&[("result", result)]),
+            load(&CACHE.fills[i]),
+        ));
+    }
+    out.push(fills);
+    let mut evictions = family(
+        "glint_cache_evictions_total",
+        "Image cache entries evicted (least recently used) to make room for a fill.",
+        COUNTER,
+    );
+    evictions
+        .mut_metric()
+        .push(counter(Vec::new(), load(&CACHE.evictions)));
+    out.push(evictions);
+    let mut bytes = family(
+        "glint_cache_bytes",
+        "Bytes the image cache holds, with the room reserved by fills in progress.",
+        GAUGE,
+    );
+    bytes
+        .mut_metric()
+        .push(gauge(Vec::new(), load(&CACHE.bytes)));
+    out.push(bytes);
     out
 }
 

@@ -6,17 +6,25 @@
 //! 2. [`plan`] turns each Glance image into a [`meta::Adoption`]: the same id, status,
 //!    checksums, sizes, properties, tags, visibility, protection, owner, timestamps, members
 //!    and locations. A deleted image becomes a tombstone, so its id stays taken.
-//! 3. The data: a location in glint's file store folder is adopted in place; with
-//!    `--copy-to file` the bytes are copied there (hashed on the way and checked against
-//!    Glance's size, `checksum` and `os_hash_value`); `--verify` re-reads every image's data
-//!    and checks the same. A location glint cannot read fails that image, and only that one.
+//! 3. The data, through glint's stores as configured (`[stores]`, or the `[glance_store]` of
+//!    the same glance-api.conf): each live Glance location (`file://`, `s3://`, `http(s)://`)
+//!    becomes a location of the store that holds it — the store Glance named (multi-store
+//!    `store` metadata) when glint has it, else the store whose folder, endpoint and bucket,
+//!    or scheme the URL is in — adopted in place (its size checked with a stat or a HEAD;
+//!    S3 objects stay where they are; an s3 URL loses the credentials Glance wrote into it).
+//!    With `--copy-to STORE` the bytes are copied into that store through its writer
+//!    (hashed on the way and checked against Glance's size, `checksum` and `os_hash_value`
+//!    before the write is committed); `--verify` re-reads every location kept, from whatever
+//!    store, and checks the same. A location in no store is left out (noted); an image with
+//!    none glint can read fails, and only that one.
 //! 4. [`meta::Backend::adopt_image`] writes each image and its members in one transaction.
 //! 5. The metadata definitions become the documents of Glance's definition files (owner,
 //!    visibility, protection and times kept) and load as `glint metadefs load --merge` would
 //!    load them, in one transaction.
 //!
-//! Idempotent and resumable: data already copied is not copied again, and a record already
-//! adopted is `unchanged`; an interrupted run is simply run again. A record that differs from
+//! Idempotent and resumable: data already copied (and recorded) is not copied again, and a
+//! record already adopted is `unchanged`; an interrupted run is simply run again (an image
+//! whose copy was made but not yet recorded is copied again). A record that differs from
 //! what glint holds (changed in glint, or in Glance since) is reported and left alone unless
 //! `--overwrite`. `--dry-run` prints the plan and writes nothing.
 //!
@@ -27,8 +35,9 @@ mod glance_db;
 mod url;
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use meta::{
     Adopted, Adoption, Backend, Image, ImageId, ImageStatus, Location, Member, MemberStatus,
@@ -42,7 +51,8 @@ use crate::config::{Config, Secret};
 use crate::datapath::checksum;
 use crate::handlers::metadefs::json::{self as metadef_json, export_timestamp, Source};
 use crate::metadefs_admin::DEFAULT_OWNER;
-use crate::store::fs::{FsStore, STORE_NAME};
+use crate::store::fs::{FsOptions, FsStore};
+use crate::store::{Store, StoreWriter, Stores};
 
 /// What the command was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -82,9 +92,13 @@ pub enum MigrateError {
     /// data folder).
     #[error("glint metadata {0} is open in another process: stop the glint serving from this data folder first")]
     InUse(PathBuf),
-    /// A store named by `--copy-to` that glint does not have.
-    #[error("--copy-to {0}: glint has no such store (its store is `{STORE_NAME}`)")]
-    UnknownStore(String),
+    /// A store named by `--copy-to` that glint does not have (or that takes no writes); the
+    /// stores it could be.
+    #[error("--copy-to {0}: glint has no such writable store (its stores: {1})")]
+    UnknownStore(String, String),
+    /// glint's stores cannot be opened as configured.
+    #[error("glint's stores: {0}")]
+    Stores(String),
     /// Local I/O (the data folder, the output).
     #[error("{what}: {source}")]
     Io {
@@ -130,21 +144,22 @@ pub struct Summary {
 pub enum DataPlan {
     /// No data (queued, or deleted).
     None,
-    /// The file is in glint's file store already: adopted where it lies.
-    InPlace(PathBuf),
-    /// The file is elsewhere: copied into glint's file store.
+    /// The data is in glint's stores already: adopted where it lies, at these locations.
+    InPlace(Vec<Location>),
+    /// The data is copied into store `to` from `from` (a location of a configured store, or
+    /// a file in a folder no store has, read as it is).
     Copy {
         /// Where it is.
-        from: PathBuf,
-        /// Where it goes.
-        to: PathBuf,
+        from: Location,
+        /// The store it goes to.
+        to: String,
     },
 }
 
 /// One image's migration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
-    /// The record to adopt.
+    /// The record to adopt (a live image's locations are set once its data is settled).
     pub record: Adoption,
     /// Its data.
     pub data: DataPlan,
@@ -167,9 +182,75 @@ fn non_negative(n: Option<i64>) -> Option<u64> {
     n.and_then(|n| u64::try_from(n).ok())
 }
 
-/// The plan for one Glance image. `store_dir` is glint's file store folder (canonical);
-/// `copy` whether `--copy-to` asks for the data to be copied there.
-pub fn plan(image: &GlanceImage, store_dir: &Path, copy: bool) -> Result<Step, Refusal> {
+/// A Glance location URL as glint records it: a file's folder resolved (a symlink or `//` in
+/// Glance's `filesystem_store_datadir` still matches the store's folder), and an s3 URL
+/// without the `access:secret@` Glance writes into it (glint never keeps a secret in a
+/// location; the store signs with its own keys).
+pub fn glint_url(url: &str) -> String {
+    if let Some(path) = url.strip_prefix("file://") {
+        let path = Path::new(path);
+        if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
+            if let Ok(parent) = parent.canonicalize() {
+                return format!("file://{}", parent.join(name).display());
+            }
+        }
+        return url.to_owned();
+    }
+    match url.split_once("://") {
+        Some((scheme @ ("s3" | "s3+http" | "s3+https"), rest)) => {
+            // A secret may hold '/': the credentials end at the last '@'.
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, after)| after);
+            format!("{scheme}://{rest}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A location URL fit to print: without any `user:password@` (Glance's s3 URLs hold the
+/// secret key; an http location may hold a password).
+pub fn shown_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    // For s3 the credentials end at the last '@' of the whole URL (a secret may hold '/').
+    if matches!(scheme, "s3" | "s3+http" | "s3+https") {
+        if let Some((_, after)) = rest.rsplit_once('@') {
+            return format!("{scheme}://{after}");
+        }
+    }
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://{host}{path}"),
+        None => url.to_owned(),
+    }
+}
+
+/// The glint location of a Glance location: the store Glance named (multi-store metadata
+/// `store`) when glint has it and it holds the URL, else the configured store whose folder,
+/// bucket or scheme the URL is in.
+fn resolve(stores: &Stores, location: &GlanceLocation) -> Option<Location> {
+    let named = location
+        .metadata
+        .get("store")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    let candidate = Location {
+        url: glint_url(&location.url),
+        store: named.to_owned(),
+    };
+    let store = stores.for_location(&candidate)?;
+    Some(Location {
+        url: candidate.url,
+        store: store.id().to_owned(),
+    })
+}
+
+/// The plan for one Glance image, with `stores` the stores glint is configured with and
+/// `copy_to` the store `--copy-to` names.
+pub fn plan(image: &GlanceImage, stores: &Stores, copy_to: Option<&str>) -> Result<Step, Refusal> {
     let id: ImageId = image.id.parse().map_err(|_| {
         Refusal(format!(
             "id {:?} is not a UUID, which glint's ids are",
@@ -228,48 +309,76 @@ pub fn plan(image: &GlanceImage, store_dir: &Path, copy: bool) -> Result<Step, R
     }
     record.status = status;
     let mut data = DataPlan::None;
-    if status != ImageStatus::Queued {
-        let live = image.locations.iter().filter(|l| l.status == LIVE_LOCATION);
-        let live_count = live.clone().count();
-        if let Some(location) = live.into_iter().next() {
-            let Some(path) = location.url.strip_prefix("file://") else {
-                return Err(Refusal(format!(
-                    "its data is at {}, and glint reads only file locations",
-                    scheme_of(&location.url)
-                )));
-            };
-            let from = PathBuf::from(path);
-            let in_store = from
-                .parent()
-                .and_then(|p| p.canonicalize().ok())
-                .is_some_and(|p| p == store_dir);
-            let target = if in_store {
-                data = DataPlan::InPlace(from.clone());
-                store_dir.join(from.file_name().unwrap_or_default())
-            } else if copy {
-                let to = store_dir.join(id.to_string());
-                data = DataPlan::Copy {
-                    from,
-                    to: to.clone(),
-                };
-                to
-            } else {
-                return Err(Refusal(format!(
-                    "its file {path} is outside glint's file store ({}): serve glint with its \
-                     store there, or give --copy-to {STORE_NAME}",
-                    store_dir.display()
-                )));
-            };
-            record.locations.push(Location {
-                url: format!("file://{}", target.display()),
-                store: STORE_NAME.to_owned(),
-            });
-            // glint serves an image's first location; Glance's others are copies of it.
-            if live_count > 1 {
-                notes.push(format!(
-                    "{live_count} locations in Glance: glint keeps the first"
-                ));
+    let live: Vec<&GlanceLocation> = image
+        .locations
+        .iter()
+        .filter(|l| l.status == LIVE_LOCATION)
+        .collect();
+    if status != ImageStatus::Queued && !live.is_empty() {
+        let mut found = Vec::new();
+        let mut elsewhere = Vec::new();
+        for location in &live {
+            match resolve(stores, location) {
+                Some(location) => found.push(location),
+                None => elsewhere.push(*location),
             }
+        }
+        let ids = || {
+            stores
+                .iter()
+                .map(|s| format!("{} ({})", s.id(), s.kind()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        data = match copy_to {
+            Some(to) if found.iter().any(|l| l.store == to) => {
+                found.retain(|l| l.store == to);
+                DataPlan::InPlace(found)
+            }
+            Some(to) => {
+                // Read from a configured store, else from a file as it lies.
+                let from = found.into_iter().next().or_else(|| {
+                    elsewhere
+                        .iter()
+                        .find(|l| l.url.starts_with("file://"))
+                        .map(|l| Location {
+                            url: glint_url(&l.url),
+                            store: String::new(),
+                        })
+                });
+                let Some(from) = from else {
+                    return Err(Refusal(format!(
+                        "its data is at {}, in none of glint's stores ({}): configure a store \
+                         there to copy from",
+                        shown_url(&live[0].url),
+                        ids()
+                    )));
+                };
+                elsewhere.retain(|l| glint_url(&l.url) != from.url);
+                DataPlan::Copy {
+                    from,
+                    to: to.to_owned(),
+                }
+            }
+            None if found.is_empty() => {
+                let hint = if live[0].url.starts_with("file://") {
+                    " (serve glint with a file store in that folder, or give --copy-to STORE)"
+                } else {
+                    ""
+                };
+                return Err(Refusal(format!(
+                    "its data is at {}, in none of glint's stores ({}){hint}",
+                    shown_url(&live[0].url),
+                    ids()
+                )));
+            }
+            None => DataPlan::InPlace(found),
+        };
+        for location in elsewhere {
+            notes.push(format!(
+                "location {} is in none of glint's stores: left out",
+                shown_url(&location.url)
+            ));
         }
     }
     let members = image
@@ -293,39 +402,40 @@ pub fn plan(image: &GlanceImage, store_dir: &Path, copy: bool) -> Result<Step, R
     })
 }
 
-fn scheme_of(url: &str) -> &str {
-    url.split_once("://").map_or("an unknown place", |(s, _)| s)
+/// Size, md5 and `os_hash_algo` digest of bytes as they pass.
+struct Hashes {
+    size: u64,
+    md5: Box<dyn checksum::Digest>,
+    other: Option<Box<dyn checksum::Digest>>,
 }
 
-/// Bytes, md5 and `algorithm` digest of a file, read in 1 MiB pieces.
-fn hash_file(
-    path: &Path,
-    algorithm: &str,
-    mut copy_to: Option<&mut fs::File>,
-) -> io::Result<(u64, String, Option<String>)> {
-    let mut file = fs::File::open(path)?;
-    let mut md5 = checksum::digest("md5").expect("md5 is always available");
-    let mut other = checksum::digest(algorithm);
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        md5.update(&buf[..n]);
-        if let Some(other) = other.as_mut() {
-            other.update(&buf[..n]);
-        }
-        if let Some(out) = copy_to.as_mut() {
-            out.write_all(&buf[..n])?;
+impl Hashes {
+    fn new(algorithm: &str) -> Hashes {
+        Hashes {
+            size: 0,
+            md5: checksum::digest("md5").expect("md5 is always available"),
+            other: checksum::digest(algorithm),
         }
     }
-    Ok((size, md5.finish_hex(), other.map(|d| d.finish_hex())))
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.size += bytes.len() as u64;
+        self.md5.update(bytes);
+        if let Some(other) = self.other.as_mut() {
+            other.update(bytes);
+        }
+    }
+
+    fn finish(self) -> (u64, String, Option<String>) {
+        (
+            self.size,
+            self.md5.finish_hex(),
+            self.other.map(|d| d.finish_hex()),
+        )
+    }
 }
 
-/// Checks data read from `path` against the record's size, `checksum` and `os_hash_value`.
+/// Checks data read against the record's size, `checksum` and `os_hash_value`.
 fn check_data(
     image: &Image,
     (size, md5, other): &(u64, String, Option<String>),
@@ -351,35 +461,81 @@ fn check_data(
     Ok(())
 }
 
-/// Copies `from` to `to` through `<to>.part` (hashed on the way and checked, fdatasync'ed,
-/// renamed, folder fsync'ed), unless `to` already holds the whole image.
-fn copy_data(image: &Image, from: &Path, to: &Path) -> Result<bool, String> {
-    let algo = image.os_hash_algo.as_deref().unwrap_or("sha512");
-    if let (Ok(meta), Some(size)) = (fs::metadata(to), image.size) {
-        if meta.len() == size {
-            return Ok(false);
+/// The store to read `location` from: the configured store holding it, or (a copy's source
+/// outside every store) a read-only view of the file's folder.
+fn source_store(stores: &Stores, location: &Location) -> Result<Arc<dyn Store>, String> {
+    if let Some(store) = stores.for_location(location) {
+        return Ok(store.clone());
+    }
+    let path = location
+        .url
+        .strip_prefix("file://")
+        .map(Path::new)
+        .ok_or_else(|| format!("{} is in none of glint's stores", shown_url(&location.url)))?;
+    let folder = path
+        .parent()
+        .filter(|p| p.is_dir())
+        .ok_or_else(|| format!("{}: no such folder", path.display()))?;
+    let store = FsStore::open_named("glance", folder, FsOptions::default())
+        .map_err(|e| format!("{}: {e}", folder.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// The size of the data at `location` (a stat, a HEAD).
+async fn size_at(store: &dyn Store, location: &Location) -> Result<u64, String> {
+    store.size(location).await.map_err(|e| e.to_string())
+}
+
+/// Reads the whole data at `location` (`size` bytes), hashing it, and hands each frame to
+/// `each` (a copy's writer).
+async fn read_hashed(
+    store: &dyn Store,
+    location: &Location,
+    size: u64,
+    algorithm: &str,
+    mut writer: Option<&mut Box<dyn StoreWriter>>,
+) -> Result<(u64, String, Option<String>), String> {
+    let mut stream = store
+        .read(location, 0..size)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut hashes = Hashes::new(algorithm);
+    while let Some(frame) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+        let frame = frame.map_err(|e| format!("reading {}: {e}", shown_url(&location.url)))?;
+        hashes.update(&frame);
+        if let Some(writer) = writer.as_mut() {
+            writer.write(frame).await.map_err(|e| e.to_string())?;
         }
     }
-    let part = to.with_extension("part");
-    let result = (|| {
-        let mut out = fs::File::create(&part).map_err(|e| format!("{}: {e}", part.display()))?;
-        let hashed = hash_file(from, algo, Some(&mut out))
-            .map_err(|e| format!("copying {}: {e}", from.display()))?;
-        check_data(image, &hashed)?;
-        out.sync_data()
-            .map_err(|e| format!("{}: {e}", part.display()))?;
-        fs::rename(&part, to).map_err(|e| format!("{}: {e}", to.display()))?;
-        if let Some(dir) = to.parent() {
-            fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(hashes.finish())
+}
+
+/// Copies the data at `from` into `target` through a store writer, hashed on the way and
+/// checked before it is committed (a mismatch leaves nothing behind).
+async fn copy_data(
+    stores: &Stores,
+    image: &Image,
+    from: &Location,
+    target: &dyn Store,
+) -> Result<Location, String> {
+    let source = source_store(stores, from)?;
+    let size = match image.size {
+        Some(size) => size,
+        None => size_at(&*source, from).await?,
+    };
+    let algorithm = image.os_hash_algo.as_deref().unwrap_or("sha512");
+    let mut writer = target
+        .writer(image.id, Some(size))
+        .await
+        .map_err(|e| e.to_string())?;
+    let hashed = read_hashed(&*source, from, size, algorithm, Some(&mut writer)).await;
+    match hashed.and_then(|hashed| check_data(image, &hashed)) {
+        Ok(()) => writer.commit().await.map_err(|e| e.to_string()),
+        Err(why) => {
+            writer.abort().await;
+            Err(why)
         }
-        Ok(true)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&part);
     }
-    result
 }
 
 fn describe(record: &Adoption) -> String {
@@ -401,22 +557,31 @@ fn describe(record: &Adoption) -> String {
 }
 
 /// Runs the migration of the Glance database `options.database` into glint as `config`
-/// describes it, writing one line per image and a summary to `out`.
+/// describes it (its stores included), writing one line per image and a summary to `out`.
 pub fn run(
     config: &Config,
     options: &Options,
     out: &mut dyn Write,
 ) -> Result<Summary, MigrateError> {
     let url = DatabaseUrl::parse(options.database.expose()).map_err(MigrateError::Url)?;
-    if let Some(store) = &options.copy_to {
-        if store != STORE_NAME {
-            return Err(MigrateError::UnknownStore(store.clone()));
+    fs::create_dir_all(&config.data_dir)
+        .map_err(io_error(format!("create {}", config.data_dir.display())))?;
+    let stores = Stores::from_config(config).map_err(|e| MigrateError::Stores(e.to_string()))?;
+    if let Some(to) = &options.copy_to {
+        let ids = || {
+            stores
+                .iter()
+                .filter(|s| !s.is_read_only())
+                .map(|s| s.id().to_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match stores.get(to) {
+            Some(store) if !store.is_read_only() => {}
+            _ => return Err(MigrateError::UnknownStore(to.clone(), ids())),
         }
     }
     let data = glance_db::read(&url)?;
-    let say = |out: &mut dyn Write, line: String| -> Result<(), MigrateError> {
-        writeln!(out, "{line}").map_err(io_error("writing the report"))
-    };
     say(
         out,
         format!(
@@ -426,21 +591,19 @@ pub fn run(
             data.metadefs.namespaces.len()
         ),
     )?;
-    fs::create_dir_all(&config.data_dir)
-        .map_err(io_error(format!("create {}", config.data_dir.display())))?;
-    let store = if options.dry_run && !config.images_dir().exists() {
+    let backend: Option<Box<dyn meta::Backend>> = if options.dry_run {
         None
+    } else if let Some(database) = &config.database {
+        // Several gateways share this database: they may keep serving meanwhile.
+        let backend = meta::PgBackend::connect(&database.pg_options()).map_err(|source| {
+            MigrateError::Meta {
+                path: PathBuf::from(meta::redact_url(&database.connection)),
+                source,
+            }
+        })?;
+        Some(Box::new(backend))
     } else {
-        Some(FsStore::open(&config.images_dir()).map_err(io_error("open glint's file store"))?)
-    };
-    let store_dir = store
-        .as_ref()
-        .and_then(|s| s.image_path(ImageId::new_v4()).parent().map(Path::to_owned))
-        .unwrap_or_else(|| config.images_dir());
-    let backend: Option<meta::RedbBackend> = if options.dry_run {
-        None
-    } else {
-        Some(
+        Some(Box::new(
             meta::RedbBackend::open(&config.meta_path()).map_err(|source| match source {
                 meta::Error::AlreadyOpen => MigrateError::InUse(config.meta_path()),
                 source => MigrateError::Meta {
@@ -448,74 +611,31 @@ pub fn run(
                     source,
                 },
             })?,
-        )
+        ))
     };
     let mut summary = Summary {
         images: data.images.len(),
         ..Summary::default()
     };
-    for image in &data.images {
-        let step = match plan(image, &store_dir, options.copy_to.is_some()) {
-            Ok(step) => step,
-            Err(Refusal(why)) => {
-                summary.failed += 1;
-                say(out, format!("FAILED {}: {why}", image.id))?;
-                continue;
-            }
-        };
-        let what = describe(&step.record);
-        for note in &step.notes {
-            say(out, format!("  note {}: {note}", image.id))?;
+    // The stores' clients run on a runtime of this thread (as on a worker core).
+    let driver = crate::runtime::choose_driver(config.io_driver);
+    crate::runtime::block_on(driver, async {
+        for image in &data.images {
+            migrate_image(
+                &stores,
+                backend.as_deref(),
+                image,
+                options,
+                out,
+                &mut summary,
+            )
+            .await?;
         }
-        let Some(backend) = &backend else {
-            let data = match &step.data {
-                DataPlan::None => String::new(),
-                DataPlan::InPlace(path) => format!(", data in place at {}", path.display()),
-                DataPlan::Copy { from, to } => {
-                    format!(", data copied {} -> {}", from.display(), to.display())
-                }
-            };
-            say(out, format!("would adopt {what}{data}"))?;
-            continue;
-        };
-        match migrate_one(backend, &step, options) {
-            Ok((adopted, copied, verified)) => {
-                summary.copied += usize::from(copied);
-                summary.verified += usize::from(verified);
-                if matches!(step.record, Adoption::Deleted { .. }) {
-                    summary.deleted += 1;
-                }
-                let verb = match adopted {
-                    Adopted::Created => {
-                        summary.created += 1;
-                        "adopted"
-                    }
-                    Adopted::Unchanged => {
-                        summary.unchanged += 1;
-                        "unchanged"
-                    }
-                    Adopted::Replaced => {
-                        summary.replaced += 1;
-                        "replaced"
-                    }
-                };
-                let mut line = format!("{verb} {what}");
-                if copied {
-                    line.push_str(", data copied");
-                }
-                if verified {
-                    line.push_str(", data verified");
-                }
-                say(out, line)?;
-            }
-            Err(why) => {
-                summary.failed += 1;
-                say(out, format!("FAILED {}: {why}", image.id))?;
-            }
-        }
-    }
+        Ok::<_, MigrateError>(())
+    })
+    .map_err(io_error("start an I/O runtime"))??;
     migrate_metadefs(
-        backend.as_ref(),
+        backend.as_deref(),
         &data.metadefs.namespaces,
         options.overwrite,
         out,
@@ -537,6 +657,82 @@ pub fn run(
         ),
     )?;
     Ok(summary)
+}
+
+fn say(out: &mut dyn Write, line: String) -> Result<(), MigrateError> {
+    writeln!(out, "{line}").map_err(io_error("writing the report"))
+}
+
+fn data_text(data: &DataPlan) -> String {
+    let at = |l: &Location| format!("{} (store {})", shown_url(&l.url), l.store);
+    match data {
+        DataPlan::None => String::new(),
+        DataPlan::InPlace(locations) => format!(
+            ", data in place at {}",
+            locations.iter().map(at).collect::<Vec<_>>().join(", ")
+        ),
+        DataPlan::Copy { from, to } => {
+            format!(", data copied {} -> store {to}", shown_url(&from.url))
+        }
+    }
+}
+
+/// One image: planned, its data settled, its record written; reported on one line.
+async fn migrate_image(
+    stores: &Stores,
+    backend: Option<&dyn meta::Backend>,
+    image: &GlanceImage,
+    options: &Options,
+    out: &mut dyn Write,
+    summary: &mut Summary,
+) -> Result<(), MigrateError> {
+    let step = match plan(image, stores, options.copy_to.as_deref()) {
+        Ok(step) => step,
+        Err(Refusal(why)) => {
+            summary.failed += 1;
+            return say(out, format!("FAILED {}: {why}", image.id));
+        }
+    };
+    let what = describe(&step.record);
+    for note in &step.notes {
+        say(out, format!("  note {}: {note}", image.id))?;
+    }
+    let Some(backend) = backend else {
+        return say(out, format!("would adopt {what}{}", data_text(&step.data)));
+    };
+    match migrate_one(stores, backend, step, options).await {
+        Ok((adopted, copied, verified, deleted)) => {
+            summary.copied += usize::from(copied);
+            summary.verified += usize::from(verified);
+            summary.deleted += usize::from(deleted);
+            let verb = match adopted {
+                Adopted::Created => {
+                    summary.created += 1;
+                    "adopted"
+                }
+                Adopted::Unchanged => {
+                    summary.unchanged += 1;
+                    "unchanged"
+                }
+                Adopted::Replaced => {
+                    summary.replaced += 1;
+                    "replaced"
+                }
+            };
+            let mut line = format!("{verb} {what}");
+            if copied {
+                line.push_str(", data copied");
+            }
+            if verified {
+                line.push_str(", data verified");
+            }
+            say(out, line)
+        }
+        Err(why) => {
+            summary.failed += 1;
+            say(out, format!("FAILED {}: {why}", image.id))
+        }
+    }
 }
 
 /// A namespace of Glance's database as the JSON document of Glance's definition files (what
@@ -621,7 +817,7 @@ pub fn namespace_json(row: &MetadefNamespaceRow) -> serde_json::Value {
 /// Loads Glance's metadefs into glint in one transaction, as `glint metadefs load --merge`
 /// (with `--overwrite`: `--merge --prefer-new`) would load them from export files.
 fn migrate_metadefs(
-    backend: Option<&meta::RedbBackend>,
+    backend: Option<&dyn meta::Backend>,
     rows: &[MetadefNamespaceRow],
     overwrite: bool,
     out: &mut dyn Write,
@@ -674,7 +870,6 @@ fn migrate_metadefs(
     } else {
         meta::metadefs::LoadMode::Merge
     };
-    use meta::metadefs::Metadefs;
     match backend.load_metadefs(&documents, mode) {
         Ok(report) => {
             summary.namespaces = (
@@ -699,42 +894,81 @@ fn migrate_metadefs(
     }
 }
 
-/// Data first (copied and checked), then the record: a run interrupted between the two leaves
-/// a copied file that the next run finds complete.
-fn migrate_one(
+/// Data first (copied and checked), then the record: a run interrupted between the two
+/// copies that image again; one interrupted after finds the record and the copy it names.
+/// Returns how the record went, and whether data was copied and verified, and whether the
+/// image is a deleted one.
+async fn migrate_one(
+    stores: &Stores,
     backend: &dyn Backend,
-    step: &Step,
+    mut step: Step,
     options: &Options,
-) -> Result<(Adopted, bool, bool), String> {
+) -> Result<(Adopted, bool, bool, bool), String> {
     let mut copied = false;
     let mut verified = false;
-    if let Adoption::Live { image, .. } = &step.record {
-        let path = match &step.data {
-            DataPlan::None => None,
-            DataPlan::InPlace(path) => Some(path.clone()),
+    let deleted = matches!(step.record, Adoption::Deleted { .. });
+    if let Adoption::Live { image, .. } = &mut step.record {
+        let locations = match &step.data {
+            DataPlan::None => Vec::new(),
+            DataPlan::InPlace(locations) => locations.clone(),
             DataPlan::Copy { from, to } => {
-                copied = copy_data(image, from, to)?;
-                Some(to.clone())
+                let target = stores
+                    .get(to)
+                    .ok_or_else(|| format!("no store {to}"))?
+                    .clone();
+                // Copied by an earlier run: glint's record names the copy, whole.
+                let held = backend.get_image(image.id).ok();
+                let earlier = held
+                    .as_ref()
+                    .and_then(|held| held.locations.iter().find(|l| l.store == *to).cloned());
+                if let (Some(held), None, false) = (&held, &earlier, options.overwrite) {
+                    // The record would differ (its locations): copying would be in vain.
+                    let at: Vec<&str> = held.locations.iter().map(|l| l.store.as_str()).collect();
+                    return Err(format!(
+                        "glint holds this image already (store {}): give --overwrite to copy \
+                         it into {to} and record the copy",
+                        at.join(", ")
+                    ));
+                }
+                let earlier = match earlier {
+                    Some(location) => {
+                        let size = size_at(&*target, &location).await.ok();
+                        (size.is_some() && size == image.size).then_some(location)
+                    }
+                    None => None,
+                };
+                match earlier {
+                    Some(location) => vec![location],
+                    None => {
+                        let location = copy_data(stores, image, from, &*target).await?;
+                        copied = true;
+                        vec![location]
+                    }
+                }
             }
         };
-        if let Some(path) = path {
-            let meta = fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            if image.size.is_some_and(|size| size != meta.len()) {
+        for location in &locations {
+            let store = stores.for_location(location).ok_or_else(|| {
+                format!("{} is in none of glint's stores", shown_url(&location.url))
+            })?;
+            let size = size_at(&**store, location).await?;
+            if image.size.is_some_and(|expected| expected != size) {
                 return Err(format!(
-                    "{} is {} bytes, Glance says {}",
-                    path.display(),
-                    meta.len(),
+                    "{} is {size} bytes, Glance says {}",
+                    shown_url(&location.url),
                     image.size.unwrap_or(0)
                 ));
             }
             if options.verify {
-                let algo = image.os_hash_algo.as_deref().unwrap_or("sha512");
-                let hashed = hash_file(&path, algo, None)
-                    .map_err(|e| format!("reading {}: {e}", path.display()))?;
-                check_data(image, &hashed)?;
+                let algorithm = image.os_hash_algo.as_deref().unwrap_or("sha512");
+                let hashed = read_hashed(&**store, location, size, algorithm, None).await?;
+                check_data(image, &hashed).map_err(|why| {
+                    format!("{} (store {}): {why}", shown_url(&location.url), store.id())
+                })?;
                 verified = true;
             }
         }
+        image.locations = locations;
     }
     let adopted = backend
         .adopt_image(&step.record, options.overwrite)
@@ -749,7 +983,7 @@ fn migrate_one(
             }
             other => other.to_string(),
         })?;
-    Ok((adopted, copied, verified))
+    Ok((adopted, copied, verified, deleted))
 }
 
 /// The time a Glance timestamp column holds, for tests.

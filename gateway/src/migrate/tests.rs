@@ -4,6 +4,8 @@ use meta::{Backend, MemberStatus, RedbBackend};
 
 use super::glance_db::tests::{glance_sqlite, ACTIVE, DELETED};
 use super::*;
+use crate::config::{StoreSettings, StoreType, StoresConfig};
+use crate::store::fs::STORE_NAME;
 
 const DATA: &[u8] = b"hello world";
 
@@ -142,7 +144,7 @@ fn data_outside_the_store_needs_copy_to_and_is_checked_while_copied() {
     let config = config(&data_dir);
     let (summary, text) = run_to_text(&config, &options);
     assert_eq!((summary.failed, summary.created), (1, 1), "{text}");
-    assert!(text.contains("--copy-to file"), "{text}");
+    assert!(text.contains("--copy-to STORE"), "{text}");
 
     // A corrupted file is refused, and no partial copy is left behind.
     fs::write(glance_images.join(ACTIVE), b"hello worle").unwrap();
@@ -243,9 +245,11 @@ fn glance_image(status: &str) -> GlanceImage {
 
 #[test]
 fn plans_by_status_and_location() {
-    let store = Path::new("/nonexistent-store");
+    let dir = tempfile::tempdir().unwrap();
+    let stores = Stores::from_config(&config(dir.path())).unwrap();
+    let stores = &stores;
     // An upload in progress in Glance cannot finish in glint.
-    let step = plan(&glance_image("saving"), store, false).unwrap();
+    let step = plan(&glance_image("saving"), stores, None).unwrap();
     let Adoption::Live { image, .. } = &step.record else {
         panic!()
     };
@@ -254,26 +258,218 @@ fn plans_by_status_and_location() {
     assert_eq!(step.data, DataPlan::None);
     assert_eq!(step.notes.len(), 1);
     // Deactivated images keep their status and data.
-    let step = plan(&glance_image("deactivated"), store, true).unwrap();
+    let step = plan(&glance_image("deactivated"), stores, Some(STORE_NAME)).unwrap();
     assert!(matches!(step.data, DataPlan::Copy { .. }));
-    // Locations glint cannot read, and ids it cannot hold, fail the image.
+    // A web location is the http store's, adopted as it is.
     let mut http = glance_image("active");
     http.locations[0].url = "http://mirror/x.img".into();
-    assert!(plan(&http, store, true).unwrap_err().0.contains("http"));
+    assert_eq!(
+        plan(&http, stores, None).unwrap().data,
+        DataPlan::InPlace(vec![Location {
+            url: "http://mirror/x.img".into(),
+            store: "http".into(),
+        }])
+    );
+    // An S3 location with no S3 store configured fails the image, without its secret.
+    let mut s3 = glance_image("active");
+    s3.locations[0].url = "s3://AK:SE/CRET@rgw:7480/glance/x".into();
+    let why = plan(&s3, stores, Some(STORE_NAME)).unwrap_err().0;
+    assert!(why.contains("s3://rgw:7480/glance/x"), "{why}");
+    assert!(!why.contains("CRET"), "{why}");
     let mut odd = glance_image("active");
     odd.id = "not-a-uuid".into();
-    assert!(plan(&odd, store, true).is_err());
+    assert!(plan(&odd, stores, Some(STORE_NAME)).is_err());
     // A location being deleted in Glance is not data.
     let mut pending = glance_image("active");
     pending.locations[0].status = "pending_delete".into();
-    assert_eq!(plan(&pending, store, false).unwrap().data, DataPlan::None);
+    assert_eq!(plan(&pending, stores, None).unwrap().data, DataPlan::None);
     // pending_delete images are deleted in Glance's eyes (deleted = 1).
     let mut gone = glance_image("pending_delete");
     gone.deleted = true;
     assert!(matches!(
-        plan(&gone, store, false).unwrap().record,
+        plan(&gone, stores, None).unwrap().record,
         Adoption::Deleted { .. }
     ));
+}
+
+#[test]
+fn urls_lose_their_credentials_and_files_their_symlinks() {
+    assert_eq!(
+        glint_url("s3://AK:se/cr@et@rgw.local:7480/images/abc"),
+        "s3://rgw.local:7480/images/abc"
+    );
+    assert_eq!(
+        glint_url("s3+https://s3.example.com/images/abc"),
+        "s3+https://s3.example.com/images/abc"
+    );
+    assert_eq!(
+        shown_url("s3://AK:se/cr@et@rgw.local:7480/images/abc"),
+        "s3://rgw.local:7480/images/abc"
+    );
+    assert_eq!(
+        shown_url("https://user:pw@mirror/a/b.img"),
+        "https://mirror/a/b.img"
+    );
+    assert_eq!(shown_url("http://mirror/a@b"), "http://mirror/a@b");
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    fs::create_dir(&real).unwrap();
+    std::os::unix::fs::symlink(&real, dir.path().join("link")).unwrap();
+    let url = format!("file://{}/link//{ACTIVE}", dir.path().display());
+    assert_eq!(
+        glint_url(&url),
+        format!("file://{}/{ACTIVE}", real.canonicalize().unwrap().display())
+    );
+}
+
+/// A config with two file stores: `fast` over `fast_dir` (the default) and `cold`.
+fn two_stores(data_dir: &Path, fast_dir: &Path, cold_dir: &Path, multi: bool) -> Config {
+    let file = |dir: &Path| StoreSettings {
+        kind: StoreType::File,
+        filesystem_store_datadir: Some(dir.to_owned()),
+        ..StoreSettings::default()
+    };
+    Config {
+        stores: StoresConfig {
+            stores: [
+                ("fast".to_owned(), file(fast_dir)),
+                ("cold".to_owned(), file(cold_dir)),
+            ]
+            .into_iter()
+            .collect(),
+            default: Some("fast".into()),
+            multi_store: (!multi).then_some(false),
+        },
+        ..config(data_dir)
+    }
+}
+
+#[test]
+fn multi_store_locations_keep_their_store_and_copy_to_fills_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let glance_images = dir.path().join("glance-images");
+    let cold_dir = dir.path().join("cold");
+    let options = glance(dir.path(), &glance_images);
+    let config = two_stores(&dir.path().join("glint"), &glance_images, &cold_dir, true);
+
+    // Glance's store name is kept when glint has that store and it holds the URL; else the
+    // store that holds it.
+    let stores = Stores::from_config(&config).unwrap();
+    let mut image = glance_image("active");
+    image.locations[0].url = format!("file://{}/{ACTIVE}", glance_images.display());
+    image.locations[0]
+        .metadata
+        .insert("store".into(), "fast".into());
+    let DataPlan::InPlace(found) = plan(&image, &stores, None).unwrap().data else {
+        panic!()
+    };
+    assert_eq!(found[0].store, "fast");
+    image.locations[0]
+        .metadata
+        .insert("store".into(), "cold".into());
+    let DataPlan::InPlace(found) = plan(&image, &stores, None).unwrap().data else {
+        panic!()
+    };
+    assert_eq!(found[0].store, "fast");
+    drop(stores);
+
+    let (summary, text) = run_to_text(&config, &options);
+    assert_eq!((summary.created, summary.failed), (2, 0), "{text}");
+    {
+        let meta = RedbBackend::open(&config.meta_path()).unwrap();
+        let image = meta.get_image(ACTIVE.parse().unwrap()).unwrap();
+        assert_eq!(image.locations[0].store, "fast");
+    }
+    // Copying an image glint already holds elsewhere changes its record: only with
+    // --overwrite, and nothing is copied in vain.
+    let (summary, text) = run_to_text(
+        &config,
+        &Options {
+            copy_to: Some("cold".into()),
+            ..options.clone()
+        },
+    );
+    assert_eq!((summary.copied, summary.failed), (0, 1), "{text}");
+    assert!(text.contains("--overwrite"), "{text}");
+    assert!(!cold_dir.join(ACTIVE).exists());
+    // --copy-to cold: copied through the store, checked, and the record now names it.
+    let copy = Options {
+        copy_to: Some("cold".into()),
+        verify: true,
+        overwrite: true,
+        ..options.clone()
+    };
+    let (summary, text) = run_to_text(&config, &copy);
+    assert_eq!(
+        (
+            summary.copied,
+            summary.verified,
+            summary.replaced,
+            summary.failed
+        ),
+        (1, 1, 1, 0),
+        "{text}"
+    );
+    assert_eq!(fs::read(cold_dir.join(ACTIVE)).unwrap(), DATA);
+    let meta = RedbBackend::open(&config.meta_path()).unwrap();
+    let image = meta.get_image(ACTIVE.parse().unwrap()).unwrap();
+    assert_eq!(image.locations.len(), 1);
+    assert_eq!(image.locations[0].store, "cold");
+    drop(meta);
+    // Again: the copy is found, nothing is copied or changed.
+    let (summary, text) = run_to_text(&config, &copy);
+    assert_eq!(
+        (summary.copied, summary.unchanged, summary.failed),
+        (0, 2, 0),
+        "{text}"
+    );
+    // A store that does not exist, or takes no writes, is refused before anything is read.
+    for bad in ["nope", "http"] {
+        let err = run(
+            &config,
+            &Options {
+                copy_to: Some(bad.into()),
+                ..options.clone()
+            },
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, MigrateError::UnknownStore(..)), "{err}");
+        assert!(err.to_string().contains("cold, fast"), "{err}");
+    }
+}
+
+#[test]
+fn single_store_mode_with_glances_folder_adopts_in_place() {
+    // What a legacy glance-api.conf maps to: [stores] multi_store = false, the file store
+    // in Glance's folder.
+    let dir = tempfile::tempdir().unwrap();
+    let glance_images = dir.path().join("glance-images");
+    let options = glance(dir.path(), &glance_images);
+    let config = two_stores(
+        &dir.path().join("glint"),
+        &glance_images,
+        &dir.path().join("cold"),
+        false,
+    );
+    let (summary, text) = run_to_text(
+        &config,
+        &Options {
+            verify: true,
+            ..options
+        },
+    );
+    assert_eq!(
+        (
+            summary.created,
+            summary.verified,
+            summary.copied,
+            summary.failed
+        ),
+        (2, 1, 0, 0),
+        "{text}"
+    );
+    assert!(text.contains("data verified"), "{text}");
 }
 
 #[test]

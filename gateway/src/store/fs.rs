@@ -5,12 +5,17 @@
 //! `<id>`, and the folder is fsync'ed so the rename survives a crash. So a file named `<id>` is
 //! always a whole image, and a `.part` file is always garbage after a restart.
 //!
+//! A whole file is not yet an image: the metadata commit that follows the rename is. A crash
+//! between the two (or between a delete's commit and the removal) leaves a file no image owns;
+//! [`Store::recover`] settles both directions at start-up (see [`FsStore::reconcile`]).
+//!
 //! Frames are *moved* into buffered io_uring writes, one write in flight while the next frames
 //! arrive (so memory per upload is bounded and a slow disk slows the socket), or — with
 //! `direct_io_upload` and a file system that allows it — copied once into aligned buffers
 //! written with O_DIRECT (`store/direct.rs`). Reads return a [`FileStream`], which also offers
 //! its file and range to the zero-copy download path.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::ops::Range;
@@ -26,8 +31,8 @@ use monoio::task::JoinHandle;
 use super::direct::DirectSink;
 use super::file_stream::FileStream;
 use super::{
-    janitor, BoxStream, Capacity, LocalBoxFuture, Recovered, Store, StoreError, StoreKind,
-    StoreWriter,
+    janitor, BoxStream, Capacity, Inventory, LocalBoxFuture, Recovered, Store, StoreError,
+    StoreKind, StoreWriter,
 };
 
 /// The id of the store glint serves without a `[stores]` table (and the `store` recorded in
@@ -36,6 +41,8 @@ pub const STORE_NAME: &str = "file";
 const PART_SUFFIX: &str = ".part";
 /// A deleted image's file, renamed away at once and removed in the background.
 const DELETED_SUFFIX: &str = ".deleted";
+/// The file [`FsStore::is_writable`] writes and removes; one left by a crash is removed.
+const HEALTHCHECK_PROBE: &str = ".healthcheck";
 
 /// Local-file image store.
 #[derive(Debug, Clone)]
@@ -148,48 +155,103 @@ impl FsStore {
         }
     }
 
-    /// Removes every `.part` file: at start-up no upload is in progress, so they are leftovers
-    /// of a crash. Returns how many were removed.
-    pub fn remove_stray_parts(&self) -> io::Result<usize> {
-        self.remove_parts_except(&|_| false)
-    }
-
-    /// Removes the `.part` files of images for which `in_flight` is false.
-    fn remove_parts_except(&self, in_flight: &dyn Fn(ImageId) -> bool) -> io::Result<usize> {
-        let mut removed = 0;
-        for entry in fs::read_dir(&*self.dir)? {
-            let path = entry?.path();
-            let Some(extension) = path.extension().and_then(|e| e.to_str()) else {
-                continue;
+    /// Start-up reconciliation of the folder with the metadata (`inventory`), after this
+    /// node's interrupted uploads were reset, before any request is served. Blocking.
+    ///
+    /// - A file that a live image's location names is kept, and so are `<id>` and the
+    ///   `<id>.<nonce>.part` files of an image still receiving data (`saving`, `uploading`,
+    ///   `importing`): with shared metadata, an upload another gateway runs.
+    /// - Any other `<id>.<nonce>.part` (or `<id>.part`) is removed: an upload cut short; and
+    ///   any `*.deleted`: a delete whose background removal a stop cut short.
+    /// - Any other `<id>` that [`Inventory::is_orphan`] calls garbage is removed: the crash
+    ///   came between the rename and the metadata commit (the image is back to `queued`), or
+    ///   between a delete's commit and the removal. It is never adopted: only the metadata
+    ///   commit proves the upload complete (size, checksums, quota), the client was never told
+    ///   it succeeded, and a retried upload of the `queued` image must find nothing in its way.
+    /// - Anything else (an id glint never issued, other names, folders) is left in place with
+    ///   a warning: the folder may hold what is not glint's (Glance's files, `lost+found`).
+    /// - Every `active` or `deactivated` image whose file here is missing, or shorter or longer
+    ///   than its `size`, is logged as an error and listed in `missing_data`. Its metadata is
+    ///   kept as it is (its checksum is what restoring the file from a backup is checked
+    ///   against); downloads of it fail until then.
+    pub fn reconcile(&self, inventory: &Inventory<'_>) -> io::Result<Recovered> {
+        let mut report = Recovered::default();
+        let mut claimed = HashSet::new();
+        for owned in inventory.locations() {
+            let Some(path) = self.path_of(&owned.location) else {
+                continue; // another store's
             };
-            if extension == &DELETED_SUFFIX[1..] {
-                // A delete whose background removal a stop cut short.
-                remove_if_present(&path);
-                continue;
+            if owned.must_have_data() {
+                report.checked += 1;
+                let len = fs::metadata(&path).map(|m| m.len());
+                let problem = match (&len, owned.size) {
+                    (Err(e), _) => Some(e.to_string()),
+                    (Ok(len), Some(size)) if *len != size => {
+                        Some(format!("{len} bytes on disk, {size} recorded"))
+                    }
+                    _ => None,
+                };
+                if let Some(problem) = problem {
+                    tracing::error!(store = %self.id, image_id = %owned.image,
+                        status = %owned.status, path = %path.display(), %problem,
+                        "image data missing or damaged: downloads of this image fail until \
+                         the file is restored (its checksum is in the image record)");
+                    report.missing_data.push(owned.image);
+                }
             }
-            if extension != &PART_SUFFIX[1..] {
-                continue;
-            }
-            let image = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.split('.').next())
-                .and_then(|id| id.parse::<ImageId>().ok());
-            if image.is_some_and(in_flight) {
-                continue;
-            }
-            match fs::remove_file(&path) {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+            claimed.insert(path);
+        }
+        let mut removed_any = false;
+        for entry in fs::read_dir(&*self.dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let verdict = match classify(&name) {
+                _ if claimed.contains(&path) => Verdict::Keep,
+                Entry::Probe => Verdict::Remove,
+                Entry::Deleted => Verdict::Remove,
+                Entry::Part(id) if inventory.is_receiving(id) => Verdict::Keep,
+                Entry::Part(_) => Verdict::Remove,
+                Entry::Whole(id) if inventory.is_receiving(id) => Verdict::Keep,
+                Entry::Whole(id) if inventory.is_orphan(id) => {
+                    tracing::warn!(store = %self.id, image_id = %id, path = %path.display(),
+                        "removing a data file no image owns (a crash came between writing \
+                         it and committing or deleting its image)");
+                    Verdict::Remove
+                }
+                Entry::Whole(_) | Entry::Other => Verdict::Unknown,
+            };
+            match verdict {
+                Verdict::Keep => {}
+                Verdict::Remove => {
+                    match fs::remove_file(&path) {
+                        Ok(()) => removed_any = true,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e),
+                    }
+                    match classify(&name) {
+                        Entry::Part(_) => report.partial += 1,
+                        Entry::Whole(_) | Entry::Deleted => report.orphans += 1,
+                        Entry::Probe | Entry::Other => {}
+                    }
+                }
+                Verdict::Unknown => {
+                    tracing::warn!(store = %self.id, path = %path.display(),
+                        "the image store folder holds a file that is not glint's; left in place");
+                    report.unknown += 1;
+                }
             }
         }
-        Ok(removed)
+        if removed_any {
+            fs::File::open(&*self.dir)?.sync_all()?;
+        }
+        Ok(report)
     }
 
     /// Whether the store folder accepts new files (for the health check).
     pub fn is_writable(&self) -> bool {
-        let probe = self.dir.join(".healthcheck");
+        let probe = self.dir.join(HEALTHCHECK_PROBE);
         let ok = fs::write(&probe, b"ok").is_ok();
         remove_if_present(&probe);
         ok
@@ -198,6 +260,60 @@ impl FsStore {
     fn error(&self, what: impl std::fmt::Display, e: io::Error) -> StoreError {
         StoreError::from_io(&self.id, what, e)
     }
+}
+
+/// What a name in the folder is.
+enum Entry {
+    /// `<id>`: whole data.
+    Whole(ImageId),
+    /// `<id>.<nonce>.part` or `<id>.part`: an upload's partial data.
+    Part(ImageId),
+    /// `*.deleted`: a deleted image's data awaiting removal.
+    Deleted,
+    /// The health check's probe file.
+    Probe,
+    /// Anything else.
+    Other,
+}
+
+fn classify(name: &str) -> Entry {
+    if name == HEALTHCHECK_PROBE {
+        return Entry::Probe;
+    }
+    if let Some(stem) = name.strip_suffix(DELETED_SUFFIX) {
+        // `<id>.<nonce>.deleted`: only glint's own names.
+        let id = stem.split('.').next().unwrap_or("");
+        if id.parse::<ImageId>().is_ok() {
+            return Entry::Deleted;
+        }
+        return Entry::Other;
+    }
+    if let Some(stem) = name.strip_suffix(PART_SUFFIX) {
+        let mut pieces = stem.split('.');
+        let id = pieces.next().and_then(|id| id.parse::<ImageId>().ok());
+        let nonce_ok = match (pieces.next(), pieces.next()) {
+            (None, _) => true,
+            (Some(nonce), None) => {
+                !nonce.is_empty() && nonce.bytes().all(|b| b.is_ascii_hexdigit())
+            }
+            _ => false,
+        };
+        return match id {
+            Some(id) if nonce_ok => Entry::Part(id),
+            _ => Entry::Other,
+        };
+    }
+    match name.parse::<ImageId>() {
+        // Only the canonical spelling: `path_of` and `image_path` use it.
+        Ok(id) if id.to_string() == name => Entry::Whole(id),
+        _ => Entry::Other,
+    }
+}
+
+enum Verdict {
+    Keep,
+    Remove,
+    Unknown,
 }
 
 fn remove_if_present(path: &Path) {
@@ -374,13 +490,11 @@ impl Store for FsStore {
 
     fn recover<'a>(
         &'a self,
-        in_flight: &'a dyn Fn(ImageId) -> bool,
+        inventory: &'a Inventory<'a>,
     ) -> LocalBoxFuture<'a, Result<Recovered, StoreError>> {
         Box::pin(async move {
-            let partial = self
-                .remove_parts_except(in_flight)
-                .map_err(|e| self.error("removing partial uploads", e))?;
-            Ok(Recovered { partial })
+            self.reconcile(inventory)
+                .map_err(|e| self.error("reconciling the folder with the metadata", e))
         })
     }
 }
@@ -556,7 +670,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn commit_renames_part_and_strays_are_removed() {
+    fn commit_renames_part_and_delete_removes() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsStore::open(dir.path()).unwrap();
         let id: ImageId = "6f1f4a6e-7c8b-4d37-9a59-3f4c1b2a9e10".parse().unwrap();
@@ -564,11 +678,257 @@ mod tests {
         let location = store.commit(id).unwrap();
         assert_eq!(store.path_of(&location).unwrap(), store.image_path(id));
         assert_eq!(fs::read(store.image_path(id)).unwrap(), b"data");
-        fs::write(store.part_path(id), b"half").unwrap();
-        assert_eq!(store.remove_stray_parts().unwrap(), 1);
-        assert!(!store.part_path(id).exists());
         store.delete(&location);
         assert!(!store.image_path(id).exists());
+    }
+
+    use meta::{Backend, Image, ImageStatus, Limits, NodeId, RedbBackend, UploadClaim};
+
+    /// A store and a metadata database side by side, as `serve` opens them.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: FsStore,
+        meta: RedbBackend,
+    }
+
+    /// The node the fixture's gateway runs as.
+    fn this_node() -> NodeId {
+        "this-node".parse().unwrap()
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let store = FsStore::open(&dir.path().join("images")).unwrap();
+            let meta = RedbBackend::open(&dir.path().join("meta.redb")).unwrap();
+            Fixture {
+                _dir: dir,
+                store,
+                meta,
+            }
+        }
+
+        fn queued(&self) -> ImageId {
+            let mut image = Image::new(ImageId::new_v4(), meta::Timestamp::now());
+            image.disk_format = Some("raw".into());
+            image.container_format = Some("bare".into());
+            self.meta.create_image(&image, &Limits::UNLIMITED).unwrap();
+            image.id
+        }
+
+        /// Claims the upload of `id` (to `saving`) for `node`.
+        fn begin_on(&self, id: ImageId, node: NodeId) {
+            let claim = UploadClaim {
+                to: ImageStatus::Saving,
+                node,
+                incoming_bytes: None,
+            };
+            self.meta
+                .begin_upload(id, &claim, &Limits::UNLIMITED)
+                .unwrap();
+        }
+
+        /// This node's start-up recovery, as `serve` runs it before reconciling.
+        fn recover(&self) -> Vec<ImageId> {
+            self.meta.recover_interrupted(&this_node()).unwrap()
+        }
+
+        /// The store's start-up recovery, as `serve` runs it.
+        fn reconcile(&self) -> Recovered {
+            self.reconcile_in_pages(1000)
+        }
+
+        fn reconcile_in_pages(&self, page: usize) -> Recovered {
+            let inventory = Inventory::read_in_pages(&self.meta, page).unwrap();
+            crate::test_util::block_on(self.store.recover(&inventory)).unwrap()
+        }
+
+        /// An image uploaded the way `image_data::upload` does it: `.part`, rename, commit.
+        fn active(&self, data: &[u8]) -> ImageId {
+            let id = self.queued();
+            self.begin_on(id, this_node());
+            fs::write(self.store.part_path(id), data).unwrap();
+            let location = self.store.commit(id).unwrap();
+            let outcome = meta::UploadOutcome {
+                size: data.len() as u64,
+                checksum: "0".repeat(32),
+                os_hash_algo: "sha512".into(),
+                os_hash_value: "0".repeat(128),
+                virtual_size: None,
+                location,
+            };
+            self.meta
+                .complete_upload(id, outcome, &Limits::UNLIMITED)
+                .unwrap();
+            id
+        }
+
+        fn names(&self) -> Vec<String> {
+            let mut names: Vec<String> = fs::read_dir(&self.store.dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        }
+    }
+
+    #[test]
+    fn reconcile_keeps_owned_data_and_removes_what_no_image_owns() {
+        let f = Fixture::new();
+        let kept = f.active(b"kept");
+        let deactivated = f.active(b"deactivated");
+        f.meta
+            .set_status(deactivated, ImageStatus::Deactivated)
+            .unwrap();
+        // Renamed into place, then the crash before the metadata commit: after recovery the
+        // image is queued and its whole file is under its final name.
+        let uncommitted = f.queued();
+        f.begin_on(uncommitted, this_node());
+        fs::write(f.store.part_path(uncommitted), b"whole").unwrap();
+        f.store.commit(uncommitted).unwrap();
+        assert_eq!(f.recover(), vec![uncommitted]);
+        // Deleted in metadata, then the crash before the unlink.
+        let deleted = f.active(b"deleted");
+        f.meta.delete_image(deleted).unwrap();
+        // An upload cut short, and a health probe left by a crash.
+        let partial = f.queued();
+        fs::write(f.store.part_path(partial), b"half").unwrap();
+        fs::write(f.store.dir.join(HEALTHCHECK_PROBE), b"ok").unwrap();
+
+        // A delete whose background removal a stop cut short.
+        fs::write(
+            f.store.dir.join(format!(
+                "{}.0123456789ab{DELETED_SUFFIX}",
+                ImageId::new_v4()
+            )),
+            b"trash",
+        )
+        .unwrap();
+
+        let report = f.reconcile();
+        assert_eq!(
+            report,
+            Recovered {
+                partial: 1,
+                orphans: 3,
+                unknown: 0,
+                checked: 2,
+                missing_data: vec![],
+            }
+        );
+        let mut expected = vec![kept.to_string(), deactivated.to_string()];
+        expected.sort();
+        assert_eq!(f.names(), expected);
+        assert_eq!(
+            f.meta.get_image(uncommitted).unwrap().status,
+            ImageStatus::Queued
+        );
+        // A second start-up finds nothing more to do.
+        let again = f.reconcile();
+        assert_eq!((again.partial, again.orphans), (0, 0));
+    }
+
+    #[test]
+    fn reconcile_leaves_files_that_are_not_glints() {
+        let f = Fixture::new();
+        let stranger = ImageId::new_v4();
+        fs::write(f.store.image_path(stranger), b"a Glance image, say").unwrap();
+        fs::write(f.store.dir.join("notes.txt"), b"operator's").unwrap();
+        fs::create_dir(f.store.dir.join("lost+found")).unwrap();
+        // A name that only looks like a partial upload.
+        fs::write(f.store.dir.join(format!("{stranger}.x.y.part")), b"?").unwrap();
+        let report = f.reconcile();
+        assert_eq!(report.unknown, 4);
+        assert_eq!(report.orphans, 0);
+        assert_eq!(f.names().len(), 4);
+    }
+
+    #[test]
+    fn reconcile_keeps_the_files_of_an_upload_still_in_flight() {
+        // With shared metadata another gateway may be mid-upload: its image is `saving`, and
+        // this node's recovery leaves it so. This node's own cut-short upload is reset and its
+        // file removed.
+        let f = Fixture::new();
+        let receiving = f.queued();
+        f.begin_on(receiving, "other-node".parse().unwrap());
+        fs::write(f.store.part_path(receiving), b"half").unwrap();
+        let renamed = f.queued();
+        f.begin_on(renamed, "other-node".parse().unwrap());
+        fs::write(f.store.image_path(renamed), b"whole, not yet committed").unwrap();
+        let ours = f.queued();
+        f.begin_on(ours, this_node());
+        fs::write(f.store.part_path(ours), b"cut short").unwrap();
+        assert_eq!(f.recover(), vec![ours]);
+        let report = f.reconcile();
+        assert_eq!(report.partial, 1);
+        assert_eq!(report.orphans, 0);
+        assert!(f.store.part_path(receiving).exists());
+        assert!(f.store.image_path(renamed).exists());
+        assert!(!f.store.part_path(ours).exists());
+        for id in [receiving, renamed] {
+            assert_eq!(f.meta.get_image(id).unwrap().status, ImageStatus::Saving);
+        }
+    }
+
+    #[test]
+    fn reconcile_reports_active_images_without_their_data_and_keeps_their_metadata() {
+        let f = Fixture::new();
+        let gone = f.active(b"gone");
+        let truncated = f.active(b"twelve bytes");
+        let fine = f.active(b"fine");
+        fs::remove_file(f.store.image_path(gone)).unwrap();
+        fs::write(f.store.image_path(truncated), b"twelve").unwrap();
+        let report = f.reconcile();
+        let mut expected = vec![gone, truncated];
+        expected.sort();
+        let mut found = report.missing_data.clone();
+        found.sort();
+        assert_eq!(found, expected);
+        assert_eq!(report.checked, 3);
+        for id in [gone, truncated, fine] {
+            assert_eq!(f.meta.get_image(id).unwrap().status, ImageStatus::Active);
+        }
+        assert!(
+            f.store.image_path(truncated).exists(),
+            "damaged data is kept"
+        );
+    }
+
+    #[test]
+    fn reconcile_pages_through_many_images() {
+        let f = Fixture::new();
+        let mut owned: Vec<String> = (0..5).map(|_| f.active(b"owned").to_string()).collect();
+        for _ in 0..3 {
+            fs::write(f.store.image_path(f.queued()), b"orphan").unwrap();
+        }
+        let report = f.reconcile_in_pages(2);
+        assert_eq!((report.orphans, report.checked), (3, 5));
+        owned.sort();
+        assert_eq!(f.names(), owned, "every page's images keep their files");
+    }
+
+    #[test]
+    fn reconcile_understands_each_uploads_own_part_name() {
+        // Every upload writes `<id>.<nonce>.part`: those of an image still receiving stay,
+        // the others go, whichever nonce they carry.
+        let f = Fixture::new();
+        let running = f.queued();
+        f.begin_on(running, "other-node".parse().unwrap());
+        let crashed = f.queued();
+        let running_part = f.store.unique_part_path(running);
+        let crashed_parts = [
+            f.store.unique_part_path(crashed),
+            f.store.unique_part_path(crashed),
+        ];
+        fs::write(&running_part, b"a").unwrap();
+        for part in &crashed_parts {
+            fs::write(part, b"b").unwrap();
+        }
+        let report = f.reconcile();
+        assert_eq!(report.partial, 2);
+        assert!(running_part.exists());
+        assert!(crashed_parts.iter().all(|p| !p.exists()));
     }
 
     #[test]
@@ -586,21 +946,5 @@ mod tests {
         };
         assert!(store.path_of(&inside_but_not_an_image).is_none());
         assert!(!store.owns("http://example.com/x"));
-    }
-
-    #[test]
-    fn recovery_keeps_the_parts_of_uploads_in_flight() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FsStore::open(dir.path()).unwrap();
-        let running = ImageId::new_v4();
-        let crashed = ImageId::new_v4();
-        let running_part = store.unique_part_path(running);
-        let crashed_part = store.unique_part_path(crashed);
-        fs::write(&running_part, b"a").unwrap();
-        fs::write(&crashed_part, b"b").unwrap();
-        let recovered = crate::test_util::block_on(store.recover(&|id| id == running)).unwrap();
-        assert_eq!(recovered.partial, 1);
-        assert!(running_part.exists());
-        assert!(!crashed_part.exists());
     }
 }

@@ -273,7 +273,7 @@ impl Store for HttpStore {
 
     fn recover<'a>(
         &'a self,
-        _in_flight: &'a dyn Fn(ImageId) -> bool,
+        _inventory: &'a super::Inventory<'a>,
     ) -> LocalBoxFuture<'a, Result<Recovered, StoreError>> {
         Box::pin(async { Ok(Recovered::default()) })
     }

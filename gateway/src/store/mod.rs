@@ -9,8 +9,9 @@
 //! - stream a byte range back ([`Store::read`] → a [`DataStream`], the body the download path
 //!   sends; a file store's stream also offers its open file and range, so the download can go
 //!   out with `splice` instead);
-//! - say an object's size, delete it, report its health and capacity, and clean up after a
-//!   crash at start-up ([`Store::recover`]).
+//! - say an object's size, delete it, report its health and capacity, and settle its data
+//!   against the metadata after a crash, at start-up ([`Store::recover`] with an
+//!   [`Inventory`]).
 //!
 //! Backends: [`fs`] (local files: tmp + fdatasync + rename + directory fsync), [`s3`] (any S3
 //! API: one PUT below `s3_store_large_object_size`, multipart above), [`http`] (read-only: an
@@ -28,6 +29,7 @@ mod file_stream;
 pub mod fs;
 pub mod http;
 pub mod janitor;
+mod recovery;
 mod remote;
 pub mod s3;
 
@@ -43,7 +45,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use meta::{ImageId, Location};
 
-pub use file_stream::FileStream;
+pub use file_stream::{FileStream, CHUNK_BYTES};
+pub use recovery::{Inventory, Owned, Recovered};
 pub use remote::ResponseStream;
 
 /// A boxed future that stays on its core.
@@ -179,8 +182,12 @@ impl StoreError {
             io::ErrorKind::StorageFull => StoreError::Full {
                 store: store.to_owned(),
             },
-            _ if source.raw_os_error() == Some(libc::ENOSPC)
-                || source.raw_os_error() == Some(libc::EDQUOT) =>
+            // EFBIG (a file larger than the file system allows) is full too, as glance_store's
+            // file driver reports it (StorageFull, 413).
+            _ if matches!(
+                source.raw_os_error(),
+                Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG)
+            ) =>
             {
                 StoreError::Full {
                     store: store.to_owned(),
@@ -216,13 +223,6 @@ pub struct Capacity {
     pub total_bytes: u64,
     /// Bytes an unprivileged writer may still use.
     pub free_bytes: u64,
-}
-
-/// What a store cleaned up at start-up.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Recovered {
-    /// Partial objects removed: `.part` files, incomplete multipart uploads.
-    pub partial: usize,
 }
 
 /// A byte range of an open local file: what a download sends with `splice` instead of reading.
@@ -337,12 +337,14 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
-    /// Start-up: checks the store can be used and removes what uploads interrupted by a
-    /// crash left behind, except the data of uploads still running (`in_flight(id)` is true
-    /// for an image another gateway is receiving).
+    /// Start-up: checks the store can be used and settles its data against `inventory`:
+    /// removes what uploads interrupted by a crash left behind (partial data; whole data no
+    /// image owns, where the store can list it) except the data of images still receiving
+    /// ([`Inventory::is_receiving`]: another gateway's uploads), and reports `active` or
+    /// `deactivated` images whose data here is missing or of the wrong size.
     fn recover<'a>(
         &'a self,
-        in_flight: &'a dyn Fn(ImageId) -> bool,
+        inventory: &'a Inventory<'a>,
     ) -> LocalBoxFuture<'a, Result<Recovered, StoreError>>;
 }
 
@@ -512,7 +514,7 @@ impl Stores {
                     message: e.to_string(),
                 }
             })?;
-        if !config.stores.is_multi() {
+        if config.stores.stores.is_empty() {
             // Glance's single-store defaults: `stores = file,http`, `default_store = file`.
             let file = open_folder(
                 fs::STORE_NAME,
@@ -564,7 +566,7 @@ impl Stores {
                 };
             stores.push(store);
         }
-        Ok(Stores::new(stores, &default, true)?)
+        Ok(Stores::new(stores, &default, config.stores.is_multi())?)
     }
 }
 
@@ -576,6 +578,8 @@ mod tests {
     fn io_errors_are_classified() {
         let full = StoreError::from_io("local", "x", io::Error::from_raw_os_error(libc::ENOSPC));
         assert!(matches!(full, StoreError::Full { .. }), "{full:?}");
+        let too_big = StoreError::from_io("local", "x", io::Error::from_raw_os_error(libc::EFBIG));
+        assert!(matches!(too_big, StoreError::Full { .. }), "{too_big:?}");
         let missing = StoreError::from_io("local", "x", io::ErrorKind::NotFound.into());
         assert!(matches!(missing, StoreError::NotFound { .. }));
         assert_eq!(missing.store(), "local");

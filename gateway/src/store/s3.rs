@@ -513,7 +513,7 @@ impl Store for S3Store {
 
     fn recover<'a>(
         &'a self,
-        in_flight: &'a dyn Fn(ImageId) -> bool,
+        inventory: &'a super::Inventory<'a>,
     ) -> LocalBoxFuture<'a, Result<Recovered, StoreError>> {
         Box::pin(async move {
             let client = self.client();
@@ -531,7 +531,7 @@ impl Store for S3Store {
                 let Ok(image) = upload.key.parse::<ImageId>() else {
                     continue; // not ours
                 };
-                if in_flight(image) {
+                if inventory.is_receiving(image) {
                     continue;
                 }
                 match client
@@ -543,7 +543,10 @@ impl Store for S3Store {
                     Err(e) => return Err(self.error(e)),
                 }
             }
-            Ok(Recovered { partial })
+            Ok(Recovered {
+                partial,
+                ..Recovered::default()
+            })
         })
     }
 }

@@ -200,6 +200,9 @@ fn checks(
         inspector: (inspect && image.container_format.as_deref() == Some("bare"))
             .then(|| formats::Inspector::new(image.disk_format.as_deref(), &shared.format_policy)),
         checksums,
+        // Sources here are glint's own reads (staging, stores) and web-download's client,
+        // which has its own timeouts.
+        idle_timeout: None,
     })
 }
 
@@ -283,7 +286,7 @@ async fn copy(shared: &Shared, job: &Job, image: &Image) -> Result<Done, Failure
     for store_id in &job.stores {
         let outcome = async {
             let store = store(shared, store_id)?;
-            let stream = download::open_first(&shared.stores, &image.locations, 0..size)
+            let (stream, _from) = download::open_first(&shared.stores, &image.locations, 0..size)
                 .await
                 .map_err(|e| Failure(format!("The image's data is not readable: {e}")))?;
             let landed = land_into(

@@ -72,6 +72,21 @@ pub fn create_refuses_the_id_of_a_deleted_image<E: Engine>() {
     assert!(matches!(meta.get_image(id(1)), Err(Error::NotFound(_))));
 }
 
+pub fn was_deleted_is_true_only_for_tombstoned_ids<E: Engine>() {
+    let mut db = E::create();
+    let meta = db.backend();
+    meta.create(&queued(1)).unwrap();
+    meta.create(&queued(2)).unwrap();
+    meta.delete_image(id(1)).unwrap();
+    assert!(meta.was_deleted(id(1)).unwrap());
+    assert!(!meta.was_deleted(id(2)).unwrap(), "live");
+    assert!(!meta.was_deleted(id(3)).unwrap(), "never created");
+    db.reopen();
+    let meta = db.backend();
+    assert!(meta.was_deleted(id(1)).unwrap(), "tombstones are durable");
+    assert!(!meta.was_deleted(id(2)).unwrap());
+}
+
 pub fn create_requires_queued<E: Engine>() {
     let db = E::create();
     let meta = db.backend();

@@ -30,8 +30,8 @@ pub mod uploads;
 use std::path::PathBuf;
 
 use meta::{
-    Backend, Image, ImageId, ImageStatus, Limits, ListFilter, Location, NodeId, RedbBackend,
-    Result, SortDir, SortKey, Timestamp, UploadClaim, UploadOutcome,
+    Backend, Image, ImageId, ImageStatus, Limits, ListFilter, Location, NodeId, PgBackend,
+    PgOptions, RedbBackend, Result, SortDir, SortKey, Timestamp, UploadClaim, UploadOutcome,
 };
 
 /// A database the suite can run on.
@@ -73,15 +73,100 @@ impl Engine for RedbEngine {
     }
 }
 
-/// One `#[test]` per suite test, run on `$engine`.
+/// The PostgreSQL engine, on a schema of its own in the database at `GLINT_PG_TEST_URL` (a
+/// private cluster that `tests/e2e/pg.sh` starts), dropped at the end.
+pub struct PgEngine {
+    options: PgOptions,
+    schema: String,
+    admin: postgres::Client,
+    backend: Option<PgBackend>,
+}
+
+/// The test database's URL, or `None` (then the PostgreSQL tests say so and pass, unless
+/// `GLINT_REQUIRE_PG` is set, when they fail).
+pub fn pg_url() -> Option<String> {
+    match std::env::var("GLINT_PG_TEST_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os("GLINT_REQUIRE_PG").is_none(),
+                "GLINT_REQUIRE_PG is set but GLINT_PG_TEST_URL is not"
+            );
+            eprintln!("GLINT_PG_TEST_URL is not set: PostgreSQL test skipped (tests/e2e/pg.sh)");
+            None
+        }
+    }
+}
+
+/// Whether the PostgreSQL tests can run.
+pub fn pg_ready() -> bool {
+    pg_url().is_some()
+}
+
+impl PgEngine {
+    /// The options of this engine's database (its own schema first on the search path).
+    pub fn options(&self) -> &PgOptions {
+        &self.options
+    }
+}
+
+impl Engine for PgEngine {
+    fn create() -> PgEngine {
+        let url = pg_url().expect("the PostgreSQL tests run only with GLINT_PG_TEST_URL");
+        let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .unwrap();
+        let mut options = PgOptions::new(format!(
+            "{url}{}options=-csearch_path%3D{schema}",
+            if url.contains('?') { "&" } else { "?" }
+        ));
+        options.max_idle = 2;
+        let report = PgBackend::sync(&options).unwrap();
+        assert_eq!(report.to, meta::PG_SCHEMA_VERSION);
+        let backend = Some(PgBackend::connect(&options).unwrap());
+        PgEngine {
+            options,
+            schema,
+            admin,
+            backend,
+        }
+    }
+
+    fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref().unwrap()
+    }
+
+    fn reopen(&mut self) {
+        self.backend = None;
+        self.backend = Some(PgBackend::connect(&self.options).unwrap());
+    }
+}
+
+impl Drop for PgEngine {
+    fn drop(&mut self) {
+        self.backend = None;
+        let _ = self
+            .admin
+            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema));
+    }
+}
+
+/// One `#[test]` per suite test, run on `$engine`; with `if $ready`, a test returns at once
+/// when `$ready()` is false (an engine whose server is not there).
 macro_rules! backend_tests {
     ($engine:ty) => {
-        backend_tests!(@each $engine;
+        backend_tests!($engine, if (|| true));
+    };
+    ($engine:ty, if $ready:expr) => {
+        backend_tests!(@each $engine, $ready;
             images::images_and_tombstones_survive_reopen,
             images::a_backend_is_shareable_across_threads,
             images::create_stores_the_image_as_given,
             images::create_refuses_a_live_duplicate,
             images::create_refuses_the_id_of_a_deleted_image,
+            images::was_deleted_is_true_only_for_tombstoned_ids,
             images::create_requires_queued,
             images::get_of_unknown_id_is_not_found,
             images::update_edits_fields_and_sets_updated_at,
@@ -141,6 +226,7 @@ macro_rules! backend_tests {
             sharing::deleting_an_image_deletes_its_members,
             sharing::usage_follows_create_upload_owner_change_and_delete,
             sharing::quotas_refuse_inside_the_transaction_and_write_nothing,
+            sharing::announced_sizes_are_reserved_until_the_upload_ends,
             adopt::adopt_stores_the_record_and_members_as_they_were,
             adopt::adopting_the_same_record_again_changes_nothing,
             adopt::a_different_record_conflicts_unless_replaced,
@@ -154,10 +240,13 @@ macro_rules! backend_tests {
             tasks::a_finished_stage_survives_recovery,
         );
     };
-    (@each $engine:ty; $($module:ident :: $name:ident),+ $(,)?) => {
+    (@each $engine:ty, $ready:expr; $($module:ident :: $name:ident),+ $(,)?) => {
         $(
             #[test]
             fn $name() {
+                if !($ready)() {
+                    return;
+                }
                 suite::$module::$name::<$engine>();
             }
         )+

@@ -1,7 +1,7 @@
 //! Model test: random sequences of operations run against a [`meta::Backend`] and against a
 //! plain `BTreeMap` model that restates the spec's rules independently; every result, error
 //! and listing page must agree, and after every step the whole store must equal the model
-//! (images, counts, upload owners, memberships). [`run`] takes any [`Engine`];
+//! (images, counts, tombstones, upload owners, memberships). [`run`] takes any [`Engine`];
 //! `tests/model.rs` runs it on redb.
 
 use std::cmp::Ordering;
@@ -906,6 +906,15 @@ pub fn run<E: Engine>(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 .filter(|image| image.status == status)
                 .count();
             prop_assert_eq!(count, expected as u64, "{}", status);
+        }
+        for n in 0..POOL {
+            let id = pool_id(n);
+            prop_assert_eq!(
+                meta.was_deleted(id).unwrap(),
+                model.tombstones.contains(&id),
+                "was_deleted {}",
+                id
+            );
         }
         for id in model.live.keys() {
             let owner = meta.upload_state(*id).unwrap().map(|state| state.node);

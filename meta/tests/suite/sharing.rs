@@ -119,7 +119,8 @@ pub fn usage_follows_create_upload_owner_change_and_delete<E: Engine>() {
         Usage {
             image_count: 2,
             size_bytes: 1024,
-            uploading_count: 0
+            uploading_count: 0,
+            reserved_bytes: 0,
         }
     );
     meta.update_image_with(id(1), |image| {
@@ -204,4 +205,75 @@ pub fn quotas_refuse_inside_the_transaction_and_write_nothing<E: Engine>() {
             ..
         })
     ));
+}
+
+/// Issue 14: quotas are hard across gateways. An announced size is reserved when the upload
+/// begins, so a second upload that would not fit beside it is refused before any data; the
+/// reservation gives way to the data on completion and is released by every other end.
+pub fn announced_sizes_are_reserved_until_the_upload_ends<E: Engine>() {
+    let db = E::create();
+    let meta = db.backend();
+    let limits = Limits {
+        image_size_total_mib: Some(10),
+        ..Limits::UNLIMITED
+    };
+    for n in 1..=4 {
+        meta.create_image(&owned(n, "p"), &limits).unwrap();
+    }
+    let announcing = |bytes| UploadClaim {
+        incoming_bytes: Some(bytes),
+        ..claim(ImageStatus::Saving, node())
+    };
+    let start = meta
+        .begin_upload(id(1), &announcing(6 * MIB), &limits)
+        .unwrap();
+    assert_eq!(start.size_left, Some(10 * MIB));
+    assert_eq!(meta.usage("p").unwrap().reserved_bytes, 6 * MIB);
+    // 6 + 6 > 10: refused although no data is held yet.
+    assert!(matches!(
+        meta.begin_upload(id(2), &announcing(6 * MIB), &limits),
+        Err(Error::QuotaExceeded {
+            resource: QuotaResource::ImageSizeTotal,
+            limit: 10,
+            usage: 6,
+            delta: 6,
+            ..
+        })
+    ));
+    assert_eq!(status_of(meta, id(2)), ImageStatus::Queued);
+    // An upload of unknown size may start, and is told what the reservation leaves.
+    let start = meta
+        .begin_upload(id(3), &claim(ImageStatus::Saving, node()), &limits)
+        .unwrap();
+    assert_eq!(start.size_left, Some(4 * MIB));
+    // Its data must fit beside the reservation when it completes.
+    let mut five = outcome(id(3));
+    five.size = 5 * MIB;
+    assert!(matches!(
+        meta.complete_upload(id(3), five, &limits),
+        Err(Error::QuotaExceeded { .. })
+    ));
+    meta.abort_upload(id(3)).unwrap();
+    // Completing the reserving upload charges its data instead of its reservation.
+    let mut six = outcome(id(1));
+    six.size = 6 * MIB;
+    meta.complete_upload(id(1), six, &limits).unwrap();
+    let usage = meta.usage("p").unwrap();
+    assert_eq!((usage.size_bytes, usage.reserved_bytes), (6 * MIB, 0));
+    // Abort, recovery and delete release a reservation.
+    meta.begin_upload(id(2), &announcing(4 * MIB), &limits)
+        .unwrap();
+    assert_eq!(meta.usage("p").unwrap().reserved_bytes, 4 * MIB);
+    meta.abort_upload(id(2)).unwrap();
+    assert_eq!(meta.usage("p").unwrap().reserved_bytes, 0);
+    meta.begin_upload(id(2), &announcing(4 * MIB), &limits)
+        .unwrap();
+    meta.recover_interrupted(&node()).unwrap();
+    assert_eq!(meta.usage("p").unwrap().reserved_bytes, 0);
+    meta.begin_upload(id(4), &announcing(4 * MIB), &limits)
+        .unwrap();
+    meta.delete_image(id(4)).unwrap();
+    assert_eq!(meta.usage("p").unwrap().reserved_bytes, 0);
+    meta.begin_upload(id(2), &announcing(4 * MIB), &limits)
+        .unwrap();
 }

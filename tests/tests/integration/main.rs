@@ -42,8 +42,24 @@ mod list_filters;
 mod protocol;
 // Concurrent requests on one image: unique ids, kept writes, quotas that hold.
 mod races;
+// The image cache: single-flight fills, ranges, the cache API (§4.17), faults (issue 14).
+mod cache;
+// Egress caps on downloads, changed by SIGHUP (issue 14).
+mod egress;
+// Several gateways over one PostgreSQL database: shared metadata, caches invalidated
+// across gateways, a database outage (issue 14).
+mod scale;
 // Restart persistence, crash recovery of half-done uploads, clean exit on SIGTERM.
 mod persistence;
+// The crash campaign: SIGKILL at random points under concurrent writes, then every
+// acknowledged change and byte checked, and no orphan file left (GLINT_CRASH_* to lengthen).
+mod crash;
+// A full disk (the data dir on a small tmpfs): 413 for the upload that fills it, nothing left,
+// reads and small writes go on; metadata writes on a full disk fail cleanly and recover.
+mod disk_full;
+// Hostile clients: slow headers and bodies, idle connections, oversized requests, Glance's
+// per-image limits; bystanders served throughout, peak RSS reported (GLINT_HOSTILE_SCALE).
+mod hostile;
 // The data path under load: 64 MiB round trip, concurrent uploads, client disconnects,
 // the epoll driver.
 mod datapath;

@@ -226,3 +226,68 @@ fn clean_stop_during_upload_leaves_no_saving_image() {
     assert_eq!(image["size"], Value::Null);
     assert!(srv.part_files().is_empty());
 }
+
+/// Issue 15: a crash between the rename of `<id>.part` to `<id>` and the metadata commit left
+/// the image `queued` with its whole file under the final name, and no start-up removed it; a
+/// crash between a delete's commit and its unlink left the file of a deleted image.
+#[test]
+fn data_files_no_image_owns_are_removed_at_start_up() {
+    let mut srv = TestServer::start();
+    let kept = srv.create_active_image(json!({}), b"kept");
+    let queued = srv.create_raw_image(json!({}));
+    let deleted = srv.create_raw_image(json!({}));
+    srv.delete(&format!("/v2/images/{deleted}"))
+        .expect_status(204);
+    srv.stop();
+    std::fs::write(srv.image_file(&queued), b"renamed, never committed").unwrap();
+    std::fs::write(srv.image_file(&deleted), b"deleted, never unlinked").unwrap();
+    // An id glint never issued: not glint's file, so it stays.
+    let stranger = uuid::Uuid::new_v4().to_string();
+    std::fs::write(srv.image_file(&stranger), b"someone else's").unwrap();
+    srv.start_again();
+
+    assert!(
+        !srv.image_file(&queued).exists(),
+        "orphan of a queued image"
+    );
+    assert!(
+        !srv.image_file(&deleted).exists(),
+        "orphan of a deleted image"
+    );
+    assert!(
+        srv.image_file(&stranger).exists(),
+        "unknown files are left alone"
+    );
+    assert_eq!(srv.download(&kept).expect_status(200).body, b"kept");
+    let image = srv.image(&queued);
+    assert_eq!(image["status"], "queued", "{image}");
+    srv.upload(&queued, b"retried").expect_status(204);
+    assert_eq!(srv.download(&queued).expect_status(200).body, b"retried");
+}
+
+/// An active image whose file vanished keeps its metadata (the checksum a restored file is
+/// checked against); start-up logs it and counts it, and downloads answer 503.
+#[test]
+fn active_image_without_its_file_is_reported_and_kept() {
+    let mut srv = TestServer::start();
+    let lost = srv.create_active_image(json!({}), b"lost bytes");
+    let fine = srv.create_active_image(json!({}), b"fine");
+    let before = srv.image(&lost);
+    srv.stop();
+    std::fs::remove_file(srv.image_file(&lost)).unwrap();
+    srv.start_again();
+
+    assert_eq!(srv.image(&lost), before, "metadata untouched");
+    let metrics = srv.get("/metrics").expect_status(200).text();
+    assert!(
+        metrics.lines().any(|l| l == "glint_images_missing_data 1"),
+        "{metrics}"
+    );
+    assert_eq!(srv.download(&lost).status, 503);
+    assert_eq!(srv.download(&fine).expect_status(200).body, b"fine");
+    assert!(
+        srv.log_tail(200).contains("image data missing or damaged"),
+        "{}",
+        srv.log_tail(40)
+    );
+}

@@ -466,31 +466,7 @@ fn origin_failures_are_errors_never_a_short_download() {
 
 // ---- the S3 store on a real Ceph RGW (tests/e2e/rgw.sh sets GLINT_S3_TEST_*)
 
-struct Rgw {
-    endpoint: String,
-    access_key: String,
-    secret_key: String,
-}
-
-/// The RGW to test against, or `None` (after saying so) when none was started and none is
-/// required (`GLINT_REQUIRE_S3=1` makes its absence a failure).
-fn rgw() -> Option<Rgw> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    match var("GLINT_S3_TEST_ENDPOINT") {
-        Some(endpoint) => Some(Rgw {
-            endpoint,
-            access_key: var("GLINT_S3_TEST_ACCESS_KEY").expect("GLINT_S3_TEST_ACCESS_KEY"),
-            secret_key: var("GLINT_S3_TEST_SECRET_KEY").expect("GLINT_S3_TEST_SECRET_KEY"),
-        }),
-        None if var("GLINT_REQUIRE_S3").as_deref() == Some("1") => {
-            panic!("GLINT_REQUIRE_S3=1 but GLINT_S3_TEST_ENDPOINT is not set")
-        }
-        None => {
-            eprintln!("no GLINT_S3_TEST_ENDPOINT: S3 store tests not run (use tests/e2e/rgw.sh)");
-            None
-        }
-    }
-}
+use glint_tests::rgw::{rgw, Rgw};
 
 fn s3_config(rgw: &Rgw, bucket: &str, secret: &str) -> String {
     format!(

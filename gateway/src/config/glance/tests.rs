@@ -280,13 +280,107 @@ fn flavors_choose_the_auth_strategy() {
     ] {
         let (config, report) = load(&format!("[paste_deploy]\nflavor = {flavor}\n"), None).unwrap();
         assert_eq!(config.auth.strategy, strategy, "{flavor}");
-        assert_eq!(
+        assert!(
             matches!(
                 verdict(&report, "paste_deploy", "flavor"),
-                Verdict::Unsupported(_)
+                Verdict::Mapped { key, .. } if key == "auth.strategy"
             ),
-            cache,
             "{flavor}"
+        );
+        // A caching flavor turns the cache on, at Glance's default size.
+        let size = if cache { 10 << 30 } else { 0 };
+        assert_eq!(config.image_cache_max_size, size, "{flavor}");
+        assert_eq!(config.cache_dir().is_some(), cache, "{flavor}");
+    }
+}
+
+#[test]
+fn image_cache_options_are_taken_with_a_caching_flavor_only() {
+    let options = "[DEFAULT]\nimage_cache_dir = /var/lib/glance/image-cache\n\
+                   image_cache_max_size = 5368709120\nimage_cache_stall_time = 3600\n\
+                   image_cache_driver = centralized_db\n";
+    let (config, report) = load(
+        &format!("{options}[paste_deploy]\nflavor = keystone+cachemanagement\n"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        config.cache_dir().as_deref(),
+        Some(Path::new("/var/lib/glance/image-cache"))
+    );
+    assert_eq!(config.image_cache_max_size, 5 << 30);
+    assert_eq!(
+        verdict(&report, "DEFAULT", "image_cache_dir"),
+        &Verdict::mapped("image_cache_dir")
+    );
+    assert!(matches!(
+        verdict(&report, "DEFAULT", "image_cache_max_size"),
+        Verdict::Mapped { key, note: Some(_) } if key == "image_cache_max_size"
+    ));
+    for name in ["image_cache_stall_time", "image_cache_driver"] {
+        assert!(
+            matches!(verdict(&report, "DEFAULT", name), Verdict::Ignored(_)),
+            "{name}"
+        );
+    }
+    // Without the cache middleware Glance caches nothing, whatever the options say.
+    let (config, report) = load(
+        &format!("{options}[paste_deploy]\nflavor = keystone\n"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(config.cache_dir(), None);
+    assert!(matches!(
+        verdict(&report, "DEFAULT", "image_cache_max_size"),
+        Verdict::Ignored(_)
+    ));
+    // The TOML file still wins.
+    let (config, _) = load(
+        &format!("{options}[paste_deploy]\nflavor = caching\n"),
+        Some("image_cache_max_size = 1024\n"),
+    )
+    .unwrap();
+    assert_eq!(config.image_cache_max_size, 1024);
+}
+
+#[test]
+fn a_postgresql_connection_becomes_glints_database_without_its_password_showing() {
+    let (config, report) = load(
+        "[database]\nconnection = postgresql+psycopg2://glint:s3%40cret@db.example:5432/glint\n",
+        None,
+    )
+    .unwrap();
+    let database = config.database.as_ref().expect("[database] mapped");
+    assert_eq!(
+        database.connection,
+        "postgresql://glint@db.example:5432/glint"
+    );
+    assert_eq!(database.password.expose(), "s3@cret");
+    assert!(matches!(
+        verdict(&report, "database", "connection"),
+        Verdict::Mapped { key, .. } if key == "database.connection"
+    ));
+    let shown = toml::to_string_pretty(&config).unwrap();
+    assert!(
+        !shown.contains("s3@cret") && !shown.contains("s3%40cret"),
+        "{shown}"
+    );
+    for option in &report.options {
+        assert!(!option.to_string().contains("s3"), "{option}");
+    }
+    // Glance's own kinds of database are what migrate-from-glance reads, not glint's.
+    for url in [
+        "mysql+pymysql://glance:pw@controller/glance",
+        "sqlite:////var/lib/glance/glance.sqlite",
+    ] {
+        let (config, report) = load(&format!("[database]\nconnection = {url}\n"), None).unwrap();
+        assert!(config.database.is_none(), "{url}");
+        assert!(
+            matches!(
+                verdict(&report, "database", "connection"),
+                Verdict::Ignored(_)
+            ),
+            "{url}"
         );
     }
 }
@@ -334,7 +428,7 @@ fn store_sections_named_by_enabled_backends_are_known() {
     .unwrap();
     assert!(matches!(
         verdict(&report, "fs", "filesystem_store_datadir"),
-        Verdict::Unsupported(_)
+        Verdict::Mapped { .. }
     ));
     assert!(matches!(
         verdict(&report, "ceph", "rbd_store_pool"),

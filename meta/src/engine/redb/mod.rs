@@ -6,6 +6,8 @@
 //! step with the records. A write that fails for any reason writes nothing. Reads run in read
 //! transactions and never wait for a writer.
 //!
+//! - `handle.rs`: the redb `Database`, closed and opened again after an I/O failure (a full
+//!   disk);
 //! - `schema.rs`: tables, index keys, the schema version and its migrations;
 //! - `record.rs`: the versioned on-disk encoding of an image;
 //! - `read.rs`: single-image reads, counts, usage, upload owners;
@@ -15,9 +17,10 @@
 //! - `tasks.rs`: the task tables, every [`Tasks`](crate::tasks::Tasks) call and the import lock;
 //! - `metadefs/`: the metadef tables and every [`Metadefs`](crate::metadefs::Metadefs) call.
 
+mod handle;
 mod list;
 mod members;
-mod metadefs;
+pub(crate) mod metadefs;
 mod read;
 mod record;
 mod schema;
@@ -31,7 +34,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, ReadTransaction, ReadableDatabase};
+use redb::ReadTransaction;
+
+use self::handle::Handle;
 
 use self::write::Writer;
 use crate::backend::{Adopted, Adoption, Backend, Edit, Locality};
@@ -59,7 +64,7 @@ pub struct RedbBackend {
 }
 
 struct Inner {
-    db: Database,
+    db: Handle,
     path: PathBuf,
     schema_version: u32,
 }
@@ -80,7 +85,10 @@ impl RedbBackend {
     /// The parent directory must exist. Fails with [`Error::AlreadyOpen`] when the file is open
     /// elsewhere and [`Error::SchemaTooNew`] when a newer glint wrote it.
     pub fn open(path: &Path) -> Result<RedbBackend> {
-        let db = Database::create(path).storage()?;
+        RedbBackend::open_handle(Handle::open(path).storage()?, path)
+    }
+
+    fn open_handle(db: Handle, path: &Path) -> Result<RedbBackend> {
         let txn = db.begin_write().storage()?;
         // On error `txn` is dropped, which rolls back a half-done migration.
         let schema_version = schema::create_or_migrate(&txn)?;
@@ -152,8 +160,17 @@ impl RedbBackend {
     }
 
     #[cfg(test)]
-    pub(crate) fn database(&self) -> &Database {
+    pub(crate) fn database(&self) -> &Handle {
         &self.inner.db
+    }
+
+    /// An engine on a file whose disk is full while the returned flag is set.
+    #[cfg(test)]
+    pub(crate) fn open_on_full_disk(
+        path: &Path,
+    ) -> Result<(RedbBackend, Arc<std::sync::atomic::AtomicBool>)> {
+        let (handle, full) = handle::tests::full_disk_handle(path);
+        Ok((RedbBackend::open_handle(handle, path)?, full))
     }
 }
 
@@ -168,6 +185,10 @@ impl Backend for RedbBackend {
 
     fn get_image(&self, id: ImageId) -> Result<Image> {
         read::get_image(&self.read()?, id)
+    }
+
+    fn was_deleted(&self, id: ImageId) -> Result<bool> {
+        read::was_deleted(&self.read()?, id)
     }
 
     fn list_images(&self, filter: &ListFilter) -> Result<Vec<Image>> {

@@ -4,7 +4,7 @@
 
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 
-use super::schema::{IMAGES, PROJECT_USAGE, STATUS_COUNTS, UPLOADS};
+use super::schema::{IMAGES, PROJECT_USAGE, RESERVATIONS, STATUS_COUNTS, TOMBSTONES, UPLOADS};
 use super::{record, StorageResultExt};
 use crate::error::{Error, Result};
 use crate::quota::Usage;
@@ -24,6 +24,12 @@ pub(super) fn load(
 pub(super) fn get_image(txn: &ReadTransaction, id: ImageId) -> Result<Image> {
     let images = txn.open_table(IMAGES).storage()?;
     load(&images, id)?.ok_or(Error::NotFound(id))
+}
+
+/// A lookup in the tombstones.
+pub(super) fn was_deleted(txn: &ReadTransaction, id: ImageId) -> Result<bool> {
+    let tombstones = txn.open_table(TOMBSTONES).storage()?;
+    Ok(tombstones.get(id.to_key()).storage()?.is_some())
 }
 
 /// Live images: the length of `images`, one table header.
@@ -49,7 +55,36 @@ pub(super) fn images_by_status(txn: &ReadTransaction) -> Result<Vec<(ImageStatus
 }
 
 pub(super) fn usage(txn: &ReadTransaction, project: &str) -> Result<Usage> {
-    read_usage(&txn.open_table(PROJECT_USAGE).storage()?, project)
+    let mut usage = read_usage(&txn.open_table(PROJECT_USAGE).storage()?, project)?;
+    usage.reserved_bytes = reserved_by(
+        &txn.open_table(IMAGES).storage()?,
+        &txn.open_table(RESERVATIONS).storage()?,
+        project,
+        None,
+    )?;
+    Ok(usage)
+}
+
+/// Bytes reserved by the uploads under way of images `project` owns, but `except`'s. A scan
+/// of the reservations: one row per upload in flight, a handful.
+pub(super) fn reserved_by(
+    images: &impl ReadableTable<u128, &'static [u8]>,
+    reservations: &impl ReadableTable<u128, u64>,
+    project: &str,
+    except: Option<ImageId>,
+) -> Result<u64> {
+    let mut total: u64 = 0;
+    for entry in reservations.iter().storage()? {
+        let (key, bytes) = entry.storage()?;
+        let id = ImageId::from_key(key.value());
+        if Some(id) == except {
+            continue;
+        }
+        if load(images, id)?.is_some_and(|image| image.owner.as_deref() == Some(project)) {
+            total = total.saturating_add(bytes.value());
+        }
+    }
+    Ok(total)
 }
 
 pub(super) fn read_usage(
@@ -65,6 +100,7 @@ pub(super) fn read_usage(
                 image_count,
                 size_bytes,
                 uploading_count,
+                reserved_bytes: 0,
             }
         }))
 }

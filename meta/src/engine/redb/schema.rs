@@ -15,6 +15,12 @@
 //! | `members_by_project`          | `(&str, u128)` project, image | `u8` status          |
 //! | `project_usage`               | `&str` owner            | `(u64, u64, u64)` images, bytes, uploading |
 //! | `image_uploads`               | `u128` image id         | `(&str, i64)` node id, started_at (µs) |
+//! | `image_upload_reservations`   | `u128` image id         | `u64` bytes reserved        |
+//!
+//! `image_upload_reservations` holds the size an upload under way announced, counted against
+//! its owner's `image_size_total` until the upload ends. Its rows live only as long as an
+//! upload, so it is not versioned: every open creates it if missing (a file written before it
+//! existed has no upload in flight to reserve for, and an older glint ignores it).
 //!
 //! `images` holds live images only (every status but `deleted`); a deleted image moves to
 //! `image_tombstones`, which keeps its id taken. Ids are stored as the big-endian `u128` of the
@@ -77,6 +83,10 @@ pub(crate) const PROJECT_USAGE: TableDefinition<&str, (u64, u64, u64)> =
 /// image → `(node id, started_at µs)` of the upload it is receiving.
 pub(crate) const UPLOADS: TableDefinition<u128, (&str, i64)> =
     TableDefinition::new("image_uploads");
+
+/// image → bytes its upload under way reserved (`quota.rs`).
+pub(crate) const RESERVATIONS: TableDefinition<u128, u64> =
+    TableDefinition::new("image_upload_reservations");
 
 /// The key of every index table: (encoded sort value, created_at µs, id).
 pub(crate) type IndexKey<'a> = (&'a [u8], i64, u128);
@@ -143,6 +153,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(MEMBERS_BY_PROJECT).storage()?;
     txn.open_table(PROJECT_USAGE).storage()?;
     txn.open_table(UPLOADS).storage()?;
+    txn.open_table(RESERVATIONS).storage()?;
     super::metadefs::tables::create(txn)?;
     super::tasks::create(txn)?;
     Ok(())
@@ -229,6 +240,8 @@ pub(crate) fn create_or_migrate(txn: &WriteTransaction) -> Result<u32> {
         step(txn)?;
         write_version(txn, version + 1)?;
     }
+    // Unversioned (see the module docs).
+    txn.open_table(RESERVATIONS).storage()?;
     Ok(CURRENT_VERSION)
 }
 

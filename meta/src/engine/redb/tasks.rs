@@ -18,8 +18,8 @@ use super::StorageResultExt;
 use crate::backend::Edit;
 use crate::error::{Error, Result};
 use crate::tasks::{
-    apply_begin, holds_lock, ImportBegun, ImportEnd, ImportStart, Task, TaskFilter, TaskId,
-    TaskRunner, TaskSortKey, TaskStatus, TaskType, IMPORT_TASK_PROPERTY,
+    apply_begin, apply_end, holds_lock, page_tasks, preempt, ImportBegun, ImportEnd, ImportStart,
+    Task, TaskFilter, TaskId, TaskRunner, TaskStatus, TaskType, IMPORT_TASK_PROPERTY,
 };
 use crate::types::{Image, ImageId, NodeId, Timestamp};
 
@@ -137,38 +137,7 @@ pub(super) fn get_task(txn: &ReadTransaction, id: TaskId) -> Result<Task> {
 
 pub(super) fn list_tasks(txn: &ReadTransaction, filter: &TaskFilter) -> Result<Vec<Task>> {
     let table = txn.open_table(TASKS).storage()?;
-    let mut tasks = all(&table)?;
-    tasks.retain(|t| {
-        filter
-            .owner
-            .as_ref()
-            .is_none_or(|o| t.owner.as_ref() == Some(o))
-            && filter.status.is_none_or(|s| t.status == s)
-            && filter.kind.is_none_or(|k| t.kind == k)
-    });
-    let key = |t: &Task| {
-        let primary = match filter.sort_key {
-            TaskSortKey::CreatedAt => format!("{:020}", t.created_at.as_unix_micros()),
-            TaskSortKey::UpdatedAt => format!("{:020}", t.updated_at.as_unix_micros()),
-            TaskSortKey::Id => t.id.to_string(),
-            TaskSortKey::Type => t.kind.as_str().to_owned(),
-            TaskSortKey::Status => t.status.as_str().to_owned(),
-        };
-        (primary, t.created_at, t.id)
-    };
-    tasks.sort_by_key(key);
-    if !filter.ascending {
-        tasks.reverse();
-    }
-    if let Some(marker) = filter.marker {
-        let position = tasks
-            .iter()
-            .position(|t| t.id == marker)
-            .ok_or(Error::TaskNotFound(marker))?;
-        tasks.drain(..=position);
-    }
-    tasks.truncate(filter.limit);
-    Ok(tasks)
+    page_tasks(all(&table)?, filter)
 }
 
 pub(super) fn image_tasks(txn: &ReadTransaction, image: ImageId) -> Result<Vec<Task>> {
@@ -294,15 +263,13 @@ impl<'txn> TaskTables<'txn> {
             })?
         };
         let taken_over = match holder {
-            Some(mut holder) if !holder.status.is_final() => {
-                holder.status = TaskStatus::Failure;
-                holder.message = "Expired lock preempted".to_owned();
-                holder.runner = None;
-                holder.updated_at = writer.now;
-                self.put(&holder)?;
+            Some(mut holder) => {
+                if preempt(&mut holder, writer.now) {
+                    self.put(&holder)?;
+                }
                 Some(holder)
             }
-            other => other,
+            None => None,
         };
         self.create(&start.task)?;
         Ok(ImportBegun { image, taken_over })
@@ -363,12 +330,7 @@ impl<'txn> TaskTables<'txn> {
                 }
             }
         };
-        task.status = end.status;
-        task.result = end.result.clone();
-        task.message = end.message.clone();
-        task.expires_at = Some(end.expires_at);
-        task.runner = None;
-        task.updated_at = writer.now;
+        apply_end(&mut task, end, writer.now);
         self.put(&task)?;
         Ok(image)
     }

@@ -1,6 +1,7 @@
 //! Unit tests of the redb engine itself: the file (schema version, a second open, newer files),
-//! the handle, and what a listing page costs in index entries and decoded records. Behaviour
-//! every engine shares is tested by the conformance suite, `meta/tests/suite`.
+//! the handle (and its reopening after a full disk), and what a listing page costs in index
+//! entries and decoded records. Behaviour every engine shares is tested by the conformance
+//! suite, `meta/tests/suite`.
 
 use tempfile::TempDir;
 
@@ -89,6 +90,36 @@ fn clones_share_the_database_across_threads() {
         .join()
         .unwrap();
     assert_eq!(meta.get_image(id(1)).unwrap().id, id(1));
+}
+
+// ---- a full disk
+
+#[test]
+fn writes_work_again_once_a_full_disk_has_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let (meta, full) = RedbBackend::open_on_full_disk(&dir.path().join("meta.redb")).unwrap();
+    let create = |n| meta.create_image(&queued(n), &Limits::UNLIMITED);
+    create(1).unwrap();
+    full.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(matches!(create(2), Err(Error::Storage(_))));
+    // While it is full, writes keep failing, cleanly.
+    assert!(create(3).is_err());
+    // The reopen that write tried failed too, and reads wait out its retry interval.
+    assert!(meta.get_image(id(1)).is_err());
+    full.store(false, std::sync::atomic::Ordering::SeqCst);
+    // The first write once there is room again reopens the database and succeeds.
+    create(4).unwrap();
+    assert_eq!(meta.get_image(id(1)).unwrap().status, ImageStatus::Queued);
+    assert!(
+        matches!(meta.get_image(id(2)), Err(Error::NotFound(_))),
+        "not half written"
+    );
+    assert!(matches!(meta.get_image(id(3)), Err(Error::NotFound(_))));
+    assert_eq!(meta.count_images().unwrap(), 2);
+    // And the file opens as it was left.
+    drop(meta);
+    let meta = RedbBackend::open(&dir.path().join("meta.redb")).unwrap();
+    assert_eq!(meta.count_images().unwrap(), 2);
 }
 
 /// Reads counted while listing one page: (index entries, records decoded).

@@ -5,16 +5,16 @@
 //! secondary tables in step with `images`: [`Writer::put`] rewrites only the index entries,
 //! status counts and usage sums that changed, [`Writer::delete`] removes them all and leaves a
 //! tombstone, and the upload owner lives exactly as long as the `saving`/`uploading` status it
-//! belongs to. Every status change goes through [`Writer::transition`], which applies the
+//! belongs to, and so does its reservation. Every status change goes through [`Writer::transition`], which applies the
 //! shared rules (`rules.rs`). Member writes are in `members.rs`.
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::members::MemberValue;
-use super::read::{load, read_upload, read_usage};
+use super::read::{load, read_upload, read_usage, reserved_by};
 use super::schema::{
-    self, IndexKey, IMAGES, INDEXES, MEMBERS, MEMBERS_BY_PROJECT, PROJECT_USAGE, STATUS_COUNTS,
-    TOMBSTONES, UPLOADS,
+    self, IndexKey, IMAGES, INDEXES, MEMBERS, MEMBERS_BY_PROJECT, PROJECT_USAGE, RESERVATIONS,
+    STATUS_COUNTS, TOMBSTONES, UPLOADS,
 };
 use super::{record, StorageResultExt};
 use crate::backend::{Adopted, Adoption, Edit};
@@ -36,6 +36,7 @@ pub(super) struct Writer<'txn> {
     pub(super) members_by_project: Table<'txn, (&'static str, u128), u8>,
     project_usage: Table<'txn, &'static str, (u64, u64, u64)>,
     uploads: Table<'txn, u128, (&'static str, i64)>,
+    reservations: Table<'txn, u128, u64>,
     /// The time of this transaction: every `updated_at` it writes.
     pub(super) now: Timestamp,
 }
@@ -55,6 +56,7 @@ impl<'txn> Writer<'txn> {
             members_by_project: txn.open_table(MEMBERS_BY_PROJECT).storage()?,
             project_usage: txn.open_table(PROJECT_USAGE).storage()?,
             uploads: txn.open_table(UPLOADS).storage()?,
+            reservations: txn.open_table(RESERVATIONS).storage()?,
             now: Timestamp::now(),
         })
     }
@@ -64,7 +66,7 @@ impl<'txn> Writer<'txn> {
     pub(super) fn create(&mut self, image: &Image, limits: &Limits) -> Result<()> {
         rules::check_new(image)?;
         if let Some(owner) = &image.owner {
-            quota::check_create(owner, &self.usage(owner)?, limits)?;
+            quota::check_create(owner, &self.usage(owner, None)?, limits)?;
         }
         self.insert_new(image)
     }
@@ -102,7 +104,7 @@ impl<'txn> Writer<'txn> {
         rules::check_begin(&image, claim.to)?;
         let mut size_left = None;
         if let Some(owner) = &image.owner {
-            let usage = self.usage(owner)?;
+            let usage = self.usage(owner, None)?;
             quota::check_begin_upload(owner, &usage, limits, claim.incoming_bytes)?;
             size_left = quota::size_left(&usage, limits);
         }
@@ -113,6 +115,9 @@ impl<'txn> Writer<'txn> {
                 (claim.node.as_str(), self.now.as_unix_micros()),
             )
             .storage()?;
+        if let Some(bytes) = claim.incoming_bytes.filter(|_| image.owner.is_some()) {
+            self.reservations.insert(id.to_key(), bytes).storage()?;
+        }
         Ok(UploadStart { image, size_left })
     }
 
@@ -125,8 +130,9 @@ impl<'txn> Writer<'txn> {
         let image = self.require(id)?;
         rules::check_complete(&image, &outcome)?;
         if let Some(owner) = &image.owner {
-            // The saving image holds no size yet, so usage does not count it.
-            quota::check_size(owner, &self.usage(owner)?, limits, outcome.size)?;
+            // The saving image holds no size yet, so usage does not count it; its own
+            // reservation gives way to its data.
+            quota::check_size(owner, &self.usage(owner, Some(id))?, limits, outcome.size)?;
         }
         let filled = rules::filled(&image, outcome);
         self.transition_from(&image, filled, ImageStatus::Active)
@@ -191,8 +197,11 @@ impl<'txn> Writer<'txn> {
         self.live(id)?.ok_or(Error::NotFound(id))
     }
 
-    fn usage(&self, project: &str) -> Result<Usage> {
-        read_usage(&self.project_usage, project)
+    /// `project`'s usage with the reservations of its uploads (but `except`'s).
+    fn usage(&self, project: &str, except: Option<ImageId>) -> Result<Usage> {
+        let mut usage = read_usage(&self.project_usage, project)?;
+        usage.reserved_bytes = reserved_by(&self.images, &self.reservations, project, except)?;
+        Ok(usage)
     }
 
     /// Adds (`add`) or removes `image`'s contribution to its owner's usage.
@@ -200,7 +209,7 @@ impl<'txn> Writer<'txn> {
         let Some(owner) = image.owner.as_deref() else {
             return Ok(());
         };
-        let current = self.usage(owner)?;
+        let current = read_usage(&self.project_usage, owner)?;
         let delta = Usage::of(image);
         let apply = |value: u64, by: u64| {
             if add {
@@ -327,6 +336,7 @@ impl<'txn> Writer<'txn> {
         self.adjust_count(image.status, false)?;
         self.charge(&image, false)?;
         self.uploads.remove(key).storage()?;
+        self.reservations.remove(key).storage()?;
         for member in self.members_of(image.id)? {
             self.remove_member(image.id, &member.member_id)?;
         }
@@ -366,6 +376,7 @@ impl<'txn> Writer<'txn> {
                 self.adjust_count(new.status, true)?;
                 if rules::receiving(old.status) {
                     self.uploads.remove(key).storage()?;
+                    self.reservations.remove(key).storage()?;
                 }
             }
             None => self.adjust_count(new.status, true)?,

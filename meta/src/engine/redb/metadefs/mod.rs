@@ -6,12 +6,12 @@
 //! started, except `create_metadef_namespace` and `load_metadefs`, which store the timestamps
 //! they are given (a load of an export keeps the exported times).
 
-mod record;
+pub(crate) mod record;
 pub(crate) mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 
 use super::RedbBackend;
 use super::StorageResultExt;
@@ -47,66 +47,7 @@ impl Metadefs for RedbBackend {
                 all.push((namespace, seq));
             }
         }
-        let wanted: Option<BTreeSet<&str>> = query
-            .resource_types
-            .as_ref()
-            .map(|types| types.iter().map(String::as_str).collect());
-        let order = |(ns, seq): &(Namespace, u64)| {
-            let first = match query.sort_key {
-                NamespaceSortKey::Namespace => SortValue::Text(ns.namespace.clone()),
-                NamespaceSortKey::CreatedAt => SortValue::Time(ns.created_at),
-                NamespaceSortKey::UpdatedAt => SortValue::Time(ns.updated_at),
-            };
-            (first, ns.created_at, *seq)
-        };
-        let marker = match &query.marker {
-            Some(name) => Some(
-                all.iter()
-                    .find(|(ns, _)| &ns.namespace == name)
-                    .map(order)
-                    .ok_or_else(|| MetadefError::NamespaceNotFound(name.clone()))?,
-            ),
-            None => None,
-        };
-        let mut page = Vec::new();
-        for (namespace, seq) in all {
-            if query.visibility.is_some_and(|v| v != namespace.visibility) {
-                continue;
-            }
-            let key = order(&(namespace.clone(), seq));
-            if let Some(marker) = &marker {
-                let after = if query.descending {
-                    key < *marker
-                } else {
-                    key > *marker
-                };
-                if !after {
-                    continue;
-                }
-            }
-            let associations = read_associations(&associations, &namespace.namespace)?;
-            if let Some(wanted) = &wanted {
-                if !associations
-                    .iter()
-                    .any(|association| wanted.contains(association.name.as_str()))
-                {
-                    continue;
-                }
-            }
-            page.push((key, namespace, associations));
-        }
-        page.sort_by(|a, b| {
-            if query.descending {
-                b.0.cmp(&a.0)
-            } else {
-                a.0.cmp(&b.0)
-            }
-        });
-        page.truncate(query.limit);
-        Ok(page
-            .into_iter()
-            .map(|(_, namespace, associations)| (namespace, associations))
-            .collect())
+        page_namespaces(all, query, |name| read_associations(&associations, name))
     }
 
     fn metadef_namespace(&self, name: &str) -> Result<Option<Namespace>> {
@@ -228,43 +169,7 @@ impl Metadefs for RedbBackend {
         let tags = scan(&table, ns, |name, (seq, created, updated)| {
             Ok((seq, tag(name, created, updated)))
         })?;
-        let order = |(seq, tag): &(u64, MetadefTag)| {
-            let first = match query.sort_key {
-                TagSortKey::Name => SortValue::Text(tag.name.clone()),
-                TagSortKey::CreatedAt => SortValue::Time(tag.created_at),
-                TagSortKey::UpdatedAt => SortValue::Time(tag.updated_at),
-            };
-            (first, tag.created_at, *seq)
-        };
-        let marker = match &query.marker {
-            Some(name) => Some(
-                tags.iter()
-                    .find(|(_, tag)| &tag.name == name)
-                    .map(order)
-                    .ok_or_else(|| tag_not_found(ns, name))?,
-            ),
-            None => None,
-        };
-        let mut keyed: Vec<_> = tags
-            .iter()
-            .map(|entry| (order(entry), entry.1.clone()))
-            .filter(|(key, _)| match &marker {
-                Some(marker) if query.descending => key < marker,
-                Some(marker) => key > marker,
-                None => true,
-            })
-            .collect();
-        keyed.sort_by(|a, b| {
-            if query.descending {
-                b.0.cmp(&a.0)
-            } else {
-                a.0.cmp(&b.0)
-            }
-        });
-        if let Some(limit) = query.limit {
-            keyed.truncate(limit);
-        }
-        Ok(keyed.into_iter().map(|(_, tag)| tag).collect())
+        page_tags(tags, ns, query)
     }
 
     fn metadef_tag(&self, ns: &str, name: &str) -> Result<MetadefTag> {
@@ -606,6 +511,122 @@ impl Metadefs for RedbBackend {
     }
 }
 
+/// One page of `all` (every namespace the viewer sees, with its `seq`) as `query` asks:
+/// filtered, sorted and cut after the marker; `associations_of` reads a namespace's
+/// associations. Shared by the engines, which read the namespaces their own way.
+pub(crate) fn page_namespaces(
+    all: Vec<(Namespace, u64)>,
+    query: &NamespaceQuery,
+    mut associations_of: impl FnMut(&str) -> Result<Vec<ResourceTypeAssociation>>,
+) -> Result<Vec<(Namespace, Vec<ResourceTypeAssociation>)>> {
+    let wanted: Option<BTreeSet<&str>> = query
+        .resource_types
+        .as_ref()
+        .map(|types| types.iter().map(String::as_str).collect());
+    let order = |(ns, seq): &(Namespace, u64)| {
+        let first = match query.sort_key {
+            NamespaceSortKey::Namespace => SortValue::Text(ns.namespace.clone()),
+            NamespaceSortKey::CreatedAt => SortValue::Time(ns.created_at),
+            NamespaceSortKey::UpdatedAt => SortValue::Time(ns.updated_at),
+        };
+        (first, ns.created_at, *seq)
+    };
+    let marker = match &query.marker {
+        Some(name) => Some(
+            all.iter()
+                .find(|(ns, _)| &ns.namespace == name)
+                .map(order)
+                .ok_or_else(|| MetadefError::NamespaceNotFound(name.clone()))?,
+        ),
+        None => None,
+    };
+    let mut page = Vec::new();
+    for (namespace, seq) in all {
+        if query.visibility.is_some_and(|v| v != namespace.visibility) {
+            continue;
+        }
+        let key = order(&(namespace.clone(), seq));
+        if let Some(marker) = &marker {
+            let after = if query.descending {
+                key < *marker
+            } else {
+                key > *marker
+            };
+            if !after {
+                continue;
+            }
+        }
+        let associations = associations_of(&namespace.namespace)?;
+        if let Some(wanted) = &wanted {
+            if !associations
+                .iter()
+                .any(|association| wanted.contains(association.name.as_str()))
+            {
+                continue;
+            }
+        }
+        page.push((key, namespace, associations));
+    }
+    page.sort_by(|a, b| {
+        if query.descending {
+            b.0.cmp(&a.0)
+        } else {
+            a.0.cmp(&b.0)
+        }
+    });
+    page.truncate(query.limit);
+    Ok(page
+        .into_iter()
+        .map(|(_, namespace, associations)| (namespace, associations))
+        .collect())
+}
+
+/// One page of `tags` (namespace `ns`'s, each with its `seq`) as `query` asks. Shared by the
+/// engines.
+pub(crate) fn page_tags(
+    tags: Vec<(u64, MetadefTag)>,
+    ns: &str,
+    query: &TagQuery,
+) -> Result<Vec<MetadefTag>> {
+    let order = |(seq, tag): &(u64, MetadefTag)| {
+        let first = match query.sort_key {
+            TagSortKey::Name => SortValue::Text(tag.name.clone()),
+            TagSortKey::CreatedAt => SortValue::Time(tag.created_at),
+            TagSortKey::UpdatedAt => SortValue::Time(tag.updated_at),
+        };
+        (first, tag.created_at, *seq)
+    };
+    let marker = match &query.marker {
+        Some(name) => Some(
+            tags.iter()
+                .find(|(_, tag)| &tag.name == name)
+                .map(order)
+                .ok_or_else(|| tag_not_found(ns, name))?,
+        ),
+        None => None,
+    };
+    let mut keyed: Vec<_> = tags
+        .iter()
+        .map(|entry| (order(entry), entry.1.clone()))
+        .filter(|(key, _)| match &marker {
+            Some(marker) if query.descending => key < marker,
+            Some(marker) => key > marker,
+            None => true,
+        })
+        .collect();
+    keyed.sort_by(|a, b| {
+        if query.descending {
+            b.0.cmp(&a.0)
+        } else {
+            a.0.cmp(&b.0)
+        }
+    });
+    if let Some(limit) = query.limit {
+        keyed.truncate(limit);
+    }
+    Ok(keyed.into_iter().map(|(_, tag)| tag).collect())
+}
+
 /// Runs `op` in one write transaction, with the transaction's start time: commits when it
 /// returns `Ok`, rolls back otherwise.
 fn metadef_write<T>(
@@ -628,12 +649,12 @@ fn metadef_write<T>(
 
 /// A sort value: text or a time (each sort key has one kind).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum SortValue {
+pub(crate) enum SortValue {
     Text(String),
     Time(Timestamp),
 }
 
-fn tag(name: &str, created: i64, updated: i64) -> MetadefTag {
+pub(crate) fn tag(name: &str, created: i64, updated: i64) -> MetadefTag {
     MetadefTag {
         name: name.to_owned(),
         created_at: Timestamp::from_unix_micros(created),
@@ -641,7 +662,7 @@ fn tag(name: &str, created: i64, updated: i64) -> MetadefTag {
     }
 }
 
-fn object_not_found(ns: &str, name: &str) -> Error {
+pub(crate) fn object_not_found(ns: &str, name: &str) -> Error {
     MetadefError::ObjectNotFound {
         namespace: ns.to_owned(),
         name: name.to_owned(),
@@ -649,7 +670,7 @@ fn object_not_found(ns: &str, name: &str) -> Error {
     .into()
 }
 
-fn property_not_found(ns: &str, name: &str) -> Error {
+pub(crate) fn property_not_found(ns: &str, name: &str) -> Error {
     MetadefError::PropertyNotFound {
         namespace: ns.to_owned(),
         name: name.to_owned(),
@@ -657,7 +678,7 @@ fn property_not_found(ns: &str, name: &str) -> Error {
     .into()
 }
 
-fn tag_not_found(ns: &str, name: &str) -> Error {
+pub(crate) fn tag_not_found(ns: &str, name: &str) -> Error {
     MetadefError::TagNotFound {
         namespace: ns.to_owned(),
         name: name.to_owned(),
@@ -665,7 +686,7 @@ fn tag_not_found(ns: &str, name: &str) -> Error {
     .into()
 }
 
-fn duplicate_object(ns: &str, name: &str) -> Error {
+pub(crate) fn duplicate_object(ns: &str, name: &str) -> Error {
     MetadefError::DuplicateObject {
         namespace: ns.to_owned(),
         name: name.to_owned(),
@@ -673,7 +694,7 @@ fn duplicate_object(ns: &str, name: &str) -> Error {
     .into()
 }
 
-fn duplicate_property(ns: &str, name: &str) -> Error {
+pub(crate) fn duplicate_property(ns: &str, name: &str) -> Error {
     MetadefError::DuplicateProperty {
         namespace: ns.to_owned(),
         name: name.to_owned(),
@@ -681,7 +702,7 @@ fn duplicate_property(ns: &str, name: &str) -> Error {
     .into()
 }
 
-fn duplicate_tag(ns: &str, name: &str) -> Error {
+pub(crate) fn duplicate_tag(ns: &str, name: &str) -> Error {
     MetadefError::DuplicateTag {
         namespace: ns.to_owned(),
         name: name.to_owned(),
@@ -689,7 +710,7 @@ fn duplicate_tag(ns: &str, name: &str) -> Error {
     .into()
 }
 
-fn refuse_if_protected(namespace: &Namespace, record: ProtectedRecord) -> Result<()> {
+pub(crate) fn refuse_if_protected(namespace: &Namespace, record: ProtectedRecord) -> Result<()> {
     if namespace.protected {
         return Err(MetadefError::Protected {
             namespace: namespace.namespace.clone(),

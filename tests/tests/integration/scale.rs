@@ -1,0 +1,353 @@
+//! Several gateways over one PostgreSQL database (issue 14): each with its own data folder,
+//! node id and image cache, sharing the metadata and one store: a file-store folder, as a file
+//! store on a shared file system, or (with `tests/e2e/rgw.sh`) one Ceph RGW bucket. Needs the cluster `tests/e2e/pg.sh` starts; without it each
+//! test says so and passes, unless `GLINT_REQUIRE_PG` is set.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use glint_tests::pg::TestDatabase;
+use glint_tests::TestServer;
+use serde_json::json;
+
+fn gateway(db: &TestDatabase, images: &Path, extra: &str) -> TestServer {
+    TestServer::builder()
+        .config(&format!(
+            "image_cache_max_size = 67108864\n{extra}{}",
+            db.config_toml()
+        ))
+        .shared_images(images)
+        .start()
+}
+
+fn cached_ids(srv: &TestServer) -> Vec<String> {
+    srv.get_json("/v2/cache")["cached_images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["image_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn three_gateways_share_images_and_a_delete_reaches_every_cache() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let images = tempfile::tempdir().unwrap();
+    let gateways: Vec<TestServer> = (0..3).map(|_| gateway(&db, images.path(), "")).collect();
+    let (one, two, three) = (&gateways[0], &gateways[1], &gateways[2]);
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let id = one.create_active_image(json!({"name": "shared", "visibility": "public"}), &data);
+    for other in [two, three] {
+        assert_eq!(other.image(&id)["status"], "active");
+        assert_eq!(other.list_ids("name=shared"), [id.as_str()]);
+        assert_eq!(other.download(&id).expect_status(200).body, data);
+        eventually("a cache fill", || cached_ids(other) == [id.clone()]);
+    }
+    one.download(&id).expect_status(200);
+    eventually("the first gateway's fill", || {
+        cached_ids(one) == [id.clone()]
+    });
+    // Node ids differ: each gateway's uploads are its own.
+    let node = |srv: &TestServer| std::fs::read_to_string(srv.data_dir().join("node_id")).unwrap();
+    assert_ne!(node(one), node(two));
+
+    two.delete(&format!("/v2/images/{id}")).expect_status(204);
+    for other in [one, three] {
+        other.get(&format!("/v2/images/{id}")).expect_status(404);
+        other.download(&id).expect_status(404);
+        eventually("the entry to leave every cache", || {
+            cached_ids(other).is_empty()
+        });
+        assert!(!other.data_dir().join("image-cache").join(&id).exists());
+    }
+    assert!(cached_ids(two).is_empty());
+}
+
+#[test]
+fn a_database_outage_is_503_and_the_gateway_reconnects_by_itself() {
+    let Some(mut db) = TestDatabase::create() else {
+        return;
+    };
+    let images = tempfile::tempdir().unwrap();
+    let srv = gateway(&db, images.path(), "");
+    let id = srv.create_active_image(json!({}), b"kept across the outage");
+    assert!(db.terminate_connections() >= 1);
+    let mut statuses = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = srv.get(&format!("/v2/images/{id}"));
+        statuses.push(response.status);
+        if response.status == 200 && statuses.contains(&503) {
+            break;
+        }
+        if response.status == 503 {
+            assert_eq!(response.header("retry-after"), Some("1"));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no 503 then 200 within 10 s: {statuses:?}\n{}",
+            srv.log_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(srv.log_tail(200).contains("metadata database unavailable"));
+    assert_eq!(srv.image(&id)["status"], "active");
+    assert_eq!(
+        srv.download(&id).expect_status(200).body,
+        b"kept across the outage"
+    );
+}
+
+#[test]
+fn glint_db_sync_migrates_and_check_config_hides_the_password() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("glint.toml");
+    let toml = db.config_toml().replace("sync_on_start = true\n", "");
+    std::fs::write(&config, &toml).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(glint_tests::glint_bin())
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env_remove("GLINT_BIN")
+            .output()
+            .unwrap()
+    };
+    let sync = run(&["db", "sync"]);
+    assert!(sync.status.success(), "{sync:?}");
+    let said = String::from_utf8_lossy(&sync.stdout);
+    assert!(
+        said.contains("database schema at version 2 (was 0)"),
+        "{said}"
+    );
+    let again = run(&["db", "sync"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("at version 2 (was 2)"));
+    let shown = run(&["check-config"]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    let password = toml
+        .lines()
+        .find_map(|l| l.strip_prefix("password = \""))
+        .unwrap()
+        .trim_end_matches('"');
+    assert!(!password.is_empty() && !shown.contains(password), "{shown}");
+    assert!(shown.contains("password = \"***\""), "{shown}");
+}
+
+/// Issue 14: a gateway killed in the middle of a boot storm: its clients resume on another
+/// gateway with `Range` from the byte they had, and end with the image's exact bytes.
+#[test]
+fn clients_of_a_killed_gateway_resume_on_another_with_range() {
+    use std::io::{Read, Write};
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let images = tempfile::tempdir().unwrap();
+    let mut gateways: Vec<TestServer> = (0..3).map(|_| gateway(&db, images.path(), "")).collect();
+    let data: Vec<u8> = (0..32_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let id = gateways[0].create_active_image(json!({"visibility": "public"}), &data);
+    // Eight clients of gateway 1 read the head of the body, then the gateway dies.
+    let head_bytes = 3_000_000;
+    let mut clients: Vec<(std::net::TcpStream, Vec<u8>)> = (0..8)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(gateways[0].addr()).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            write!(
+                stream,
+                "GET /v2/images/{id}/file HTTP/1.1\r\nhost: x\r\n\r\n"
+            )
+            .unwrap();
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 65536];
+            while got.len() < head_bytes {
+                let n = stream.read(&mut buf).unwrap();
+                assert!(n > 0, "the body ended early");
+                got.extend_from_slice(&buf[..n]);
+            }
+            let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            assert!(got.starts_with(b"HTTP/1.1 200"));
+            (stream, got.split_off(head_end))
+        })
+        .collect();
+    gateways[0].kill9();
+    for (i, (stream, body)) in clients.iter_mut().enumerate() {
+        // Whatever else arrives before the connection drops is theirs too.
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest);
+        body.extend_from_slice(&rest);
+        assert!(body.len() < data.len(), "the kill came before the end");
+        let other = &gateways[1 + i % 2];
+        let resumed = other
+            .request("GET", &format!("/v2/images/{id}/file"))
+            .header("range", &format!("bytes={}-", body.len()))
+            .send()
+            .expect_status(206);
+        assert_eq!(
+            resumed.header("content-range"),
+            Some(format!("bytes {}-{}/{}", body.len(), data.len() - 1, data.len()).as_str())
+        );
+        body.extend_from_slice(&resumed.body);
+        assert!(*body == data, "client {i}: the bytes differ after resuming");
+    }
+}
+
+/// One series of `/metrics`, 0 when absent.
+fn metric(srv: &TestServer, series: &str) -> f64 {
+    let text = srv.get("/metrics").expect_status(200).text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().expect("a number"))
+}
+
+/// Issue 14: a boot storm through three gateways with cold caches, 64 clients × one image:
+/// each gateway reads the image from the store exactly once (its
+/// `glint_store_read_bytes_total`), and every client gets the image's bytes (md5).
+#[test]
+fn a_cold_boot_storm_reads_the_store_once_per_gateway() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let images = tempfile::tempdir().unwrap();
+    let gateways: Vec<TestServer> = (0..3).map(|_| gateway(&db, images.path(), "")).collect();
+    let data = glint_tests::random_bytes(6 << 20, 14);
+    let want = glint_tests::md5_hex(&data);
+    let id = gateways[0].create_active_image(json!({"visibility": "public"}), &data);
+    let store_reads =
+        |srv: &TestServer| metric(srv, "glint_store_read_bytes_total{store=\"file\"}");
+    let before: Vec<f64> = gateways.iter().map(store_reads).collect();
+    let barrier = std::sync::Barrier::new(64);
+    let digests: Vec<String> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..64)
+            .map(|i| {
+                let (srv, barrier, id) = (&gateways[i % 3], &barrier, &id);
+                scope.spawn(move || {
+                    barrier.wait();
+                    glint_tests::md5_hex(&srv.download(id).expect_status(200).body)
+                })
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    assert!(
+        digests.iter().all(|d| *d == want),
+        "every client's bytes verified"
+    );
+    for (srv, before) in gateways.iter().zip(before) {
+        assert_eq!(
+            store_reads(srv) - before,
+            data.len() as f64,
+            "each gateway reads the image from the store once"
+        );
+        let misses = metric(srv, "glint_cache_requests_total{result=\"miss\"}");
+        assert_eq!(misses, 1.0);
+    }
+}
+
+/// Three gateways over one PostgreSQL and one Ceph RGW bucket (the S3 store, the default),
+/// each with its own image cache: issue 14 as deployed. A cold boot storm of 64 clients reads
+/// the image from RGW exactly once per gateway (`glint_store_read_bytes_total{store="ceph"}`),
+/// every client gets the image's bytes, and a delete through one gateway empties the others'
+/// caches and the bucket. Needs both `tests/e2e/pg.sh` and `tests/e2e/rgw.sh`.
+#[test]
+fn three_gateways_over_postgresql_and_one_rgw_bucket() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let Some(rgw) = glint_tests::rgw::rgw() else {
+        return;
+    };
+    let bucket = glint_tests::rgw::bucket_name();
+    let stores = format!(
+        "\n[stores]\ndefault = \"ceph\"\n\n[stores.ceph]\ntype = \"s3\"\n\
+         s3_store_host = \"{}\"\ns3_store_access_key = \"{}\"\ns3_store_secret_key = \"{}\"\n\
+         s3_store_bucket = \"{bucket}\"\ns3_store_create_bucket_on_put = true\n",
+        rgw.endpoint, rgw.access_key, rgw.secret_key
+    );
+    let gateways: Vec<TestServer> = (0..3)
+        .map(|_| {
+            TestServer::builder()
+                .config(&format!(
+                    "image_cache_max_size = 67108864\n{}{stores}",
+                    db.config_toml()
+                ))
+                .start()
+        })
+        .collect();
+    let data = glint_tests::random_bytes(6 << 20, 15);
+    let want = glint_tests::md5_hex(&data);
+    let id = gateways[1].create_active_image(json!({"visibility": "public"}), &data);
+    assert_eq!(gateways[2].image(&id)["stores"], "ceph");
+    let store_reads =
+        |srv: &TestServer| metric(srv, "glint_store_read_bytes_total{store=\"ceph\"}");
+    let before: Vec<f64> = gateways.iter().map(store_reads).collect();
+    let barrier = std::sync::Barrier::new(64);
+    let digests: Vec<String> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..64)
+            .map(|i| {
+                let (srv, barrier, id) = (&gateways[i % 3], &barrier, &id);
+                scope.spawn(move || {
+                    barrier.wait();
+                    glint_tests::md5_hex(&srv.download(id).expect_status(200).body)
+                })
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    assert!(
+        digests.iter().all(|d| *d == want),
+        "every client's bytes verified"
+    );
+    for (srv, before) in gateways.iter().zip(&before) {
+        assert_eq!(
+            store_reads(srv) - before,
+            data.len() as f64,
+            "each gateway reads the image from RGW once"
+        );
+        assert_eq!(
+            metric(srv, "glint_cache_requests_total{result=\"miss\"}"),
+            1.0
+        );
+        eventually("the fill to be published", || {
+            cached_ids(srv) == [id.clone()]
+        });
+    }
+    // Warm: served from each cache, RGW not read again; a range too.
+    let ranged = gateways[2]
+        .request("GET", &format!("/v2/images/{id}/file"))
+        .header("Range", "bytes=1000-1999")
+        .send()
+        .expect_status(206);
+    assert_eq!(ranged.body, &data[1000..2000]);
+    for (srv, before) in gateways.iter().zip(&before) {
+        assert_eq!(srv.download(&id).expect_status(200).body, data);
+        assert_eq!(store_reads(srv) - before, data.len() as f64);
+    }
+
+    // A delete through one gateway reaches every cache (PostgreSQL NOTIFY) and the bucket.
+    gateways[0]
+        .delete(&format!("/v2/images/{id}"))
+        .expect_status(204);
+    for srv in &gateways {
+        srv.download(&id).expect_status(404);
+        eventually("the entry to leave every cache", || {
+            cached_ids(srv).is_empty()
+        });
+        assert!(!srv.data_dir().join("image-cache").join(&id).exists());
+    }
+}
