@@ -38,6 +38,8 @@ pub struct App {
     pub cache: Option<Arc<Cache>>,
     /// The download caps (one per process: leaked, so that streams can hold it).
     pub egress: &'static Egress,
+    /// Image imports: the staging area and the import thread.
+    pub imports: crate::tasks::Imports,
 }
 
 /// Why the gateway's state could not be built.
@@ -131,17 +133,28 @@ impl App {
             config.download_bandwidth_limit,
             config.download_queue_timeout_ms,
         )));
+        let config = Arc::new(config);
+        let catalog = Arc::new(catalog);
+        let hash_pool = Arc::new(HashPool::start(hash_threads).map_err(io("hashing threads"))?);
+        let imports = crate::tasks::Imports::start(
+            Arc::clone(&config),
+            Arc::clone(&catalog),
+            stores.clone(),
+            Arc::clone(&hash_pool),
+        )
+        .map_err(io("import thread and staging folder"))?;
         Ok(App {
+            imports,
             auth,
             cache,
             egress,
             format_policy: config.format_policy(),
-            catalog: Arc::new(catalog),
+            catalog,
             stores,
             writer,
-            hash_pool: Arc::new(HashPool::start(hash_threads).map_err(io("hashing threads"))?),
+            hash_pool,
             timer: ThreadTimer::start().map_err(io("timer thread"))?,
-            config: Arc::new(config),
+            config,
         })
     }
 }

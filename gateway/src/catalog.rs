@@ -26,6 +26,8 @@ use meta::{
     MemberStatus, NodeId, StorageError, UploadClaim, UploadOutcome, UploadStart, Usage,
 };
 
+use meta::tasks::{ImportBegun, ImportEnd, ImportStart, Task, TaskFilter, TaskId};
+
 use crate::config::Config;
 use crate::writer::Writer;
 
@@ -118,6 +120,11 @@ impl Catalog {
     /// The number of live images in each status.
     pub async fn images_by_status(&self) -> meta::Result<Vec<(ImageStatus, u64)>> {
         self.read(|meta| meta.images_by_status()).await
+    }
+
+    /// Who runs the upload (or holds the stage) of image `id`.
+    pub async fn upload_state(&self, id: ImageId) -> meta::Result<Option<meta::UploadState>> {
+        self.read(move |meta| meta.upload_state(id)).await
     }
 
     /// The usage of `project`.
@@ -267,6 +274,83 @@ impl Catalog {
         let project = project.to_owned();
         self.write(move |meta| meta.delete_member(id, &project))
             .await
+    }
+
+    // ---- tasks and imports
+
+    /// Task `id`.
+    pub async fn get_task(&self, id: TaskId) -> meta::Result<Task> {
+        self.read(move |meta| meta.get_task(id)).await
+    }
+
+    /// The tasks `filter` admits.
+    pub async fn list_tasks(&self, filter: TaskFilter) -> meta::Result<Vec<Task>> {
+        self.read(move |meta| meta.list_tasks(&filter)).await
+    }
+
+    /// The tasks of image `image`.
+    pub async fn image_tasks(&self, image: ImageId) -> meta::Result<Vec<Task>> {
+        self.read(move |meta| meta.image_tasks(image)).await
+    }
+
+    /// Stores a new task.
+    pub async fn create_task(&self, task: Task) -> meta::Result<()> {
+        self.write(move |meta| meta.create_task(&task)).await
+    }
+
+    /// Edits task `id`.
+    pub async fn update_task<F>(&self, id: TaskId, mut edit: F) -> meta::Result<Task>
+    where
+        F: FnMut(&mut Task) + Send + 'static,
+    {
+        self.write(move |meta| {
+            meta.update_task(id, &mut |task| {
+                edit(task);
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Removes the tasks expired at `now`.
+    pub async fn purge_expired_tasks(&self, now: meta::Timestamp) -> meta::Result<u64> {
+        self.write(move |meta| meta.purge_expired_tasks(now)).await
+    }
+
+    /// Takes an image's import lock and starts its import (see
+    /// [`meta::tasks::Tasks::begin_import`]).
+    pub async fn begin_import(&self, start: ImportStart) -> meta::Result<ImportBegun> {
+        self.write(move |meta| meta.begin_import(&start)).await
+    }
+
+    /// Renews an import's lease.
+    pub async fn renew_import_lease(
+        &self,
+        image: ImageId,
+        task: TaskId,
+        until: meta::Timestamp,
+    ) -> meta::Result<()> {
+        self.write(move |meta| meta.renew_import_lease(image, task, until))
+            .await
+    }
+
+    /// Ends an import: `edit` changes the image, the lock goes, the task ends.
+    pub async fn end_import<F>(
+        &self,
+        image: ImageId,
+        end: ImportEnd,
+        mut edit: F,
+    ) -> meta::Result<Option<Image>>
+    where
+        F: FnMut(&mut Image) + Send + 'static,
+    {
+        self.write(move |meta| {
+            meta.end_import(image, &end, &mut |image| {
+                edit(image);
+                Ok(())
+            })
+        })
+        .await
     }
 
     // ---- several gateways
@@ -606,6 +690,56 @@ pub(crate) mod testing {
         ) -> meta::Result<LoadReport> {
             self.record("load_metadefs");
             self.inner.load_metadefs(documents, mode)
+        }
+    }
+
+    impl meta::tasks::Tasks for Remote {
+        fn create_task(&self, task: &meta::tasks::Task) -> meta::Result<()> {
+            self.inner.create_task(task)
+        }
+        fn get_task(&self, id: meta::tasks::TaskId) -> meta::Result<meta::tasks::Task> {
+            self.inner.get_task(id)
+        }
+        fn update_task(
+            &self,
+            id: meta::tasks::TaskId,
+            edit: &mut dyn FnMut(&mut meta::tasks::Task) -> meta::Result<()>,
+        ) -> meta::Result<meta::tasks::Task> {
+            self.inner.update_task(id, edit)
+        }
+        fn list_tasks(
+            &self,
+            filter: &meta::tasks::TaskFilter,
+        ) -> meta::Result<Vec<meta::tasks::Task>> {
+            self.inner.list_tasks(filter)
+        }
+        fn image_tasks(&self, image: ImageId) -> meta::Result<Vec<meta::tasks::Task>> {
+            self.inner.image_tasks(image)
+        }
+        fn purge_expired_tasks(&self, now: meta::Timestamp) -> meta::Result<u64> {
+            self.inner.purge_expired_tasks(now)
+        }
+        fn begin_import(
+            &self,
+            start: &meta::tasks::ImportStart,
+        ) -> meta::Result<meta::tasks::ImportBegun> {
+            self.inner.begin_import(start)
+        }
+        fn renew_import_lease(
+            &self,
+            image: ImageId,
+            task: meta::tasks::TaskId,
+            until: meta::Timestamp,
+        ) -> meta::Result<()> {
+            self.inner.renew_import_lease(image, task, until)
+        }
+        fn end_import(
+            &self,
+            image: ImageId,
+            end: &meta::tasks::ImportEnd,
+            edit: &mut Edit<'_>,
+        ) -> meta::Result<Option<Image>> {
+            self.inner.end_import(image, end, edit)
         }
     }
 

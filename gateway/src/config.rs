@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 pub use database::DatabaseConfig;
 pub use glance::{GlanceOption, GlanceReport, Verdict};
 pub use glance_ini::IniError;
-pub use import::ImportFilteringOpts;
+pub use import::{ImageConversion, ImportFilteringOpts, InjectMetadataProperties, IMPORT_PLUGINS};
 pub use keystone::{AuthConfig, KeystoneSettings, Strategy};
 pub use load::{UnknownName, NOT_SETTINGS};
 pub use secret::{Secret, REDACTED};
@@ -189,7 +189,33 @@ pub struct Config {
     pub do_secure_hash: bool,
     /// Locations per image; negative means unlimited (Glance `image_location_quota`, 10).
     pub image_location_quota: i64,
+    /// Import methods offered by `POST /v2/images/{id}/import` and listed by
+    /// `/v2/info/import` (Glance `enabled_import_methods`: `glance-direct`, `web-download`,
+    /// `copy-image`). `PUT /stage` needs `glance-direct`.
+    pub enabled_import_methods: Vec<String>,
+    /// Folder of staged data (`PUT /stage`), one file per image (Glance `node_staging_uri`);
+    /// unset: `<data_dir>/staging`. Staged data is node-local: imports of it run here.
+    pub node_staging_dir: Option<PathBuf>,
+    /// Imports running at once on this gateway; more wait, `pending` (Glance's tasks pool).
+    pub import_workers: usize,
+    /// Seconds an import's lease lasts: the running gateway renews it every third of that; a
+    /// lease left to lapse (its gateway died) lets another gateway take the import lock over
+    /// and revert what the import left.
+    pub import_lease_seconds: u64,
+    /// Hours a finished task is kept (Glance `[task] task_time_to_live`, 48).
+    pub task_time_to_live: u64,
+    /// Plugins run by glance-direct and web-download imports, in order (Glance
+    /// `[image_import_opts] image_import_plugins`): `image_conversion`,
+    /// `inject_image_metadata`. None by default.
+    pub image_import_plugins: Vec<String>,
+    /// The `image_conversion` plugin's settings (Glance `[image_conversion]`).
+    pub image_conversion: ImageConversion,
+    /// The `inject_image_metadata` plugin's settings (Glance `[inject_metadata_properties]`).
+    pub inject_metadata_properties: InjectMetadataProperties,
 }
+
+/// The import methods glint implements, in Glance's order.
+pub const IMPORT_METHODS: &[&str] = &["glance-direct", "web-download", "copy-image"];
 
 /// Per-project limits, as Keystone's registered limits (defaults) and project limits
 /// (overrides) would give them to Glance. Negative means unlimited; sizes are MiB.
@@ -207,7 +233,7 @@ pub struct QuotaConfig {
     pub image_count_total: i64,
     /// MiB of image data a project may hold.
     pub image_size_total: i64,
-    /// MiB a project may have staged (accepted; glint has no staging yet).
+    /// MiB a project may have staged (`PUT /stage`).
     pub image_stage_total: i64,
     /// Images of a project receiving data at once.
     pub image_count_uploading: i64,
@@ -320,6 +346,14 @@ impl Default for Config {
             show_image_direct_url: false,
             do_secure_hash: true,
             image_location_quota: 10,
+            enabled_import_methods: IMPORT_METHODS.iter().map(|m| m.to_string()).collect(),
+            node_staging_dir: None,
+            import_workers: 4,
+            import_lease_seconds: 60,
+            task_time_to_live: 48,
+            image_import_plugins: Vec::new(),
+            image_conversion: ImageConversion::default(),
+            inject_metadata_properties: InjectMetadataProperties::default(),
         }
     }
 }
@@ -498,6 +532,37 @@ impl Config {
                 ));
             }
         }
+        for method in &self.enabled_import_methods {
+            if !IMPORT_METHODS.contains(&method.as_str()) {
+                return Err(invalid(
+                    "enabled_import_methods",
+                    format!(
+                        "{method:?} is not one of {} (glint does not implement glance-download)",
+                        IMPORT_METHODS.join(", ")
+                    ),
+                ));
+            }
+        }
+        for plugin in &self.image_import_plugins {
+            if !IMPORT_PLUGINS.contains(&plugin.as_str()) {
+                return Err(invalid(
+                    "image_import_plugins",
+                    format!("{plugin:?} is not one of {}", IMPORT_PLUGINS.join(", ")),
+                ));
+            }
+        }
+        if !["raw", "qcow2", "vmdk"].contains(&self.image_conversion.output_format.as_str()) {
+            return Err(invalid(
+                "image_conversion.output_format",
+                "must be raw, qcow2 or vmdk".into(),
+            ));
+        }
+        if self.import_workers == 0 {
+            return Err(invalid("import_workers", "must be at least 1".into()));
+        }
+        if self.import_lease_seconds < 3 {
+            return Err(invalid("import_lease_seconds", "must be at least 3".into()));
+        }
         if let Some(database) = &self.database {
             database.validate()?;
         }
@@ -536,6 +601,13 @@ impl Config {
     /// The file store's folder.
     pub fn images_dir(&self) -> PathBuf {
         self.data_dir.join("images")
+    }
+
+    /// The staging folder (`PUT /stage`).
+    pub fn staging_dir(&self) -> PathBuf {
+        self.node_staging_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("staging"))
     }
 
     /// The metadata database file.

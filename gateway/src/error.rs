@@ -209,6 +209,13 @@ impl From<meta::Error> for ApiError {
             .with_header(http::header::RETRY_AFTER, "1")
             .log_cause(unavailable),
             E::Metadef(err) => metadef_error(err),
+            E::TaskNotFound(id) => {
+                ApiError::not_found(format!("Task with identifier {id} not found"))
+            }
+            E::ImportInProgress(id) | E::ImportLockLost(id) => ApiError::conflict(format!(
+                "New operation on image '{id}' is not permitted as prior operation is still in \
+                 progress"
+            )),
             other => ApiError::internal(other),
         }
     }

@@ -47,6 +47,7 @@
 //! - `datapath` — image bytes between sockets and stores
 //! - `cache` — the image cache: verified, bounded, single-flight fills
 //! - `hyper_io` — monoio streams as hyper I/O
+//! - `tasks` — image import tasks: the staging area, the import thread, leases, reverts
 //! - `app` — the shared state, built once
 //! - `handlers` — one module per Glance resource
 //! - `metadefs_admin` — `glint metadefs load|export`: definition files, the admin socket
@@ -86,6 +87,7 @@ pub mod serve;
 pub mod server;
 pub mod single_flight;
 pub mod store;
+pub mod tasks;
 #[cfg(test)]
 mod test_util;
 pub mod timer;

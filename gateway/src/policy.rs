@@ -86,6 +86,10 @@ pub enum Rule {
     FetchImageLocation,
     /// `GET /v2/info/stores/detail`.
     StoresInfoDetail,
+    /// `POST /v2/images/{id}/import` with `copy-image`.
+    CopyImage,
+    /// Every `/v2/tasks` route (checked before the route's own rule, which allows anyone).
+    TasksApiAccess,
 }
 
 impl Rule {
@@ -120,6 +124,8 @@ impl Rule {
             Rule::AddImageLocation => "add_image_location",
             Rule::FetchImageLocation => "fetch_image_location",
             Rule::StoresInfoDetail => "stores_info_detail",
+            Rule::CopyImage => "copy_image",
+            Rule::TasksApiAccess => "tasks_api_access",
         }
     }
 }
@@ -268,6 +274,8 @@ pub fn allows(ctx: &RequestContext, rule: Rule, target: &Target<'_>) -> bool {
         Rule::GetImageLocation => reader_of_owner,
         Rule::SetImageLocation | Rule::AddImageLocation => member_of_owner,
         Rule::DeleteImageLocation | Rule::FetchImageLocation | Rule::StoresInfoDetail => false,
+        // Glance's defaults: `role:admin` for both.
+        Rule::CopyImage | Rule::TasksApiAccess => false,
         Rule::ModifyMember => {
             ctx.is_member_role()
                 && matches!(

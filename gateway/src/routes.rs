@@ -36,8 +36,8 @@ use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::handlers::metadefs::{self as md, Content};
 use crate::handlers::{
-    self, cache, image_data, images, info, list, locations, members, patch, schemas, stores, tags,
-    versions,
+    self, cache, image_data, images, import, info, list, locations, members, patch, schemas,
+    stores, tags, tasks, versions,
 };
 use crate::router::{self, Params, RouteSpec, Routed};
 
@@ -230,6 +230,35 @@ pub static ROUTES: &[Route] = &[
     },
     Route {
         methods: &[M::GET],
+        template: "/v2/schemas/task",
+        // Glance's router does not refuse a body here.
+        body: B::Ignored,
+        handler: Authed(|_, _| {
+            Box::pin(async { Ok(handlers::json_response(StatusCode::OK, &tasks::schema())) })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/schemas/tasks",
+        // Glance's router does not refuse a body here.
+        body: B::Ignored,
+        handler: Authed(|_, _| {
+            Box::pin(async {
+                Ok(handlers::json_response(
+                    StatusCode::OK,
+                    &tasks::collection_schema(),
+                ))
+            })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/info/import",
+        body: B::None,
+        handler: Authed(|app, _| Box::pin(async move { Ok(import::info(app)) })),
+    },
+    Route {
+        methods: &[M::GET],
         template: "/v2/info/stores",
         body: B::None,
         handler: Authed(|app, _| Box::pin(async move { info::stores(app) })),
@@ -337,6 +366,66 @@ pub static ROUTES: &[Route] = &[
                 image_data::upload(app, ctx, &id, call.into_request()?).await
             })
         }),
+    },
+    Route {
+        methods: &[M::PUT],
+        template: "/v2/images/{id}/stage",
+        body: B::Stream,
+        handler: Authed(|app, mut call| {
+            Box::pin(async move {
+                let (ctx, id) = (call.ctx, call.take_param("id"));
+                import::stage(app, ctx, &id, call.into_request()?).await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/images/{id}/import",
+        body: B::Json,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                let (id, headers) = (call.param("id"), &call.parts.headers);
+                import::import(app, call.ctx, id, headers, call.json()).await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/images/{id}/tasks",
+        body: B::None,
+        handler: Authed(|app, call| {
+            Box::pin(async move { tasks::image_tasks(app, call.ctx, call.param("id")).await })
+        }),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/tasks",
+        body: B::Ignored,
+        handler: Authed(|app, call| {
+            Box::pin(async move {
+                tasks::list(app, call.ctx, call.parts.uri.query().unwrap_or("")).await
+            })
+        }),
+    },
+    Route {
+        methods: &[M::POST],
+        template: "/v2/tasks",
+        body: B::Json,
+        handler: Authed(|_, call| Box::pin(async move { tasks::create(call.ctx) })),
+    },
+    Route {
+        methods: &[M::GET],
+        template: "/v2/tasks/{task_id}",
+        body: B::Ignored,
+        handler: Authed(|app, call| {
+            Box::pin(async move { tasks::show(app, call.ctx, call.param("task_id")).await })
+        }),
+    },
+    Route {
+        methods: &[M::DELETE],
+        template: "/v2/tasks/{task_id}",
+        body: B::Ignored,
+        handler: Authed(|_, call| Box::pin(async move { tasks::delete(call.ctx) })),
     },
     Route {
         methods: &[M::GET],
@@ -1048,6 +1137,9 @@ mod tests {
                 "POST /v2/images",
                 "PATCH /v2/images/{id}",
                 "PUT /v2/images/{id}/file",
+                "PUT /v2/images/{id}/stage",
+                "POST /v2/images/{id}/import",
+                "POST /v2/tasks",
                 "POST /v2/images/{id}/locations",
                 "POST /v2/images/{id}/members",
                 "PUT /v2/images/{id}/members/{member_id}",
@@ -1081,6 +1173,7 @@ mod tests {
                 "GET /v2/schemas/images",
                 "GET /v2/schemas/member",
                 "GET /v2/schemas/members",
+                "GET /v2/info/import",
                 "GET /v2/info/stores",
                 "GET /v2/info/stores/detail",
                 "DELETE /v2/stores/{store_id}/{image_id}",
@@ -1089,6 +1182,7 @@ mod tests {
                 "POST /v2/images/{id}/actions/deactivate",
                 "POST /v2/images/{id}/actions/reactivate",
                 "GET /v2/images/{id}/file",
+                "GET /v2/images/{id}/tasks",
                 "PUT /v2/images/{id}/tags/{tag}",
                 "DELETE /v2/images/{id}/tags/{tag}",
                 "GET /v2/images/{id}/members",
@@ -1110,8 +1204,9 @@ mod tests {
                 "DELETE /v2/metadefs/namespaces/{namespace}/resource_types/{resource_type}",
             ]
         );
-        // Ignored: Glance's list, usage and location-list routes, the cache's writes, and the
-        // metadef collection reads and deletes, have no body_reject; the version documents and the healthcheck
+        // Ignored: Glance's list, usage, task-schema, legacy task and location-list routes, the
+        // cache's writes, and the metadef collection reads and deletes, have no body_reject; the
+        // version documents and the healthcheck
         // are served outside its v2 router.
         assert_eq!(
             with(BodyRule::Ignored),
@@ -1121,7 +1216,12 @@ mod tests {
                 "GET /healthcheck",
                 "GET /metrics",
                 "GET /v2/info/usage",
+                "GET /v2/schemas/task",
+                "GET /v2/schemas/tasks",
                 "GET /v2/images",
+                "GET /v2/tasks",
+                "GET /v2/tasks/{task_id}",
+                "DELETE /v2/tasks/{task_id}",
                 "GET /v2/images/{id}/locations",
                 "DELETE /v2/cache",
                 "POST /v2/cache/clean",

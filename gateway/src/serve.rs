@@ -102,6 +102,19 @@ pub fn serve(config: Config, reload: Option<Reload>) -> Result<(), StartError> {
 /// reached now is logged, and `/healthcheck` reports it until it answers.
 fn recover(app: &App, driver: runtime::Driver) -> Result<(), StartError> {
     let recovered = app.catalog.recover_interrupted()?;
+    // This node's imports a crash interrupted: reverted (images back to queued, tasks failed),
+    // and staging files that no finished stage owns removed (the staging folder is the
+    // import's, not a store's: the stores' reconcile below never looks there).
+    let imports = crate::tasks::recover(
+        &app.imports,
+        &app.catalog,
+        &app.config,
+        &app.stores,
+        &app.hash_pool,
+    )?;
+    if imports > 0 {
+        tracing::warn!(imports, "reverted imports interrupted by a crash");
+    }
     // The metadata is read on this thread, directly: nothing else runs yet.
     let outcomes = app.catalog.at_start_up(|meta| {
         let inventory = Inventory::read(meta)?;

@@ -113,12 +113,13 @@ pub enum Adopted {
 }
 
 /// The metadata API: images, their status and uploads, members, usage; and, through its
-/// supertrait [`Metadefs`](crate::metadefs::Metadefs), the metadefs catalog.
+/// supertraits [`Metadefs`](crate::metadefs::Metadefs), the metadefs catalog, and
+/// [`Tasks`](crate::tasks::Tasks), tasks and the import lock.
 ///
 /// Implemented by [`RedbBackend`](crate::RedbBackend) (embedded, one gateway) and
 /// [`PgBackend`](crate::PgBackend) (PostgreSQL, several gateways). The same test suite runs
 /// against every implementation (`meta/tests/suite`).
-pub trait Backend: crate::metadefs::Metadefs + Send + Sync {
+pub trait Backend: crate::metadefs::Metadefs + crate::tasks::Tasks + Send + Sync {
     /// Where this engine's data lives.
     fn locality(&self) -> Locality;
 
@@ -260,7 +261,9 @@ pub trait Backend: crate::metadefs::Metadefs + Send + Sync {
 
     /// Start-up recovery of node `node`: every image left `saving` or `uploading` by an upload
     /// `node` ran (or one with no recorded owner) goes back to `queued`, losing `size` and
-    /// `virtual_size`. Uploads other nodes run are left alone. Returns the ids, so that the
+    /// `virtual_size`. Uploads other nodes run are left alone, and so are finished stages
+    /// (`uploading` images carrying `os_glance_stage_host`, the node holding their data,
+    /// which waits for an import). Returns the ids, so that the
     /// caller can remove partial and staged data.
     fn recover_interrupted(&self, node: &NodeId) -> Result<Vec<ImageId>>;
 

@@ -131,6 +131,19 @@ pub enum Error {
     /// The pagination marker names no live image.
     #[error("marker image {0} not found")]
     MarkerNotFound(ImageId),
+    /// No task has this id (or it expired and was removed).
+    #[error("task {0} not found")]
+    TaskNotFound(crate::tasks::TaskId),
+    /// A task with this id exists.
+    #[error("task {0} already exists")]
+    DuplicateTask(crate::tasks::TaskId),
+    /// The image's import lock is held by a task that is still running.
+    #[error("image {0} is being imported by another task")]
+    ImportInProgress(ImageId),
+    /// The image's import lock no longer names the task (taken over, or the image is gone),
+    /// or the task has ended: its runner must stop.
+    #[error("the import of image {0} lost its lock")]
+    ImportLockLost(ImageId),
     /// A metadef operation failed: not found, duplicate, protected or invalid.
     #[error(transparent)]
     Metadef(#[from] crate::metadefs::MetadefError),

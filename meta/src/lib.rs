@@ -99,6 +99,7 @@ pub mod metadefs;
 mod quota;
 mod rules;
 mod sort;
+pub mod tasks;
 mod types;
 
 pub use backend::{

@@ -692,3 +692,161 @@ fn reads_metadefs_written_by_schema_v4() {
         .unwrap();
     assert_eq!(meta.export_metadefs().unwrap().len(), 1);
 }
+
+// ---- schema version 5: tasks and the import lock (issue 12)
+
+#[test]
+fn migration_to_v5_adds_an_empty_task_table() {
+    use meta::tasks::{TaskFilter, Tasks};
+    let (_dir, meta) = open_copy("schema_v4.redb");
+    assert_eq!(meta.schema_version(), meta::REDB_SCHEMA_VERSION);
+    let all = TaskFilter {
+        limit: 100,
+        ..TaskFilter::default()
+    };
+    assert!(meta.list_tasks(&all).unwrap().is_empty());
+    assert!(meta.image_tasks(id(ACTIVE)).unwrap().is_empty());
+    // Usable: a task can be stored and read back.
+    let task = v5_tasks().remove(0);
+    meta.create_task(&task).unwrap();
+    assert_eq!(meta.get_task(task.id).unwrap(), task);
+}
+
+const LOCKING_TASK: &str = "0b6f3e2a-5c1d-4e7f-8a9b-1c2d3e4f5a61";
+const DONE_TASK: &str = "0b6f3e2a-5c1d-4e7f-8a9b-1c2d3e4f5a62";
+
+/// The tasks of `schema_v5.redb`: one finished copy of the active image, and one import of the
+/// bare queued image (N=5), running on `node-a`, holding its lock.
+fn v5_tasks() -> Vec<meta::tasks::Task> {
+    use meta::tasks::{Task, TaskRunner, TaskStatus, TaskType};
+    let done = Task {
+        id: DONE_TASK.parse().unwrap(),
+        kind: TaskType::ApiImageImport,
+        status: TaskStatus::Success,
+        owner: Some("bab7d5c60cd041a0a36f7c4b6e1dd978".into()),
+        image_id: Some(id(ACTIVE)),
+        request_id: Some("req-5f1c".into()),
+        user_id: Some("c0ffee".into()),
+        input: format!(
+            r#"{{"image_id":"{ACTIVE}","import_req":{{"method":{{"name":"copy-image"}}}},"backend":["backup"]}}"#
+        ),
+        result: Some(format!(r#"{{"image_id":"{ACTIVE}"}}"#)),
+        message: String::new(),
+        // 2100-01-01: never expires during the test's lifetime.
+        expires_at: Some(at(4_102_444_800)),
+        created_at: at(1_700_000_100),
+        updated_at: at(1_700_000_160),
+        runner: None,
+    };
+    let locking = Task {
+        id: LOCKING_TASK.parse().unwrap(),
+        kind: TaskType::ApiImageImport,
+        status: TaskStatus::Processing,
+        owner: None,
+        image_id: Some(id(BARE)),
+        request_id: None,
+        user_id: None,
+        input: format!(
+            r#"{{"image_id":"{BARE}","import_req":{{"method":{{"name":"web-download","uri":"http://mirror/x.img"}}}},"backend":["file"]}}"#
+        ),
+        result: None,
+        message: String::new(),
+        expires_at: None,
+        created_at: at(1_700_000_200),
+        updated_at: at(1_700_000_200),
+        runner: Some(TaskRunner {
+            node: node("node-a"),
+            lease_until: at(1_700_000_260),
+        }),
+    };
+    vec![done, locking]
+}
+
+#[test]
+fn reads_tasks_and_locks_written_by_schema_v5() {
+    use meta::tasks::{TaskFilter, Tasks, IMPORTING_STORES_PROPERTY, IMPORT_TASK_PROPERTY};
+    let (_dir, meta) = open_copy("schema_v5.redb");
+    assert_eq!(meta.schema_version(), meta::REDB_SCHEMA_VERSION);
+    let expected = v5_tasks();
+    let done = meta.get_task(DONE_TASK.parse().unwrap()).unwrap();
+    assert_eq!(done, expected[0]);
+    let locking = meta.get_task(LOCKING_TASK.parse().unwrap()).unwrap();
+    // begin_import stamps the time of its transaction as updated_at; the rest is as written.
+    assert_eq!(
+        meta::tasks::Task {
+            updated_at: expected[1].updated_at,
+            ..locking.clone()
+        },
+        expected[1]
+    );
+    let bare = meta.get_image(id(BARE)).unwrap();
+    assert_eq!(bare.status, ImageStatus::Importing);
+    assert_eq!(bare.properties[IMPORT_TASK_PROPERTY], LOCKING_TASK);
+    assert_eq!(bare.properties[IMPORTING_STORES_PROPERTY], "file");
+    let all = TaskFilter {
+        limit: 10,
+        ..TaskFilter::default()
+    };
+    assert_eq!(meta.list_tasks(&all).unwrap().len(), 2);
+    assert_eq!(
+        meta.image_tasks(id(ACTIVE)).unwrap(),
+        vec![expected[0].clone()]
+    );
+    // The lease of node-a lapsed long ago: another import takes the lock over.
+    let mut next = expected[1].clone();
+    next.id = meta::tasks::TaskId::new_v4();
+    next.runner = Some(meta::tasks::TaskRunner {
+        node: node("node-b"),
+        lease_until: Timestamp::from_unix_micros(i64::MAX),
+    });
+    let begun = meta
+        .begin_import(&meta::tasks::ImportStart {
+            task: next.clone(),
+            from: ImageStatus::Importing,
+            to: ImageStatus::Importing,
+            stores: vec!["file".into()],
+        })
+        .unwrap();
+    assert_eq!(begun.taken_over.unwrap().id, locking.id);
+    assert_eq!(
+        begun.image.properties[IMPORT_TASK_PROPERTY],
+        next.id.to_string()
+    );
+}
+
+/// `cargo test -p meta --test backward_compatibility -- --ignored generate_schema_v5`.
+#[test]
+#[ignore = "writes the committed fixture; run by hand, see tests/fixtures/README.md"]
+fn generate_schema_v5() {
+    use meta::tasks::{ImportStart, Tasks};
+    let path = fixture("schema_v5.redb");
+    let _ = std::fs::remove_file(&path);
+    let meta = RedbBackend::open(&path).unwrap();
+    assert_eq!(
+        meta.schema_version(),
+        5,
+        "the generator writes version 5 only"
+    );
+    populate_v3(&meta);
+    meta.load_metadefs(&v4_metadefs(), LoadMode::SkipExisting)
+        .unwrap();
+    let mut tasks = v5_tasks();
+    let locking = tasks.pop().unwrap();
+    meta.create_task(&tasks[0]).unwrap();
+    meta::BackendExt::update_image_with(&meta, id(BARE), |image| -> Result<(), Error> {
+        image.disk_format = Some("raw".into());
+        image.container_format = Some("bare".into());
+        Ok(())
+    })
+    .unwrap();
+    meta.begin_import(&ImportStart {
+        task: locking,
+        from: ImageStatus::Queued,
+        to: ImageStatus::Importing,
+        stores: vec!["file".into()],
+    })
+    .unwrap();
+    drop(meta);
+    let mut db = redb::Database::open(&path).unwrap();
+    while db.compact().unwrap() {}
+}

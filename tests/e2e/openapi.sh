@@ -26,9 +26,12 @@ fi
 # Multi-store (Glance's `enabled_backends`), so that the stores and locations operations answer
 # as they do where an operator has several stores, rather than their single-store 404s.
 GLINT_CONFIG="$WORK/glint.toml"
+# The import routes answer with glance-direct and copy-image enabled; web-download stays off, so
+# that the URIs the fuzzer makes up are never resolved or fetched (network only to loopback).
 cat >"$GLINT_CONFIG" <<'TOML'
 # An image cache, so that the cache operations answer rather than 404.
 image_cache_max_size = 67108864
+enabled_import_methods = ["glance-direct", "copy-image"]
 
 [stores]
 default = "local"
@@ -59,6 +62,22 @@ check_eq "fixture image is active" active "$(api "$URL/v2/images/$IMAGE_ID" | js
 check_eq "fixture image is in the default store" local \
   "$(api "$URL/v2/images/$IMAGE_ID" | json_get stores)"
 
+# And for the task operations: the fixture copied into the backup store, a task that ends.
+api -X POST -H 'content-type: application/json' "$URL/v2/images/$IMAGE_ID/import" \
+  -d '{"method": {"name": "copy-image"}, "stores": ["backup"]}' >/dev/null
+TASK_ID=""
+deadline=$((SECONDS + 30))
+while [ $SECONDS -lt $deadline ]; do
+  TASK_ID="$(api "$URL/v2/images/$IMAGE_ID/tasks" | python3 -c '
+import json, sys
+tasks = json.load(sys.stdin)["tasks"]
+print(next((t["id"] for t in tasks if t["status"] in ("success", "failure")), ""))')"
+  [ -n "$TASK_ID" ] && break
+  sleep 0.1
+done
+check_eq "fixture copy-image task succeeded" success \
+  "$(api "$URL/v2/tasks/${TASK_ID:-none}" | json_get status)"
+
 # And for the metadefs operations: a protected public namespace with a property, an object, a
 # tag and a resource type association (protected: its deletes answer 403 and leave it there).
 NAMESPACE="openapi-ns"
@@ -84,6 +103,7 @@ property_name = "openapi_prop"
 tag_name = "openapi-tag"
 resource_type = "OS::Glance::Image"
 store_id = "backup"
+task_id = "$TASK_ID"
 TOML
 
 echo "schemathesis: $EXAMPLES examples per operation, seed $SEED (OPENAPI_SEED=$SEED replays)"

@@ -23,6 +23,11 @@ pub enum Behaviour {
     Normal,
     /// Announces the whole length, sends this many bytes, then closes the connection.
     CutAfter(usize),
+    /// Answers `302 Found` with this `Location` (a static string: tests name the target).
+    Redirect(&'static str),
+    /// Announces the whole length, sends this many bytes, then sends nothing more until the
+    /// client goes away (an origin that hangs).
+    Stall(usize),
     /// Ignores `Range`: always the whole blob with 200.
     NoRanges,
 }
@@ -191,6 +196,11 @@ fn serve(stream: TcpStream, shared: &Shared) {
             let _ = out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
             continue;
         };
+        if let Behaviour::Redirect(to) = behaviour {
+            let head = format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n");
+            let _ = out.write_all(head.as_bytes());
+            continue;
+        }
         if method == "GET" {
             shared.gets.fetch_add(1, Ordering::SeqCst);
         }
@@ -230,6 +240,14 @@ fn serve(stream: TcpStream, shared: &Shared) {
             Behaviour::CutAfter(n) => {
                 let _ = out.write_all(&body[..n.min(body.len())]);
                 let _ = out.flush();
+                return;
+            }
+            Behaviour::Stall(n) => {
+                let _ = out.write_all(&body[..n.min(body.len())]);
+                let _ = out.flush();
+                // Blocks until the client closes (or the read timeout).
+                let mut rest = Vec::new();
+                let _ = std::io::Read::read_to_end(&mut reader, &mut rest);
                 return;
             }
             _ => {

@@ -716,11 +716,51 @@ fn classify(
             when_true(t, "off, as glint", "glint does not show or edit locations")
         }
         ("DEFAULT", "enabled_import_methods") => {
-            if glance_ini::parse_list(text).is_empty() {
-                ignored("no import methods, as glint")
-            } else {
-                unsupported("glint does not implement interoperable image import")
+            // A ListOpt with bounds: `[a,b]`, items optionally quoted.
+            let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
+            let methods: Vec<String> = glance_ini::parse_list(inner)
+                .into_iter()
+                .map(|m| m.trim_matches(|c| c == '\'' || c == '"').to_owned())
+                .collect();
+            if methods.iter().any(|m| m == "glance-download") {
+                return unsupported("glint does not implement the glance-download import method");
             }
+            if let Some(other) = methods
+                .iter()
+                .find(|m| !crate::config::IMPORT_METHODS.contains(&m.as_str()))
+            {
+                return Err(t.invalid(
+                    section,
+                    name,
+                    value.line,
+                    &format!("unknown import method {other:?}"),
+                ));
+            }
+            t.put(
+                "enabled_import_methods",
+                Toml::Array(methods.into_iter().map(Toml::String).collect()),
+            );
+            mapped("enabled_import_methods")
+        }
+        // Glance's default, a folder under /tmp: glint keeps its own default (the staging
+        // folder under data_dir, on the data's file system, surviving reboots).
+        ("DEFAULT", "node_staging_uri") if text == "file:///tmp/staging/" => {
+            ignored("Glance's default: glint stages under <data_dir>/staging")
+        }
+        ("DEFAULT", "node_staging_uri") => match text.strip_prefix("file://") {
+            Some(path) if path.starts_with('/') => {
+                t.put("node_staging_dir", Toml::String(path.to_owned()));
+                mapped("node_staging_dir")
+            }
+            _ => {
+                unsupported("glint stages into a local folder: node_staging_uri must be file:///…")
+            }
+        },
+        ("task", "task_time_to_live") => {
+            if let Some(n) = t.int(section, name, value, 0)? {
+                t.put("task_time_to_live", Toml::Integer(clamp_i64(n)));
+            }
+            mapped("task_time_to_live")
         }
         ("DEFAULT", "property_protection_file") => {
             if text.is_empty() {
@@ -833,7 +873,9 @@ fn default_harmless_reason(name: &str) -> &'static str {
         "http_retries" | "do_secure_hash" | "image_location_quota" => {
             "about locations added through the API, which glint does not offer"
         }
-        "worker_self_reference_url" | "node_staging_uri" => "about image import",
+        "worker_self_reference_url" => {
+            "about proxying an import to the gateway that staged it (glint imports where it staged)"
+        }
         "scrub_time" | "scrub_pool_size" => "the scrubber of delayed delete",
         "pydev_worker_debug_host" | "pydev_worker_debug_port" => "a debugger for Glance",
         "digest_algorithm" => "about signing certificates",

@@ -44,3 +44,54 @@ impl Default for ImportFilteringOpts {
         }
     }
 }
+
+/// The import plugins glint implements (Glance's names).
+pub const IMPORT_PLUGINS: &[&str] = &["image_conversion", "inject_image_metadata"];
+
+/// Glance's `[image_conversion]`: what the `image_conversion` plugin converts to.
+///
+/// ```toml
+/// image_import_plugins = ["image_conversion"]
+/// [image_conversion]
+/// output_format = "raw"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageConversion {
+    /// `raw`, `qcow2` or `vmdk` (Glance's choices; default `raw`).
+    pub output_format: String,
+}
+
+impl Default for ImageConversion {
+    fn default() -> Self {
+        ImageConversion {
+            output_format: "raw".into(),
+        }
+    }
+}
+
+/// Glance's `[inject_metadata_properties]`: what the `inject_image_metadata` plugin sets.
+///
+/// ```toml
+/// image_import_plugins = ["inject_image_metadata"]
+/// [inject_metadata_properties]
+/// ignore_user_roles = ["admin"]
+/// inject = { hw_disk_bus = "virtio" }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InjectMetadataProperties {
+    /// Users with any of these roles get nothing injected (Glance: `admin`).
+    pub ignore_user_roles: Vec<String>,
+    /// The properties set on every image such a user imports.
+    pub inject: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for InjectMetadataProperties {
+    fn default() -> Self {
+        InjectMetadataProperties {
+            ignore_user_roles: vec!["admin".into()],
+            inject: Default::default(),
+        }
+    }
+}

@@ -33,7 +33,7 @@ use crate::store::FileStream;
 use crate::store::{Store, StoreError};
 
 /// The announced size: `x-openstack-image-size`, else `Content-Length`.
-fn expected_size(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+pub(crate) fn expected_size(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     if let Some(value) = headers.get("x-openstack-image-size") {
         let size = value
             .to_str()
@@ -50,7 +50,7 @@ fn expected_size(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 }
 
 /// Returns an image to `queued` through the writer thread (the upload guard's hook).
-struct MetaRequeue<'a>(&'a App);
+pub(crate) struct MetaRequeue<'a>(pub(crate) &'a App);
 
 impl Requeue for MetaRequeue<'_> {
     fn requeue(&self, id: ImageId) -> Pin<Box<dyn Future<Output = ()> + '_>> {
@@ -78,7 +78,7 @@ pub fn request_timeout(idle: std::time::Duration) -> ApiError {
     )
 }
 
-fn too_large(cap: u64) -> ApiError {
+pub(crate) fn too_large(cap: u64) -> ApiError {
     ApiError::too_large(format!(
         "The incoming image is too large. The image size cap is {cap} bytes."
     ))

@@ -214,7 +214,12 @@ impl serde::Serialize for ImageView<'_> {
             m.serialize_entry("stores", &stores.join(","))?;
         }
         for (k, v) in &image.properties {
-            if !BASE_KEYS.contains(&k.as_str()) {
+            // Glance hides where staged data or a hash operation lives.
+            let hidden = matches!(
+                k.as_str(),
+                "os_glance_stage_host" | "os_glance_hash_op_host"
+            );
+            if !BASE_KEYS.contains(&k.as_str()) && !hidden {
                 m.serialize_entry(k, v)?;
             }
         }
@@ -548,6 +553,14 @@ pub async fn create(
     app.catalog.create_image(image.clone(), limits).await?;
     tracing::info!(image_id = %id, "image created");
     let mut response = json_response(StatusCode::CREATED, &ImageView::of(app, &image));
+    // openstacksdk imports only when this header names the method (Glance sends it).
+    if !app.config.enabled_import_methods.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&app.config.enabled_import_methods.join(",")) {
+            response
+                .headers_mut()
+                .insert("openstack-image-import-methods", v);
+        }
+    }
     if app.stores.is_multi() {
         let ids: Vec<&str> = app.stores.iter().map(|s| s.id()).collect();
         if let Ok(v) = HeaderValue::from_str(&ids.join(",")) {
@@ -581,6 +594,14 @@ pub async fn delete(app: &App, ctx: &RequestContext, id: &str) -> Result<Respons
     // The record is gone; now the data, from every store holding it. An upload in progress
     // keeps writing; it notices the deletion when it commits (410) and removes its data then.
     delete_data(app, &image).await;
+    if image.status == ImageStatus::Uploading {
+        // Its staged data (a stage still running removes its own when it finds the image
+        // gone).
+        let staged = app.imports.staged_location(id);
+        if let Err(e) = crate::store::Store::delete(&**app.imports.staging(), &staged).await {
+            tracing::error!(image_id = %id, error = %e, "cannot delete staged data");
+        }
+    }
     tracing::info!(image_id = %id, "image deleted");
     Ok(empty_response(StatusCode::NO_CONTENT))
 }

@@ -20,6 +20,10 @@ pub async fn usage(app: &App, ctx: &RequestContext) -> Result<Response<Body>, Ap
         Some(project) => app.catalog.usage(project).await?,
         None => meta::Usage::default(),
     };
+    let staged_mib = match project {
+        Some(project) => super::import::staged_bytes(app, project).await? / meta::MIB,
+        None => 0,
+    };
     let entry = |limit: Option<u64>, used: u64| -> Value {
         json!({ "limit": limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)), "usage": used })
     };
@@ -27,8 +31,7 @@ pub async fn usage(app: &App, ctx: &RequestContext) -> Result<Response<Body>, Ap
         "usage": {
             "image_size_total": entry(limits.image_size_total_mib, usage.size_mib()),
             "image_count_total": entry(limits.image_count_total, usage.image_count),
-            // glint has no staging area yet: nothing is ever staged.
-            "image_stage_total": entry(limits.image_stage_total_mib, 0),
+            "image_stage_total": entry(limits.image_stage_total_mib, staged_mib),
             "image_count_uploading": entry(limits.image_count_uploading, usage.uploading_count),
         }
     });

@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod image_data;
 pub mod images;
+pub mod import;
 pub mod info;
 pub mod list;
 pub mod locations;
@@ -14,6 +15,7 @@ pub mod patch;
 pub mod schemas;
 pub mod stores;
 pub mod tags;
+pub mod tasks;
 pub mod versions;
 
 #[cfg(test)]

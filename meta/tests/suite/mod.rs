@@ -24,6 +24,7 @@ pub mod metadefs;
 pub mod metadefs_model;
 pub mod model;
 pub mod sharing;
+pub mod tasks;
 pub mod uploads;
 
 use std::path::PathBuf;
@@ -232,6 +233,11 @@ macro_rules! backend_tests {
             adopt::deleted_records_keep_their_ids_taken,
             adopt::a_deleted_record_replaces_a_live_one_only_when_asked,
             adopt::an_adopted_upload_in_progress_is_reset_by_recovery,
+            tasks::tasks_are_stored_listed_and_expire,
+            tasks::begin_import_locks_the_image_and_moves_its_status,
+            tasks::a_lapsed_lease_is_taken_over,
+            tasks::end_import_commits_or_reverts_in_one_write,
+            tasks::a_finished_stage_survives_recovery,
         );
     };
     (@each $engine:ty, $ready:expr; $($module:ident :: $name:ident),+ $(,)?) => {

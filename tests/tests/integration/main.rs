@@ -72,6 +72,9 @@ mod stores;
 mod inspection;
 // Keystone auth: token validation, its cache, 401/403/503, service tokens (§2.1).
 mod keystone;
+// Image import and tasks: stage, glance-direct, web-download, copy-image, the import lock,
+// reverts and crash recovery (issue 12).
+mod import;
 // The configuration: secrets redacted, GLINT_* variables, unknown keys refused.
 mod config;
 // Operations: /metrics and promtool, dashboard and alerts, a real Prometheus, logs, healthcheck.

@@ -389,7 +389,7 @@ fn a_postgresql_connection_becomes_glints_database_without_its_password_showing(
 fn behaviour_changing_values_are_not_supported_and_defaults_are_harmless() {
     let (_, report) = translate_text(
         "[DEFAULT]\ndelayed_delete = true\nshow_image_direct_url = false\n\
-         enabled_import_methods = [glance-direct]\nlog_file = /var/log/glance/api.log\n\
+         enabled_import_methods = [glance-direct,glance-download]\nlog_file = /var/log/glance/api.log\n\
          [oslo_policy]\nenforce_new_defaults = false\nenforce_scope = true\n\
          [cors]\nallowed_origin = https://dashboard\n\
          [oslo_messaging_notifications]\ndriver = messagingv2\n\
@@ -456,4 +456,43 @@ fn the_catalog_holds_glances_sample_and_more() {
         assert!(keystone.iter().any(|n| n == name), "{name}");
     }
     assert!(catalog().options.len() > 500);
+}
+
+#[test]
+fn import_options_are_mapped() {
+    let (config, report) = load(
+        "[DEFAULT]\nenabled_import_methods = [glance-direct,copy-image]\n\
+         node_staging_uri = file:///var/lib/glance/staging/\n\
+         [task]\ntask_time_to_live = 12\n",
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        config.enabled_import_methods,
+        ["glance-direct".to_owned(), "copy-image".to_owned()]
+    );
+    assert_eq!(
+        config.node_staging_dir.as_deref(),
+        Some(std::path::Path::new("/var/lib/glance/staging/"))
+    );
+    assert_eq!(config.task_time_to_live, 12);
+    for (section, name) in [
+        ("DEFAULT", "enabled_import_methods"),
+        ("DEFAULT", "node_staging_uri"),
+        ("task", "task_time_to_live"),
+    ] {
+        assert!(
+            matches!(verdict(&report, section, name), Verdict::Mapped { .. }),
+            "[{section}] {name}"
+        );
+    }
+    assert!(translate_text("[DEFAULT]\nenabled_import_methods = [teleport]\n").is_err());
+    // Glance's own default keeps glint's.
+    let (config, report) =
+        load("[DEFAULT]\nnode_staging_uri = file:///tmp/staging/\n", None).unwrap();
+    assert_eq!(config.node_staging_dir, None);
+    assert!(matches!(
+        verdict(&report, "DEFAULT", "node_staging_uri"),
+        Verdict::Ignored(_)
+    ));
 }

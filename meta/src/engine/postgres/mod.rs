@@ -36,6 +36,7 @@ mod metadefs;
 mod pool;
 mod row;
 mod schema;
+mod tasks;
 mod write;
 
 use std::fmt;

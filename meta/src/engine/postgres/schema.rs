@@ -1,6 +1,6 @@
 //! The PostgreSQL layout and its versioned migrations.
 //!
-//! Tables (schema version 1):
+//! Tables (schema version 1; versions 2 and 3 below):
 //!
 //! | table                      | holds                                                        |
 //! |----------------------------|--------------------------------------------------------------|
@@ -28,6 +28,11 @@
 //! format), `metadef_tags`, `metadef_resource_types` and the sequence `metadef_seq` (creation
 //! order); see `metadefs.rs`.
 //!
+//! Schema version 3 adds `tasks` (Glance's tasks, one row per task with a row `version` for
+//! compare-and-set writes, its runner and lease in `runner_node`, `lease_until`), indexed by
+//! image and by expiry; the import lock itself is the image's `os_glance_import_task`
+//! property (see `tasks.rs`).
+//!
 //! Migrations run only when asked ([`sync`], `glint db sync` or the start-up option), each in
 //! its own transaction, under an advisory lock so that gateways starting together do not race.
 //! Adding a version: append a step to [`MIGRATIONS`]; never edit an applied one.
@@ -38,7 +43,7 @@ use super::pg_error;
 use crate::error::{Error, Result};
 
 /// The schema version this build needs.
-pub(crate) const CURRENT_VERSION: u32 = 2;
+pub(crate) const CURRENT_VERSION: u32 = 3;
 
 /// The channel status changes are announced on.
 pub(crate) const CHANGES_CHANNEL: &str = "glint_image_changes";
@@ -159,6 +164,32 @@ CREATE TABLE metadef_resource_types (
     created_at bigint NOT NULL,
     updated_at bigint NOT NULL
 );
+"#,
+    ),
+    (
+        3,
+        "tasks and the import lease",
+        r#"
+CREATE TABLE tasks (
+    id uuid PRIMARY KEY,
+    version bigint NOT NULL DEFAULT 0,
+    kind text COLLATE "C" NOT NULL,
+    status text COLLATE "C" NOT NULL,
+    owner text COLLATE "C",
+    image_id uuid,
+    request_id text COLLATE "C",
+    user_id text COLLATE "C",
+    input text NOT NULL,
+    result text,
+    message text NOT NULL,
+    expires_at bigint,
+    created_at bigint NOT NULL,
+    updated_at bigint NOT NULL,
+    runner_node text COLLATE "C",
+    lease_until bigint
+);
+CREATE INDEX tasks_by_image ON tasks (image_id, created_at, id) WHERE image_id IS NOT NULL;
+CREATE INDEX tasks_by_expiry ON tasks (expires_at) WHERE expires_at IS NOT NULL;
 "#,
     ),
 ];

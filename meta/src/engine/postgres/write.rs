@@ -30,14 +30,14 @@ use crate::types::{
 const MAX_ATTEMPTS: usize = 64;
 
 /// An image as read for a write: its row version and upload columns too.
-struct Loaded {
-    image: Image,
+pub(super) struct Loaded {
+    pub(super) image: Image,
     version: i64,
     upload: (Option<String>, Option<i64>, Option<i64>),
 }
 
 /// What a write does to the upload columns.
-enum Upload<'a> {
+pub(super) enum Upload<'a> {
     /// Leave them (an edit that does not change the status).
     Keep,
     /// Record a new upload's owner and reservation.
@@ -51,7 +51,7 @@ enum Upload<'a> {
 
 /// Runs `op` in a transaction until it commits (`Some`), fails, or loses too many races
 /// (`None`: a compare-and-set changed nothing).
-fn write<T>(
+pub(super) fn write<T>(
     pool: &Pool,
     mut op: impl FnMut(&mut Tx<'_>, Timestamp) -> Result<Option<T>>,
 ) -> Result<T> {
@@ -70,7 +70,7 @@ fn write<T>(
     )))
 }
 
-fn load(tx: &mut dyn Run, id: ImageId, for_update: bool) -> Result<Option<Loaded>> {
+pub(super) fn load(tx: &mut dyn Run, id: ImageId, for_update: bool) -> Result<Option<Loaded>> {
     let sql = if for_update { LOAD_FOR_UPDATE } else { LOAD };
     match tx.row(sql, &[&id.as_uuid()])? {
         Some(row) => Ok(Some(Loaded {
@@ -93,7 +93,7 @@ const LOAD_FOR_UPDATE: &str = concat!(
     " FROM images WHERE id = $1 AND status <> 'deleted' FOR UPDATE"
 );
 
-fn require(tx: &mut dyn Run, id: ImageId) -> Result<Loaded> {
+pub(super) fn require(tx: &mut dyn Run, id: ImageId) -> Result<Loaded> {
     load(tx, id, false)?.ok_or(Error::NotFound(id))
 }
 
@@ -132,7 +132,7 @@ pub(super) fn usage(run: &mut dyn Run, project: &str, except: Option<ImageId>) -
 
 /// Stores `new` over `old` if the row is still at `old.version`; `false` when another write
 /// came first.
-fn put(
+pub(super) fn put(
     tx: &mut dyn Run,
     old: &Loaded,
     new: &Image,
@@ -173,7 +173,7 @@ fn put(
 }
 
 /// `Some(value)` when the compare-and-set applied, `None` to retry.
-fn applied<T>(done: bool, value: T) -> Option<T> {
+pub(super) fn applied<T>(done: bool, value: T) -> Option<T> {
     done.then_some(value)
 }
 
@@ -324,12 +324,15 @@ fn mark_deleted(tx: &mut dyn Run, old: &Loaded, now: Timestamp) -> Result<Option
     Ok(tombstone(tx, old, now)?.then(|| old.image.clone()))
 }
 
+/// A finished stage (`uploading`, naming the node that holds its data in
+/// `os_glance_stage_host`) is data waiting for its import, not an interrupted upload: it stays.
 pub(super) fn recover_interrupted(pool: &Pool, node: &NodeId) -> Result<Vec<ImageId>> {
     write(pool, |tx, now| {
         let rows = tx.rows(
             "SELECT id FROM images
              WHERE status IN ('saving', 'uploading')
                AND (upload_node = $1 OR upload_node IS NULL)
+               AND NOT (status = 'uploading' AND properties ? 'os_glance_stage_host')
              ORDER BY status = 'saving' DESC, created_at, id",
             &[&node.as_str()],
         )?;

@@ -14,6 +14,7 @@
 //! - `list.rs`: listing, as walks of the sort indexes;
 //! - `write.rs`: the write transaction and every image write (status transitions);
 //! - `members.rs`: the two member tables and the member operations;
+//! - `tasks.rs`: the task tables, every [`Tasks`](crate::tasks::Tasks) call and the import lock;
 //! - `metadefs/`: the metadef tables and every [`Metadefs`](crate::metadefs::Metadefs) call.
 
 mod handle;
@@ -23,6 +24,7 @@ pub(crate) mod metadefs;
 mod read;
 mod record;
 mod schema;
+mod tasks;
 mod write;
 
 #[cfg(test)]
@@ -42,8 +44,10 @@ use crate::error::{Error, Result, StorageError};
 use crate::filter::ListFilter;
 use crate::members::{Member, MemberStatus};
 use crate::quota::{Limits, Usage};
+use crate::tasks::{ImportBegun, ImportEnd, ImportStart, Task, TaskFilter, TaskId, Tasks};
 use crate::types::{
-    Image, ImageId, ImageStatus, NodeId, UploadClaim, UploadOutcome, UploadStart, UploadState,
+    Image, ImageId, ImageStatus, NodeId, Timestamp, UploadClaim, UploadOutcome, UploadStart,
+    UploadState,
 };
 
 /// The schema version this build of the redb engine writes.
@@ -120,6 +124,29 @@ impl RedbBackend {
             Err(err) => {
                 // Rolling back an uncommitted transaction only frees its pages; if that fails
                 // the operation's own error is still the one worth reporting.
+                let _ = txn.abort();
+                Err(err)
+            }
+        }
+    }
+
+    /// Runs `op` in one write transaction with the task tables open too.
+    fn write_tasks<T>(
+        &self,
+        op: impl FnOnce(&mut Writer<'_>, &mut tasks::TaskTables<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let txn = self.inner.db.begin_write().storage()?;
+        let outcome = {
+            let mut writer = Writer::open(&txn)?;
+            let mut tables = tasks::TaskTables::open(&txn)?;
+            op(&mut writer, &mut tables)
+        };
+        match outcome {
+            Ok(value) => {
+                txn.commit().storage()?;
+                Ok(value)
+            }
+            Err(err) => {
                 let _ = txn.abort();
                 Err(err)
             }
@@ -259,6 +286,53 @@ impl Backend for RedbBackend {
 
     fn delete_member(&self, id: ImageId, project: &str) -> Result<()> {
         self.write(|writer| writer.delete_member(id, project))
+    }
+}
+
+impl Tasks for RedbBackend {
+    fn create_task(&self, task: &Task) -> Result<()> {
+        self.write_tasks(|_, tables| tables.create(task))
+    }
+
+    fn get_task(&self, id: TaskId) -> Result<Task> {
+        tasks::get_task(&self.read()?, id)
+    }
+
+    fn update_task(
+        &self,
+        id: TaskId,
+        edit: &mut dyn FnMut(&mut Task) -> Result<()>,
+    ) -> Result<Task> {
+        self.write_tasks(|writer, tables| tables.update(id, writer.now, edit))
+    }
+
+    fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+        tasks::list_tasks(&self.read()?, filter)
+    }
+
+    fn image_tasks(&self, image: ImageId) -> Result<Vec<Task>> {
+        tasks::image_tasks(&self.read()?, image)
+    }
+
+    fn purge_expired_tasks(&self, now: Timestamp) -> Result<u64> {
+        self.write_tasks(|_, tables| tables.purge_expired(now))
+    }
+
+    fn begin_import(&self, start: &ImportStart) -> Result<ImportBegun> {
+        self.write_tasks(|writer, tables| tables.begin_import(writer, start))
+    }
+
+    fn renew_import_lease(&self, image: ImageId, task: TaskId, until: Timestamp) -> Result<()> {
+        self.write_tasks(|writer, tables| tables.renew_lease(writer, image, task, until))
+    }
+
+    fn end_import(
+        &self,
+        image: ImageId,
+        end: &ImportEnd,
+        edit: &mut Edit<'_>,
+    ) -> Result<Option<Image>> {
+        self.write_tasks(|writer, tables| tables.end_import(writer, image, end, edit))
     }
 }
 

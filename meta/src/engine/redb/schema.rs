@@ -1,8 +1,8 @@
 //! The on-disk layout: table definitions, index keys, the schema version and its migrations.
 //!
-//! Tables (schema version 4; version 3 had all but the metadef tables, which
-//! `metadefs/tables.rs` lists; version 2 also lacked `image_uploads`, version 1 also the member
-//! and usage tables):
+//! Tables (schema version 5; version 4 had all but the task tables, which `tasks.rs` lists;
+//! version 3 also lacked the metadef tables, which `metadefs/tables.rs` lists; version 2 also
+//! lacked `image_uploads`, version 1 also the member and usage tables):
 //!
 //! | table                         | key                     | value                       |
 //! |-------------------------------|-------------------------|-----------------------------|
@@ -52,12 +52,16 @@ use crate::sort::SortKey;
 use crate::types::{Image, ImageId};
 
 /// The schema version this build writes.
-pub(crate) const CURRENT_VERSION: u32 = 4;
+pub(crate) const CURRENT_VERSION: u32 = 5;
 
 /// Migration steps: `MIGRATIONS[i]` turns a version `i + 1` database into version `i + 2`,
 /// inside the open-time write transaction.
-const MIGRATIONS: &[fn(&WriteTransaction) -> Result<()>] =
-    &[migrate_1_to_2, migrate_2_to_3, migrate_3_to_4];
+const MIGRATIONS: &[fn(&WriteTransaction) -> Result<()>] = &[
+    migrate_1_to_2,
+    migrate_2_to_3,
+    migrate_3_to_4,
+    migrate_4_to_5,
+];
 
 pub(crate) const SCHEMA: TableDefinition<&str, u64> = TableDefinition::new("schema");
 const VERSION_KEY: &str = "version";
@@ -151,7 +155,13 @@ fn create_tables(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(UPLOADS).storage()?;
     txn.open_table(RESERVATIONS).storage()?;
     super::metadefs::tables::create(txn)?;
+    super::tasks::create(txn)?;
     Ok(())
+}
+
+/// Version 5 adds the task tables, empty (no earlier version had tasks).
+fn migrate_4_to_5(txn: &WriteTransaction) -> Result<()> {
+    super::tasks::create(txn)
 }
 
 /// Version 4 adds the metadef tables, empty (no earlier version had metadefs).

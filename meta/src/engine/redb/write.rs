@@ -165,6 +165,16 @@ impl<'txn> Writer<'txn> {
         for status in [ImageStatus::Saving, ImageStatus::Uploading] {
             for id in self.ids_with_status(status)? {
                 let owner = read_upload(&self.uploads, id)?;
+                // A finished stage (`uploading`, naming the node that holds its data) is data
+                // waiting for its import, not an interrupted upload: it stays.
+                if status == ImageStatus::Uploading
+                    && self
+                        .require(id)?
+                        .properties
+                        .contains_key(crate::tasks::STAGE_HOST_PROPERTY)
+                {
+                    continue;
+                }
                 if owner.is_none_or(|upload| upload.node == *node) {
                     ids.push(id);
                 }

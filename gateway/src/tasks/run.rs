@@ -1,0 +1,523 @@
+//! One import from start to end: slot, heartbeat, source, stores, and the end that commits or
+//! reverts it (see the module docs of `tasks`).
+
+use std::future::Future;
+use std::pin::pin;
+use std::rc::Rc;
+use std::task::Poll;
+
+use meta::tasks::{
+    merge_store_list, ImportEnd, TaskStatus, FAILED_STORES_PROPERTY, IMPORTING_STORES_PROPERTY,
+};
+use meta::{Image, ImageId, ImageStatus, Location, Timestamp};
+
+use super::{expiry, later, lease, plugins, staged_location, Job, Shared, Slots};
+use crate::datapath::checksum::Digests;
+use crate::datapath::download;
+use crate::datapath::ingest::{self, Checks, FrameSource, IngestError, Landed, StoreSource};
+use crate::net::client::{ClientSettings, HttpClient};
+use crate::net::fetch::Fetcher;
+use crate::store::{Store, StoreError};
+
+/// Where an import's data comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    /// The staging area (`PUT /stage` put it there).
+    GlanceDirect,
+    /// A URL, fetched under `[import_filtering_opts]`, staged, then imported.
+    WebDownload {
+        /// The URL.
+        uri: String,
+    },
+    /// The image's own data, copied into more stores (the image stays `active`).
+    CopyImage,
+}
+
+impl Method {
+    /// Glance's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::GlanceDirect => "glance-direct",
+            Method::WebDownload { .. } => "web-download",
+            Method::CopyImage => "copy-image",
+        }
+    }
+}
+
+/// Why an import failed: the message the task ends with (for people).
+struct Failure(String);
+
+impl<E: std::error::Error> From<IngestError<E>> for Failure {
+    fn from(e: IngestError<E>) -> Failure {
+        Failure(match e {
+            IngestError::TooLarge { cap } => {
+                format!(
+                    "The image is larger than the {cap} bytes allowed (image_size_cap or quota)."
+                )
+            }
+            IngestError::Refused(refusal) => {
+                format!("Image data is not acceptable: {refusal}")
+            }
+            IngestError::Store(StoreError::Full { .. }) => {
+                "Image storage media is full.".to_owned()
+            }
+            other => other.to_string(),
+        })
+    }
+}
+
+/// Runs `job` to its end; never panics the import thread.
+pub(super) async fn run(shared: &Shared, slots: &Rc<Slots>, job: Job) {
+    let (lease_length, renew_every) = lease(&shared.config);
+    let image = job.image;
+    let task = job.task;
+    // The heartbeat runs from the start, also while the job waits for a slot.
+    let heartbeat = async {
+        loop {
+            monoio::time::sleep(renew_every).await;
+            let until = later(Timestamp::now(), lease_length);
+            match shared.catalog.renew_import_lease(image, task, until).await {
+                Ok(()) => {}
+                Err(meta::Error::ImportLockLost(_)) | Err(meta::Error::TaskNotFound(_)) => return,
+                Err(e) => tracing::warn!(task = %task, error = %e, "cannot renew import lease"),
+            }
+        }
+    };
+    let work = async {
+        let _slot = slots.acquire().await;
+        let _ = shared
+            .catalog
+            .update_task(task, |t| {
+                if t.status == TaskStatus::Pending {
+                    t.status = TaskStatus::Processing;
+                }
+            })
+            .await;
+        import(shared, &job).await
+    };
+    match race(work, heartbeat).await {
+        Some(Ok(done)) => finish(shared, &job, done).await,
+        Some(Err(failure)) => revert(shared, &job, &failure.0, &[]).await,
+        None => {
+            // The lock was taken over (this gateway's lease lapsed): the store writers
+            // dropped with `work` removed their partial bytes; the new holder reverts the rest.
+            tracing::warn!(task = %task, image_id = %image, "import stopped: its lock was taken over");
+        }
+    }
+}
+
+/// Polls `work` and `heartbeat` together: `work`'s output, or `None` when the heartbeat
+/// ends first (the lock is lost), which drops `work`.
+async fn race<T>(work: impl Future<Output = T>, heartbeat: impl Future<Output = ()>) -> Option<T> {
+    let mut work = pin!(work);
+    let mut heartbeat = pin!(heartbeat);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(value) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(value));
+        }
+        if heartbeat.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// What landed where.
+struct Done {
+    landed: Vec<(String, Landed)>,
+    failed: Vec<String>,
+    messages: Vec<String>,
+    converted: Option<plugins::Converted>,
+}
+
+async fn import(shared: &Shared, job: &Job) -> Result<Done, Failure> {
+    let image = shared
+        .catalog
+        .get_image(job.image)
+        .await
+        .map_err(|e| Failure(format!("Image {} is gone: {e}", job.image)))?;
+    match &job.method {
+        Method::WebDownload { uri } => {
+            download_to_staging(shared, &image, uri).await?;
+            let (image, converted) = run_plugins(shared, image).await?;
+            let mut done = import_from_staging(shared, job, &image).await?;
+            done.converted = converted;
+            Ok(done)
+        }
+        Method::GlanceDirect => {
+            let (image, converted) = run_plugins(shared, image).await?;
+            let mut done = import_from_staging(shared, job, &image).await?;
+            done.converted = converted;
+            Ok(done)
+        }
+        Method::CopyImage => copy(shared, job, &image).await,
+    }
+}
+
+/// The `image_conversion` plugin on the staged data, when enabled: returns the image as the
+/// stores will see it (its new `disk_format`) and what the conversion did.
+async fn run_plugins(
+    shared: &Shared,
+    mut image: Image,
+) -> Result<(Image, Option<plugins::Converted>), Failure> {
+    let enabled = shared
+        .config
+        .image_import_plugins
+        .iter()
+        .any(|p| p == "image_conversion");
+    let Some(source) = image.disk_format.clone().filter(|_| enabled) else {
+        return Ok((image, None));
+    };
+    let converted = plugins::convert(
+        shared.staging.image_path(image.id),
+        source,
+        shared.config.image_conversion.output_format.clone(),
+        shared.format_policy.clone(),
+    )
+    .await
+    .map_err(|e| Failure(format!("Image conversion failed: {e}")))?;
+    if let Some(converted) = &converted {
+        image.disk_format = Some(converted.disk_format.clone());
+    }
+    Ok((image, converted))
+}
+
+/// The `Checks` of an import into a store: the cap, the inspector unless copying.
+fn checks(
+    shared: &Shared,
+    image: &Image,
+    expected: Option<u64>,
+    inspect: bool,
+) -> Result<Checks, Failure> {
+    let checksums = shared
+        .hash_pool
+        .checksums(&shared.config.hashing_algorithm)
+        .map_err(|e| Failure(e.to_string()))?;
+    Ok(Checks {
+        cap_bytes: shared.config.image_size_cap,
+        expected_bytes: expected,
+        inspector: (inspect && image.container_format.as_deref() == Some("bare"))
+            .then(|| formats::Inspector::new(image.disk_format.as_deref(), &shared.format_policy)),
+        checksums,
+        // Sources here are glint's own reads (staging, stores) and web-download's client,
+        // which has its own timeouts.
+        idle_timeout: None,
+    })
+}
+
+/// web-download's first step: the URL's bytes into the staging area, through the fetch
+/// policy (a refused URL stages nothing).
+async fn download_to_staging(shared: &Shared, image: &Image, uri: &str) -> Result<(), Failure> {
+    let cap = shared.config.image_size_cap;
+    let policy = (*shared.fetch_policy).clone().with_max_bytes(cap);
+    let fetcher = Fetcher::new(
+        HttpClient::new(ClientSettings::default()),
+        std::sync::Arc::new(policy),
+    );
+    let fetched = fetcher
+        .get(uri)
+        .await
+        .map_err(|e| Failure(format!("Cannot download the image data: {e}")))?;
+    let expected = fetched
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let checks = checks(shared, image, expected, false)?;
+    ingest::land(fetched.body, &*shared.staging, image.id, checks)
+        .await
+        .map_err(|e| match e {
+            IngestError::Source(e) => Failure(format!(
+                "Cannot download the image data: the origin stopped sending: {e}"
+            )),
+            e => e.into(),
+        })?;
+    Ok(())
+}
+
+async fn import_from_staging(shared: &Shared, job: &Job, image: &Image) -> Result<Done, Failure> {
+    let staged = staged_location(&shared.staging, job.image);
+    let size = shared
+        .staging
+        .size(&staged)
+        .await
+        .map_err(|e| Failure(format!("The staged data is gone: {e}")))?;
+    let mut done = Done {
+        landed: Vec::new(),
+        failed: Vec::new(),
+        messages: Vec::new(),
+        converted: None,
+    };
+    for store_id in &job.stores {
+        let outcome = async {
+            let store = store(shared, store_id)?;
+            let stream = shared
+                .staging
+                .read(&staged, 0..size)
+                .await
+                .map_err(|e| Failure(format!("The staged data is not readable: {e}")))?;
+            land_into(
+                shared,
+                image,
+                StoreSource(stream),
+                &**store,
+                Some(size),
+                true,
+            )
+            .await
+        }
+        .await;
+        record(shared, job, &mut done, store_id, outcome).await?;
+    }
+    Ok(done)
+}
+
+async fn copy(shared: &Shared, job: &Job, image: &Image) -> Result<Done, Failure> {
+    let size = image
+        .size
+        .ok_or_else(|| Failure("The image has no data to copy.".to_owned()))?;
+    let mut done = Done {
+        landed: Vec::new(),
+        failed: Vec::new(),
+        messages: Vec::new(),
+        converted: None,
+    };
+    for store_id in &job.stores {
+        let outcome = async {
+            let store = store(shared, store_id)?;
+            let (stream, _from) = download::open_first(&shared.stores, &image.locations, 0..size)
+                .await
+                .map_err(|e| Failure(format!("The image's data is not readable: {e}")))?;
+            let landed = land_into(
+                shared,
+                image,
+                StoreSource(stream),
+                &**store,
+                Some(size),
+                false,
+            )
+            .await?;
+            let same = image.checksum.as_deref() == Some(landed.digests.checksum.as_str())
+                && image
+                    .os_hash_value
+                    .as_deref()
+                    .is_none_or(|v| v == landed.digests.os_hash_value);
+            if !same {
+                let _ = store.delete(&landed.location).await;
+                return Err(Failure(
+                    "The copy's checksum differs from the image's: the source data is corrupt."
+                        .to_owned(),
+                ));
+            }
+            Ok(landed)
+        }
+        .await;
+        record(shared, job, &mut done, store_id, outcome).await?;
+    }
+    Ok(done)
+}
+
+fn store<'a>(shared: &'a Shared, id: &str) -> Result<&'a std::sync::Arc<dyn Store>, Failure> {
+    shared
+        .stores
+        .get(id)
+        .ok_or_else(|| Failure(format!("Store {id} is not configured.")))
+}
+
+async fn land_into<S: FrameSource>(
+    shared: &Shared,
+    image: &Image,
+    source: S,
+    store: &dyn Store,
+    expected: Option<u64>,
+    inspect: bool,
+) -> Result<Landed, Failure> {
+    let checks = checks(shared, image, expected, inspect)?;
+    ingest::land(source, store, image.id, checks)
+        .await
+        .map_err(Failure::from)
+}
+
+/// Records one store's outcome: a failure fails the import when every store must succeed,
+/// else the store is marked failed (`os_glance_failed_import`) and the import goes on.
+async fn record(
+    shared: &Shared,
+    job: &Job,
+    done: &mut Done,
+    store_id: &str,
+    outcome: Result<Landed, Failure>,
+) -> Result<(), Failure> {
+    match outcome {
+        Ok(landed) => {
+            if let Some((_, first)) = done.landed.first() {
+                if !same_digests(&first.digests, &landed.digests) {
+                    cleanup(shared, &[(store_id.to_owned(), landed)]).await;
+                    return Err(Failure(
+                        "The data read back differs between stores.".to_owned(),
+                    ));
+                }
+            }
+            done.landed.push((store_id.to_owned(), landed));
+            Ok(())
+        }
+        Err(failure) => {
+            tracing::warn!(image_id = %job.image, store = %store_id, reason = %failure.0, "import into a store failed");
+            if job.all_stores_must_succeed {
+                cleanup(shared, &done.landed).await;
+                done.landed.clear();
+                return Err(Failure(format!(
+                    "Import into store {store_id} failed: {}",
+                    failure.0
+                )));
+            }
+            done.failed.push(store_id.to_owned());
+            done.messages.push(format!("{store_id}: {}", failure.0));
+            Ok(())
+        }
+    }
+}
+
+fn same_digests(a: &Digests, b: &Digests) -> bool {
+    a.checksum == b.checksum && a.os_hash_value == b.os_hash_value
+}
+
+/// Removes data an import wrote.
+async fn cleanup(shared: &Shared, landed: &[(String, Landed)]) {
+    for (store_id, landed) in landed {
+        if let Some(store) = shared.stores.get(store_id) {
+            if let Err(e) = store.delete(&landed.location).await {
+                tracing::error!(store = %store_id, error = %e, "cannot remove the data of a failed import");
+            }
+        }
+    }
+}
+
+/// The end of an import whose stores were tried: active with the landed data, or a revert
+/// when nothing landed.
+async fn finish(shared: &Shared, job: &Job, done: Done) {
+    let Done {
+        landed,
+        failed,
+        messages,
+        converted,
+    } = done;
+    if landed.is_empty() {
+        let message = if messages.is_empty() {
+            "None of the uploads finished!".to_owned()
+        } else {
+            format!("None of the uploads finished! {}", messages.join("; "))
+        };
+        return revert(shared, job, &message, &failed).await;
+    }
+    let copy = job.method == Method::CopyImage;
+    let locations: Vec<Location> = landed.iter().map(|(_, l)| l.location.clone()).collect();
+    let done_stores: Vec<String> = landed.iter().map(|(s, _)| s.clone()).collect();
+    let first = &landed[0].1;
+    let (size, digests, virtual_size) = (
+        first.size,
+        first.digests.clone(),
+        first.inspection.as_ref().and_then(|i| i.virtual_size),
+    );
+    let end = ImportEnd {
+        task: job.task,
+        status: TaskStatus::Success,
+        result: Some(serde_json::json!({ "image_id": job.image.to_string() }).to_string()),
+        message: messages.join("; "),
+        expires_at: expiry(&shared.config),
+        to: (!copy).then_some(ImageStatus::Active),
+    };
+    let failed_stores = failed.clone();
+    let inject = job.inject.clone();
+    let ended = shared
+        .catalog
+        .end_import(job.image, end, move |image| {
+            if let Some(converted) = &converted {
+                image.disk_format = Some(converted.disk_format.clone());
+            }
+            for (key, value) in &inject {
+                image.properties.insert(key.clone(), value.clone());
+            }
+            merge_store_list(image, IMPORTING_STORES_PROPERTY, &done_stores, true);
+            merge_store_list(image, IMPORTING_STORES_PROPERTY, &failed_stores, true);
+            merge_store_list(image, FAILED_STORES_PROPERTY, &failed_stores, false);
+            image.locations.extend(locations.iter().cloned());
+            if !copy {
+                image.size = Some(size);
+                image.checksum = Some(digests.checksum.clone());
+                image.os_hash_algo = Some(digests.os_hash_algo.clone());
+                image.os_hash_value = Some(digests.os_hash_value.clone());
+                image.virtual_size = virtual_size;
+            }
+        })
+        .await;
+    match ended {
+        Ok(Some(_)) => {
+            tracing::info!(image_id = %job.image, method = job.method.name(), "import finished");
+            if !copy {
+                remove_staged(shared, job.image).await;
+            }
+        }
+        Ok(None) => {
+            // Deleted during the import: its data must not stay.
+            cleanup(shared, &landed).await;
+            remove_staged(shared, job.image).await;
+        }
+        Err(e) => {
+            tracing::error!(image_id = %job.image, error = %e, "cannot commit the import");
+            cleanup(shared, &landed).await;
+            if !matches!(e, meta::Error::ImportLockLost(_)) {
+                revert(
+                    shared,
+                    job,
+                    &format!("The import could not be recorded: {e}"),
+                    &failed,
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// Reverts a failed import: image back to `queued` (a copy stays `active`), its stores out of
+/// `os_glance_importing_to_stores` (a copy's into `os_glance_failed_import`), staged data
+/// removed, the task failed with `message`.
+pub(super) async fn revert(shared: &Shared, job: &Job, message: &str, failed: &[String]) {
+    let copy = job.method == Method::CopyImage;
+    let end = ImportEnd {
+        task: job.task,
+        status: TaskStatus::Failure,
+        result: None,
+        message: message.to_owned(),
+        expires_at: expiry(&shared.config),
+        to: (!copy).then_some(ImageStatus::Queued),
+    };
+    let stores = job.stores.clone();
+    let mut failed_stores = failed.to_vec();
+    if copy || job.all_stores_must_succeed {
+        failed_stores = stores.clone();
+    }
+    let ended = shared
+        .catalog
+        .end_import(job.image, end, move |image| {
+            merge_store_list(image, IMPORTING_STORES_PROPERTY, &stores, true);
+            if copy {
+                merge_store_list(image, FAILED_STORES_PROPERTY, &failed_stores, false);
+            }
+        })
+        .await;
+    if let Err(e) = ended {
+        tracing::error!(image_id = %job.image, task = %job.task, error = %e, "cannot revert the import");
+    }
+    if !copy {
+        remove_staged(shared, job.image).await;
+    }
+    tracing::warn!(image_id = %job.image, task = %job.task, reason = %message, "import failed; reverted");
+}
+
+async fn remove_staged(shared: &Shared, id: ImageId) {
+    let staged = staged_location(&shared.staging, id);
+    if let Err(e) = Store::delete(&*shared.staging, &staged).await {
+        tracing::error!(image_id = %id, error = %e, "cannot remove staged data");
+    }
+}
