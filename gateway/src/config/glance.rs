@@ -31,6 +31,7 @@ use super::glance_ini::{self, IniFile, Value};
 use super::schema::nearest;
 use super::ConfigError;
 
+mod import;
 mod stores;
 
 /// What glint made of one option of the file.
@@ -243,6 +244,9 @@ fn catalog() -> &'static Catalog {
             }
         }
         for (section, name, kind) in OLDER_OPTIONS {
+            options.insert((section.to_string(), name.to_string()), *kind);
+        }
+        for (section, name, kind) in import::OPTIONS {
             options.insert((section.to_string(), name.to_string()), *kind);
         }
         for name in PASSWORD_PLUGIN_OPTIONS {
@@ -591,6 +595,9 @@ fn classify(
                 Ok(Verdict::Ignored(harmless.to_owned()))
             }
         };
+    if let Some(verdict) = import::classify(t, section, name, value) {
+        return verdict;
+    }
     match (section, name) {
         // ---- mapped one to one
         ("DEFAULT", "image_size_cap") => {
@@ -716,12 +723,7 @@ fn classify(
             when_true(t, "off, as glint", "glint does not show or edit locations")
         }
         ("DEFAULT", "enabled_import_methods") => {
-            // A ListOpt with bounds: `[a,b]`, items optionally quoted.
-            let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
-            let methods: Vec<String> = glance_ini::parse_list(inner)
-                .into_iter()
-                .map(|m| m.trim_matches(|c| c == '\'' || c == '"').to_owned())
-                .collect();
+            let methods = import::bounded_list(text);
             if methods.iter().any(|m| m == "glance-download") {
                 return unsupported("glint does not implement the glance-download import method");
             }

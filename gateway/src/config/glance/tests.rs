@@ -496,3 +496,61 @@ fn import_options_are_mapped() {
         Verdict::Ignored(_)
     ));
 }
+
+#[test]
+fn glance_image_import_conf_sections_map_to_the_same_tables() {
+    let (config, report) = load(
+        "[DEFAULT]\nenabled_import_methods = [web-download]\n\
+         [import_filtering_opts]\nallowed_schemes = ['https']\n\
+         allowed_hosts = [mirror.internal, 10.0.0.5]\nallowed_ports = [443, 8443]\n\
+         disallowed_ports = []\n\
+         [image_import_opts]\nimage_import_plugins = ['image_conversion', 'inject_image_metadata']\n\
+         [image_conversion]\noutput_format = qcow2\n\
+         [inject_metadata_properties]\nignore_user_roles = admin,reader\n\
+         inject = hw_disk_bus:virtio,hw_vif_model:e1000\n",
+        None,
+    )
+    .unwrap();
+    config.validate().unwrap();
+    let f = &config.import_filtering_opts;
+    assert_eq!(f.allowed_schemes, ["https"]);
+    assert_eq!(f.allowed_hosts, ["mirror.internal", "10.0.0.5"]);
+    assert_eq!(f.allowed_ports, [443, 8443]);
+    assert!(f.disallowed_ports.is_empty());
+    assert_eq!(
+        config.image_import_plugins,
+        ["image_conversion", "inject_image_metadata"]
+    );
+    assert_eq!(config.image_conversion.output_format, "qcow2");
+    let inject = &config.inject_metadata_properties;
+    assert_eq!(inject.ignore_user_roles, ["admin", "reader"]);
+    assert_eq!(inject.inject["hw_disk_bus"], "virtio");
+    assert_eq!(inject.inject["hw_vif_model"], "e1000");
+    for (section, name) in [
+        ("import_filtering_opts", "allowed_hosts"),
+        ("image_import_opts", "image_import_plugins"),
+        ("inject_metadata_properties", "inject"),
+    ] {
+        assert!(
+            matches!(verdict(&report, section, name), Verdict::Mapped { .. }),
+            "[{section}] {name}: {:?}",
+            verdict(&report, section, name)
+        );
+    }
+}
+
+#[test]
+fn a_bad_port_or_an_unknown_filtering_option_is_named() {
+    let err = translate_text("[import_filtering_opts]\nallowed_ports = [80, http]\n").unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("allowed_ports"), "{text}");
+    assert!(text.contains("\"http\""), "{text}");
+    let (_, report) =
+        translate_text("[import_filtering_opts]\nallowed_host = [mirror.internal]\n").unwrap();
+    assert_eq!(
+        verdict(&report, "import_filtering_opts", "allowed_host"),
+        &Verdict::Unknown {
+            nearest: Some("allowed_hosts".into())
+        }
+    );
+}
