@@ -193,6 +193,24 @@ fn clients_of_a_killed_gateway_resume_on_another_with_range() {
     }
 }
 
+/// A boot storm: `clients` clients released at once, spread over `gateways` in turn, each
+/// downloading image `id`; the md5 of every client's bytes.
+fn boot_storm(gateways: &[TestServer], id: &str, clients: usize) -> Vec<String> {
+    let barrier = std::sync::Barrier::new(clients);
+    std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..clients)
+            .map(|i| {
+                let (srv, barrier) = (&gateways[i % gateways.len()], &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    glint_tests::md5_hex(&srv.download(id).expect_status(200).body)
+                })
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    })
+}
+
 /// Issue 14: a boot storm through three gateways with cold caches, 64 clients × one image:
 /// each gateway reads the image from the store exactly once (its
 /// `glint_store_read_bytes_total`), and every client gets the image's bytes (md5).
@@ -208,19 +226,7 @@ fn a_cold_boot_storm_reads_the_store_once_per_gateway() {
     let id = gateways[0].create_active_image(json!({"visibility": "public"}), &data);
     let store_reads = |srv: &TestServer| srv.metric("glint_store_read_bytes_total{store=\"file\"}");
     let before: Vec<f64> = gateways.iter().map(store_reads).collect();
-    let barrier = std::sync::Barrier::new(64);
-    let digests: Vec<String> = std::thread::scope(|scope| {
-        let clients: Vec<_> = (0..64)
-            .map(|i| {
-                let (srv, barrier, id) = (&gateways[i % 3], &barrier, &id);
-                scope.spawn(move || {
-                    barrier.wait();
-                    glint_tests::md5_hex(&srv.download(id).expect_status(200).body)
-                })
-            })
-            .collect();
-        clients.into_iter().map(|c| c.join().unwrap()).collect()
-    });
+    let digests = boot_storm(&gateways, &id, 64);
     assert!(
         digests.iter().all(|d| *d == want),
         "every client's bytes verified"
@@ -272,19 +278,7 @@ fn three_gateways_over_postgresql_and_one_rgw_bucket() {
     assert_eq!(gateways[2].image(&id)["stores"], "ceph");
     let store_reads = |srv: &TestServer| srv.metric("glint_store_read_bytes_total{store=\"ceph\"}");
     let before: Vec<f64> = gateways.iter().map(store_reads).collect();
-    let barrier = std::sync::Barrier::new(64);
-    let digests: Vec<String> = std::thread::scope(|scope| {
-        let clients: Vec<_> = (0..64)
-            .map(|i| {
-                let (srv, barrier, id) = (&gateways[i % 3], &barrier, &id);
-                scope.spawn(move || {
-                    barrier.wait();
-                    glint_tests::md5_hex(&srv.download(id).expect_status(200).body)
-                })
-            })
-            .collect();
-        clients.into_iter().map(|c| c.join().unwrap()).collect()
-    });
+    let digests = boot_storm(&gateways, &id, 64);
     assert!(
         digests.iter().all(|d| *d == want),
         "every client's bytes verified"
