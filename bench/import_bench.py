@@ -230,6 +230,7 @@ def run(a):
             put_file(api, f"/v2/images/{image_id}/stage", a.payload)
             t1 = time.monotonic()
             phases["stage_s"] = t1 - t0
+            phases["stage_cpu_s"] = cpu_seconds(a.pid) - watch.cpu0
             api.call("POST", f"/v2/images/{image_id}/import",
                      {"method": {"name": "glance-direct"}})
             polls = wait_for(api, image_id, lambda i: i["status"] == "active", a.poll, deadline,
@@ -312,6 +313,7 @@ def summary(a):
             "round": r["round"], "wall": r["wall_s"], "gibps": gib / r["wall_s"],
             "cpu": r["server_cpu_s"] / gib, "rss": r["peak_rss_kib"] / 1024,
             "polls": r["polls"], "stage": r.get("stage_s"), "import": r.get("import_s"),
+            "stage_cpu": r.get("stage_cpu_s", 0) / gib,
             "origin": (r["origin_cpu_s"] / gib) if "origin_cpu_s" in r else None,
             "load": r.get("loadavg")})
     print("# raw, per round (server CPU-s per GiB from /proc; RSS: the server's peak)")
@@ -322,7 +324,8 @@ def summary(a):
             for x in runs.get((s, m), []):
                 extra = ""
                 if x["stage"] is not None:
-                    extra += f" stage={x['stage']:.2f}s import={x['import']:.2f}s"
+                    extra += (f" stage={x['stage']:.2f}s ({x['stage_cpu']:.3f} CPU-s/GiB)"
+                              f" import={x['import']:.2f}s")
                 if x["origin"] is not None:
                     extra += f" origin_cpu_s/GiB={x['origin']:.3f}"
                 print(f"r{x['round']} {s:6s} {m:13s} wall={x['wall']:7.2f}s "
