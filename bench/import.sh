@@ -3,9 +3,10 @@
 # run: every round, on each system (their order alternating from round to round), the same
 # SIZE bytes go in four ways —
 #   upload         POST /v2/images + PUT /file                           (the baseline)
-#   glance-direct  POST /v2/images + PUT /stage + POST /import, until active
-#   web-download   POST /v2/images + POST /import of a loopback nginx URL, until active
-#   copy-image     POST /import {copy-image} of an active image into a second file store
+#   glance-direct  POST /v2/images + PUT /stage + POST /import, until active and task success
+#   web-download   POST /v2/images + POST /import of a loopback nginx URL, until the same
+#   copy-image     POST /import {copy-image} of an active image into a second file store, until
+#                  the image is in it and the task ended success
 # — each timed by the client (wall, from the first request to the first poll that sees the
 # end; polls every POLL s) and costed from /proc (the server's utime + stime, every thread and
 # child process, per GiB; its peak RSS). The hash limit (md5 + sha512 over SIZE bytes through
