@@ -189,4 +189,6 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 "${BENCH[@]}" summary "$RES"
+# The bytes go (the payload, the stores); the figures and the logs stay.
+rm -rf "$PAYLOAD" "$WD/glint-data" "$GLANCE_RUN/images" "$GLANCE_RUN/images2" "$GLANCE_RUN/staging"
 say "load at end $(load); nproc $(nproc); raw JSON lines in $RES"
