@@ -448,6 +448,7 @@ pub async fn import(
     })?;
     if let Some(old) = begun.taken_over {
         tracing::warn!(image_id = %id, task = %old.id, "took over an expired import lock");
+        crate::tasks::clear_taken_over(&app.catalog, &app.stores, id, &old).await;
     }
     // inject_image_metadata: decided by who asks (Glance's plugin reads the request's roles).
     let inject_settings = &app.config.inject_metadata_properties;

@@ -427,6 +427,7 @@ async fn finish(shared: &Shared, job: &Job, done: Done) {
         expires_at: expiry(&shared.config),
         to: (!copy).then_some(ImageStatus::Active),
     };
+    crash_point("import-before-end");
     let failed_stores = failed.clone();
     let inject = job.inject.clone();
     let ended = shared
@@ -519,5 +520,15 @@ async fn remove_staged(shared: &Shared, id: ImageId) {
     let staged = staged_location(&shared.staging, id);
     if let Err(e) = Store::delete(&*shared.staging, &staged).await {
         tracing::error!(image_id = %id, error = %e, "cannot remove staged data");
+    }
+}
+
+/// The crash tests' hook: with `GLINT_CRASH_AT=<point>` in its environment (a test tool's
+/// variable, never a setting) the process aborts at that point, as if killed there, e.g.
+/// `import-before-end`: after the stores committed an import's data, before `end_import`.
+fn crash_point(point: &str) {
+    if std::env::var_os("GLINT_CRASH_AT").is_some_and(|v| v == point) {
+        tracing::error!(point, "GLINT_CRASH_AT: aborting here");
+        std::process::abort();
     }
 }

@@ -454,7 +454,7 @@ fn an_import_or_delete_of_data_staged_on_another_gateway_is_proxied_there() {
     let data = glint_tests::random_bytes(3 << 20, 41);
     let id = a.create_raw_image(json!({"name": "staged on a"}));
     stage(&a, &id, &data).expect_status(204);
-    assert_eq!(files_in(&a.data_dir().join("staging")), [id.clone()]);
+    assert_eq!(files_in(&a.data_dir().join("staging")), [id.as_str()]);
     import(&b, &id, json!({"method": {"name": "glance-direct"}})).expect_status(202);
     let task = ended_task(&b, &id, Duration::from_secs(30));
     assert_eq!(task["status"], "success", "{task}");
@@ -471,7 +471,7 @@ fn an_import_or_delete_of_data_staged_on_another_gateway_is_proxied_there() {
     // Stage on A, delete on B: B proxies the delete to A, which removes the staged file.
     let gone = a.create_raw_image(json!({"name": "deleted through b"}));
     stage(&a, &gone, b"staged, then deleted elsewhere").expect_status(204);
-    assert_eq!(files_in(&a.data_dir().join("staging")), [gone.clone()]);
+    assert_eq!(files_in(&a.data_dir().join("staging")), [gone.as_str()]);
     b.delete(&format!("/v2/images/{gone}")).expect_status(204);
     a.get(&format!("/v2/images/{gone}")).expect_status(404);
     assert!(files_in(&a.data_dir().join("staging")).is_empty());
@@ -511,4 +511,197 @@ fn an_import_or_delete_of_data_staged_on_another_gateway_is_proxied_there() {
         ended_task(&c, &local, Duration::from_secs(30))["status"],
         "success"
     );
+}
+
+/// Issue 12's import lease, end to end over two gateways: gateway A dies (`kill -9`) in the
+/// middle of a web-download; once its lease lapses gateway B's sweeper fails the task with a
+/// clear message and reverts the image, which B then imports; nothing is left behind.
+#[test]
+fn an_import_of_a_killed_gateway_is_reverted_by_another_once_its_lease_lapses() {
+    use glint_tests::origin::{Behaviour, Origin};
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let origin = Origin::start();
+    let data = glint_tests::random_bytes(4 << 20, 42);
+    // An origin that sends a head of the body, then holds the import.
+    origin.put_with("/slow.img", data.clone(), Behaviour::Stall(1 << 20));
+    origin.put("/disk.img", data.clone());
+    let images = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "import_lease_seconds = 3\n\
+         [import_filtering_opts]\nallowed_hosts = [\"127.0.0.1\"]\nallowed_ports = [{}]\n",
+        origin.port()
+    );
+    let mut a = gateway(&db, images.path(), &extra);
+    let b = gateway(&db, images.path(), &extra);
+    let id = a.create_raw_image(json!({"name": "killed mid-import"}));
+    import(
+        &a,
+        &id,
+        json!({"method": {"name": "web-download", "uri": origin.url("/slow.img")}}),
+    )
+    .expect_status(202);
+    glint_tests::poll_until(Duration::from_secs(20), "A to be downloading", || {
+        let staging = a.data_dir().join("staging");
+        let partial = files_in(&staging)
+            .into_iter()
+            .find(|f| f.starts_with(&id))?;
+        std::fs::metadata(staging.join(partial))
+            .ok()
+            .filter(|m| m.len() > 0)
+    });
+    assert_eq!(b.image(&id)["status"], "importing");
+    a.kill9();
+
+    // B's sweeper (every lease) reverts the import whose lease lapsed.
+    let task = ended_task(&b, &id, Duration::from_secs(30));
+    assert_eq!(task["status"], "failure", "{task}");
+    let message = task["message"].as_str().unwrap();
+    assert!(
+        message.contains("was interrupted: its gateway stopped renewing its lease"),
+        "{message}"
+    );
+    let image = b.image(&id);
+    assert_eq!(image["status"], "queued", "{image}");
+    assert!(image.get("os_glance_import_task").is_none(), "{image}");
+    assert!(image["size"].is_null(), "{image}");
+    assert!(
+        files_in(images.path()).is_empty(),
+        "{:?}",
+        files_in(images.path())
+    );
+
+    // B imports it now.
+    import(
+        &b,
+        &id,
+        json!({"method": {"name": "web-download", "uri": origin.url("/disk.img")}}),
+    )
+    .expect_status(202);
+    assert_eq!(
+        ended_task(&b, &id, Duration::from_secs(30))["status"],
+        "success"
+    );
+    assert_eq!(b.download(&id).expect_status(200).body, data);
+    assert_eq!(files_in(images.path()), [id.as_str()]);
+    // A's half download is removed when A starts again.
+    a.start_again();
+    assert!(files_in(&a.data_dir().join("staging")).is_empty());
+    assert_eq!(a.image(&id)["status"], "active");
+}
+
+/// Issue 12: a gateway dying between the store's commit of an import's data and `end_import`
+/// leaves data no location names; the gateway that reverts the import (here B's sweeper, once
+/// A's lease lapsed) removes it, and never data a location names.
+#[test]
+fn data_of_an_import_killed_before_it_was_recorded_is_removed_by_another_gateway() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let images = tempfile::tempdir().unwrap();
+    let mut a = TestServer::builder()
+        .config(&format!("import_lease_seconds = 3\n{}", db.config_toml()))
+        .shared_images(images.path())
+        .env("GLINT_CRASH_AT", "import-before-end")
+        .start();
+    let b = gateway(&db, images.path(), "import_lease_seconds = 3\n");
+    let kept = b.create_active_image(json!({"name": "untouched"}), b"another image's data");
+    let id = a.create_raw_image(json!({"name": "orphaned"}));
+    stage(&a, &id, b"committed to the store, never recorded").expect_status(204);
+    import(&a, &id, json!({"method": {"name": "glance-direct"}})).expect_status(202);
+    // A aborts at the crash point, after the file store's commit.
+    glint_tests::poll_until(Duration::from_secs(20), "A to abort", || {
+        a.request("GET", "/versions").try_send().err()
+    });
+    a.kill9();
+    assert_eq!(files_in(images.path()), {
+        let mut both = vec![id.clone(), kept.clone()];
+        both.sort();
+        both
+    });
+
+    let task = ended_task(&b, &id, Duration::from_secs(30));
+    assert_eq!(task["status"], "failure", "{task}");
+    assert_eq!(b.image(&id)["status"], "queued");
+    assert_eq!(files_in(images.path()), [kept.as_str()]);
+    assert_eq!(
+        b.download(&kept).expect_status(200).body,
+        b"another image's data"
+    );
+}
+
+/// Issue 12: the same, when the next import takes the lapsed lock over (a copy-image on
+/// gateway B, whose own sweeper would wait a minute): the take-over removes what the dead
+/// copy committed to its store before the new copy starts; the image's own data stays.
+#[test]
+fn a_take_over_removes_the_data_a_killed_copy_left_unrecorded() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut stores = String::from("\n[stores]\ndefault = \"one\"\n");
+    for (name, dir) in ["one", "two", "three"].iter().zip(&dirs) {
+        stores.push_str(&format!(
+            "[stores.{name}]\ntype = \"file\"\nfilesystem_store_datadir = \"{}\"\n",
+            dir.path().display()
+        ));
+    }
+    let start = |lease: u64, crash: bool| {
+        let mut builder = TestServer::builder().config(&format!(
+            "import_lease_seconds = {lease}\n{}{stores}",
+            db.config_toml()
+        ));
+        if crash {
+            builder = builder.env("GLINT_CRASH_AT", "import-before-end");
+        }
+        builder.start()
+    };
+    let mut a = start(3, true);
+    let b = start(60, false);
+    let data = glint_tests::random_bytes(1 << 20, 43);
+    let id = b.create_active_image(json!({}), &data);
+    let copy_to = |srv: &TestServer, store: &str| {
+        import(
+            srv,
+            &id,
+            json!({"method": {"name": "copy-image"}, "stores": [store]}),
+        )
+    };
+    copy_to(&a, "two").expect_status(202);
+    glint_tests::poll_until(Duration::from_secs(20), "A to abort", || {
+        a.request("GET", "/versions").try_send().err()
+    });
+    a.kill9();
+    assert_eq!(
+        files_in(dirs[1].path()),
+        [id.as_str()],
+        "the copy was committed"
+    );
+    // Refused while A's lease runs; taken over once it lapsed.
+    glint_tests::poll_until(Duration::from_secs(20), "a take-over", || {
+        let answer = copy_to(&b, "three");
+        (answer.status != 409).then_some(answer)
+    })
+    .expect_status(202);
+    let task = ended_task(&b, &id, Duration::from_secs(30));
+    assert_eq!(task["status"], "success", "{task}");
+    let tasks = b.get_json(&format!("/v2/images/{id}/tasks"));
+    let statuses: Vec<&str> = tasks["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["failure", "success"], "{tasks}");
+    assert!(
+        files_in(dirs[1].path()).is_empty(),
+        "the dead copy's data is gone"
+    );
+    assert_eq!(files_in(dirs[0].path()), [id.as_str()]);
+    assert_eq!(files_in(dirs[2].path()), [id.as_str()]);
+    let image = b.image(&id);
+    assert_eq!(image["stores"], "one,three", "{image}");
+    assert_eq!(image["os_glance_failed_import"], "", "{image}");
+    assert_eq!(b.download(&id).expect_status(200).body, data);
 }
