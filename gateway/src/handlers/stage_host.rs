@@ -52,7 +52,7 @@ pub fn locate(app: &App, image: &Image) -> StageHost {
     };
     let host = host.trim_end_matches('/');
     let mine = host == own_mark(app) || host == app.catalog.node().to_string();
-    // A staging folder shared between gateways holds the data here too.
+    // The data here under another name of this gateway (its URL changed since): still here.
     if mine || std::fs::metadata(app.imports.staging().image_path(image.id)).is_ok() {
         StageHost::Here
     } else if host.starts_with("http://") || host.starts_with("https://") {
