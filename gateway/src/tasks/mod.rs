@@ -320,9 +320,13 @@ async fn revert_abandoned(shared: &Shared, task: Task, why: &str) {
     // first, while its lock still keeps new imports of the image out.
     match shared.catalog.get_image(image).await {
         Ok(current) if lock_holder(&current) == Some(task.id) => {
-            remove_leftovers(&shared.stores, &current, &stores).await;
+            remove_leftovers(&shared.stores, image, &current.locations, &stores).await;
         }
-        Ok(_) | Err(meta::Error::NotFound(_)) => {}
+        // Deleted meanwhile: nothing can import it again, and no location names that data.
+        Err(meta::Error::NotFound(_)) => {
+            remove_leftovers(&shared.stores, image, &[], &stores).await;
+        }
+        Ok(_) => {}
         Err(e) => {
             tracing::warn!(task = %task.id, image_id = %image, error = %e,
                 "cannot read the image of an interrupted import");
@@ -376,27 +380,32 @@ fn lock_holder(image: &meta::Image) -> Option<TaskId> {
 /// Removes what an import that died (its gateway killed between a store's commit and
 /// `end_import`) left in `targets`, the stores it was importing into: a writer names the data
 /// after the image ([`Store::data_location`]), so it is found without a record. Data a
-/// location of `image` names is never touched. Called while no import of `image` can write
-/// (the dead import's lock still held, or just taken over and the new import not started).
-pub(crate) async fn remove_leftovers(stores: &Stores, image: &meta::Image, targets: &[String]) {
+/// of `locations` (the image's, read after the import died) names is never touched. Called
+/// while no import of `image` can write (the dead import's lock still held, or just taken
+/// over and the new import not started).
+pub(crate) async fn remove_leftovers(
+    stores: &Stores,
+    image: ImageId,
+    locations: &[Location],
+    targets: &[String],
+) {
     for store_id in targets {
         let Some(store) = stores.get(store_id) else {
             continue;
         };
-        let Some(location) = store.data_location(image.id) else {
+        let Some(location) = store.data_location(image) else {
             continue;
         };
-        let referenced = image
-            .locations
+        if locations
             .iter()
-            .any(|l| store.is_data_location(&l.url, image.id));
-        if referenced {
+            .any(|l| store.is_data_location(&l.url, image))
+        {
             continue;
         }
         match store.delete(&location).await {
-            Ok(()) => tracing::info!(image_id = %image.id, store = %store_id,
+            Ok(()) => tracing::info!(image_id = %image, store = %store_id,
                 "removed what an interrupted import may have left in the store"),
-            Err(e) => tracing::error!(image_id = %image.id, store = %store_id, error = %e,
+            Err(e) => tracing::error!(image_id = %image, store = %store_id, error = %e,
                 "cannot remove what an interrupted import left in the store"),
         }
     }
@@ -408,7 +417,7 @@ pub(crate) async fn remove_leftovers(stores: &Stores, image: &meta::Image, targe
 pub async fn clear_taken_over(catalog: &Catalog, stores: &Stores, image: ImageId, old: &Task) {
     let (_, targets) = task_plan(old);
     match catalog.get_image(image).await {
-        Ok(current) => remove_leftovers(stores, &current, &targets).await,
+        Ok(current) => remove_leftovers(stores, image, &current.locations, &targets).await,
         Err(e) => tracing::warn!(image_id = %image, error = %e,
             "cannot read the image whose import lock was taken over"),
     }
