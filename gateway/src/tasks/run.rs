@@ -466,8 +466,24 @@ async fn finish(shared: &Shared, job: &Job, done: Done) {
         }
         Err(e) => {
             tracing::error!(image_id = %job.image, error = %e, "cannot commit the import");
-            cleanup(shared, &landed).await;
-            if !matches!(e, meta::Error::ImportLockLost(_)) {
+            if matches!(e, meta::Error::ImportLockLost(_)) {
+                // Taken over while this gateway stalled: a newer import of the image may have
+                // recorded data under the same name since; only what no location names goes.
+                let locations = match shared.catalog.get_image(job.image).await {
+                    Ok(image) => Some(image.locations),
+                    Err(meta::Error::NotFound(_)) => Some(Vec::new()),
+                    Err(e) => {
+                        tracing::error!(image_id = %job.image, error = %e,
+                            "cannot read the image; the data of the lost import stays");
+                        None
+                    }
+                };
+                if let Some(locations) = locations {
+                    let stores: Vec<String> = landed.iter().map(|(s, _)| s.clone()).collect();
+                    super::remove_leftovers(&shared.stores, job.image, &locations, &stores).await;
+                }
+            } else {
+                cleanup(shared, &landed).await;
                 revert(
                     shared,
                     job,
