@@ -202,6 +202,12 @@ pub struct Config {
     /// lease left to lapse (its gateway died) lets another gateway take the import lock over
     /// and revert what the import left.
     pub import_lease_seconds: u64,
+    /// This gateway's own URL, reachable from the other gateways (Glance
+    /// `worker_self_reference_url`): recorded on an image as `os_glance_stage_host` when a
+    /// stage finishes here, so that an import or a delete of the staged image arriving at
+    /// another gateway is proxied here. Unset: staged data must be imported through the
+    /// gateway that staged it.
+    pub worker_self_reference_url: Option<String>,
     /// Hours a finished task is kept (Glance `[task] task_time_to_live`, 48).
     pub task_time_to_live: u64,
     /// Plugins run by glance-direct and web-download imports, in order (Glance
@@ -350,6 +356,7 @@ impl Default for Config {
             node_staging_dir: None,
             import_workers: 4,
             import_lease_seconds: 60,
+            worker_self_reference_url: None,
             task_time_to_live: 48,
             image_import_plugins: Vec::new(),
             image_conversion: ImageConversion::default(),
@@ -529,6 +536,26 @@ impl Config {
                 return Err(invalid(
                     "public_endpoint",
                     "must start with http:// or https://".into(),
+                ));
+            }
+        }
+        if let Some(url) = &self.worker_self_reference_url {
+            let rest = url
+                .strip_prefix("http://")
+                .or_else(|| url.strip_prefix("https://"));
+            let plain = rest.is_some_and(|rest| {
+                !rest.is_empty()
+                    && !rest.starts_with('/')
+                    && rest
+                        .bytes()
+                        .all(|b| b > b' ' && b < 0x7f && !matches!(b, b'?' | b'#' | b'@'))
+            });
+            if !plain {
+                return Err(invalid(
+                    "worker_self_reference_url",
+                    "must be an http:// or https:// URL without userinfo, query or fragment \
+                     (this gateway's own, reachable from the other gateways)"
+                        .into(),
                 ));
             }
         }

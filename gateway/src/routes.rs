@@ -324,7 +324,10 @@ pub static ROUTES: &[Route] = &[
         template: "/v2/images/{id}",
         body: B::None,
         handler: Authed(|app, call| {
-            Box::pin(async move { images::delete(app, call.ctx, call.param("id")).await })
+            Box::pin(async move {
+                let (id, headers) = (call.param("id"), &call.parts.headers);
+                images::delete(app, call.ctx, id, headers).await
+            })
         }),
     },
     Route {

@@ -311,6 +311,11 @@ async fn round_trips(h: &impl Harness) {
             let location = write(store, id, &bytes, frame, announce).await.unwrap();
             assert_eq!(location.store, store.id());
             assert!(store.owns(&location.url), "{}", location.url);
+            // Where a writer of `id` commits is known without the location (an import that
+            // died before recording it left its data there).
+            assert_eq!(store.data_location(id).as_ref(), Some(&location));
+            assert!(store.is_data_location(&location.url, id));
+            assert!(!store.is_data_location(&location.url, ImageId::new_v4()));
             assert_eq!(store.size(&location).await.unwrap(), len as u64);
             assert_eq!(
                 read(store, &location, 0..len as u64).await,

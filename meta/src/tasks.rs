@@ -27,9 +27,9 @@ pub const IMPORT_TASK_PROPERTY: &str = "os_glance_import_task";
 pub const IMPORTING_STORES_PROPERTY: &str = "os_glance_importing_to_stores";
 /// The image property listing the stores an import failed to fill (comma-separated).
 pub const FAILED_STORES_PROPERTY: &str = "os_glance_failed_import";
-/// The image property naming the node holding an image's staged data: set when a stage
-/// finishes (its presence marks the stage finished), removed when an import starts. Hidden
-/// from API responses, as in Glance.
+/// The image property naming the gateway holding an image's staged data (its URL, or its node
+/// id when it has none): set when a stage finishes (its presence marks the stage finished),
+/// removed when an import starts. Hidden from API responses, as in Glance.
 pub const STAGE_HOST_PROPERTY: &str = "os_glance_stage_host";
 
 /// The id of a task: a UUID, shown hyphenated and lowercase.

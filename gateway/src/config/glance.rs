@@ -640,6 +640,15 @@ fn classify(
             }
             mapped("public_endpoint")
         }
+        ("DEFAULT", "worker_self_reference_url") => {
+            if !text.is_empty() {
+                t.put(
+                    "worker_self_reference_url",
+                    Toml::String(text.trim_end_matches('/').to_owned()),
+                );
+            }
+            mapped("worker_self_reference_url")
+        }
         ("DEFAULT", "debug") => {
             let level = if t.boolean(section, name, value)? {
                 "debug"
@@ -874,9 +883,6 @@ fn default_harmless_reason(name: &str) -> &'static str {
     match name {
         "http_retries" | "do_secure_hash" | "image_location_quota" => {
             "about locations added through the API, which glint does not offer"
-        }
-        "worker_self_reference_url" => {
-            "about proxying an import to the gateway that staged it (glint imports where it staged)"
         }
         "scrub_time" | "scrub_pool_size" => "the scrubber of delayed delete",
         "pydev_worker_debug_host" | "pydev_worker_debug_port" => "a debugger for Glance",

@@ -254,7 +254,15 @@ fn deleting_an_image_removes_its_members() {
         set_member_status(&app, &member_of("B"), &id, "B", "accepted"),
         200
     );
-    assert_eq!(status(block_on(images::delete(&app, &a, &id))), 200);
+    assert_eq!(
+        status(block_on(images::delete(
+            &app,
+            &a,
+            &id,
+            &http::HeaderMap::new()
+        ))),
+        200
+    );
     assert!(block_on(app.catalog.images_shared_with("B"))
         .expect("index")
         .is_empty());
@@ -330,11 +338,21 @@ fn writes_need_the_member_role_in_the_owner_project() {
     assert_eq!(patch(&app, &reader_of("A"), &private, rename.clone()), 403);
     assert_eq!(patch(&app, &a, &private, rename), 200);
     assert_eq!(
-        status(block_on(images::delete(&app, &member_of("B"), &public))),
+        status(block_on(images::delete(
+            &app,
+            &member_of("B"),
+            &public,
+            &http::HeaderMap::new()
+        ))),
         403
     );
     assert_eq!(
-        status(block_on(images::delete(&app, &reader_of("A"), &public))),
+        status(block_on(images::delete(
+            &app,
+            &reader_of("A"),
+            &public,
+            &http::HeaderMap::new()
+        ))),
         403
     );
     assert_eq!(
@@ -365,11 +383,21 @@ fn writes_need_the_member_role_in_the_owner_project() {
     assert_eq!(patch(&app, &a, &private, owner.clone()), 403);
     assert_eq!(patch(&app, &admin(), &private, owner), 200);
     assert_eq!(
-        status(block_on(images::delete(&app, &member_of("B"), &private))),
+        status(block_on(images::delete(
+            &app,
+            &member_of("B"),
+            &private,
+            &http::HeaderMap::new()
+        ))),
         200
     );
     assert_eq!(
-        status(block_on(images::delete(&app, &admin(), &public))),
+        status(block_on(images::delete(
+            &app,
+            &admin(),
+            &public,
+            &http::HeaderMap::new()
+        ))),
         200
     );
 }
@@ -551,7 +579,12 @@ fn tokens_without_a_project_get_glances_per_route_answers() {
                 empty,
                 patch(&app, caller, id, json!([])),
             );
-            let delete = status(block_on(images::delete(&app, caller, id)));
+            let delete = status(block_on(images::delete(
+                &app,
+                caller,
+                id,
+                &http::HeaderMap::new(),
+            )));
             expect(&what("delete"), 404, delete);
             for active in [false, true] {
                 let got = status(block_on(images::set_active(&app, caller, id, active)));

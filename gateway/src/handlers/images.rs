@@ -583,9 +583,42 @@ pub async fn show(app: &App, ctx: &RequestContext, id: &str) -> Result<Response<
 }
 
 /// `DELETE /v2/images/{id}`.
-pub async fn delete(app: &App, ctx: &RequestContext, id: &str) -> Result<Response<Body>, ApiError> {
+pub async fn delete(
+    app: &App,
+    ctx: &RequestContext,
+    id: &str,
+    headers: &http::HeaderMap,
+) -> Result<Response<Body>, ApiError> {
     let id = parse_image_id(id)?;
-    load_authorized(app, ctx, id, Rule::DeleteImage).await?;
+    let found = load_authorized(app, ctx, id, Rule::DeleteImage).await?;
+    if found.status == ImageStatus::Uploading {
+        // Staged on another gateway: that gateway deletes it, staged data included (Glance).
+        // When it cannot be reached the delete goes on here and its staged file stays there
+        // (its start-up removes staging files of images that are gone).
+        match super::stage_host::locate(app, &found) {
+            super::stage_host::StageHost::Peer(url) if !super::stage_host::was_proxied(headers) => {
+                let path = format!("/v2/images/{id}");
+                let replayed = super::stage_host::replay(
+                    &url,
+                    http::Method::DELETE,
+                    &path,
+                    headers,
+                    bytes::Bytes::new(),
+                )
+                .await;
+                match replayed {
+                    Ok(answer) if !answer.status().is_server_error() => return Ok(answer),
+                    Ok(answer) => tracing::warn!(image_id = %id, status = %answer.status(),
+                        "the stage host failed the delete; deleting here, its staged data stays"),
+                    Err(_) => tracing::warn!(image_id = %id,
+                        "the stage host is unavailable; deleting here, its staged data stays"),
+                }
+            }
+            super::stage_host::StageHost::Here => {}
+            elsewhere => tracing::warn!(image_id = %id, stage_host = ?elsewhere,
+                "image staged on another gateway; deleting here, its staged data stays there"),
+        }
+    }
     let image = app.catalog.delete_image(id).await?;
     // Other gateways drop their copies when the database announces the deletion (`serve`).
     if let Some(cache) = &app.cache {

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use super::image_data::{store_error, MetaRequeue};
 use super::images::{load_authorized, lookup};
+use super::stage_host::{self, StageHost};
 use super::{empty_response, json_response, parse_image_id};
 use crate::app::App;
 use crate::body::Body;
@@ -167,7 +168,8 @@ pub async fn stage(
         }
     };
     let size = landed.size;
-    let node = app.catalog.node().to_string();
+    // Where the data is: this gateway's URL (other gateways proxy to it) or its node id.
+    let node = super::stage_host::own_mark(app);
     let recorded = app
         .catalog
         .update_image(id, move |image: &mut meta::Image| -> Result<(), ApiError> {
@@ -386,6 +388,21 @@ pub async fn import(
     if let Method::WebDownload { uri } = &request.method {
         check_uri(app, uri)?;
     }
+    if request.method == Method::GlanceDirect {
+        // The staged data is on the gateway that staged it: the import runs there.
+        match stage_host::locate(app, &image) {
+            StageHost::Here => {}
+            StageHost::Peer(url) if !stage_host::was_proxied(headers) => {
+                let path = format!("/v2/images/{id}/import");
+                let body = bytes::Bytes::copy_from_slice(body);
+                return stage_host::replay(&url, http::Method::POST, &path, headers, body).await;
+            }
+            elsewhere => {
+                let proxied = stage_host::was_proxied(headers);
+                return Err(stage_host::not_here(app, id, &elsewhere, proxied));
+            }
+        }
+    }
     let task_id = TaskId::new_v4();
     let now = Timestamp::now();
     let (lease_length, _) = lease(&app.config);
@@ -431,6 +448,7 @@ pub async fn import(
     })?;
     if let Some(old) = begun.taken_over {
         tracing::warn!(image_id = %id, task = %old.id, "took over an expired import lock");
+        crate::tasks::clear_taken_over(&app.catalog, &app.stores, id, &old).await;
     }
     // inject_image_metadata: decided by who asks (Glance's plugin reads the request's roles).
     let inject_settings = &app.config.inject_metadata_properties;

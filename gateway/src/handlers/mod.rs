@@ -13,6 +13,7 @@ pub mod members;
 pub mod metadefs;
 pub mod patch;
 pub mod schemas;
+pub mod stage_host;
 pub mod stores;
 pub mod tags;
 pub mod tasks;

@@ -384,6 +384,15 @@ impl Store for FsStore {
         self.path_of_url(url).is_some()
     }
 
+    fn data_location(&self, id: ImageId) -> Option<Location> {
+        Some(self.location(&self.image_path(id)))
+    }
+
+    fn is_data_location(&self, url: &str, id: ImageId) -> bool {
+        self.path_of_url(url)
+            .is_some_and(|p| p == self.image_path(id))
+    }
+
     fn writer(
         &self,
         id: ImageId,
@@ -679,6 +688,20 @@ mod tests {
         assert_eq!(fs::read(store.image_path(id)).unwrap(), b"data");
         store.delete(&location);
         assert!(!store.image_path(id).exists());
+    }
+
+    #[test]
+    fn an_image_data_location_is_where_its_writer_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        let id: ImageId = "6f1f4a6e-7c8b-4d37-9a59-3f4c1b2a9e10".parse().unwrap();
+        let other: ImageId = "7f1f4a6e-7c8b-4d37-9a59-3f4c1b2a9e10".parse().unwrap();
+        fs::write(store.part_path(id), b"data").unwrap();
+        let committed = store.commit(id).unwrap();
+        assert_eq!(Store::data_location(&store, id), Some(committed.clone()));
+        assert!(Store::is_data_location(&store, &committed.url, id));
+        assert!(!Store::is_data_location(&store, &committed.url, other));
+        assert!(!Store::is_data_location(&store, "file:///elsewhere/x", id));
     }
 
     use meta::{Backend, Image, ImageStatus, Limits, NodeId, RedbBackend, UploadClaim};

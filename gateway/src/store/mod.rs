@@ -316,6 +316,19 @@ pub trait Store: Send + Sync + 'static {
         size_hint: Option<u64>,
     ) -> LocalBoxFuture<'_, Result<Box<dyn StoreWriter>, StoreError>>;
 
+    /// Where image `id`'s data is when a writer of this store committed it (writers name the
+    /// data after the image, so an import that died before recording its location left its
+    /// data there); `None` for a store that does not write.
+    fn data_location(&self, _id: ImageId) -> Option<Location> {
+        None
+    }
+
+    /// Whether `url` names the same data as [`Store::data_location`] of `id` (in any spelling
+    /// this store accepts).
+    fn is_data_location(&self, url: &str, id: ImageId) -> bool {
+        self.data_location(id).is_some_and(|l| l.url == url)
+    }
+
     /// Streams bytes `range` of the data at `location`.
     fn read<'a>(
         &'a self,

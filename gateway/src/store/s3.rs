@@ -371,6 +371,14 @@ impl Store for S3Store {
         self.key_of(url).is_some()
     }
 
+    fn data_location(&self, id: ImageId) -> Option<Location> {
+        Some(self.location(&id.to_string()))
+    }
+
+    fn is_data_location(&self, url: &str, id: ImageId) -> bool {
+        self.key_of(url).is_some_and(|key| key == id.to_string())
+    }
+
     fn writer(
         &self,
         id: ImageId,
@@ -1013,6 +1021,19 @@ mod tests {
         assert!(!store.owns("file:///images/abc"));
         assert!(!store.owns("s3://127.0.0.1:7480/images/"));
         assert!(!format!("{store:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn an_image_data_location_is_its_writers_key_in_any_spelling() {
+        let store = S3Store::new("ceph", &settings()).unwrap();
+        let id: ImageId = "6f1f4a6e-7c8b-4d37-9a59-3f4c1b2a9e10".parse().unwrap();
+        let other: ImageId = "7f1f4a6e-7c8b-4d37-9a59-3f4c1b2a9e10".parse().unwrap();
+        let location = store.data_location(id).unwrap();
+        assert_eq!(location, store.location(&id.to_string()));
+        assert!(store.is_data_location(&location.url, id));
+        assert!(store.is_data_location(&format!("s3://AK:SK@127.0.0.1:7480/images/{id}"), id));
+        assert!(!store.is_data_location(&location.url, other));
+        assert!(!store.is_data_location(&format!("s3://127.0.0.1:7480/other/{id}"), id));
     }
 
     #[test]

@@ -316,6 +316,22 @@ async fn revert_abandoned(shared: &Shared, task: Task, why: &str) {
         expires_at: expiry(&shared.config),
         to: (!copy).then_some(ImageStatus::Queued),
     };
+    // What the dead import may have committed into its stores without recording it goes
+    // first, while its lock still keeps new imports of the image out.
+    match shared.catalog.get_image(image).await {
+        Ok(current) if lock_holder(&current) == Some(task.id) => {
+            remove_leftovers(&shared.stores, image, &current.locations, &stores).await;
+        }
+        // Deleted meanwhile: nothing can import it again, and no location names that data.
+        Err(meta::Error::NotFound(_)) => {
+            remove_leftovers(&shared.stores, image, &[], &stores).await;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(task = %task.id, image_id = %image, error = %e,
+                "cannot read the image of an interrupted import");
+        }
+    }
     let failed = stores.clone();
     let ended = shared
         .catalog
@@ -351,6 +367,60 @@ async fn revert_abandoned(shared: &Shared, task: Task, why: &str) {
         let _ = Store::delete(&*shared.staging, &staged_location(&shared.staging, image)).await;
     }
     tracing::warn!(task = %task.id, image_id = %image, "reverted an interrupted import");
+}
+
+/// The task holding `image`'s import lock.
+fn lock_holder(image: &meta::Image) -> Option<TaskId> {
+    image
+        .properties
+        .get(meta::tasks::IMPORT_TASK_PROPERTY)
+        .and_then(|t| t.parse().ok())
+}
+
+/// Removes what an import that died (its gateway killed between a store's commit and
+/// `end_import`) left in `targets`, the stores it was importing into: a writer names the data
+/// after the image ([`Store::data_location`]), so it is found without a record. Data a
+/// of `locations` (the image's, read after the import died) names is never touched. Called
+/// while no import of `image` can write (the dead import's lock still held, or just taken
+/// over and the new import not started).
+pub(crate) async fn remove_leftovers(
+    stores: &Stores,
+    image: ImageId,
+    locations: &[Location],
+    targets: &[String],
+) {
+    for store_id in targets {
+        let Some(store) = stores.get(store_id) else {
+            continue;
+        };
+        let Some(location) = store.data_location(image) else {
+            continue;
+        };
+        if locations
+            .iter()
+            .any(|l| store.is_data_location(&l.url, image))
+        {
+            continue;
+        }
+        match store.delete(&location).await {
+            Ok(()) => tracing::info!(image_id = %image, store = %store_id,
+                "removed what an interrupted import may have left in the store"),
+            Err(e) => tracing::error!(image_id = %image, store = %store_id, error = %e,
+                "cannot remove what an interrupted import left in the store"),
+        }
+    }
+}
+
+/// After a take-over of `image`'s import lock (the import that held it died): removes what
+/// that import may have left in its stores (data named after the image that no location of
+/// the image names). Called before the new import is submitted.
+pub async fn clear_taken_over(catalog: &Catalog, stores: &Stores, image: ImageId, old: &Task) {
+    let (_, targets) = task_plan(old);
+    match catalog.get_image(image).await {
+        Ok(current) => remove_leftovers(stores, image, &current.locations, &targets).await,
+        Err(e) => tracing::warn!(image_id = %image, error = %e,
+            "cannot read the image whose import lock was taken over"),
+    }
 }
 
 /// Start-up recovery of this node's imports (blocking; before the workers start): every task

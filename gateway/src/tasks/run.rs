@@ -427,6 +427,7 @@ async fn finish(shared: &Shared, job: &Job, done: Done) {
         expires_at: expiry(&shared.config),
         to: (!copy).then_some(ImageStatus::Active),
     };
+    crash_point("import-before-end");
     let failed_stores = failed.clone();
     let inject = job.inject.clone();
     let ended = shared
@@ -465,8 +466,24 @@ async fn finish(shared: &Shared, job: &Job, done: Done) {
         }
         Err(e) => {
             tracing::error!(image_id = %job.image, error = %e, "cannot commit the import");
-            cleanup(shared, &landed).await;
-            if !matches!(e, meta::Error::ImportLockLost(_)) {
+            if matches!(e, meta::Error::ImportLockLost(_)) {
+                // Taken over while this gateway stalled: a newer import of the image may have
+                // recorded data under the same name since; only what no location names goes.
+                let locations = match shared.catalog.get_image(job.image).await {
+                    Ok(image) => Some(image.locations),
+                    Err(meta::Error::NotFound(_)) => Some(Vec::new()),
+                    Err(e) => {
+                        tracing::error!(image_id = %job.image, error = %e,
+                            "cannot read the image; the data of the lost import stays");
+                        None
+                    }
+                };
+                if let Some(locations) = locations {
+                    let stores: Vec<String> = landed.iter().map(|(s, _)| s.clone()).collect();
+                    super::remove_leftovers(&shared.stores, job.image, &locations, &stores).await;
+                }
+            } else {
+                cleanup(shared, &landed).await;
                 revert(
                     shared,
                     job,
@@ -519,5 +536,15 @@ async fn remove_staged(shared: &Shared, id: ImageId) {
     let staged = staged_location(&shared.staging, id);
     if let Err(e) = Store::delete(&*shared.staging, &staged).await {
         tracing::error!(image_id = %id, error = %e, "cannot remove staged data");
+    }
+}
+
+/// The crash tests' hook: with `GLINT_CRASH_AT=<point>` in its environment (a test tool's
+/// variable, never a setting) the process aborts at that point, as if killed there, e.g.
+/// `import-before-end`: after the stores committed an import's data, before `end_import`.
+fn crash_point(point: &str) {
+    if std::env::var_os("GLINT_CRASH_AT").is_some_and(|v| v == point) {
+        tracing::error!(point, "GLINT_CRASH_AT: aborting here");
+        std::process::abort();
     }
 }

@@ -512,3 +512,48 @@ fn sigkill_at_random_points_loses_nothing_acknowledged() {
     );
     assert!(run > 0, "no cycle ran within {budget:?}");
 }
+
+/// Issue 12: a gateway killed between the file store's commit of an import's data and the
+/// metadata transaction that records it: at start-up it reverts its import and that data goes
+/// (the import's revert removes it, and the file store's recovery removes data no location
+/// names), keeping every other image's data. Another gateway's revert: `scale.rs`.
+#[test]
+fn an_import_killed_before_it_was_recorded_leaves_no_data_after_a_restart() {
+    let mut srv = TestServer::builder()
+        .env("GLINT_CRASH_AT", "import-before-end")
+        .start();
+    let kept = srv.create_active_image(json!({}), b"another image's data");
+    let id = srv.create_raw_image(json!({}));
+    srv.request("PUT", &format!("/v2/images/{id}/stage"))
+        .header("content-type", "application/octet-stream")
+        .body(b"committed, never recorded".to_vec())
+        .send()
+        .expect_status(204);
+    srv.post_json(
+        &format!("/v2/images/{id}/import"),
+        &json!({"method": {"name": "glance-direct"}}),
+    )
+    .expect_status(202);
+    glint_tests::poll_until(Duration::from_secs(20), "the crash point", || {
+        srv.request("GET", "/versions").try_send().err()
+    });
+    srv.kill9();
+    assert!(
+        srv.image_file(&id).exists(),
+        "the store had committed the data"
+    );
+    srv.start_again();
+    let image = srv.image(&id);
+    assert_eq!(image["status"], "queued", "{image}");
+    let tasks = srv.get_json(&format!("/v2/images/{id}/tasks"));
+    assert_eq!(tasks["tasks"][0]["status"], "failure", "{tasks}");
+    assert!(tasks["tasks"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("glint restarted while it ran"));
+    assert!(!srv.image_file(&id).exists(), "the unrecorded data is gone");
+    assert_eq!(
+        srv.download(&kept).expect_status(200).body,
+        b"another image's data"
+    );
+}

@@ -321,3 +321,387 @@ fn three_gateways_over_postgresql_and_one_rgw_bucket() {
         assert!(!srv.data_dir().join("image-cache").join(&id).exists());
     }
 }
+
+/// A loopback TCP relay standing for a gateway's own URL (`worker_self_reference_url`): its
+/// port is known before the gateway starts, the gateway's only after. Relays each connection
+/// to the target set later; stops relaying (connections refused) when dropped.
+struct Relay {
+    listener: Option<std::net::TcpListener>,
+    port: u16,
+    target: std::sync::Arc<std::sync::Mutex<Option<std::net::SocketAddr>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Relay {
+    fn new() -> Relay {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        Relay {
+            listener: Some(listener),
+            port,
+            target: Default::default(),
+            stop: Default::default(),
+            thread: None,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts relaying to `target`.
+    fn to(&mut self, target: std::net::SocketAddr) {
+        use std::io::copy;
+        *self.target.lock().unwrap() = Some(target);
+        let listener = self.listener.take().unwrap();
+        let (stop, target) = (self.stop.clone(), self.target.clone());
+        self.thread = Some(std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                let Some(to) = *target.lock().unwrap() else {
+                    continue;
+                };
+                let Ok(server) = std::net::TcpStream::connect(to) else {
+                    continue;
+                };
+                let (mut c1, mut s1) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = copy(&mut c1, &mut s1);
+                    let _ = s1.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut c2, mut s2) = (client, server);
+                std::thread::spawn(move || {
+                    let _ = copy(&mut s2, &mut c2);
+                    let _ = c2.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }));
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accept loop so that it sees the stop and closes the listener.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A gateway over `db` whose own URL is `relay`'s (relaying to it once it runs).
+fn gateway_at(db: &TestDatabase, images: &Path, relay: &mut Relay, extra: &str) -> TestServer {
+    let srv = gateway(
+        db,
+        images,
+        &format!("worker_self_reference_url = \"{}\"\n{extra}", relay.url()),
+    );
+    relay.to(srv.addr());
+    srv
+}
+
+fn stage(srv: &TestServer, id: &str, data: &[u8]) -> glint_tests::Resp {
+    srv.request("PUT", &format!("/v2/images/{id}/stage"))
+        .header("content-type", "application/octet-stream")
+        .body(data.to_vec())
+        .send()
+}
+
+fn import(srv: &TestServer, id: &str, body: serde_json::Value) -> glint_tests::Resp {
+    srv.post_json(&format!("/v2/images/{id}/import"), &body)
+}
+
+/// The image's newest task once it has ended.
+fn ended_task(srv: &TestServer, id: &str, within: Duration) -> serde_json::Value {
+    glint_tests::poll_until(within, "the import task to end", || {
+        let tasks = srv.get_json(&format!("/v2/images/{id}/tasks"));
+        let last = tasks["tasks"].as_array()?.last()?.clone();
+        matches!(last["status"].as_str(), Some("success" | "failure")).then_some(last)
+    })
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Issue 12 with several gateways: staged data is node-local, so a glance-direct import or a
+/// delete of a staged image reaching another gateway is proxied to the gateway that staged it
+/// (its `worker_self_reference_url`, recorded as `os_glance_stage_host`), as Glance does.
+#[test]
+fn an_import_or_delete_of_data_staged_on_another_gateway_is_proxied_there() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let images = tempfile::tempdir().unwrap();
+    let (mut relay_a, mut relay_b) = (Relay::new(), Relay::new());
+    let a = gateway_at(&db, images.path(), &mut relay_a, "");
+    let b = gateway_at(&db, images.path(), &mut relay_b, "");
+
+    // Stage on A, import on B: B proxies the import to A, which imports its staged data.
+    let data = glint_tests::random_bytes(3 << 20, 41);
+    let id = a.create_raw_image(json!({"name": "staged on a"}));
+    stage(&a, &id, &data).expect_status(204);
+    assert_eq!(files_in(&a.data_dir().join("staging")), [id.as_str()]);
+    import(&b, &id, json!({"method": {"name": "glance-direct"}})).expect_status(202);
+    let task = ended_task(&b, &id, Duration::from_secs(30));
+    assert_eq!(task["status"], "success", "{task}");
+    let image = b.image(&id);
+    assert_eq!(image["status"], "active");
+    assert_eq!(image["checksum"], glint_tests::md5_hex(&data));
+    assert!(image.get("os_glance_stage_host").is_none(), "{image}");
+    assert_eq!(b.download(&id).expect_status(200).body, data);
+    eventually("A's staged file to go", || {
+        files_in(&a.data_dir().join("staging")).is_empty()
+    });
+    assert!(a.log_tail(400).contains("import finished"));
+
+    // Stage on A, delete on B: B proxies the delete to A, which removes the staged file.
+    let gone = a.create_raw_image(json!({"name": "deleted through b"}));
+    stage(&a, &gone, b"staged, then deleted elsewhere").expect_status(204);
+    assert_eq!(files_in(&a.data_dir().join("staging")), [gone.as_str()]);
+    b.delete(&format!("/v2/images/{gone}")).expect_status(204);
+    a.get(&format!("/v2/images/{gone}")).expect_status(404);
+    assert!(files_in(&a.data_dir().join("staging")).is_empty());
+
+    // The stage host unreachable: 504 "Stage host is unavailable" (Glance), nothing changes.
+    let stuck = a.create_raw_image(json!({}));
+    stage(&a, &stuck, b"staged on a gateway that goes away").expect_status(204);
+    drop(relay_a);
+    let answer = import(&b, &stuck, json!({"method": {"name": "glance-direct"}}));
+    assert_eq!(answer.status, 504, "{}", answer.text());
+    assert!(answer.text().contains("Stage host is unavailable"));
+    assert_eq!(b.image(&stuck)["status"], "uploading");
+
+    // A request proxied once is not proxied again: B (not the stage host) refuses it.
+    let looped = b
+        .request("POST", &format!("/v2/images/{stuck}/import"))
+        .header("x-glint-stage-proxied", "1")
+        .json(&json!({"method": {"name": "glance-direct"}}))
+        .send();
+    assert_eq!(looped.status, 409, "{}", looped.text());
+    assert!(looped.text().contains("already proxied once"));
+
+    // Without worker_self_reference_url a gateway records its node id: another gateway cannot
+    // reach it and says so.
+    let c = gateway(&db, images.path(), "");
+    let local = c.create_raw_image(json!({}));
+    stage(&c, &local, b"staged where no URL is known").expect_status(204);
+    let refused = import(&b, &local, json!({"method": {"name": "glance-direct"}}));
+    assert_eq!(refused.status, 409, "{}", refused.text());
+    assert!(
+        refused.text().contains("set worker_self_reference_url"),
+        "{}",
+        refused.text()
+    );
+    import(&c, &local, json!({"method": {"name": "glance-direct"}})).expect_status(202);
+    assert_eq!(
+        ended_task(&c, &local, Duration::from_secs(30))["status"],
+        "success"
+    );
+}
+
+/// Issue 12's import lease, end to end over two gateways: gateway A dies (`kill -9`) in the
+/// middle of a web-download; once its lease lapses gateway B's sweeper fails the task with a
+/// clear message and reverts the image, which B then imports; nothing is left behind.
+#[test]
+fn an_import_of_a_killed_gateway_is_reverted_by_another_once_its_lease_lapses() {
+    use glint_tests::origin::{Behaviour, Origin};
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let origin = Origin::start();
+    let data = glint_tests::random_bytes(4 << 20, 42);
+    // An origin that sends a head of the body, then holds the import.
+    origin.put_with("/slow.img", data.clone(), Behaviour::Stall(1 << 20));
+    origin.put("/disk.img", data.clone());
+    let images = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "import_lease_seconds = 3\n\
+         [import_filtering_opts]\nallowed_hosts = [\"127.0.0.1\"]\nallowed_ports = [{}]\n",
+        origin.port()
+    );
+    let mut a = gateway(&db, images.path(), &extra);
+    let b = gateway(&db, images.path(), &extra);
+    let id = a.create_raw_image(json!({"name": "killed mid-import"}));
+    import(
+        &a,
+        &id,
+        json!({"method": {"name": "web-download", "uri": origin.url("/slow.img")}}),
+    )
+    .expect_status(202);
+    glint_tests::poll_until(Duration::from_secs(20), "A to be downloading", || {
+        let staging = a.data_dir().join("staging");
+        let partial = files_in(&staging)
+            .into_iter()
+            .find(|f| f.starts_with(&id))?;
+        std::fs::metadata(staging.join(partial))
+            .ok()
+            .filter(|m| m.len() > 0)
+    });
+    assert_eq!(b.image(&id)["status"], "importing");
+    a.kill9();
+
+    // B's sweeper (every lease) reverts the import whose lease lapsed.
+    let task = ended_task(&b, &id, Duration::from_secs(30));
+    assert_eq!(task["status"], "failure", "{task}");
+    let message = task["message"].as_str().unwrap();
+    assert!(
+        message.contains("was interrupted: its gateway stopped renewing its lease"),
+        "{message}"
+    );
+    let image = b.image(&id);
+    assert_eq!(image["status"], "queued", "{image}");
+    assert!(image.get("os_glance_import_task").is_none(), "{image}");
+    assert!(image["size"].is_null(), "{image}");
+    assert!(
+        files_in(images.path()).is_empty(),
+        "{:?}",
+        files_in(images.path())
+    );
+
+    // B imports it now.
+    import(
+        &b,
+        &id,
+        json!({"method": {"name": "web-download", "uri": origin.url("/disk.img")}}),
+    )
+    .expect_status(202);
+    assert_eq!(
+        ended_task(&b, &id, Duration::from_secs(30))["status"],
+        "success"
+    );
+    assert_eq!(b.download(&id).expect_status(200).body, data);
+    assert_eq!(files_in(images.path()), [id.as_str()]);
+    // A's half download is removed when A starts again.
+    a.start_again();
+    assert!(files_in(&a.data_dir().join("staging")).is_empty());
+    assert_eq!(a.image(&id)["status"], "active");
+}
+
+/// Issue 12: a gateway dying between the store's commit of an import's data and `end_import`
+/// leaves data no location names; the gateway that reverts the import (here B's sweeper, once
+/// A's lease lapsed) removes it, and never data a location names.
+#[test]
+fn data_of_an_import_killed_before_it_was_recorded_is_removed_by_another_gateway() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let images = tempfile::tempdir().unwrap();
+    let mut a = TestServer::builder()
+        .config(&format!("import_lease_seconds = 3\n{}", db.config_toml()))
+        .shared_images(images.path())
+        .env("GLINT_CRASH_AT", "import-before-end")
+        .start();
+    let b = gateway(&db, images.path(), "import_lease_seconds = 3\n");
+    let kept = b.create_active_image(json!({"name": "untouched"}), b"another image's data");
+    let id = a.create_raw_image(json!({"name": "orphaned"}));
+    stage(&a, &id, b"committed to the store, never recorded").expect_status(204);
+    import(&a, &id, json!({"method": {"name": "glance-direct"}})).expect_status(202);
+    // A aborts at the crash point, after the file store's commit.
+    glint_tests::poll_until(Duration::from_secs(20), "A to abort", || {
+        a.request("GET", "/versions").try_send().err()
+    });
+    a.kill9();
+    assert_eq!(files_in(images.path()), {
+        let mut both = vec![id.clone(), kept.clone()];
+        both.sort();
+        both
+    });
+
+    let task = ended_task(&b, &id, Duration::from_secs(30));
+    assert_eq!(task["status"], "failure", "{task}");
+    assert_eq!(b.image(&id)["status"], "queued");
+    assert_eq!(files_in(images.path()), [kept.as_str()]);
+    assert_eq!(
+        b.download(&kept).expect_status(200).body,
+        b"another image's data"
+    );
+}
+
+/// Issue 12: the same, when the next import takes the lapsed lock over (a copy-image on
+/// gateway B, whose own sweeper would wait a minute): the take-over removes what the dead
+/// copy committed to its store before the new copy starts; the image's own data stays.
+#[test]
+fn a_take_over_removes_the_data_a_killed_copy_left_unrecorded() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut stores = String::from("\n[stores]\ndefault = \"one\"\n");
+    for (name, dir) in ["one", "two", "three"].iter().zip(&dirs) {
+        stores.push_str(&format!(
+            "[stores.{name}]\ntype = \"file\"\nfilesystem_store_datadir = \"{}\"\n",
+            dir.path().display()
+        ));
+    }
+    let start = |lease: u64, crash: bool| {
+        let mut builder = TestServer::builder().config(&format!(
+            "import_lease_seconds = {lease}\n{}{stores}",
+            db.config_toml()
+        ));
+        if crash {
+            builder = builder.env("GLINT_CRASH_AT", "import-before-end");
+        }
+        builder.start()
+    };
+    let mut a = start(3, true);
+    let b = start(60, false);
+    let data = glint_tests::random_bytes(1 << 20, 43);
+    let id = b.create_active_image(json!({}), &data);
+    let copy_to = |srv: &TestServer, store: &str| {
+        import(
+            srv,
+            &id,
+            json!({"method": {"name": "copy-image"}, "stores": [store]}),
+        )
+    };
+    copy_to(&a, "two").expect_status(202);
+    glint_tests::poll_until(Duration::from_secs(20), "A to abort", || {
+        a.request("GET", "/versions").try_send().err()
+    });
+    a.kill9();
+    assert_eq!(
+        files_in(dirs[1].path()),
+        [id.as_str()],
+        "the copy was committed"
+    );
+    // Refused while A's lease runs; taken over once it lapsed.
+    glint_tests::poll_until(Duration::from_secs(20), "a take-over", || {
+        let answer = copy_to(&b, "three");
+        (answer.status != 409).then_some(answer)
+    })
+    .expect_status(202);
+    let task = ended_task(&b, &id, Duration::from_secs(30));
+    assert_eq!(task["status"], "success", "{task}");
+    let tasks = b.get_json(&format!("/v2/images/{id}/tasks"));
+    let statuses: Vec<&str> = tasks["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["failure", "success"], "{tasks}");
+    assert!(
+        files_in(dirs[1].path()).is_empty(),
+        "the dead copy's data is gone"
+    );
+    assert_eq!(files_in(dirs[0].path()), [id.as_str()]);
+    assert_eq!(files_in(dirs[2].path()), [id.as_str()]);
+    let image = b.image(&id);
+    assert_eq!(image["stores"], "one,three", "{image}");
+    assert_eq!(image["os_glance_failed_import"], "", "{image}");
+    assert_eq!(b.download(&id).expect_status(200).body, data);
+}

@@ -463,10 +463,15 @@ fn import_options_are_mapped() {
     let (config, report) = load(
         "[DEFAULT]\nenabled_import_methods = [glance-direct,copy-image]\n\
          node_staging_uri = file:///var/lib/glance/staging/\n\
+         worker_self_reference_url = http://glance-2.internal:9292/\n\
          [task]\ntask_time_to_live = 12\n",
         None,
     )
     .unwrap();
+    assert_eq!(
+        config.worker_self_reference_url.as_deref(),
+        Some("http://glance-2.internal:9292")
+    );
     assert_eq!(
         config.enabled_import_methods,
         ["glance-direct".to_owned(), "copy-image".to_owned()]
@@ -479,6 +484,7 @@ fn import_options_are_mapped() {
     for (section, name) in [
         ("DEFAULT", "enabled_import_methods"),
         ("DEFAULT", "node_staging_uri"),
+        ("DEFAULT", "worker_self_reference_url"),
         ("task", "task_time_to_live"),
     ] {
         assert!(
@@ -487,6 +493,19 @@ fn import_options_are_mapped() {
         );
     }
     assert!(translate_text("[DEFAULT]\nenabled_import_methods = [teleport]\n").is_err());
+    // Not a URL of a gateway: refused at start-up, naming the option.
+    let (bad, _) = load(
+        "[DEFAULT]\nworker_self_reference_url = glance-2:9292\n",
+        None,
+    )
+    .unwrap();
+    assert!(
+        bad.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("worker_self_reference_url"),
+        "a bad URL names the option"
+    );
     // Glance's own default keeps glint's.
     let (config, report) =
         load("[DEFAULT]\nnode_staging_uri = file:///tmp/staging/\n", None).unwrap();
