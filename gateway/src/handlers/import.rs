@@ -49,19 +49,9 @@ fn enabled(app: &App, method: &str) -> bool {
         .any(|m| m == method)
 }
 
-/// The MiB `project` has staged: the sizes of its `uploading` and `importing` images.
+/// The bytes `owner` has staged (`tasks::quota::staged_bytes`).
 pub(crate) async fn staged_bytes(app: &App, owner: &str) -> Result<u64, ApiError> {
-    let filter = meta::ListFilter::all()
-        .with(meta::Condition::Text {
-            field: meta::TextField::Status,
-            values: vec!["uploading".into(), "importing".into()],
-        })
-        .with(meta::Condition::Text {
-            field: meta::TextField::Owner,
-            values: vec![owner.to_owned()],
-        });
-    let images = app.catalog.list_images(filter).await?;
-    Ok(images.iter().filter_map(|i| i.size).sum())
+    Ok(crate::tasks::quota::staged_bytes(&app.catalog, owner).await?)
 }
 
 /// `PUT /v2/images/{id}/stage`.

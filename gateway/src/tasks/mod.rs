@@ -22,6 +22,7 @@
 //! are hashed on the hashing threads and written by the stores as for an upload.
 
 mod plugins;
+pub(crate) mod quota;
 mod run;
 
 use std::cell::{Cell, RefCell};
@@ -315,6 +316,7 @@ async fn revert_abandoned(shared: &Shared, task: Task, why: &str) {
         message: message.clone(),
         expires_at: expiry(&shared.config),
         to: (!copy).then_some(ImageStatus::Queued),
+        limits: meta::Limits::UNLIMITED,
     };
     let failed = stores.clone();
     let ended = shared
