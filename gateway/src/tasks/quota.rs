@@ -134,6 +134,17 @@ impl Caps {
         }
     }
 
+    /// Glance's text for `incoming` bytes over `owner`'s `image_size_total` of `limit_mib`
+    /// when it uses `used_bytes` (an upload's stream that reached its room).
+    pub(super) fn size_total_exceeded(
+        owner: &str,
+        limit_mib: u64,
+        used_bytes: u64,
+        incoming: u64,
+    ) -> Failure {
+        Room::new(QuotaResource::ImageSizeTotal, owner, limit_mib, used_bytes).exceeded(incoming)
+    }
+
     /// Why a stream stopped at `cap` bytes: the quota whose room it was, if any (`None`: the
     /// size cap).
     pub(super) fn explain(&self, cap: u64) -> Option<Failure> {

@@ -109,7 +109,10 @@ pub(super) async fn run(shared: &Shared, slots: &Rc<Slots>, job: Job) {
 
 /// Polls `work` and `heartbeat` together: `work`'s output, or `None` when the heartbeat
 /// ends first (the lock is lost), which drops `work`.
-async fn race<T>(work: impl Future<Output = T>, heartbeat: impl Future<Output = ()>) -> Option<T> {
+pub(super) async fn race<T>(
+    work: impl Future<Output = T>,
+    heartbeat: impl Future<Output = ()>,
+) -> Option<T> {
     let mut work = pin!(work);
     let mut heartbeat = pin!(heartbeat);
     std::future::poll_fn(|cx| {
