@@ -325,8 +325,8 @@ pub struct ImportEnd {
     pub to: Option<ImageStatus>,
     /// The owner's limits: an import that brings data to an image (it becomes `active` from
     /// another status) is refused with [`Error::QuotaExceeded`] when the data would take the
-    /// owner over `image_size_total`, exactly as [`Backend::complete_upload`]
-    /// (crate::Backend::complete_upload) refuses an upload.
+    /// owner over `image_size_total`, exactly as
+    /// [`Backend::complete_upload`](crate::Backend::complete_upload) refuses an upload.
     pub limits: Limits,
 }
 
@@ -372,7 +372,10 @@ pub trait Tasks {
     /// the image (as [`Backend::update_image`](crate::Backend::update_image) edits), the lock is
     /// dropped, the image moves to `end.to` (the status rules apply), and the task ends as
     /// `end` says, without a runner. Fails with [`Error::ImportLockLost`] when the image's
-    /// lock does not name the task, writing nothing. An image deleted meanwhile only ends the
+    /// lock does not name the task, and with [`Error::QuotaExceeded`] when the import brings
+    /// data (the image becomes `active` from another status) that would take the owner over
+    /// `end.limits.image_size_total_mib` (its other data and reservations counted, the image's
+    /// own earlier size not); either writes nothing. An image deleted meanwhile only ends the
     /// task, and returns `None`.
     fn end_import(
         &self,
