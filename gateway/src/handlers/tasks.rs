@@ -276,15 +276,19 @@ pub async fn create(
         )));
     }
     let uri = check_import_from(app, input.get("import_from"))?;
-    let image = task_image(app, ctx, &input);
+    // Before the image is made: its `created_at` is not before the task's (see
+    // `tasks::legacy::abandon`).
     let now = Timestamp::now();
+    let image = task_image(app, ctx, &input);
     let (lease_length, _) = crate::tasks::lease(&app.config);
     let task = Task {
         id: TaskId::new_v4(),
         kind,
         status: TaskStatus::Pending,
         owner: ctx.project_id.clone(),
-        image_id: None,
+        // The image the task will create: known now, so that a gateway finding the task
+        // abandoned can remove it.
+        image_id: image.as_ref().ok().map(|i| i.id),
         request_id: Some(ctx.request_id.clone()),
         user_id: ctx.user_id.clone(),
         input: Value::Object(input).to_string(),

@@ -29,7 +29,8 @@ pub struct LegacyJob {
     pub task: TaskId,
     /// `import_from`, checked against `[import_filtering_opts]` already.
     pub uri: String,
-    /// The image to create (not stored yet), or why the task's input cannot make one.
+    /// The image to create (not stored yet; the task names it as its `image_id`), or why the
+    /// task's input cannot make one.
     pub image: Result<Image, String>,
 }
 
@@ -155,10 +156,6 @@ async fn import(
         })?;
     created.set(Some(id));
     let task = job.task;
-    let _ = shared
-        .catalog
-        .update_task(task, move |t| t.image_id = Some(id))
-        .await;
     tracing::info!(task = %task, image_id = %id, "legacy import created its image");
 
     let size_cap = shared.config.image_size_cap;
@@ -244,8 +241,14 @@ async fn import(
 /// Fails a legacy task nobody runs any more (its gateway died or restarted), deleting the
 /// image it created.
 pub(super) async fn abandon(shared: &Shared, task: Task, why: &str) {
-    if let Some(image) = task.image_id {
-        delete_image(shared, image).await;
+    // The task names the image it creates from the start; it is the task's only when it was
+    // created after the task (ids are never reused) and never finished.
+    if let Some(id) = task.image_id {
+        if let Ok(image) = shared.catalog.get_image(id).await {
+            if image.status != ImageStatus::Active && image.created_at >= task.created_at {
+                delete_image(shared, id).await;
+            }
+        }
     }
     let message = format!("The import task was interrupted: {why}. Please retry it.");
     end(shared, task.id, Err(message)).await;

@@ -346,3 +346,43 @@ fn web_download_over_image_size_total_fails_and_leaves_nothing() {
 fn web_download_over_image_stage_total_fails_and_leaves_nothing() {
     web_download_over("image_stage_total", "image_stage_total");
 }
+
+#[test]
+fn kill_9_mid_task_then_restart_fails_it_and_deletes_its_image() {
+    let origin = Origin::start();
+    origin.put_with(
+        "/slow.img",
+        random_bytes(64 * 1024, 7),
+        Behaviour::Stall(32 * 1024),
+    );
+    let mut srv = with_origin(&origin, "").start();
+    let created = create_task(
+        &srv,
+        import_task(
+            &origin.url("/slow.img"),
+            json!({"disk_format": "raw", "container_format": "bare"}),
+        ),
+    )
+    .expect_status(201)
+    .json();
+    let task_id = created["id"].as_str().unwrap().to_owned();
+    // The image exists and is receiving bytes (`saving`).
+    let image_id = poll_until(Duration::from_secs(20), "the task's image saving", || {
+        let images = srv.list("");
+        let image = images["images"].as_array()?.first()?.clone();
+        (image["status"] == "saving").then(|| image["id"].as_str().unwrap().to_owned())
+    });
+    srv.kill9();
+    srv.start_again();
+    let task = srv.get_json(&format!("/v2/tasks/{task_id}"));
+    assert_eq!(task["status"], "failure", "{task}");
+    assert!(
+        task["message"].as_str().unwrap().contains("restarted"),
+        "{task}"
+    );
+    srv.get(&format!("/v2/images/{image_id}"))
+        .expect_status(404);
+    assert_eq!(image_count(&srv), 0);
+    wait_nothing_stored(&srv);
+    assert!(srv.part_files().is_empty());
+}
