@@ -414,7 +414,9 @@ pub static ROUTES: &[Route] = &[
         methods: &[M::POST],
         template: "/v2/tasks",
         body: B::Json,
-        handler: Authed(|_, call| Box::pin(async move { tasks::create(call.ctx) })),
+        handler: Authed(|app, call| {
+            Box::pin(async move { tasks::create(app, call.ctx, call.json()).await })
+        }),
     },
     Route {
         methods: &[M::GET],

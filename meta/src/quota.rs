@@ -61,7 +61,7 @@ pub struct Limits {
     pub image_count_total: Option<u64>,
     /// Most MiB of image data the project may hold.
     pub image_size_total_mib: Option<u64>,
-    /// Most MiB the project may have staged (no staging exists yet: never reached).
+    /// Most MiB the project may have staged (the gateway checks it: staging is not metadata).
     pub image_stage_total_mib: Option<u64>,
     /// Most images of the project receiving data at once.
     pub image_count_uploading: Option<u64>,
@@ -86,6 +86,8 @@ pub enum QuotaResource {
     ImageSizeTotal,
     /// `image_count_uploading`.
     ImageCountUploading,
+    /// `image_stage_total` (MiB; checked by the gateway, which knows its staging area).
+    ImageStageTotal,
 }
 
 impl QuotaResource {
@@ -95,6 +97,7 @@ impl QuotaResource {
             QuotaResource::ImageCountTotal => "image_count_total",
             QuotaResource::ImageSizeTotal => "image_size_total",
             QuotaResource::ImageCountUploading => "image_count_uploading",
+            QuotaResource::ImageStageTotal => "image_stage_total",
         }
     }
 }

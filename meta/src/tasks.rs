@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::backend::Edit;
 use crate::error::{Error, Result};
+use crate::quota::{self, Limits, Usage};
 use crate::types::{Image, ImageId, ImageStatus, NodeId, ParseError, Timestamp};
 
 /// The image property naming the task that holds an image's import lock (Glance's name).
@@ -322,6 +323,11 @@ pub struct ImportEnd {
     pub expires_at: Timestamp,
     /// The image's next status (`None`: unchanged).
     pub to: Option<ImageStatus>,
+    /// The owner's limits: an import that brings data to an image (it becomes `active` from
+    /// another status) is refused with [`Error::QuotaExceeded`] when the data would take the
+    /// owner over `image_size_total`, exactly as
+    /// [`Backend::complete_upload`](crate::Backend::complete_upload) refuses an upload.
+    pub limits: Limits,
 }
 
 /// The tasks calls of the metadata API (a supertrait of [`Backend`](crate::Backend)).
@@ -366,7 +372,10 @@ pub trait Tasks {
     /// the image (as [`Backend::update_image`](crate::Backend::update_image) edits), the lock is
     /// dropped, the image moves to `end.to` (the status rules apply), and the task ends as
     /// `end` says, without a runner. Fails with [`Error::ImportLockLost`] when the image's
-    /// lock does not name the task, writing nothing. An image deleted meanwhile only ends the
+    /// lock does not name the task, and with [`Error::QuotaExceeded`] when the import brings
+    /// data (the image becomes `active` from another status) that would take the owner over
+    /// `end.limits.image_size_total_mib` (its other data and reservations counted, the image's
+    /// own earlier size not); either writes nothing. An image deleted meanwhile only ends the
     /// task, and returns `None`.
     fn end_import(
         &self,
@@ -434,6 +443,29 @@ pub(crate) fn apply_end(task: &mut Task, end: &ImportEnd, now: Timestamp) {
     task.expires_at = Some(end.expires_at);
     task.runner = None;
     task.updated_at = now;
+}
+
+/// Whether the end of an import brings data to its image `stored` (it becomes `active` from
+/// another status): then `end_import` checks the owner's `image_size_total` in its transaction.
+pub(crate) fn end_adds_data(stored: &Image, end: &ImportEnd) -> bool {
+    end.to == Some(ImageStatus::Active) && stored.status != ImageStatus::Active
+}
+
+/// The shared quota rule of `end_import`: `new` (the image as the import leaves it, edited
+/// from `stored`) must fit its owner's `image_size_total` given `usage` (read in the same
+/// transaction, `stored`'s own size counted in it: a staged image's size is charged already).
+pub(crate) fn check_end_size(
+    stored: &Image,
+    new: &Image,
+    usage: Usage,
+    limits: &Limits,
+) -> Result<()> {
+    let (Some(owner), Some(size)) = (new.owner.as_deref(), new.size) else {
+        return Ok(());
+    };
+    let mut usage = usage;
+    usage.size_bytes = usage.size_bytes.saturating_sub(stored.size.unwrap_or(0));
+    quota::check_size(owner, &usage, limits, size)
 }
 
 /// The stores of a comma-separated progress property.

@@ -8,6 +8,9 @@
 #   - `glance image-import --import-method copy-image --stores ceph` → the image in both stores,
 #     and after deleting it from `local` the bytes come back from RGW identical;
 #   - `glance task-list` / `glance task-show` show the import tasks;
+#   - `glance task-create --type import` (the legacy tasks API) makes an active image with the
+#     origin's bytes, seen through `glance task-show`; a loopback port not allowed, a file URI
+#     and a bad type are refused and create nothing;
 #   - web-download of a loopback or metadata URL is refused and stages nothing;
 #   - kill -9 mid-import (the origin hangs), restart: the image is queued, no staging file,
 #     the task failed.
@@ -217,6 +220,49 @@ if [ -n "$DIRECT_ID" ]; then
   check_eq "image tasks: one glance-direct task" "glance-direct" \
     "$(printf '%s' "$TASKS" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tasks"][0]["input"]["import_req"]["method"]["name"])')"
 fi
+
+# --- the legacy import task: glance task-create / task-show ----------------------------------
+# table_value FIELD: the value of FIELD in a client's `| Property | Value |` table on stdin.
+table_value() { tr -d '\r' | sed -n "s/^| $1  *| \(.*[^ ]\) *|\$/\1/p" | head -n1; }
+LEGACY_INPUT="{\"import_from\": \"http://127.0.0.1:$ORIGIN_PORT/web.raw\", \"import_from_format\": \"raw\", \"image_properties\": {\"name\": \"legacy\", \"disk_format\": \"raw\", \"container_format\": \"bare\"}}"
+LEGACY_TASK=""
+if check_cmd "glance task-create --type import" glance task-create --type import --input "$LEGACY_INPUT"; then
+  LEGACY_TASK="$(printf '%s' "$OUT" | table_value id)"
+  check_eq "task-create: the task is pending" pending "$(printf '%s' "$OUT" | table_value status)"
+  check_eq "task-create: type import" import "$(printf '%s' "$OUT" | table_value type)"
+fi
+if [ -n "$LEGACY_TASK" ]; then
+  deadline=$((SECONDS + 30))
+  LEGACY_STATUS=""
+  while [ $SECONDS -lt $deadline ]; do
+    OUT="$(glance task-show "$LEGACY_TASK" 2>&1 || true)"
+    LEGACY_STATUS="$(printf '%s' "$OUT" | table_value status)"
+    case "$LEGACY_STATUS" in success|failure) break ;; esac
+    sleep 0.1
+  done
+  check_eq "glance task-show: the import task succeeded" success "$LEGACY_STATUS"
+  LEGACY_IMAGE="$(api "$URL/v2/tasks/$LEGACY_TASK" | json_get result image_id)"
+  if [ -n "$LEGACY_IMAGE" ]; then
+    check_eq "… its image is active" active "$(api "$URL/v2/images/$LEGACY_IMAGE" | json_get status)"
+    check_eq "… named from image_properties" legacy "$(api "$URL/v2/images/$LEGACY_IMAGE" | json_get name)"
+    check_cmd "glance image-download (import task)" glance image-download --file "$WORK/legacy.out" "$LEGACY_IMAGE"
+    check_eq "import task bytes identical" "$WEB_MD5" "$(md5sum "$WORK/legacy.out" | cut -d' ' -f1)"
+  else
+    not_ok "the import task's result names its image" "$(api "$URL/v2/tasks/$LEGACY_TASK")"
+  fi
+fi
+# Refused before any task exists: a loopback port [import_filtering_opts] does not allow, a
+# file URI, another type.
+IMAGES_BEFORE="$(api "$URL/v2/images" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["images"]))')"
+check_fails "task-create from a loopback port not allowed: refused" \
+  glance task-create --type import --input "{\"import_from\": \"http://127.0.0.1:1/x\", \"import_from_format\": \"raw\", \"image_properties\": {}}"
+if printf '%s' "$OUT" | grep -q "does not pass filtering"; then ok "… saying it does not pass filtering"; else not_ok "… saying it does not pass filtering" "$OUT"; fi
+check_fails "task-create from a file URI: refused" \
+  glance task-create --type import --input '{"import_from": "file:///etc/passwd", "import_from_format": "raw", "image_properties": {}}'
+if printf '%s' "$OUT" | grep -q "File based imports are not allowed"; then ok "… as Glance words it"; else not_ok "… as Glance words it" "$OUT"; fi
+check_fails "task-create --type bogus: refused" glance task-create --type bogus --input '{}'
+check_eq "refused tasks created no image" "$IMAGES_BEFORE" \
+  "$(api "$URL/v2/images" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["images"]))')"
 
 # --- refusals -------------------------------------------------------------------------------------
 for uri in "http://127.0.0.1:1/x" "http://169.254.169.254/latest/meta-data/" "http://[::1]:$ORIGIN_PORT/web.raw" "http://0x7f.1:1/x"; do

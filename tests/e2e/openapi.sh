@@ -28,10 +28,16 @@ fi
 GLINT_CONFIG="$WORK/glint.toml"
 # The import routes answer with glance-direct and copy-image enabled; web-download stays off, so
 # that the URIs the fuzzer makes up are never resolved or fetched (network only to loopback).
+# The legacy import task (POST /v2/tasks) fetches whatever [import_filtering_opts] lets through:
+# here only 127.0.0.1 port 1, where nothing listens.
 cat >"$GLINT_CONFIG" <<'TOML'
 # An image cache, so that the cache operations answer rather than 404.
 image_cache_max_size = 67108864
 enabled_import_methods = ["glance-direct", "copy-image"]
+
+[import_filtering_opts]
+allowed_hosts = ["127.0.0.1"]
+allowed_ports = [1]
 
 [stores]
 default = "local"

@@ -30,6 +30,8 @@ pub enum Behaviour {
     Stall(usize),
     /// Ignores `Range`: always the whole blob with 200.
     NoRanges,
+    /// The whole blob with 200, chunked: no length announced (ignores `Range`).
+    Chunked,
 }
 
 struct Blob {
@@ -203,6 +205,30 @@ fn serve(stream: TcpStream, shared: &Shared) {
         }
         if method == "GET" {
             shared.gets.fetch_add(1, Ordering::SeqCst);
+        }
+        if behaviour == Behaviour::Chunked {
+            let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: \
+                        application/octet-stream\r\n\r\n";
+            if out.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            if method == "HEAD" {
+                continue;
+            }
+            for chunk in bytes.chunks(64 * 1024) {
+                let size = format!("{:x}\r\n", chunk.len());
+                let sent = out
+                    .write_all(size.as_bytes())
+                    .and_then(|()| out.write_all(chunk))
+                    .and_then(|()| out.write_all(b"\r\n"));
+                if sent.is_err() {
+                    return;
+                }
+            }
+            if out.write_all(b"0\r\n\r\n").is_err() {
+                return;
+            }
+            continue;
         }
         let len = bytes.len() as u64;
         let asked = range

@@ -470,17 +470,14 @@ pub fn parse_json_body(body: &[u8]) -> Result<Value, ApiError> {
     Ok(value)
 }
 
-/// `POST /v2/images`.
-pub async fn create(
+/// A new image, owned by the caller unless `fields` say otherwise, from the attributes of a
+/// `POST /v2/images` body (the legacy import task's `image_properties` too), checked in
+/// Glance's order: schema, reserved and read-only attributes, `add_image`, quotas. Not stored.
+pub fn new_image(
     app: &App,
     ctx: &RequestContext,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Response<Body>, ApiError> {
-    let value = parse_json_body(body)?;
-    let Value::Object(fields) = value else {
-        return Err(ApiError::bad_request("Body must be a JSON object."));
-    };
+    fields: &serde_json::Map<String, Value>,
+) -> Result<Image, ApiError> {
     // Glance's order: link attributes, schema, extra-property rules, read-only attributes.
     if let Some(key) = fields
         .keys()
@@ -490,7 +487,7 @@ pub async fn create(
             "Attribute '{key}' is read-only."
         )));
     }
-    for (key, value) in &fields {
+    for (key, value) in fields {
         validate_attribute(&app.config, key, value)?;
     }
     for key in fields.keys() {
@@ -543,12 +540,28 @@ pub async fn create(
             policy::forbidden(Rule::AddImage)
         });
     }
-    for (key, value) in &fields {
+    for (key, value) in fields {
         if key != "id" {
             set_attribute(ctx, &mut image, key, value)?;
         }
     }
     check_quotas(&app.config, &image)?;
+    Ok(image)
+}
+
+/// `POST /v2/images`.
+pub async fn create(
+    app: &App,
+    ctx: &RequestContext,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
+    let value = parse_json_body(body)?;
+    let Value::Object(fields) = value else {
+        return Err(ApiError::bad_request("Body must be a JSON object."));
+    };
+    let image = new_image(app, ctx, &fields)?;
+    let id = image.id;
     let limits = app.config.quotas.limits_for(image.owner.as_deref());
     app.catalog.create_image(image.clone(), limits).await?;
     tracing::info!(image_id = %id, "image created");

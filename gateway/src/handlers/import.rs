@@ -50,19 +50,9 @@ fn enabled(app: &App, method: &str) -> bool {
         .any(|m| m == method)
 }
 
-/// The MiB `project` has staged: the sizes of its `uploading` and `importing` images.
+/// The bytes `owner` has staged (`tasks::quota::staged_bytes`).
 pub(crate) async fn staged_bytes(app: &App, owner: &str) -> Result<u64, ApiError> {
-    let filter = meta::ListFilter::all()
-        .with(meta::Condition::Text {
-            field: meta::TextField::Status,
-            values: vec!["uploading".into(), "importing".into()],
-        })
-        .with(meta::Condition::Text {
-            field: meta::TextField::Owner,
-            values: vec![owner.to_owned()],
-        });
-    let images = app.catalog.list_images(filter).await?;
-    Ok(images.iter().filter_map(|i| i.size).sum())
+    Ok(crate::tasks::quota::staged_bytes(&app.catalog, owner).await?)
 }
 
 /// `PUT /v2/images/{id}/stage`.
@@ -482,23 +472,35 @@ pub async fn import(
 /// web-download's URI through `[import_filtering_opts]` (scheme, host and port, without a
 /// lookup: addresses are checked when the task connects): 400 as Glance.
 fn check_uri(app: &App, uri: &str) -> Result<(), ApiError> {
-    let refused = || {
-        bad(format!(
-            "URI for web-download does not pass filtering: {}",
-            redact(uri)
-        ))
-    };
-    let policy = FetchPolicy::new(&app.config.import_filtering_opts).map_err(ApiError::internal)?;
-    let url = FetchUrl::parse(uri).map_err(|_| refused())?;
-    policy.check_url(&url).map_err(|_| refused())?;
-    if let Some(address) = url.host().ip() {
-        policy.check_address(&url, address).map_err(|_| refused())?;
+    if passes_filtering(app, uri)? {
+        return Ok(());
     }
-    Ok(())
+    Err(bad(format!(
+        "URI for web-download does not pass filtering: {}",
+        redact(uri)
+    )))
+}
+
+/// Whether `uri` passes `[import_filtering_opts]` by scheme, host and port (a literal address
+/// included), before any lookup (Glance's `validate_import_uri`).
+pub(crate) fn passes_filtering(app: &App, uri: &str) -> Result<bool, ApiError> {
+    let policy = FetchPolicy::new(&app.config.import_filtering_opts).map_err(ApiError::internal)?;
+    let Ok(url) = FetchUrl::parse(uri) else {
+        return Ok(false);
+    };
+    if policy.check_url(&url).is_err() {
+        return Ok(false);
+    }
+    if let Some(address) = url.host().ip() {
+        if policy.check_address(&url, address).is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// `uri` without userinfo or query, for messages.
-fn redact(uri: &str) -> String {
+pub(crate) fn redact(uri: &str) -> String {
     let without_query = uri.split(['?', '#']).next().unwrap_or("");
     match without_query.split_once("://") {
         Some((scheme, rest)) => {

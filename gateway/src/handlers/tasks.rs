@@ -1,11 +1,11 @@
 //! Tasks (spec §4.9, §4.15): an image's tasks (`GET /v2/images/{id}/tasks`, 2.12, the raw
 //! records), the legacy `/v2/tasks` API (admin only by default: `tasks_api_access`), and the
-//! task schemas. Creating tasks through `POST /v2/tasks` (the legacy `import` type) is not
-//! offered: 400 says to use the image import API.
+//! task schemas. `POST /v2/tasks` creates the legacy `import` task (`tasks::legacy` runs it);
+//! the other types are created by the image import API only.
 
 use http::{Response, StatusCode};
-use meta::tasks::{Task, TaskFilter, TaskId, TaskSortKey, TaskStatus, TaskType};
-use meta::Timestamp;
+use meta::tasks::{Task, TaskFilter, TaskId, TaskRunner, TaskSortKey, TaskStatus, TaskType};
+use meta::{Image, Timestamp};
 use serde_json::{json, Map, Value};
 
 use super::images::load_authorized;
@@ -15,6 +15,7 @@ use crate::body::Body;
 use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::policy::{self, Rule, Target};
+use crate::tasks::LegacyJob;
 
 /// Glance's task timestamp form in the database rows of 2.12: `YYYY-MM-DDTHH:MM:SS.ffffff`.
 fn db_time(t: Timestamp) -> String {
@@ -158,13 +159,163 @@ pub fn delete(ctx: &RequestContext) -> Result<Response<Body>, ApiError> {
     .with_header(http::header::ALLOW, "GET"))
 }
 
-/// `POST /v2/tasks`: the legacy import task is not offered.
-pub fn create(ctx: &RequestContext) -> Result<Response<Body>, ApiError> {
-    enforce_access(ctx)?;
-    Err(ApiError::bad_request(
-        "Creating tasks is not supported: use the image import API (POST \
-         /v2/images/{image_id}/import).",
+fn task_schema_error(detail: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!(
+        "Provided object does not match schema 'task': {detail}"
     ))
+}
+
+/// A JSON value as Python prints it in Glance's messages (`None` for null).
+fn python_repr(value: Option<&Value>) -> String {
+    match value {
+        None | Some(Value::Null) => "None".to_owned(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Glance's `validate_legacy_import_from_uri`: http(s) only (file URIs refused by name), then
+/// `[import_filtering_opts]`. Returns the URI.
+fn check_import_from(app: &App, value: Option<&Value>) -> Result<String, ApiError> {
+    let uri = match value {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid location: {}",
+                python_repr(other)
+            )))
+        }
+    };
+    if uri.starts_with("file:///") || uri.starts_with("filesystem:///") {
+        return Err(ApiError::bad_request(
+            "File based imports are not allowed. Please use a non-local source of image data.",
+        ));
+    }
+    if !(uri.starts_with("http://") || uri.starts_with("https://")) {
+        return Err(ApiError::bad_request(
+            "The given uri is not valid. Please specify a valid uri from the following list of \
+             supported uri ['http']",
+        ));
+    }
+    if !super::import::passes_filtering(app, &uri)? {
+        return Err(ApiError::bad_request(format!(
+            "URI for legacy import task does not pass filtering: {}",
+            super::import::redact(&uri)
+        )));
+    }
+    Ok(uri)
+}
+
+/// The image a legacy import task creates, from its input — or why it cannot (Glance finds
+/// out when the task runs: the task fails with it).
+fn task_image(
+    app: &App,
+    ctx: &RequestContext,
+    input: &Map<String, Value>,
+) -> Result<Image, String> {
+    for key in ["import_from", "import_from_format", "image_properties"] {
+        if !input.contains_key(key) {
+            return Err(format!("Input does not contain '{key}' field"));
+        }
+    }
+    let Some(properties) = input["image_properties"].as_object() else {
+        return Err("Input field 'image_properties' must be an object of image attributes.".into());
+    };
+    super::images::new_image(app, ctx, properties).map_err(|e| e.explanation().to_owned())
+}
+
+/// `POST /v2/tasks`: the legacy `import` task (`tasks_api_access`). 201 with the task
+/// `pending`; it runs on the import thread (`tasks::legacy`).
+pub async fn create(
+    app: &App,
+    ctx: &RequestContext,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
+    enforce_access(ctx)?;
+    let body = super::images::parse_json_body(body)?;
+    let Value::Object(body) = body else {
+        return Err(task_schema_error(format!("{body} is not of type 'object'")));
+    };
+    for param in ["type", "input"] {
+        if !body.contains_key(param) {
+            return Err(ApiError::bad_request(format!("Task '{param}' is required")));
+        }
+    }
+    let kind = match &body["type"] {
+        Value::String(kind) => kind.as_str(),
+        other => {
+            return Err(task_schema_error(format!(
+                "{other} is not of type 'string'"
+            )))
+        }
+    };
+    let kind = match kind.parse::<TaskType>() {
+        Ok(kind) => kind,
+        Err(_) => {
+            return Err(task_schema_error(format!(
+                "'{kind}' is not one of ['import', 'api_image_import', 'location_import']"
+            )))
+        }
+    };
+    let input = match &body["input"] {
+        Value::Object(input) => input.clone(),
+        Value::Null => Map::new(),
+        other => {
+            return Err(task_schema_error(format!(
+                "{other} is not of type 'null', 'object'"
+            )))
+        }
+    };
+    if kind != TaskType::Import {
+        // Glance would run the raw input of its internal tasks; glint starts those only
+        // through the image import API.
+        return Err(ApiError::bad_request(format!(
+            "Tasks of type '{}' are created by the image import API (POST \
+             /v2/images/{{image_id}}/import), not by POST /v2/tasks.",
+            kind.as_str()
+        )));
+    }
+    let uri = check_import_from(app, input.get("import_from"))?;
+    // Before the image is made: its `created_at` is not before the task's (see
+    // `tasks::legacy::abandon`).
+    let now = Timestamp::now();
+    let image = task_image(app, ctx, &input);
+    let (lease_length, _) = crate::tasks::lease(&app.config);
+    let task = Task {
+        id: TaskId::new_v4(),
+        kind,
+        status: TaskStatus::Pending,
+        owner: ctx.project_id.clone(),
+        // The image the task will create: known now, so that a gateway finding the task
+        // abandoned can remove it.
+        image_id: image.as_ref().ok().map(|i| i.id),
+        request_id: Some(ctx.request_id.clone()),
+        user_id: ctx.user_id.clone(),
+        input: Value::Object(input).to_string(),
+        result: None,
+        message: String::new(),
+        expires_at: None,
+        created_at: now,
+        updated_at: now,
+        runner: Some(TaskRunner {
+            node: app.catalog.node().clone(),
+            lease_until: crate::tasks::later(now, lease_length),
+        }),
+    };
+    app.catalog.create_task(task.clone()).await?;
+    app.imports.submit_legacy(LegacyJob {
+        task: task.id,
+        uri,
+        image,
+    });
+    tracing::info!(task = %task.id, "legacy import task accepted");
+    let mut response = json_response(StatusCode::CREATED, &view(&task, false));
+    if let Ok(location) = http::HeaderValue::from_str(&format!("/v2/tasks/{}", task.id)) {
+        response
+            .headers_mut()
+            .insert(http::header::LOCATION, location);
+    }
+    Ok(response)
 }
 
 /// `GET /v2/tasks`: `limit`, `marker`, `sort_key` (`created_at`, `updated_at`), `sort_dir`,

@@ -21,7 +21,9 @@
 //! Imports run on their own thread (one monoio runtime), never on a request's core: bytes
 //! are hashed on the hashing threads and written by the stores as for an upload.
 
+mod legacy;
 mod plugins;
+pub(crate) mod quota;
 mod run;
 
 use std::cell::{Cell, RefCell};
@@ -45,6 +47,7 @@ use crate::net::fetch::FetchPolicy;
 use crate::store::fs::FsStore;
 use crate::store::{Store, Stores};
 
+pub use legacy::LegacyJob;
 pub use run::Method;
 
 /// The id of the staging area in logs and errors (Glance's internal staging store).
@@ -79,10 +82,18 @@ pub(crate) struct Shared {
     pub(crate) fetch_policy: Arc<FetchPolicy>,
 }
 
+/// What the import thread runs.
+enum Work {
+    /// An image import (`POST /import`).
+    Import(Job),
+    /// A legacy `import` task (`POST /v2/tasks`).
+    Legacy(Box<LegacyJob>),
+}
+
 /// The import service of one gateway: the staging area and the import thread.
 pub struct Imports {
     staging: Arc<FsStore>,
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::UnboundedSender<Work>,
 }
 
 impl std::fmt::Debug for Imports {
@@ -136,7 +147,16 @@ impl Imports {
 
     /// Hands `job` to the import thread (its task and lock exist already).
     pub fn submit(&self, job: Job) {
-        if let Err(e) = self.jobs.unbounded_send(job) {
+        self.send(Work::Import(job));
+    }
+
+    /// Hands a legacy import task (stored `pending`, with a lease) to the import thread.
+    pub fn submit_legacy(&self, job: LegacyJob) {
+        self.send(Work::Legacy(Box::new(job)));
+    }
+
+    fn send(&self, work: Work) {
+        if let Err(e) = self.jobs.unbounded_send(work) {
             // The thread is gone: the lease lapses and the sweeper of a gateway reverts it.
             tracing::error!(error = %e, "import thread gone; import not started");
         }
@@ -212,7 +232,7 @@ impl Drop for Slot {
     }
 }
 
-fn import_thread(shared: Arc<Shared>, jobs: mpsc::UnboundedReceiver<Job>) {
+fn import_thread(shared: Arc<Shared>, jobs: mpsc::UnboundedReceiver<Work>) {
     let runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
         .enable_timer()
         .build();
@@ -234,13 +254,16 @@ fn import_thread(shared: Arc<Shared>, jobs: mpsc::UnboundedReceiver<Job>) {
             let shared = Arc::clone(&shared);
             let slots = Rc::clone(&slots);
             monoio::spawn(async move {
-                run::run(&shared, &slots, job).await;
+                match job {
+                    Work::Import(job) => run::run(&shared, &slots, job).await,
+                    Work::Legacy(job) => legacy::run(&shared, &slots, *job).await,
+                }
             });
         }
     });
 }
 
-async fn next(jobs: &mut mpsc::UnboundedReceiver<Job>) -> Option<Job> {
+async fn next(jobs: &mut mpsc::UnboundedReceiver<Work>) -> Option<Work> {
     use futures_core::Stream;
     std::future::poll_fn(|cx| std::pin::Pin::new(&mut *jobs).poll_next(cx)).await
 }
@@ -302,6 +325,9 @@ fn task_plan(task: &Task) -> (String, Vec<String>) {
 /// `queued` (a copy stays `active`, its stores failed), the lock dropped, the task failed; the
 /// staging file removed when it is here.
 async fn revert_abandoned(shared: &Shared, task: Task, why: &str) {
+    if task.kind == meta::tasks::TaskType::Import {
+        return legacy::abandon(shared, task, why).await;
+    }
     let Some(image) = task.image_id else {
         return;
     };
@@ -315,6 +341,7 @@ async fn revert_abandoned(shared: &Shared, task: Task, why: &str) {
         message: message.clone(),
         expires_at: expiry(&shared.config),
         to: (!copy).then_some(ImageStatus::Queued),
+        limits: meta::Limits::UNLIMITED,
     };
     // What the dead import may have committed into its stores without recording it goes
     // first, while its lock still keeps new imports of the image out.

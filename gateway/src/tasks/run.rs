@@ -11,6 +11,7 @@ use meta::tasks::{
 };
 use meta::{Image, ImageId, ImageStatus, Location, Timestamp};
 
+use super::quota::Caps;
 use super::{expiry, later, lease, plugins, staged_location, Job, Shared, Slots};
 use crate::datapath::checksum::Digests;
 use crate::datapath::download;
@@ -45,7 +46,7 @@ impl Method {
 }
 
 /// Why an import failed: the message the task ends with (for people).
-struct Failure(String);
+pub(super) struct Failure(pub(super) String);
 
 impl<E: std::error::Error> From<IngestError<E>> for Failure {
     fn from(e: IngestError<E>) -> Failure {
@@ -108,7 +109,10 @@ pub(super) async fn run(shared: &Shared, slots: &Rc<Slots>, job: Job) {
 
 /// Polls `work` and `heartbeat` together: `work`'s output, or `None` when the heartbeat
 /// ends first (the lock is lost), which drops `work`.
-async fn race<T>(work: impl Future<Output = T>, heartbeat: impl Future<Output = ()>) -> Option<T> {
+pub(super) async fn race<T>(
+    work: impl Future<Output = T>,
+    heartbeat: impl Future<Output = ()>,
+) -> Option<T> {
     let mut work = pin!(work);
     let mut heartbeat = pin!(heartbeat);
     std::future::poll_fn(|cx| {
@@ -125,6 +129,8 @@ async fn race<T>(work: impl Future<Output = T>, heartbeat: impl Future<Output = 
 
 /// What landed where.
 struct Done {
+    /// The owner's limits (`end_import` checks `image_size_total` with them).
+    limits: meta::Limits,
     landed: Vec<(String, Landed)>,
     failed: Vec<String>,
     messages: Vec<String>,
@@ -139,7 +145,10 @@ async fn import(shared: &Shared, job: &Job) -> Result<Done, Failure> {
         .map_err(|e| Failure(format!("Image {} is gone: {e}", job.image)))?;
     match &job.method {
         Method::WebDownload { uri } => {
-            download_to_staging(shared, &image, uri).await?;
+            let staged = download_to_staging(shared, job, &image, uri).await?;
+            // Staged: charged to the owner from now on, as a finished stage is.
+            let mut image = image;
+            image.size = Some(staged);
             let (image, converted) = run_plugins(shared, image).await?;
             let mut done = import_from_staging(shared, job, &image).await?;
             done.converted = converted;
@@ -187,6 +196,7 @@ async fn run_plugins(
 fn checks(
     shared: &Shared,
     image: &Image,
+    cap_bytes: u64,
     expected: Option<u64>,
     inspect: bool,
 ) -> Result<Checks, Failure> {
@@ -195,7 +205,7 @@ fn checks(
         .checksums(&shared.config.hashing_algorithm)
         .map_err(|e| Failure(e.to_string()))?;
     Ok(Checks {
-        cap_bytes: shared.config.image_size_cap,
+        cap_bytes,
         expected_bytes: expected,
         inspector: (inspect && image.container_format.as_deref() == Some("bare"))
             .then(|| formats::Inspector::new(image.disk_format.as_deref(), &shared.format_policy)),
@@ -207,8 +217,16 @@ fn checks(
 }
 
 /// web-download's first step: the URL's bytes into the staging area, through the fetch
-/// policy (a refused URL stages nothing).
-async fn download_to_staging(shared: &Shared, image: &Image, uri: &str) -> Result<(), Failure> {
+/// policy (a refused URL stages nothing), within `image_size_cap` and the owner's
+/// `image_stage_total` and `image_size_total`. Returns the bytes staged, recorded as the
+/// image's `size` (staged data counts against the quotas, as a stage's does).
+async fn download_to_staging(
+    shared: &Shared,
+    job: &Job,
+    image: &Image,
+    uri: &str,
+) -> Result<u64, Failure> {
+    let caps = Caps::for_staging(shared, image).await?;
     let cap = shared.config.image_size_cap;
     let policy = (*shared.fetch_policy).clone().with_max_bytes(cap);
     let fetcher = Fetcher::new(
@@ -224,16 +242,40 @@ async fn download_to_staging(shared: &Shared, image: &Image, uri: &str) -> Resul
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let checks = checks(shared, image, expected, false)?;
-    ingest::land(fetched.body, &*shared.staging, image.id, checks)
+    if let Some(announced) = expected {
+        caps.check(announced)?;
+    }
+    let checks = checks(shared, image, caps.bytes(), expected, false)?;
+    let landed = ingest::land(fetched.body, &*shared.staging, image.id, checks)
         .await
         .map_err(|e| match e {
             IngestError::Source(e) => Failure(format!(
                 "Cannot download the image data: the origin stopped sending: {e}"
             )),
+            IngestError::TooLarge { cap } => caps
+                .explain(cap)
+                .unwrap_or_else(|| IngestError::<std::io::Error>::TooLarge { cap }.into()),
             e => e.into(),
         })?;
-    Ok(())
+    let size = landed.size;
+    let task = job.task;
+    let recorded = shared
+        .catalog
+        .update_image(
+            image.id,
+            move |image: &mut Image| -> Result<(), meta::Error> {
+                let lock = image.properties.get(meta::tasks::IMPORT_TASK_PROPERTY);
+                if lock == Some(&task.to_string()) {
+                    image.size = Some(size);
+                }
+                Ok(())
+            },
+        )
+        .await;
+    if let Err(e) = recorded {
+        return Err(Failure(format!("Cannot record the staged data: {e}")));
+    }
+    Ok(size)
 }
 
 async fn import_from_staging(shared: &Shared, job: &Job, image: &Image) -> Result<Done, Failure> {
@@ -243,7 +285,11 @@ async fn import_from_staging(shared: &Shared, job: &Job, image: &Image) -> Resul
         .size(&staged)
         .await
         .map_err(|e| Failure(format!("The staged data is gone: {e}")))?;
+    // image_size_total: the staged size is known; each store's stream is capped too.
+    let caps = Caps::for_data(shared, image).await?;
+    caps.check(size)?;
     let mut done = Done {
+        limits: shared.config.quotas.limits_for(image.owner.as_deref()),
         landed: Vec::new(),
         failed: Vec::new(),
         messages: Vec::new(),
@@ -262,7 +308,7 @@ async fn import_from_staging(shared: &Shared, job: &Job, image: &Image) -> Resul
                 image,
                 StoreSource(stream),
                 &**store,
-                Some(size),
+                (caps.bytes(), Some(size)),
                 true,
             )
             .await
@@ -278,6 +324,8 @@ async fn copy(shared: &Shared, job: &Job, image: &Image) -> Result<Done, Failure
         .size
         .ok_or_else(|| Failure("The image has no data to copy.".to_owned()))?;
     let mut done = Done {
+        // A copy adds no data to the image: no size quota at its end.
+        limits: meta::Limits::UNLIMITED,
         landed: Vec::new(),
         failed: Vec::new(),
         messages: Vec::new(),
@@ -294,7 +342,7 @@ async fn copy(shared: &Shared, job: &Job, image: &Image) -> Result<Done, Failure
                 image,
                 StoreSource(stream),
                 &**store,
-                Some(size),
+                (shared.config.image_size_cap, Some(size)),
                 false,
             )
             .await?;
@@ -330,10 +378,10 @@ async fn land_into<S: FrameSource>(
     image: &Image,
     source: S,
     store: &dyn Store,
-    expected: Option<u64>,
+    (cap, expected): (u64, Option<u64>),
     inspect: bool,
 ) -> Result<Landed, Failure> {
-    let checks = checks(shared, image, expected, inspect)?;
+    let checks = checks(shared, image, cap, expected, inspect)?;
     ingest::land(source, store, image.id, checks)
         .await
         .map_err(Failure::from)
@@ -397,6 +445,7 @@ async fn cleanup(shared: &Shared, landed: &[(String, Landed)]) {
 /// when nothing landed.
 async fn finish(shared: &Shared, job: &Job, done: Done) {
     let Done {
+        limits,
         landed,
         failed,
         messages,
@@ -426,6 +475,8 @@ async fn finish(shared: &Shared, job: &Job, done: Done) {
         message: messages.join("; "),
         expires_at: expiry(&shared.config),
         to: (!copy).then_some(ImageStatus::Active),
+        // image_size_total, checked in end_import's transaction as complete_upload does.
+        limits,
     };
     crash_point("import-before-end");
     let failed_stores = failed.clone();
@@ -482,16 +533,17 @@ async fn finish(shared: &Shared, job: &Job, done: Done) {
                     let stores: Vec<String> = landed.iter().map(|(s, _)| s.clone()).collect();
                     super::remove_leftovers(&shared.stores, job.image, &locations, &stores).await;
                 }
-            } else {
-                cleanup(shared, &landed).await;
-                revert(
-                    shared,
-                    job,
-                    &format!("The import could not be recorded: {e}"),
-                    &failed,
-                )
-                .await;
+                return;
             }
+            cleanup(shared, &landed).await;
+            let message = match e {
+                // image_size_total, over at the end (other data landed meanwhile).
+                quota @ meta::Error::QuotaExceeded { .. } => {
+                    crate::error::ApiError::from(quota).explanation().to_owned()
+                }
+                e => format!("The import could not be recorded: {e}"),
+            };
+            revert(shared, job, &message, &failed).await;
         }
     }
 }
@@ -508,6 +560,7 @@ pub(super) async fn revert(shared: &Shared, job: &Job, message: &str, failed: &[
         message: message.to_owned(),
         expires_at: expiry(&shared.config),
         to: (!copy).then_some(ImageStatus::Queued),
+        limits: meta::Limits::UNLIMITED,
     };
     let stores = job.stores.clone();
     let mut failed_stores = failed.to_vec();

@@ -238,6 +238,7 @@ macro_rules! backend_tests {
             tasks::a_lapsed_lease_is_taken_over,
             tasks::end_import_commits_or_reverts_in_one_write,
             tasks::a_finished_stage_survives_recovery,
+            tasks::end_import_checks_the_size_quota,
         );
     };
     (@each $engine:ty, $ready:expr; $($module:ident :: $name:ident),+ $(,)?) => {

@@ -6,9 +6,9 @@ use meta::tasks::{
     ImportEnd, ImportStart, Task, TaskFilter, TaskId, TaskRunner, TaskStatus, TaskType,
     FAILED_STORES_PROPERTY, IMPORTING_STORES_PROPERTY, IMPORT_TASK_PROPERTY,
 };
-use meta::{BackendExt, Error, Image, ImageId, ImageStatus, Timestamp};
+use meta::{BackendExt, Error, Image, ImageId, ImageStatus, Limits, QuotaResource, Timestamp, MIB};
 
-use super::{at, image_in, node, other_node, status_of, Engine, Short};
+use super::{at, image_in, node, other_node, owned, status_of, Engine, Short};
 
 const SECOND: i64 = 1_000_000;
 
@@ -61,6 +61,7 @@ fn end(task: TaskId, status: TaskStatus, to: Option<ImageStatus>) -> ImportEnd {
         message: "done".into(),
         expires_at: plus(now(), 3600),
         to,
+        limits: Limits::UNLIMITED,
     }
 }
 
@@ -337,4 +338,84 @@ pub fn a_finished_stage_survives_recovery<E: Engine>() {
     assert_eq!(recovered, vec![staging, sized]);
     assert_eq!(status_of(meta, staged), ImageStatus::Uploading);
     assert_eq!(meta.upload_state(staged).unwrap().unwrap().node, node());
+}
+
+/// `end_import` charges the data an import brings exactly as `complete_upload` does: over
+/// `image_size_total` (counting the owner's other data) it writes nothing; a staged image's
+/// own size is not counted twice; a failure's revert is never refused.
+pub fn end_import_checks_the_size_quota<E: Engine>() {
+    let db = E::create();
+    let meta = db.backend();
+    let limits = Limits {
+        image_size_total_mib: Some(2),
+        ..Limits::UNLIMITED
+    };
+    // One MiB held already by another image of the owner.
+    let mut held = owned(10, "project-a");
+    held.size = Some(MIB);
+    meta.create(&held).unwrap();
+    let image = owned(11, "project-a");
+    meta.create(&image).unwrap();
+    let t = task(image.id, node(), plus(now(), 60));
+    meta.begin_import(&start(
+        t.clone(),
+        ImageStatus::Queued,
+        ImageStatus::Importing,
+    ))
+    .unwrap();
+    let mut over = end(t.id, TaskStatus::Success, Some(ImageStatus::Active));
+    over.limits = limits;
+    let refused = meta.end_import(image.id, &over, &mut |image| {
+        image.size = Some(MIB + 1);
+        Ok(())
+    });
+    match refused {
+        Err(Error::QuotaExceeded {
+            resource, limit, ..
+        }) => {
+            assert_eq!((resource, limit), (QuotaResource::ImageSizeTotal, 2));
+        }
+        other => panic!("expected QuotaExceeded, got {other:?}"),
+    }
+    // Nothing written: still importing, locked, the task running.
+    let stored = meta.get_image(image.id).unwrap();
+    assert_eq!(stored.status, ImageStatus::Importing);
+    assert_eq!(lock_of(&stored), Some(&t.id.to_string()));
+    assert_eq!(meta.get_task(t.id).unwrap().status, TaskStatus::Processing);
+    // The revert goes through whatever the quota says.
+    let mut revert = end(t.id, TaskStatus::Failure, Some(ImageStatus::Queued));
+    revert.limits = limits;
+    meta.end_import(image.id, &revert, &mut |_| Ok(())).unwrap();
+    assert_eq!(status_of(meta, image.id), ImageStatus::Queued);
+
+    // A staged image (its size charged already) that fits exactly: not counted twice.
+    let staged = owned(12, "project-a");
+    meta.create(&staged).unwrap();
+    meta.update_image_with(staged.id, |image| -> Result<(), Error> {
+        image.size = Some(MIB);
+        Ok(())
+    })
+    .unwrap();
+    let t = task(staged.id, node(), plus(now(), 60));
+    meta.begin_import(&start(
+        t.clone(),
+        ImageStatus::Queued,
+        ImageStatus::Importing,
+    ))
+    .unwrap();
+    let mut fits = end(t.id, TaskStatus::Success, Some(ImageStatus::Active));
+    fits.limits = limits;
+    let done = meta
+        .end_import(staged.id, &fits, &mut |image| {
+            image.size = Some(MIB);
+            image.checksum = Some("900150983cd24fb0d6963f7d28e17f72".into());
+            image.locations.push(meta::Location {
+                url: "file:///y".into(),
+                store: "fast".into(),
+            });
+            Ok(())
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, ImageStatus::Active);
 }

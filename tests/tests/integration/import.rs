@@ -531,6 +531,34 @@ fn image_conversion_turns_a_qcow2_into_raw_and_inject_sets_properties() {
 }
 
 #[test]
+fn glance_direct_whose_converted_data_is_over_image_size_total_fails() {
+    // The staged qcow2 fits; the raw it converts to (4 MiB) does not fit image_size_total.
+    let srv = TestServer::start_with_config(
+        "image_import_plugins = [\"image_conversion\"]\n[quotas]\nimage_size_total = 2\n",
+    );
+    let id = srv.create_image(json!({"disk_format": "qcow2", "container_format": "bare"}))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stage(&srv, &id, &qcow2("4M", &[])).expect_status(204);
+    import(&srv, &id, json!({"method": {"name": "glance-direct"}})).expect_status(202);
+    let task = wait_task(&srv, &id);
+    assert_eq!(task["status"], "failure", "{task}");
+    let text = task["message"].as_str().unwrap();
+    assert!(
+        text.starts_with("The request returned a 413 Request Entity Too Large.")
+            && text.contains("[Resource image_size_total is over limit of 2"),
+        "{text}"
+    );
+    let image = srv.wait_for_status(&id, "queued");
+    assert_eq!(image["size"], Value::Null);
+    wait_no_staging(&srv);
+    assert!(std::fs::read_dir(srv.data_dir().join("images"))
+        .map(|d| d.count() == 0)
+        .unwrap_or(true));
+}
+
+#[test]
 fn image_conversion_refuses_a_qcow2_with_a_backing_file_before_converting() {
     let srv = TestServer::start_with_config("image_import_plugins = [\"image_conversion\"]\n");
     let base = tempfile::tempdir().unwrap();

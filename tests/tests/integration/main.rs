@@ -75,6 +75,8 @@ mod keystone;
 // Image import and tasks: stage, glance-direct, web-download, copy-image, the import lock,
 // reverts and crash recovery (issue 12).
 mod import;
+// The legacy tasks API's POST /v2/tasks (the `import` task) and the quotas of an import.
+mod tasks;
 // The configuration: secrets redacted, GLINT_* variables, unknown keys refused.
 mod config;
 // Operations: /metrics and promtool, dashboard and alerts, a real Prometheus, logs, healthcheck.

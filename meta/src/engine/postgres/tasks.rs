@@ -20,8 +20,9 @@ use crate::backend::Edit;
 use crate::error::{Error, Result};
 use crate::rules;
 use crate::tasks::{
-    apply_begin, apply_end, holds_lock, page_tasks, preempt, ImportBegun, ImportEnd, ImportStart,
-    Task, TaskFilter, TaskId, TaskRunner, Tasks, IMPORT_TASK_PROPERTY,
+    apply_begin, apply_end, check_end_size, end_adds_data, holds_lock, page_tasks, preempt,
+    ImportBegun, ImportEnd, ImportStart, Task, TaskFilter, TaskId, TaskRunner, Tasks,
+    IMPORT_TASK_PROPERTY,
 };
 use crate::types::{Image, ImageId, NodeId, Timestamp};
 
@@ -318,6 +319,14 @@ impl Tasks for PgBackend {
                     edit(&mut new)?;
                     new.properties.remove(IMPORT_TASK_PROPERTY);
                     rules::check_edit(&stored.image, &new)?;
+                    if let Some(owner) = stored.image.owner.as_deref() {
+                        if end_adds_data(&stored.image, end) {
+                            // Serialised with the owner's other quota-checked writes.
+                            write::lock_owner(tx, owner)?;
+                            let usage = write::usage(tx, owner, Some(image))?;
+                            check_end_size(&stored.image, &new, usage, &end.limits)?;
+                        }
+                    }
                     let (new, upload) = match end.to {
                         Some(to) if to != stored.image.status => (
                             rules::transition(&stored.image, new, to, now)?,

@@ -98,7 +98,7 @@ pub(super) fn require(tx: &mut dyn Run, id: ImageId) -> Result<Loaded> {
 }
 
 /// Serialises the quota-checked writes of `owner` until the transaction ends.
-fn lock_owner(tx: &mut dyn Run, owner: &str) -> Result<()> {
+pub(super) fn lock_owner(tx: &mut dyn Run, owner: &str) -> Result<()> {
     tx.rows(
         "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))",
         &[&owner],

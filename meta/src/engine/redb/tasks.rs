@@ -18,8 +18,9 @@ use super::StorageResultExt;
 use crate::backend::Edit;
 use crate::error::{Error, Result};
 use crate::tasks::{
-    apply_begin, apply_end, holds_lock, page_tasks, preempt, ImportBegun, ImportEnd, ImportStart,
-    Task, TaskFilter, TaskId, TaskRunner, TaskStatus, TaskType, IMPORT_TASK_PROPERTY,
+    apply_begin, apply_end, check_end_size, end_adds_data, holds_lock, page_tasks, preempt,
+    ImportBegun, ImportEnd, ImportStart, Task, TaskFilter, TaskId, TaskRunner, TaskStatus,
+    TaskType, IMPORT_TASK_PROPERTY,
 };
 use crate::types::{Image, ImageId, NodeId, Timestamp};
 
@@ -317,9 +318,19 @@ impl<'txn> TaskTables<'txn> {
                 return Err(Error::ImportLockLost(image))
             }
             Some(stored) => {
+                // The owner's usage, read in this (single-writer) transaction.
+                let usage = match stored.owner.as_deref() {
+                    Some(owner) if end_adds_data(&stored, end) => {
+                        Some(writer.usage(owner, Some(image))?)
+                    }
+                    _ => None,
+                };
                 let mut apply = |image: &mut Image| {
                     edit(image)?;
                     image.properties.remove(IMPORT_TASK_PROPERTY);
+                    if let Some(usage) = usage {
+                        check_end_size(&stored, image, usage, &end.limits)?;
+                    }
                     Ok(())
                 };
                 match end.to {

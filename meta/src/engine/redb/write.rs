@@ -198,7 +198,7 @@ impl<'txn> Writer<'txn> {
     }
 
     /// `project`'s usage with the reservations of its uploads (but `except`'s).
-    fn usage(&self, project: &str, except: Option<ImageId>) -> Result<Usage> {
+    pub(super) fn usage(&self, project: &str, except: Option<ImageId>) -> Result<Usage> {
         let mut usage = read_usage(&self.project_usage, project)?;
         usage.reserved_bytes = reserved_by(&self.images, &self.reservations, project, except)?;
         Ok(usage)
