@@ -11,12 +11,12 @@ use meta::tasks::{
 };
 use meta::{Image, ImageId, ImageStatus, Location, Timestamp};
 
-use super::{expiry, later, lease, plugins, staged_location, Job, Shared, Slots};
+use super::{expiry, glance_download, later, lease, plugins, staged_location, Job, Shared, Slots};
 use crate::datapath::checksum::Digests;
 use crate::datapath::download;
 use crate::datapath::ingest::{self, Checks, FrameSource, IngestError, Landed, StoreSource};
 use crate::net::client::{ClientSettings, HttpClient};
-use crate::net::fetch::Fetcher;
+use crate::net::fetch::{FetchError, FetchRequest, Fetcher};
 use crate::store::{Store, StoreError};
 
 /// Where an import's data comes from.
@@ -31,6 +31,8 @@ pub enum Method {
     },
     /// The image's own data, copied into more stores (the image stays `active`).
     CopyImage,
+    /// Another region's Image service, found in the caller's service catalog.
+    GlanceDownload(glance_download::Source),
 }
 
 impl Method {
@@ -40,6 +42,7 @@ impl Method {
             Method::GlanceDirect => "glance-direct",
             Method::WebDownload { .. } => "web-download",
             Method::CopyImage => "copy-image",
+            Method::GlanceDownload(_) => "glance-download",
         }
     }
 }
@@ -129,6 +132,8 @@ struct Done {
     failed: Vec<String>,
     messages: Vec<String>,
     converted: Option<plugins::Converted>,
+    /// glance-download: the remote image's formats and properties, for the local image.
+    remote: Option<glance_download::RemoteImage>,
 }
 
 async fn import(shared: &Shared, job: &Job) -> Result<Done, Failure> {
@@ -139,7 +144,10 @@ async fn import(shared: &Shared, job: &Job) -> Result<Done, Failure> {
         .map_err(|e| Failure(format!("Image {} is gone: {e}", job.image)))?;
     match &job.method {
         Method::WebDownload { uri } => {
-            download_to_staging(shared, &image, uri).await?;
+            download_to_staging(shared, &image, FetchRequest::get(uri.as_str()), None, |e| {
+                format!("Cannot download the image data: {e}")
+            })
+            .await?;
             let (image, converted) = run_plugins(shared, image).await?;
             let mut done = import_from_staging(shared, job, &image).await?;
             done.converted = converted;
@@ -152,6 +160,30 @@ async fn import(shared: &Shared, job: &Job) -> Result<Done, Failure> {
             Ok(done)
         }
         Method::CopyImage => copy(shared, job, &image).await,
+        Method::GlanceDownload(source) => {
+            let token = job.token.as_ref();
+            let remote = glance_download::remote_image(shared, source, token, job.base_attribute)
+                .await
+                .map_err(Failure)?;
+            // The remote's formats are the image's from here on: the inspector, the
+            // conversion and the stores see them (end_import writes them).
+            let mut image = image;
+            image.disk_format = Some(remote.disk_format.clone());
+            image.container_format = Some(remote.container_format.clone());
+            let request = glance_download::file_request(&remote, token).map_err(Failure)?;
+            let url = remote.file_url.clone();
+            tracing::info!(image_id = %image.id, url = %url, "downloading the remote image");
+            let landed = download_to_staging(shared, &image, request, Some(remote.size), |e| {
+                glance_download::fetch_failure(&url, "download the image data", e)
+            })
+            .await?;
+            glance_download::check_digests(&remote, &landed.digests).map_err(Failure)?;
+            let (image, converted) = run_plugins(shared, image).await?;
+            let mut done = import_from_staging(shared, job, &image).await?;
+            done.converted = converted;
+            done.remote = Some(remote);
+            Ok(done)
+        }
     }
 }
 
@@ -206,9 +238,17 @@ fn checks(
     })
 }
 
-/// web-download's first step: the URL's bytes into the staging area, through the fetch
-/// policy (a refused URL stages nothing).
-async fn download_to_staging(shared: &Shared, image: &Image, uri: &str) -> Result<(), Failure> {
+/// web-download's and glance-download's first step: the bytes of `request` into the staging
+/// area, through the fetch policy (a refused URL stages nothing). `expected`: the size the
+/// data must have (else the response's `Content-Length`, if any); `refused` words a failed
+/// fetch.
+async fn download_to_staging(
+    shared: &Shared,
+    image: &Image,
+    request: FetchRequest,
+    expected: Option<u64>,
+    refused: impl FnOnce(FetchError) -> String,
+) -> Result<Landed, Failure> {
     let cap = shared.config.image_size_cap;
     let policy = (*shared.fetch_policy).clone().with_max_bytes(cap);
     let fetcher = Fetcher::new(
@@ -216,14 +256,16 @@ async fn download_to_staging(shared: &Shared, image: &Image, uri: &str) -> Resul
         std::sync::Arc::new(policy),
     );
     let fetched = fetcher
-        .get(uri)
+        .fetch(request)
         .await
-        .map_err(|e| Failure(format!("Cannot download the image data: {e}")))?;
-    let expected = fetched
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+        .map_err(|e| Failure(refused(e)))?;
+    let expected = expected.or_else(|| {
+        fetched
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    });
     let checks = checks(shared, image, expected, false)?;
     ingest::land(fetched.body, &*shared.staging, image.id, checks)
         .await
@@ -231,9 +273,12 @@ async fn download_to_staging(shared: &Shared, image: &Image, uri: &str) -> Resul
             IngestError::Source(e) => Failure(format!(
                 "Cannot download the image data: the origin stopped sending: {e}"
             )),
+            // Glance's words (glance-download checks the size the remote announced).
+            IngestError::SizeMismatch { expected, received } => Failure(format!(
+                "The downloaded data size {received} is different from the expected {expected}."
+            )),
             e => e.into(),
-        })?;
-    Ok(())
+        })
 }
 
 async fn import_from_staging(shared: &Shared, job: &Job, image: &Image) -> Result<Done, Failure> {
@@ -248,6 +293,7 @@ async fn import_from_staging(shared: &Shared, job: &Job, image: &Image) -> Resul
         failed: Vec::new(),
         messages: Vec::new(),
         converted: None,
+        remote: None,
     };
     for store_id in &job.stores {
         let outcome = async {
@@ -282,6 +328,7 @@ async fn copy(shared: &Shared, job: &Job, image: &Image) -> Result<Done, Failure
         failed: Vec::new(),
         messages: Vec::new(),
         converted: None,
+        remote: None,
     };
     for store_id in &job.stores {
         let outcome = async {
@@ -401,6 +448,7 @@ async fn finish(shared: &Shared, job: &Job, done: Done) {
         failed,
         messages,
         converted,
+        remote,
     } = done;
     if landed.is_empty() {
         let message = if messages.is_empty() {
@@ -432,6 +480,13 @@ async fn finish(shared: &Shared, job: &Job, done: Done) {
     let ended = shared
         .catalog
         .end_import(job.image, end, move |image| {
+            if let Some(remote) = &remote {
+                image.disk_format = Some(remote.disk_format.clone());
+                image.container_format = Some(remote.container_format.clone());
+                for (key, value) in &remote.properties {
+                    image.properties.insert(key.clone(), value.clone());
+                }
+            }
             if let Some(converted) = &converted {
                 image.disk_format = Some(converted.disk_format.clone());
             }

@@ -75,6 +75,9 @@ mod keystone;
 // Image import and tasks: stage, glance-direct, web-download, copy-image, the import lock,
 // reverts and crash recovery (issue 12).
 mod import;
+// glance-download: an image imported from another glint found in a (fake) Keystone's
+// service catalog, through the fetch policy (issue 12, §4.10).
+mod glance_download;
 // The configuration: secrets redacted, GLINT_* variables, unknown keys refused.
 mod config;
 // Operations: /metrics and promtool, dashboard and alerts, a real Prometheus, logs, healthcheck.
