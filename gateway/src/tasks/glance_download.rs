@@ -202,6 +202,28 @@ fn parse_remote(
     })
 }
 
+/// `image_property_quota` (negative: unlimited) on the local image with the remote's
+/// properties added, checked before any byte moves (Glance's save of the image refuses it).
+pub(super) fn check_property_quota(
+    local: &BTreeMap<String, String>,
+    remote: &RemoteImage,
+    quota: i64,
+) -> Result<(), String> {
+    let added = remote
+        .properties
+        .keys()
+        .filter(|k| !local.contains_key(*k))
+        .count();
+    let attempted = local.len() + added;
+    if quota >= 0 && attempted as u64 > quota as u64 {
+        return Err(format!(
+            "The limit has been exceeded on the number of allowed image properties. \
+             Attempted: {attempted}, Maximum: {quota}"
+        ));
+    }
+    Ok(())
+}
+
 /// Whether the downloaded data hashes as the remote image says it should.
 pub(super) fn check_digests(remote: &RemoteImage, digests: &Digests) -> Result<(), String> {
     let corrupt = |what: &str| {
@@ -318,6 +340,20 @@ mod tests {
         let err = parse_remote(&doc, &source(), "u", &prefixes(), is_base).unwrap_err();
         assert!(err.contains("has no disk_format"), "{err}");
         assert!(parse_remote(&json!([]), &source(), "u", &prefixes(), is_base).is_err());
+    }
+
+    #[test]
+    fn the_copied_properties_count_against_the_property_quota() {
+        let remote = parse_remote(&remote_doc(), &source(), "u", &prefixes(), is_base).unwrap();
+        assert_eq!(remote.properties.len(), 6);
+        let mut local = BTreeMap::new();
+        local.insert("hw_disk_bus".to_owned(), "ide".to_owned());
+        local.insert("mine".to_owned(), "x".to_owned());
+        // 2 local + 5 new (hw_disk_bus is replaced, not added).
+        assert!(check_property_quota(&local, &remote, 7).is_ok());
+        assert!(check_property_quota(&local, &remote, -1).is_ok());
+        let err = check_property_quota(&local, &remote, 6).unwrap_err();
+        assert!(err.ends_with("Attempted: 7, Maximum: 6"), "{err}");
     }
 
     #[test]

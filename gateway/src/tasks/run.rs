@@ -165,6 +165,12 @@ async fn import(shared: &Shared, job: &Job) -> Result<Done, Failure> {
             let remote = glance_download::remote_image(shared, source, token, job.base_attribute)
                 .await
                 .map_err(Failure)?;
+            glance_download::check_property_quota(
+                &image.properties,
+                &remote,
+                shared.config.image_property_quota,
+            )
+            .map_err(Failure)?;
             // The remote's formats are the image's from here on: the inspector, the
             // conversion and the stores see them (end_import writes them).
             let mut image = image;

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use glint_tests::fake_keystone::FakeKeystone;
+use glint_tests::origin::{Behaviour, Origin};
 use glint_tests::{digest_hex, md5_hex, poll_until, random_bytes, Resp, TestServer};
 use serde_json::{json, Value};
 
@@ -212,6 +213,84 @@ fn failures_revert_the_image_and_say_why() {
         "Source image status should be active instead of queued"
     );
     // Nothing was left in staging.
+    let staging = r.local.data_dir().join("staging");
+    poll_until(Duration::from_secs(20), "an empty staging folder", || {
+        std::fs::read_dir(&staging)
+            .map(|d| d.count() == 0)
+            .unwrap_or(true)
+            .then_some(())
+    });
+}
+
+#[test]
+fn data_unlike_the_remote_metadata_fails_and_leaves_nothing() {
+    // A stand-in remote Image service whose data disagrees with its metadata.
+    let origin = Origin::start();
+    let keystone = FakeKeystone::start();
+    keystone.add_image_endpoint("RegionTwo", "public", &origin.url(""));
+    let local = TestServer::start_with_config(&format!(
+        "enabled_import_methods = [\"glance-download\"]\n\
+         [import_filtering_opts]\nallowed_hosts = [\"127.0.0.1\"]\nallowed_ports = [{}]\n{}",
+        origin.port(),
+        keystone.glint_config()
+    ));
+    let r = Regions {
+        token: keystone.issue("alice", "proj-a", &["member"], HOUR),
+        keystone,
+        remote: TestServer::start(),
+        local,
+    };
+    let data = random_bytes(100_000, 43);
+    let cases = [
+        // (remote image id, size announced, md5 announced, behaviour, expected message)
+        (
+            "11111111-1111-4111-8111-111111111111",
+            data.len(),
+            md5_hex(b"other bytes"),
+            Behaviour::Normal,
+            "The downloaded data's checksum differs from the remote image's",
+        ),
+        (
+            "22222222-2222-4222-8222-222222222222",
+            data.len() + 10,
+            md5_hex(&data),
+            Behaviour::Normal,
+            "The downloaded data size 100000 is different from the expected 100010.",
+        ),
+        (
+            "33333333-3333-4333-8333-333333333333",
+            data.len(),
+            md5_hex(&data),
+            Behaviour::CutAfter(5000),
+            "the origin stopped sending",
+        ),
+    ];
+    let id = r.create(json!({"disk_format": "raw", "container_format": "bare"}));
+    for (remote_id, size, checksum, behaviour, expected) in cases {
+        let doc = json!({"id": remote_id, "status": "active", "size": size,
+                         "disk_format": "raw", "container_format": "bare",
+                         "checksum": checksum, "hw_disk_bus": "virtio"});
+        origin.put(
+            &format!("/v2/images/{remote_id}"),
+            doc.to_string().into_bytes(),
+        );
+        origin.put_with(
+            &format!("/v2/images/{remote_id}/file"),
+            data.clone(),
+            behaviour,
+        );
+        r.import(&id, download_body(remote_id, "RegionTwo"))
+            .expect_status(202);
+        let task = r.wait_task(&id);
+        assert_eq!(task["status"], "failure", "{task}");
+        let message = task["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{expected:?} in {message:?}");
+        let image = r.image(&id);
+        assert_eq!(image["status"], "queued", "{image}");
+        assert!(image.get("hw_disk_bus").is_none(), "{image}");
+        assert_eq!(image["checksum"], Value::Null);
+        assert_eq!(origin.hits(&format!("/v2/images/{remote_id}/file")), 1);
+    }
     let staging = r.local.data_dir().join("staging");
     poll_until(Duration::from_secs(20), "an empty staging folder", || {
         std::fs::read_dir(&staging)
