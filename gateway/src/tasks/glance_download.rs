@@ -114,13 +114,31 @@ pub(super) async fn remote_image(
         .map_err(|e| format!("Cannot read the remote image's metadata from {url}: {e}"))?;
     let document: Value = serde_json::from_slice(&body)
         .map_err(|_| format!("The remote image's metadata from {url} is not JSON."))?;
-    parse_remote(
+    let remote = parse_remote(
         &document,
         source,
         &format!("{url}/file"),
         &shared.config.glance_download_properties.extra_properties,
         base_attribute,
-    )
+    )?;
+    // The local image takes the remote's formats: they must be formats of this site.
+    let config = &shared.config;
+    for (key, value, allowed) in [
+        ("disk_format", &remote.disk_format, &config.disk_formats),
+        (
+            "container_format",
+            &remote.container_format,
+            &config.container_formats,
+        ),
+    ] {
+        if !allowed.contains(value) {
+            return Err(format!(
+                "The remote image's {key} {value} is not one of this site's {key}s: {}",
+                allowed.join(", ")
+            ));
+        }
+    }
+    Ok(remote)
 }
 
 /// The remote image's data request: `…/file` with the caller's token.

@@ -266,6 +266,24 @@ fn data_unlike_the_remote_metadata_fails_and_leaves_nothing() {
         ),
     ];
     let id = r.create(json!({"disk_format": "raw", "container_format": "bare"}));
+    // A remote disk_format this site does not allow: refused before any data moves.
+    let odd = "44444444-4444-4444-8444-444444444444";
+    origin.put(
+        &format!("/v2/images/{odd}"),
+        json!({"id": odd, "status": "active", "size": 3, "disk_format": "floppy",
+               "container_format": "bare"})
+        .to_string()
+        .into_bytes(),
+    );
+    r.import(&id, download_body(odd, "RegionTwo"))
+        .expect_status(202);
+    let task = r.wait_task(&id);
+    let message = task["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("The remote image's disk_format floppy is not one of this site's"),
+        "{message}"
+    );
+    assert_eq!(origin.hits(&format!("/v2/images/{odd}/file")), 0);
     for (remote_id, size, checksum, behaviour, expected) in cases {
         let doc = json!({"id": remote_id, "status": "active", "size": size,
                          "disk_format": "raw", "container_format": "bare",
