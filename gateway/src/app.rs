@@ -141,6 +141,7 @@ impl App {
             Arc::clone(&catalog),
             stores.clone(),
             Arc::clone(&hash_pool),
+            auth.catalog_source(),
         )
         .map_err(io("import thread and staging folder"))?;
         Ok(App {

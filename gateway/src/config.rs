@@ -34,7 +34,10 @@ use serde::{Deserialize, Serialize};
 pub use database::DatabaseConfig;
 pub use glance::{GlanceOption, GlanceReport, Verdict};
 pub use glance_ini::IniError;
-pub use import::{ImageConversion, ImportFilteringOpts, InjectMetadataProperties, IMPORT_PLUGINS};
+pub use import::{
+    GlanceDownloadProperties, ImageConversion, ImportFilteringOpts, InjectMetadataProperties,
+    IMPORT_PLUGINS,
+};
 pub use keystone::{AuthConfig, KeystoneSettings, Strategy};
 pub use load::{UnknownName, NOT_SETTINGS};
 pub use secret::{Secret, REDACTED};
@@ -191,7 +194,8 @@ pub struct Config {
     pub image_location_quota: i64,
     /// Import methods offered by `POST /v2/images/{id}/import` and listed by
     /// `/v2/info/import` (Glance `enabled_import_methods`: `glance-direct`, `web-download`,
-    /// `copy-image`). `PUT /stage` needs `glance-direct`.
+    /// `copy-image` by default; `glance-download` when named). `PUT /stage` needs
+    /// `glance-direct`; `glance-download` needs Keystone auth (the service catalog).
     pub enabled_import_methods: Vec<String>,
     /// Folder of staged data (`PUT /stage`), one file per image (Glance `node_staging_uri`);
     /// unset: `<data_dir>/staging`. Staged data is node-local: imports of it run here.
@@ -218,10 +222,21 @@ pub struct Config {
     pub image_conversion: ImageConversion,
     /// The `inject_image_metadata` plugin's settings (Glance `[inject_metadata_properties]`).
     pub inject_metadata_properties: InjectMetadataProperties,
+    /// What a `glance-download` import copies from the remote image (Glance
+    /// `[glance_download_properties]`).
+    pub glance_download_properties: GlanceDownloadProperties,
 }
 
 /// The import methods glint implements, in Glance's order.
-pub const IMPORT_METHODS: &[&str] = &["glance-direct", "web-download", "copy-image"];
+pub const IMPORT_METHODS: &[&str] = &[
+    "glance-direct",
+    "web-download",
+    "copy-image",
+    "glance-download",
+];
+
+/// The import methods enabled by default (Glance's default: `glance-download` is opt-in).
+pub const DEFAULT_IMPORT_METHODS: &[&str] = &["glance-direct", "web-download", "copy-image"];
 
 /// Per-project limits, as Keystone's registered limits (defaults) and project limits
 /// (overrides) would give them to Glance. Negative means unlimited; sizes are MiB.
@@ -352,7 +367,10 @@ impl Default for Config {
             show_image_direct_url: false,
             do_secure_hash: true,
             image_location_quota: 10,
-            enabled_import_methods: IMPORT_METHODS.iter().map(|m| m.to_string()).collect(),
+            enabled_import_methods: DEFAULT_IMPORT_METHODS
+                .iter()
+                .map(|m| m.to_string())
+                .collect(),
             node_staging_dir: None,
             import_workers: 4,
             import_lease_seconds: 60,
@@ -361,6 +379,7 @@ impl Default for Config {
             image_import_plugins: Vec::new(),
             image_conversion: ImageConversion::default(),
             inject_metadata_properties: InjectMetadataProperties::default(),
+            glance_download_properties: GlanceDownloadProperties::default(),
         }
     }
 }
@@ -563,10 +582,7 @@ impl Config {
             if !IMPORT_METHODS.contains(&method.as_str()) {
                 return Err(invalid(
                     "enabled_import_methods",
-                    format!(
-                        "{method:?} is not one of {} (glint does not implement glance-download)",
-                        IMPORT_METHODS.join(", ")
-                    ),
+                    format!("{method:?} is not one of {}", IMPORT_METHODS.join(", ")),
                 ));
             }
         }

@@ -4,6 +4,8 @@
 # `[auth] strategy = "keystone"`, registered in the catalog; then the real `openstack` CLI and
 # openstacksdk under different users: who can see, download, create and share what, which
 # tokens are refused, and what system- and domain-scoped tokens get on every image route.
+# A second glint is RegionTwo's Image service: `glance image-create-via-import --import-method
+# glance-download` copies an image from it, found through the real catalog.
 #
 # Usage: tests/e2e/keystone.sh       (VENV, GLINT_BIN optional; as tests/e2e/cli.sh)
 # Prints one line per check and ends with exactly "N passed, M failed" (exit 1 if M > 0).
@@ -21,8 +23,8 @@ source "$HERE/keystone_lib.sh"
 start_keystone || { summary; exit 1; }
 
 # --- glint, validating tokens with Keystone -------------------------------------------------
-GLINT_CONFIG="$WORK/glint.toml"
-cat >"$GLINT_CONFIG" <<EOF
+AUTH_CONFIG="$WORK/auth.toml"
+cat >"$AUTH_CONFIG" <<EOF
 [auth]
 strategy = "keystone"
 
@@ -38,11 +40,51 @@ project_domain_name = "Default"
 # Short, so that the revoked-token check below does not wait the default 300 s.
 token_cache_time = 3
 EOF
+
+# RegionTwo's Image service: a second glint with the same Keystone, stopped by PID on exit.
+REGION2_PID=""
+more_cleanup() {
+  [ -n "$REGION2_PID" ] || return 0
+  kill -TERM "$REGION2_PID" 2>/dev/null || true
+  local deadline=$((SECONDS + 15))
+  while kill -0 "$REGION2_PID" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
+  kill -KILL "$REGION2_PID" 2>/dev/null || true
+  wait "$REGION2_PID" 2>/dev/null || true
+  REGION2_PID=""
+}
+mkdir -p "$WORK/region2"
+"$BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/region2" --config "$AUTH_CONFIG" \
+  >"$WORK/region2.stdout" 2>>"$WORK/region2.log" &
+REGION2_PID=$!
+REGION2_URL=""
+deadline=$((SECONDS + 30))
+while [ $SECONDS -lt $deadline ] && kill -0 "$REGION2_PID" 2>/dev/null; do
+  REGION2_URL="$(sed -n 's/^listening on \(http:[^[:space:]]*\).*/\1/p' "$WORK/region2.stdout" | head -n1)"
+  [ -n "$REGION2_URL" ] && break
+  sleep 0.05
+done
+if [ -z "$REGION2_URL" ]; then
+  not_ok "RegionTwo's glint listens" "$(tail -n 20 "$WORK/region2.log")"
+  summary
+  exit 1
+fi
+ok "RegionTwo's glint listening on $REGION2_URL"
+
+# RegionOne's glint offers glance-download and may reach RegionTwo's on loopback (the catalog's
+# endpoint meets [import_filtering_opts] like any URL glint fetches).
+GLINT_CONFIG="$WORK/glint.toml"
+{
+  echo 'enabled_import_methods = ["glance-direct", "web-download", "copy-image", "glance-download"]'
+  cat "$AUTH_CONFIG"
+  echo '[import_filtering_opts]'
+  echo 'allowed_hosts = ["127.0.0.1"]'
+  echo "allowed_ports = [${REGION2_URL##*:}]"
+} >"$GLINT_CONFIG"
 start_server || { summary; exit 1; }
 
-check_cmd "projects, users, roles and the image endpoint created" \
-  "$VENV/bin/python" "$HERE/keystone_setup.py" "$KS_URL" "$ADMIN_PASSWORD" "$URL" "$PASSWORD" ||
-  { summary; exit 1; } || true
+check_cmd "projects, users, roles and the image endpoints of both regions created" \
+  "$VENV/bin/python" "$HERE/keystone_setup.py" "$KS_URL" "$ADMIN_PASSWORD" "$URL" "$PASSWORD" \
+  "$REGION2_URL" || { summary; exit 1; } || true
 declare -A PROJECT
 while IFS='=' read -r name id; do PROJECT[$name]="$id"; done <<<"$OUT"
 PROJ_A="${PROJECT[proj-a]:-}"
@@ -62,7 +104,7 @@ as() {
   HOME="$WORK/home" OS_AUTH_URL="$KS_URL" OS_IDENTITY_API_VERSION=3 OS_IMAGE_API_VERSION=2 \
     OS_USERNAME="$user" OS_PASSWORD="$password" OS_PROJECT_NAME="$project" \
     OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default OS_INTERFACE=public \
-    OS_REGION_NAME=RegionOne "$VENV/bin/openstack" "$@"
+    OS_REGION_NAME="${REGION:-RegionOne}" "$VENV/bin/openstack" "$@"
 }
 token_of() { as "$1" token issue -f value -c id; }
 status_with_token() { curl -s -o /dev/null -w '%{http_code}' -H "X-Auth-Token: $1" "$URL$2"; }
@@ -280,6 +322,71 @@ check_eq "... refused (403)" "1" "$(printf '%s\n' "$OUT" | grep -c '403' || true
 check_fails "bob cannot add a tag to it" md bob md-tag-create OS::Public::A --name bobs
 check_cmd "admin deletes both namespaces" md admin md-namespace-delete OS::Private::A || true
 check_cmd "... and the public one" md admin md-namespace-delete OS::Public::A || true
+
+# --- glance-download: RegionTwo's image imported into RegionOne through the catalog ----------
+head -c 1500000 /dev/urandom >"$WORK/remote.raw"
+REMOTE_MD5="$(md5sum "$WORK/remote.raw" | cut -d' ' -f1)"
+REMOTE_ID=""
+if REGION=RegionTwo check_cmd "alice uploads an image to RegionTwo" as alice image create \
+  --disk-format raw --container-format bare --property hw_disk_bus=virtio \
+  --property os_distro=cirros --property note=stays-remote --file "$WORK/remote.raw" -f json remote-a; then
+  REMOTE_ID="$(printf '%s' "$OUT" | json_get id)"
+fi
+ALICE_TOKEN="$(token_of alice)"
+check_eq "it is in RegionTwo's glint" 200 "$(curl -s -o /dev/null -w '%{http_code}' \
+  -H "X-Auth-Token: $ALICE_TOKEN" "$REGION2_URL/v2/images/$REMOTE_ID")"
+check_eq "not in RegionOne's" 404 "$(status_with_token "$ALICE_TOKEN" "/v2/images/$REMOTE_ID")"
+# glance_tty USER ARGS...: python-glanceclient as USER on a terminal (a pty), as a user at a
+# shell: it takes any other stdin for image data, which glance-download refuses.
+glance_tty() {
+  local user="$1" project=proj-a
+  shift
+  [ "$user" = bob ] && project=proj-b
+  python3 -c 'import os, pty, sys; sys.exit(os.waitstatus_to_exitcode(pty.spawn(sys.argv[1:])))' \
+    env HOME="$WORK/home" OS_AUTH_URL="$KS_URL" OS_USERNAME="$user" OS_PASSWORD="$PASSWORD" \
+    OS_PROJECT_NAME="$project" OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default \
+    OS_INTERFACE=public OS_REGION_NAME=RegionOne "$VENV/bin/glance" "$@"
+}
+check_cmd "glance image-create-via-import --import-method glance-download --remote-region RegionTwo" \
+  glance_tty alice image-create-via-import --name via-glance-download --disk-format raw \
+  --container-format bare --import-method glance-download --remote-region RegionTwo \
+  --remote-image-id "$REMOTE_ID" || true
+GD_ID="$(as alice image show via-glance-download -f value -c id 2>/dev/null || true)"
+gd_status=""
+deadline=$((SECONDS + 60))
+while [ -n "$GD_ID" ] && [ $SECONDS -lt $deadline ]; do
+  gd_status="$(curl -s -H "X-Auth-Token: $ALICE_TOKEN" "$URL/v2/images/$GD_ID" | json_get status)"
+  [ "$gd_status" = active ] && break
+  sleep 0.2
+done
+check_eq "the imported image becomes active in RegionOne" active "$gd_status"
+check_cmd "alice shows it" as alice image show "$GD_ID" -f json || true
+check_eq "… its checksum is the RegionTwo file's md5" "$REMOTE_MD5" "$(printf '%s' "$OUT" | json_get checksum)"
+check_eq "… hw_disk_bus and os_distro copied, note not" "virtio cirros -" \
+  "$(printf '%s' "$OUT" | python3 -c 'import json,sys; p=json.load(sys.stdin)["properties"]; print(p.get("hw_disk_bus"), p.get("os_distro"), p.get("note", "-"))')"
+check_cmd "alice downloads it from RegionOne" as alice image save --file "$WORK/gd.raw" "$GD_ID" || true
+check_eq "the download's md5 is the RegionTwo file's" "$REMOTE_MD5" \
+  "$(md5sum "$WORK/gd.raw" 2>/dev/null | cut -d' ' -f1)"
+# A region the catalog does not have: accepted, and the task fails saying so (as Glance).
+NOWHERE_ID="$(curl -s -X POST -H "X-Auth-Token: $ALICE_TOKEN" -H 'Content-Type: application/json' \
+  -d '{"name": "gd-nowhere", "disk_format": "raw", "container_format": "bare"}' \
+  "$URL/v2/images" | json_get id)"
+check_cmd "glance image-import --import-method glance-download --remote-region RegionNine" \
+  glance_tty alice image-import "$NOWHERE_ID" --import-method glance-download --remote-region RegionNine \
+  --remote-image-id "$REMOTE_ID" || true
+task_message=""
+deadline=$((SECONDS + 30))
+while [ $SECONDS -lt $deadline ]; do
+  task_message="$(curl -s -H "X-Auth-Token: $ALICE_TOKEN" "$URL/v2/images/$NOWHERE_ID/tasks" |
+    python3 -c 'import json,sys; t=json.load(sys.stdin)["tasks"]; print(t[-1]["message"] if t and t[-1]["status"]=="failure" else "")')"
+  [ -n "$task_message" ] && break
+  sleep 0.2
+done
+check_eq "… its task fails naming the region" "public glance endpoint not found for region RegionNine" \
+  "$task_message"
+check_eq "… and the image is queued again" queued \
+  "$(curl -s -H "X-Auth-Token: $ALICE_TOKEN" "$URL/v2/images/$NOWHERE_ID" | json_get status)"
+more_cleanup
 stop_server
 summary
 [ "$FAIL" -eq 0 ]

@@ -8,6 +8,8 @@ fi
 
 KEYSTONE_PID=""
 extra_cleanup() {
+  # A caller with more to stop before Keystone (keystone.sh's second region) defines this.
+  if declare -F more_cleanup >/dev/null; then more_cleanup || true; fi
   if [ -n "$KEYSTONE_PID" ]; then
     kill -TERM "$KEYSTONE_PID" 2>/dev/null || true
     local deadline=$((SECONDS + 15))

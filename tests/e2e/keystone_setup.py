@@ -1,9 +1,10 @@
 """Creates what the Keystone end-to-end test needs, in one process (the `openstack` CLI costs
 seconds per call here): the `service` role, projects, users with their roles (on projects, on
 the system, on the Default domain), and the image service with glint's endpoints in the
-catalog.
+catalog. With REGION_TWO_URL, a second region, RegionTwo, whose Image service is another
+glint (for glance-download).
 
-Usage: keystone_setup.py KEYSTONE_URL ADMIN_PASSWORD GLINT_URL USERS_PASSWORD
+Usage: keystone_setup.py KEYSTONE_URL ADMIN_PASSWORD GLINT_URL USERS_PASSWORD [REGION_TWO_URL]
 """
 
 import sys
@@ -15,6 +16,7 @@ from keystoneclient.v3 import client
 
 def main():
     keystone_url, admin_password, glint_url, password = sys.argv[1:5]
+    region_two_url = sys.argv[5] if len(sys.argv) > 5 else None
     auth = v3.Password(
         auth_url=keystone_url,
         username="admin",
@@ -60,6 +62,10 @@ def main():
     service = ks.services.create("glance", "image", description="glint")
     for interface in ("public", "internal", "admin"):
         ks.endpoints.create(service, glint_url, interface=interface, region="RegionOne")
+    if region_two_url:
+        ks.regions.create(id="RegionTwo")
+        for interface in ("public", "internal", "admin"):
+            ks.endpoints.create(service, region_two_url, interface=interface, region="RegionTwo")
 
     # Project ids, for the test to name members.
     for name, project in projects.items():

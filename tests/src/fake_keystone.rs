@@ -7,7 +7,8 @@
 //!   `201` with `X-Subject-Token`.
 //! - `GET /v3/auth/tokens` with `X-Auth-Token` (a service token it issued) and
 //!   `X-Subject-Token`: `200` with the token body, `404` for an unknown or expired subject,
-//!   `401` for an unknown service token — Keystone's answers.
+//!   `401` for an unknown service token — Keystone's answers. Without `?nocatalog` the body
+//!   carries the service catalog ([`FakeKeystone::add_image_endpoint`]), as Keystone's does.
 //!
 //! One request per connection (`Connection: close`), on a thread per connection.
 
@@ -43,6 +44,10 @@ struct State {
     service_tokens: Vec<String>,
     logins: usize,
     next: u64,
+    /// `image` endpoints: (region, interface, url).
+    image_endpoints: Vec<(String, String, String)>,
+    /// Validations that asked for the catalog.
+    catalog_requests: usize,
 }
 
 /// A running fake Keystone on 127.0.0.1; stops accepting when dropped.
@@ -184,6 +189,20 @@ impl FakeKeystone {
         self.down.store(down, Ordering::SeqCst);
     }
 
+    /// Adds an `image` service endpoint to every token's catalog.
+    pub fn add_image_endpoint(&self, region: &str, interface: &str, url: &str) {
+        self.state.lock().expect("state").image_endpoints.push((
+            region.into(),
+            interface.into(),
+            url.into(),
+        ));
+    }
+
+    /// How many validations asked for the catalog (no `?nocatalog`).
+    pub fn catalog_requests(&self) -> usize {
+        self.state.lock().expect("state").catalog_requests
+    }
+
     /// Requests answered so far.
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
@@ -218,10 +237,11 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
     if reader.read_exact(&mut body).is_err() {
         return;
     }
-    let path = path.split('?').next().unwrap_or("");
+    let (path, query) = path.split_once('?').unwrap_or((path.as_str(), ""));
+    let with_catalog = !query.split('&').any(|q| q == "nocatalog");
     let (status, extra, body) = match (method.as_str(), path) {
         ("POST", "/v3/auth/tokens") => login(state, &body),
-        ("GET", "/v3/auth/tokens") => validate(state, &headers),
+        ("GET", "/v3/auth/tokens") => validate(state, &headers, with_catalog),
         _ => (404, Vec::new(), json!({"error": {"code": 404}})),
     };
     let body = body.to_string();
@@ -271,6 +291,7 @@ fn login(state: &Mutex<State>, body: &[u8]) -> (u16, Vec<(String, String)>, Valu
 fn validate(
     state: &Mutex<State>,
     headers: &HashMap<String, String>,
+    with_catalog: bool,
 ) -> (u16, Vec<(String, String)>, Value) {
     let mut st = state.lock().expect("state");
     let service_ok = headers
@@ -281,8 +302,31 @@ fn validate(
     }
     let subject = headers.get("x-subject-token").cloned().unwrap_or_default();
     *st.validations.entry(subject.clone()).or_default() += 1;
+    if with_catalog {
+        st.catalog_requests += 1;
+    }
     match st.tokens.get(&subject) {
-        Some(t) if t.expires_at > SystemTime::now() => (200, Vec::new(), body_of(t)),
+        Some(t) if t.expires_at > SystemTime::now() => {
+            let mut body = body_of(t);
+            if with_catalog {
+                let endpoints: Vec<Value> = st
+                    .image_endpoints
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (region, interface, url))| {
+                        json!({"id": format!("ep-{i}"), "interface": interface,
+                               "region_id": region, "region": region, "url": url})
+                    })
+                    .collect();
+                body["token"]["catalog"] = json!([
+                    {"type": "identity", "name": "keystone", "id": "svc-keystone",
+                     "endpoints": []},
+                    {"type": "image", "name": "glance", "id": "svc-glance",
+                     "endpoints": endpoints}
+                ]);
+            }
+            (200, Vec::new(), body)
+        }
         _ => (404, Vec::new(), json!({"error": {"code": 404}})),
     }
 }

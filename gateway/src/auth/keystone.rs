@@ -19,6 +19,7 @@ use http::{HeaderMap, StatusCode};
 
 use self::cache::{cache_key, keep_until, TokenCache};
 use self::client::{Client, Identity, Outcome};
+use super::catalog::ServiceCatalog;
 use super::AuthError;
 use crate::config::KeystoneSettings;
 use crate::context::RequestContext;
@@ -38,7 +39,7 @@ pub struct Keystone {
     www_authenticate: String,
     service_token_roles: Vec<String>,
     service_token_roles_required: bool,
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: Arc<Mutex<mpsc::Sender<Job>>>,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -70,7 +71,7 @@ impl Keystone {
             www_authenticate: settings.www_authenticate(),
             service_token_roles: settings.service_token_roles.clone(),
             service_token_roles_required: settings.service_token_roles_required,
-            jobs: Mutex::new(jobs),
+            jobs: Arc::new(Mutex::new(jobs)),
         })
     }
 
@@ -112,6 +113,15 @@ impl Keystone {
         })
     }
 
+    /// A handle that fetches tokens' service catalogs on the validator threads (for the
+    /// import thread's glance-download).
+    pub fn catalog_source(&self) -> CatalogSource {
+        CatalogSource {
+            client: Arc::clone(&self.client),
+            jobs: Arc::clone(&self.jobs),
+        }
+    }
+
     fn unauthorized(&self) -> ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, UNAUTHORIZED)
             .with_header(http::header::WWW_AUTHENTICATE, &self.www_authenticate)
@@ -148,6 +158,59 @@ impl Keystone {
             Some(Outcome::Valid(identity)) => Ok(identity),
             Some(Outcome::Invalid) => Err(self.unauthorized()),
             Some(Outcome::Unavailable(_)) | None => Err(unavailable()),
+        }
+    }
+}
+
+/// Why a token's catalog could not be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogError {
+    /// Keystone says the token is not valid (any more).
+    #[error("Keystone no longer accepts the request's token (it expired or was revoked)")]
+    InvalidToken,
+    /// Keystone could not be asked or answered something unusable.
+    #[error("the identity service could not give the service catalog: {0}")]
+    Unavailable(String),
+}
+
+/// Fetches the service catalog of a token, on the validator threads: one Keystone round
+/// trip per call, never cached (only glance-download asks, once per import).
+#[derive(Clone)]
+pub struct CatalogSource {
+    client: Arc<Client>,
+    jobs: Arc<Mutex<mpsc::Sender<Job>>>,
+}
+
+impl std::fmt::Debug for CatalogSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogSource")
+            .field("auth_url", &self.client.v3_url())
+            .finish()
+    }
+}
+
+impl CatalogSource {
+    /// The service catalog of `token` (a user's token; never logged).
+    pub async fn catalog(&self, token: &str) -> Result<ServiceCatalog, CatalogError> {
+        let (answer, answered) = futures_channel::oneshot::channel();
+        let client = Arc::clone(&self.client);
+        let token = token.to_owned();
+        let job: Job = Box::new(move || {
+            let _ = answer.send(client.catalog(&token));
+        });
+        if lock(&self.jobs).send(job).is_err() {
+            return Err(CatalogError::Unavailable(
+                "the validator threads are gone".into(),
+            ));
+        }
+        match answered.await {
+            Ok(Ok(catalog)) => Ok(catalog),
+            Ok(Err(Outcome::Invalid)) => Err(CatalogError::InvalidToken),
+            Ok(Err(Outcome::Unavailable(why))) => Err(CatalogError::Unavailable(why)),
+            Ok(Err(Outcome::Valid(_))) | Err(_) => Err(CatalogError::Unavailable(
+                "the validator thread gave no answer".into(),
+            )),
         }
     }
 }

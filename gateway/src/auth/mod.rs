@@ -12,6 +12,7 @@
 //! The version documents and `/healthcheck` are answered without a token, as Glance answers
 //! them ahead of its auth middleware.
 
+pub mod catalog;
 pub mod keystone;
 
 use http::HeaderMap;
@@ -54,6 +55,15 @@ impl Auth {
                 let settings = keystone.ok_or(AuthError::NoKeystoneSettings)?;
                 Ok(Auth::Keystone(keystone::Keystone::start(settings)?))
             }
+        }
+    }
+
+    /// Where tokens' service catalogs come from: Keystone's, or none without auth (then
+    /// nothing that needs a catalog, glance-download, can work).
+    pub fn catalog_source(&self) -> Option<keystone::CatalogSource> {
+        match self {
+            Auth::Noauth => None,
+            Auth::Keystone(keystone) => Some(keystone.catalog_source()),
         }
     }
 

@@ -733,9 +733,6 @@ fn classify(
         }
         ("DEFAULT", "enabled_import_methods") => {
             let methods = import::bounded_list(text);
-            if methods.iter().any(|m| m == "glance-download") {
-                return unsupported("glint does not implement the glance-download import method");
-            }
             if let Some(other) = methods
                 .iter()
                 .find(|m| !crate::config::IMPORT_METHODS.contains(&m.as_str()))

@@ -95,3 +95,28 @@ impl Default for InjectMetadataProperties {
         }
     }
 }
+
+/// Glance's `[glance_download_properties]`: which of the remote image's properties a
+/// `glance-download` import copies (besides `disk_format` and `container_format`).
+///
+/// ```toml
+/// [glance_download_properties]
+/// extra_properties = ["hw_", "trait:", "os_distro", "os_secure_boot", "os_type"]
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GlanceDownloadProperties {
+    /// Prefixes of the property names copied (Glance's default). `os_glance*` properties are
+    /// never copied (reserved), whatever the prefix.
+    pub extra_properties: Vec<String>,
+}
+
+impl Default for GlanceDownloadProperties {
+    fn default() -> Self {
+        GlanceDownloadProperties {
+            extra_properties: ["hw_", "trait:", "os_distro", "os_secure_boot", "os_type"]
+                .map(str::to_owned)
+                .to_vec(),
+        }
+    }
+}

@@ -20,6 +20,7 @@ use super::stage_host::{self, StageHost};
 use super::{empty_response, json_response, parse_image_id};
 use crate::app::App;
 use crate::body::Body;
+use crate::config::Secret;
 use crate::context::RequestContext;
 use crate::datapath::ingest::{self, Checks, Guard, IngestError};
 use crate::error::ApiError;
@@ -27,6 +28,7 @@ use crate::net::fetch::FetchPolicy;
 use crate::net::url::FetchUrl;
 use crate::policy::{self, Rule, Target};
 use crate::store::Store;
+use crate::tasks::glance_download::Source;
 use crate::tasks::{later, lease, Job, Method};
 
 /// `GET /v2/info/import`.
@@ -193,6 +195,9 @@ pub async fn stage(
 /// The import request, checked.
 struct ImportRequest {
     method: Method,
+    /// What is wrong with a glance-download `method`: Glance checks it after the image's
+    /// status and formats, so it is answered then.
+    method_error: Option<ApiError>,
     stores: Vec<String>,
     all_stores: bool,
     all_stores_must_succeed: bool,
@@ -223,8 +228,20 @@ fn parse_import(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<ImportReq
     if !enabled(app, name) {
         return Err(bad(format!("Unknown import method name '{name}'.")));
     }
+    let mut method_error = None;
     let method = match name {
         "glance-direct" => Method::GlanceDirect,
+        "glance-download" => match glance_download_source(method) {
+            Ok(source) => Method::GlanceDownload(source),
+            Err(e) => {
+                method_error = Some(e);
+                Method::GlanceDownload(Source {
+                    region: String::new(),
+                    image_id: uuid::Uuid::nil(),
+                    interface: String::new(),
+                })
+            }
+        },
         "copy-image" => Method::CopyImage,
         "web-download" => Method::WebDownload {
             uri: method
@@ -295,8 +312,17 @@ fn parse_import(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<ImportReq
             Some(_) => {}
         }
     }
+    let mut body = body;
+    if let Method::GlanceDownload(source) = &method {
+        // Glance records the default interface in the task's input.
+        if let Some(m) = body.get_mut("method").and_then(Value::as_object_mut) {
+            m.entry("glance_service_interface")
+                .or_insert_with(|| Value::String(source.interface.clone()));
+        }
+    }
     Ok(ImportRequest {
         method,
+        method_error,
         stores,
         all_stores,
         all_stores_must_succeed,
@@ -335,7 +361,12 @@ pub async fn import(
     if image.status != ImageStatus::Active && copy {
         return conflict("Only images with status active can be targeted for copying".into());
     }
-    if image.status != ImageStatus::Queued && matches!(request.method, Method::WebDownload { .. }) {
+    if image.status != ImageStatus::Queued
+        && matches!(
+            request.method,
+            Method::WebDownload { .. } | Method::GlanceDownload(_)
+        )
+    {
         return conflict(format!(
             "Image needs to be in 'queued' state to use '{name}' method"
         ));
@@ -350,6 +381,9 @@ pub async fn import(
     }
     if image.disk_format.is_none() {
         return conflict("'disk_format' needs to be set before import".into());
+    }
+    if let Some(e) = request.method_error {
+        return Err(e);
     }
     let rule = if copy {
         Rule::CopyImage
@@ -457,6 +491,12 @@ pub async fn import(
     } else {
         Default::default()
     };
+    // glance-download sends the caller's token on (to Keystone for the catalog, to the
+    // remote Image service), as Glance's task does with its request context.
+    let token = matches!(request.method, Method::GlanceDownload(_))
+        .then(|| headers.get("x-auth-token").and_then(|v| v.to_str().ok()))
+        .flatten()
+        .map(Secret::new);
     app.imports.submit(Job {
         image: id,
         task: task_id,
@@ -464,9 +504,57 @@ pub async fn import(
         stores,
         all_stores_must_succeed: request.all_stores_must_succeed,
         inject,
+        token,
+        base_attribute: super::images::is_base,
     });
     tracing::info!(image_id = %id, task = %task_id, method = name, "import accepted");
     Ok(empty_response(StatusCode::ACCEPTED))
+}
+
+/// glance-download's `method` fields, checked as Glance checks them (400): `glance_region`
+/// and `glance_image_id` present, the id a UUID; `glance_service_interface` defaults to
+/// `public`. Beyond Glance (which fails the task later), a region or interface that is not a
+/// string is refused here.
+fn glance_download_source(method: &Value) -> Result<Source, ApiError> {
+    let field = |key: &str| method.get(key);
+    let Some(region) = field("glance_region") else {
+        return Err(bad(
+            "'glance_region' needs to be set for glance-download import method",
+        ));
+    };
+    let Some(image_id) = field("glance_image_id") else {
+        return Err(bad(
+            "'glance_image_id' needs to be set for glance-download import method",
+        ));
+    };
+    let image_id = match image_id {
+        Value::String(text) => text.parse::<uuid::Uuid>().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        let shown = image_id
+            .as_str()
+            .map_or_else(|| image_id.to_string(), str::to_owned);
+        bad(format!(
+            "Remote image id does not look like a UUID: {shown}"
+        ))
+    })?;
+    let text = |key: &str, value: &Value| -> Result<String, ApiError> {
+        value
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| bad(format!("Invalid value for {key}: must be a string.")))
+    };
+    let region = text("glance_region", region)?;
+    let interface = match field("glance_service_interface") {
+        None => "public".to_owned(),
+        Some(value) => text("glance_service_interface", value)?,
+    };
+    Ok(Source {
+        region,
+        image_id,
+        interface,
+    })
 }
 
 /// web-download's URI through `[import_filtering_opts]` (scheme, host and port, without a
@@ -513,7 +601,51 @@ pub(crate) fn redact(uri: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{glance_download_source, redact};
+    use serde_json::json;
+
+    #[test]
+    fn glance_download_fields_are_checked_as_glance_checks_them() {
+        let id = "1b1c2a8e-5f4e-4b0a-9d43-7d2f64f7c0a1";
+        let message = |body: serde_json::Value| {
+            let e = glance_download_source(&body).unwrap_err();
+            assert_eq!(e.status(), http::StatusCode::BAD_REQUEST);
+            e.explanation().to_owned()
+        };
+        assert_eq!(
+            message(json!({"name": "glance-download", "glance_image_id": id})),
+            "'glance_region' needs to be set for glance-download import method"
+        );
+        assert_eq!(
+            message(json!({"name": "glance-download", "glance_region": "R2"})),
+            "'glance_image_id' needs to be set for glance-download import method"
+        );
+        assert_eq!(
+            message(json!({"glance_region": "R2", "glance_image_id": "not-a-uuid"})),
+            "Remote image id does not look like a UUID: not-a-uuid"
+        );
+        assert_eq!(
+            message(json!({"glance_region": "R2", "glance_image_id": 7})),
+            "Remote image id does not look like a UUID: 7"
+        );
+        assert_eq!(
+            message(json!({"glance_region": ["R2"], "glance_image_id": id})),
+            "Invalid value for glance_region: must be a string."
+        );
+        let source =
+            glance_download_source(&json!({"glance_region": "R2", "glance_image_id": id})).unwrap();
+        assert_eq!(
+            (source.region.as_str(), source.interface.as_str()),
+            ("R2", "public")
+        );
+        assert_eq!(source.image_id.to_string(), id);
+        let braced = glance_download_source(&json!({"glance_region": "R2",
+            "glance_image_id": "{1B1C2A8E-5F4E-4B0A-9D43-7D2F64F7C0A1}",
+            "glance_service_interface": "internal"}))
+        .unwrap();
+        assert_eq!(braced.image_id.to_string(), id);
+        assert_eq!(braced.interface, "internal");
+    }
 
     #[test]
     fn redacts_userinfo_and_query() {

@@ -21,6 +21,7 @@
 //! Imports run on their own thread (one monoio runtime), never on a request's core: bytes
 //! are hashed on the hashing threads and written by the stores as for an upload.
 
+pub mod glance_download;
 mod legacy;
 mod plugins;
 pub(crate) mod quota;
@@ -40,6 +41,7 @@ use meta::tasks::{
 };
 use meta::{ImageId, ImageStatus, Location, Timestamp};
 
+use crate::auth::keystone::CatalogSource;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::datapath::checksum::HashPool;
@@ -69,6 +71,12 @@ pub struct Job {
     /// Properties the `inject_image_metadata` plugin sets (empty: none; decided by the
     /// caller's roles when the import was asked for).
     pub inject: std::collections::BTreeMap<String, String>,
+    /// The caller's token, sent on to another region's Image service by glance-download
+    /// (as Glance's task keeps its request context); `None` for the other methods.
+    pub token: Option<crate::config::Secret>,
+    /// Whether a name is a base attribute of the image schema, which glance-download never
+    /// copies as a property (the handlers own the schema, so they hand it over).
+    pub base_attribute: fn(&str) -> bool,
 }
 
 /// What the import thread needs; shared with it.
@@ -80,6 +88,8 @@ pub(crate) struct Shared {
     pub(crate) config: Arc<Config>,
     pub(crate) format_policy: formats::Policy,
     pub(crate) fetch_policy: Arc<FetchPolicy>,
+    /// Service catalogs for glance-download; `None` without Keystone auth.
+    pub(crate) catalogs: Option<CatalogSource>,
 }
 
 /// What the import thread runs.
@@ -105,13 +115,26 @@ impl std::fmt::Debug for Imports {
 }
 
 impl Imports {
-    /// Opens the staging folder and starts the import thread.
+    /// Opens the staging folder and starts the import thread. `catalogs`: where
+    /// glance-download finds other regions (none without Keystone auth).
     pub fn start(
         config: Arc<Config>,
         catalog: Arc<Catalog>,
         stores: Stores,
         hash_pool: Arc<HashPool>,
+        catalogs: Option<CatalogSource>,
     ) -> std::io::Result<Imports> {
+        if catalogs.is_none()
+            && config
+                .enabled_import_methods
+                .iter()
+                .any(|m| m == "glance-download")
+        {
+            tracing::warn!(
+                "glance-download is enabled but auth is noauth: there is no service catalog, \
+                 so every glance-download import will fail"
+            );
+        }
         let staging = Arc::new(FsStore::open_named(
             STAGING_STORE,
             &config.staging_dir(),
@@ -126,6 +149,7 @@ impl Imports {
             hash_pool,
             format_policy: config.format_policy(),
             fetch_policy: Arc::new(fetch_policy),
+            catalogs,
             config,
         });
         let (jobs, receiver) = mpsc::unbounded();
@@ -471,6 +495,8 @@ pub fn recover(
             FetchPolicy::new(&config.import_filtering_opts)
                 .map_err(|e| meta::Error::Corrupt(e.to_string()))?,
         ),
+        // Recovery reverts; it never starts a download.
+        catalogs: None,
     };
     let mut runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
         .enable_timer()

@@ -12,12 +12,12 @@ use meta::tasks::{
 use meta::{Image, ImageId, ImageStatus, Location, Timestamp};
 
 use super::quota::Caps;
-use super::{expiry, later, lease, plugins, staged_location, Job, Shared, Slots};
+use super::{expiry, glance_download, later, lease, plugins, staged_location, Job, Shared, Slots};
 use crate::datapath::checksum::Digests;
 use crate::datapath::download;
 use crate::datapath::ingest::{self, Checks, FrameSource, IngestError, Landed, StoreSource};
 use crate::net::client::{ClientSettings, HttpClient};
-use crate::net::fetch::Fetcher;
+use crate::net::fetch::{FetchError, FetchRequest, Fetcher};
 use crate::store::{Store, StoreError};
 
 /// Where an import's data comes from.
@@ -32,6 +32,8 @@ pub enum Method {
     },
     /// The image's own data, copied into more stores (the image stays `active`).
     CopyImage,
+    /// Another region's Image service, found in the caller's service catalog.
+    GlanceDownload(glance_download::Source),
 }
 
 impl Method {
@@ -41,6 +43,7 @@ impl Method {
             Method::GlanceDirect => "glance-direct",
             Method::WebDownload { .. } => "web-download",
             Method::CopyImage => "copy-image",
+            Method::GlanceDownload(_) => "glance-download",
         }
     }
 }
@@ -135,6 +138,8 @@ struct Done {
     failed: Vec<String>,
     messages: Vec<String>,
     converted: Option<plugins::Converted>,
+    /// glance-download: the remote image's formats and properties, for the local image.
+    remote: Option<glance_download::RemoteImage>,
 }
 
 async fn import(shared: &Shared, job: &Job) -> Result<Done, Failure> {
@@ -145,10 +150,14 @@ async fn import(shared: &Shared, job: &Job) -> Result<Done, Failure> {
         .map_err(|e| Failure(format!("Image {} is gone: {e}", job.image)))?;
     match &job.method {
         Method::WebDownload { uri } => {
-            let staged = download_to_staging(shared, job, &image, uri).await?;
+            let request = FetchRequest::get(uri.as_str());
+            let landed = download_to_staging(shared, job, &image, request, None, |e| {
+                format!("Cannot download the image data: {e}")
+            })
+            .await?;
             // Staged: charged to the owner from now on, as a finished stage is.
             let mut image = image;
-            image.size = Some(staged);
+            image.size = Some(landed.size);
             let (image, converted) = run_plugins(shared, image).await?;
             let mut done = import_from_staging(shared, job, &image).await?;
             done.converted = converted;
@@ -161,6 +170,38 @@ async fn import(shared: &Shared, job: &Job) -> Result<Done, Failure> {
             Ok(done)
         }
         Method::CopyImage => copy(shared, job, &image).await,
+        Method::GlanceDownload(source) => {
+            let token = job.token.as_ref();
+            let remote = glance_download::remote_image(shared, source, token, job.base_attribute)
+                .await
+                .map_err(Failure)?;
+            glance_download::check_property_quota(
+                &image.properties,
+                &remote,
+                shared.config.image_property_quota,
+            )
+            .map_err(Failure)?;
+            // The remote's formats are the image's from here on: the inspector, the
+            // conversion and the stores see them (end_import writes them).
+            let mut image = image;
+            image.disk_format = Some(remote.disk_format.clone());
+            image.container_format = Some(remote.container_format.clone());
+            let request = glance_download::file_request(&remote, token).map_err(Failure)?;
+            let url = remote.file_url.clone();
+            tracing::info!(image_id = %image.id, url = %url, "downloading the remote image");
+            let expected = Some(remote.size);
+            let landed = download_to_staging(shared, job, &image, request, expected, |e| {
+                glance_download::fetch_failure(&url, "download the image data", e)
+            })
+            .await?;
+            glance_download::check_digests(&remote, &landed.digests).map_err(Failure)?;
+            image.size = Some(landed.size);
+            let (image, converted) = run_plugins(shared, image).await?;
+            let mut done = import_from_staging(shared, job, &image).await?;
+            done.converted = converted;
+            done.remote = Some(remote);
+            Ok(done)
+        }
     }
 }
 
@@ -216,16 +257,20 @@ fn checks(
     })
 }
 
-/// web-download's first step: the URL's bytes into the staging area, through the fetch
-/// policy (a refused URL stages nothing), within `image_size_cap` and the owner's
-/// `image_stage_total` and `image_size_total`. Returns the bytes staged, recorded as the
-/// image's `size` (staged data counts against the quotas, as a stage's does).
+/// web-download's and glance-download's first step: the bytes of `request` into the staging
+/// area, through the fetch policy (a refused URL stages nothing), within `image_size_cap` and
+/// the owner's `image_stage_total` and `image_size_total`. `expected`: the size the data must
+/// have (else the response's `Content-Length`, if any); `refused` words a failed fetch. The
+/// bytes staged are recorded as the image's `size` (staged data counts against the quotas, as
+/// a stage's does).
 async fn download_to_staging(
     shared: &Shared,
     job: &Job,
     image: &Image,
-    uri: &str,
-) -> Result<u64, Failure> {
+    request: FetchRequest,
+    expected: Option<u64>,
+    refused: impl FnOnce(FetchError) -> String,
+) -> Result<Landed, Failure> {
     let caps = Caps::for_staging(shared, image).await?;
     let cap = shared.config.image_size_cap;
     let policy = (*shared.fetch_policy).clone().with_max_bytes(cap);
@@ -234,14 +279,16 @@ async fn download_to_staging(
         std::sync::Arc::new(policy),
     );
     let fetched = fetcher
-        .get(uri)
+        .fetch(request)
         .await
-        .map_err(|e| Failure(format!("Cannot download the image data: {e}")))?;
-    let expected = fetched
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+        .map_err(|e| Failure(refused(e)))?;
+    let expected = expected.or_else(|| {
+        fetched
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    });
     if let Some(announced) = expected {
         caps.check(announced)?;
     }
@@ -255,6 +302,10 @@ async fn download_to_staging(
             IngestError::TooLarge { cap } => caps
                 .explain(cap)
                 .unwrap_or_else(|| IngestError::<std::io::Error>::TooLarge { cap }.into()),
+            // Glance's words (glance-download checks the size the remote announced).
+            IngestError::SizeMismatch { expected, received } => Failure(format!(
+                "The downloaded data size {received} is different from the expected {expected}."
+            )),
             e => e.into(),
         })?;
     let size = landed.size;
@@ -275,7 +326,7 @@ async fn download_to_staging(
     if let Err(e) = recorded {
         return Err(Failure(format!("Cannot record the staged data: {e}")));
     }
-    Ok(size)
+    Ok(landed)
 }
 
 async fn import_from_staging(shared: &Shared, job: &Job, image: &Image) -> Result<Done, Failure> {
@@ -294,6 +345,7 @@ async fn import_from_staging(shared: &Shared, job: &Job, image: &Image) -> Resul
         failed: Vec::new(),
         messages: Vec::new(),
         converted: None,
+        remote: None,
     };
     for store_id in &job.stores {
         let outcome = async {
@@ -330,6 +382,7 @@ async fn copy(shared: &Shared, job: &Job, image: &Image) -> Result<Done, Failure
         failed: Vec::new(),
         messages: Vec::new(),
         converted: None,
+        remote: None,
     };
     for store_id in &job.stores {
         let outcome = async {
@@ -450,6 +503,7 @@ async fn finish(shared: &Shared, job: &Job, done: Done) {
         failed,
         messages,
         converted,
+        remote,
     } = done;
     if landed.is_empty() {
         let message = if messages.is_empty() {
@@ -484,6 +538,13 @@ async fn finish(shared: &Shared, job: &Job, done: Done) {
     let ended = shared
         .catalog
         .end_import(job.image, end, move |image| {
+            if let Some(remote) = &remote {
+                image.disk_format = Some(remote.disk_format.clone());
+                image.container_format = Some(remote.container_format.clone());
+                for (key, value) in &remote.properties {
+                    image.properties.insert(key.clone(), value.clone());
+                }
+            }
             if let Some(converted) = &converted {
                 image.disk_format = Some(converted.disk_format.clone());
             }

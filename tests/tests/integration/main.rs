@@ -77,6 +77,9 @@ mod keystone;
 mod import;
 // The legacy tasks API's POST /v2/tasks (the `import` task) and the quotas of an import.
 mod tasks;
+// glance-download: an image imported from another glint found in a (fake) Keystone's
+// service catalog, through the fetch policy (issue 12, §4.10).
+mod glance_download;
 // The configuration: secrets redacted, GLINT_* variables, unknown keys refused.
 mod config;
 // Operations: /metrics and promtool, dashboard and alerts, a real Prometheus, logs, healthcheck.

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
+use crate::auth::catalog::ServiceCatalog;
 use crate::config::KeystoneSettings;
 
 /// The service user's token is renewed this long before it expires.
@@ -41,6 +42,13 @@ pub enum Outcome {
     /// Unknown, revoked or expired: 401.
     Invalid,
     /// Keystone could not be asked or gave an unusable answer: 503, and not cached.
+    Unavailable(String),
+}
+
+/// What `GET /v3/auth/tokens` said about a subject token.
+enum Subject {
+    Body(String),
+    Invalid,
     Unavailable(String),
 }
 
@@ -82,14 +90,53 @@ impl Client {
 
     /// Asks Keystone about `token` (blocking).
     pub fn validate(&self, token: &str) -> Outcome {
-        if !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Outcome::Invalid;
+        match self.subject_token(token, false) {
+            Subject::Body(body) => match parse_token(&body) {
+                Ok(identity) if identity.expires_at > SystemTime::now() => {
+                    Outcome::Valid(Arc::new(identity))
+                }
+                Ok(_) => Outcome::Invalid,
+                Err(why) => Outcome::Unavailable(why),
+            },
+            Subject::Invalid => Outcome::Invalid,
+            Subject::Unavailable(why) => Outcome::Unavailable(why),
         }
-        let url = format!("{}/auth/tokens?nocatalog", self.v3_url);
+    }
+
+    /// The service catalog of `token` (blocking): the same validation with the catalog
+    /// asked for. `Invalid` when the token is no longer valid.
+    pub fn catalog(&self, token: &str) -> Result<ServiceCatalog, Outcome> {
+        match self.subject_token(token, true) {
+            Subject::Body(body) => {
+                let body: serde_json::Value = serde_json::from_str(&body)
+                    .map_err(|e| Outcome::Unavailable(format!("unexpected token body: {e}")))?;
+                let catalog = body
+                    .get("token")
+                    .and_then(|t| t.get("catalog"))
+                    .cloned()
+                    .unwrap_or_else(|| serde_json::Value::Array(Vec::new()));
+                ServiceCatalog::parse(catalog).map_err(Outcome::Unavailable)
+            }
+            Subject::Invalid => Err(Outcome::Invalid),
+            Subject::Unavailable(why) => Err(Outcome::Unavailable(why)),
+        }
+    }
+
+    /// `GET /v3/auth/tokens` for `token` as the service user: the body, with the catalog
+    /// only when asked for.
+    fn subject_token(&self, token: &str, with_catalog: bool) -> Subject {
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Subject::Invalid;
+        }
+        let url = if with_catalog {
+            format!("{}/auth/tokens", self.v3_url)
+        } else {
+            format!("{}/auth/tokens?nocatalog", self.v3_url)
+        };
         for attempt in 0..2 {
             let service_token = match self.service_token(attempt > 0) {
                 Ok(t) => t,
-                Err(why) => return Outcome::Unavailable(why),
+                Err(why) => return Subject::Unavailable(why),
             };
             let response = self
                 .agent
@@ -99,34 +146,27 @@ impl Client {
                 .call();
             let mut response = match response {
                 Ok(r) => r,
-                Err(e) => return Outcome::Unavailable(format!("cannot reach Keystone: {e}")),
+                Err(e) => return Subject::Unavailable(format!("cannot reach Keystone: {e}")),
             };
             match response.status().as_u16() {
                 200 => {
-                    let body = match response.body_mut().read_to_string() {
-                        Ok(b) => b,
-                        Err(e) => return Outcome::Unavailable(format!("reading Keystone: {e}")),
-                    };
-                    return match parse_token(&body) {
-                        Ok(identity) if identity.expires_at > SystemTime::now() => {
-                            Outcome::Valid(Arc::new(identity))
-                        }
-                        Ok(_) => Outcome::Invalid,
-                        Err(why) => Outcome::Unavailable(why),
+                    return match response.body_mut().read_to_string() {
+                        Ok(b) => Subject::Body(b),
+                        Err(e) => Subject::Unavailable(format!("reading Keystone: {e}")),
                     };
                 }
                 // Keystone's answer for unknown, revoked and expired subject tokens.
-                404 | 400 => return Outcome::Invalid,
+                404 | 400 => return Subject::Invalid,
                 // Our own token was refused (revoked, or expired early): log in again once.
                 401 if attempt == 0 => continue,
                 code => {
-                    return Outcome::Unavailable(format!(
+                    return Subject::Unavailable(format!(
                         "Keystone answered {code} to token validation"
                     ))
                 }
             }
         }
-        Outcome::Unavailable("Keystone refused the service user's fresh token".into())
+        Subject::Unavailable("Keystone refused the service user's fresh token".into())
     }
 
     /// The service user's token, logging in when there is none, it is about to expire, or

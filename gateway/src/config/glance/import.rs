@@ -6,7 +6,9 @@
 //! - `[import_filtering_opts]`: which URLs web-download (and every other fetch) may reach;
 //! - `[image_import_opts] image_import_plugins` → `image_import_plugins`;
 //! - `[image_conversion] output_format`, `[inject_metadata_properties] ignore_user_roles` and
-//!   `inject`.
+//!   `inject`;
+//! - `[glance_download_properties] extra_properties` (registered by Glance's import flow,
+//!   which the API loads, so it is read from glance-api.conf too).
 
 use toml::Value as Toml;
 
@@ -29,6 +31,7 @@ pub(super) const OPTIONS: &[(&str, &str, Kind)] = &[
         Kind::List,
     ),
     ("inject_metadata_properties", "inject", Kind::Dict),
+    ("glance_download_properties", "extra_properties", Kind::List),
 ];
 
 /// A ListOpt written with or without its brackets (`[http, https]`, `http,https`), items
@@ -94,6 +97,12 @@ pub(super) fn classify(
                 strings(roles),
             );
             "inject_metadata_properties.ignore_user_roles".to_owned()
+        }
+        ("glance_download_properties", "extra_properties") => {
+            // `bounds=True, quotes=True`, as the filtering lists.
+            let key = "glance_download_properties.extra_properties";
+            t.put(key, strings(bounded_list(text)));
+            key.to_owned()
         }
         ("inject_metadata_properties", "inject") => {
             let pairs = match glance_ini::parse_dict(text) {

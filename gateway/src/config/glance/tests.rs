@@ -399,7 +399,7 @@ fn behaviour_changing_values_are_not_supported_and_defaults_are_harmless() {
     for (section, name, unsupported) in [
         ("DEFAULT", "delayed_delete", true),
         ("DEFAULT", "show_image_direct_url", false),
-        ("DEFAULT", "enabled_import_methods", true),
+        ("DEFAULT", "enabled_import_methods", false),
         ("DEFAULT", "log_file", false),
         ("oslo_policy", "enforce_new_defaults", true),
         ("oslo_policy", "enforce_scope", false),
@@ -416,7 +416,30 @@ fn behaviour_changing_values_are_not_supported_and_defaults_are_harmless() {
         );
         assert!(!matches!(v, Verdict::Unknown { .. }), "[{section}] {name}");
     }
-    assert_eq!(report.unsupported().count(), 6);
+    assert_eq!(report.unsupported().count(), 5);
+}
+
+#[test]
+fn glance_download_and_its_properties_map() {
+    let (config, report) = load(
+        "[DEFAULT]\nenabled_import_methods = [glance-direct,glance-download]\n\
+         [glance_download_properties]\nextra_properties = ['hw_', 'os_distro', 'trait:']\n",
+        None,
+    )
+    .unwrap();
+    config.validate().unwrap();
+    assert_eq!(
+        config.enabled_import_methods,
+        ["glance-direct", "glance-download"]
+    );
+    assert_eq!(
+        config.glance_download_properties.extra_properties,
+        ["hw_", "os_distro", "trait:"]
+    );
+    assert!(matches!(
+        verdict(&report, "glance_download_properties", "extra_properties"),
+        Verdict::Mapped { .. }
+    ));
 }
 
 #[test]
