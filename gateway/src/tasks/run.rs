@@ -161,16 +161,16 @@ async fn import(shared: &Shared, job: &Job) -> Result<Done, Failure> {
             let mut image = image;
             image.size = Some(landed.size);
             let (image, converted) = run_plugins(shared, image).await?;
-            let staged = Some((landed.size, landed.digests)).filter(|_| converted.is_none());
-            let mut done = import_from_staging(shared, job, &image, staged).await?;
+            let hashed = Some((landed.size, landed.digests)).filter(|_| converted.is_none());
+            let mut done = import_from_staging(shared, job, &image, hashed).await?;
             done.converted = converted;
             Ok(done)
         }
         Method::GlanceDirect => {
             let recorded = staged::recorded(&image);
             let (image, converted) = run_plugins(shared, image).await?;
-            let staged = recorded.filter(|_| converted.is_none());
-            let mut done = import_from_staging(shared, job, &image, staged).await?;
+            let hashed = recorded.filter(|_| converted.is_none());
+            let mut done = import_from_staging(shared, job, &image, hashed).await?;
             done.converted = converted;
             Ok(done)
         }
@@ -202,8 +202,8 @@ async fn import(shared: &Shared, job: &Job) -> Result<Done, Failure> {
             glance_download::check_digests(&remote, &landed.digests).map_err(Failure)?;
             image.size = Some(landed.size);
             let (image, converted) = run_plugins(shared, image).await?;
-            let staged = Some((landed.size, landed.digests)).filter(|_| converted.is_none());
-            let mut done = import_from_staging(shared, job, &image, staged).await?;
+            let hashed = Some((landed.size, landed.digests)).filter(|_| converted.is_none());
+            let mut done = import_from_staging(shared, job, &image, hashed).await?;
             done.converted = converted;
             done.remote = Some(remote);
             Ok(done)
