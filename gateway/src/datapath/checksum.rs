@@ -132,11 +132,11 @@ impl HashPool {
             thread: self.threads[(first + offset) % self.threads.len()].clone(),
             queued: VecDeque::new(),
         };
-        Ok(Checksums {
+        Ok(Checksums(Mode::Hashing {
             md5: lane(0, openssl_digest("md5").ok_or_else(unsupported)?),
             os_hash: lane(1, openssl_digest(os_hash_algo).ok_or_else(unsupported)?),
             os_hash_algo: os_hash_algo.to_owned(),
-        })
+        }))
     }
 }
 
@@ -185,10 +185,18 @@ impl Lane {
 }
 
 /// The two digests of one upload.
-pub struct Checksums {
-    md5: Lane,
-    os_hash: Lane,
-    os_hash_algo: String,
+pub struct Checksums(Mode);
+
+enum Mode {
+    /// Every frame hashed on the hashing threads.
+    Hashing {
+        md5: Lane,
+        os_hash: Lane,
+        os_hash_algo: String,
+    },
+    /// The digests of exactly these bytes, computed when they were first received (an import
+    /// of staged data that no plugin rewrote): frames pass unhashed.
+    Precomputed(Digests),
 }
 
 /// The finished digests.
@@ -203,19 +211,38 @@ pub struct Digests {
 }
 
 impl Checksums {
+    /// The digests of bytes that were hashed before, whole, when they first arrived: the
+    /// bytes pass unhashed and [`Checksums::finish`] returns `digests`. Only for bytes known
+    /// unchanged since (the caller's proof; ingest still checks their count).
+    pub fn precomputed(digests: Digests) -> Checksums {
+        Checksums(Mode::Precomputed(digests))
+    }
+
     /// Queues the next frame for both digests; waits while too many frames are unhashed.
     pub async fn update(&mut self, data: &Bytes) -> Result<(), HashPoolGone> {
-        self.md5.update(data).await?;
-        self.os_hash.update(data).await
+        match &mut self.0 {
+            Mode::Hashing { md5, os_hash, .. } => {
+                md5.update(data).await?;
+                os_hash.update(data).await
+            }
+            Mode::Precomputed(_) => Ok(()),
+        }
     }
 
     /// Waits for every queued frame, then finishes both digests.
     pub async fn finish(self) -> Result<Digests, HashPoolGone> {
-        Ok(Digests {
-            checksum: self.md5.finish().await?,
-            os_hash_value: self.os_hash.finish().await?,
-            os_hash_algo: self.os_hash_algo,
-        })
+        match self.0 {
+            Mode::Hashing {
+                md5,
+                os_hash,
+                os_hash_algo,
+            } => Ok(Digests {
+                checksum: md5.finish().await?,
+                os_hash_value: os_hash.finish().await?,
+                os_hash_algo,
+            }),
+            Mode::Precomputed(digests) => Ok(digests),
+        }
     }
 }
 
@@ -273,5 +300,20 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert!(pool.checksums("crc32").is_err());
+    }
+
+    #[test]
+    fn precomputed_digests_pass_the_bytes_unhashed() {
+        let known = Digests {
+            checksum: "c".into(),
+            os_hash_algo: "sha512".into(),
+            os_hash_value: "v".into(),
+        };
+        let mut c = Checksums::precomputed(known.clone());
+        let finished = block_on(async {
+            c.update(&Bytes::from_static(b"abc")).await.unwrap();
+            c.finish().await.unwrap()
+        });
+        assert_eq!(finished, known);
     }
 }

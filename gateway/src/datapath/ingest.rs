@@ -111,7 +111,8 @@ pub struct Checks {
     pub expected_bytes: Option<u64>,
     /// The format inspector, when the upload is inspected (`container_format` `bare`).
     pub inspector: Option<formats::Inspector>,
-    /// md5 and `os_hash_algo`.
+    /// md5 and `os_hash_algo`, hashed as the bytes pass, or known already
+    /// ([`Checksums::precomputed`]: an import of staged data hashed when it was staged).
     pub checksums: Checksums,
     /// The longest wait for the source's next frame (`client_socket_timeout` for a request
     /// body): a stalled source must not hold the upload — its partial data, its `saving`

@@ -214,10 +214,13 @@ impl serde::Serialize for ImageView<'_> {
             m.serialize_entry("stores", &stores.join(","))?;
         }
         for (k, v) in &image.properties {
-            // Glance hides where staged data or a hash operation lives.
+            // Glance hides where staged data or a hash operation lives; glint hides the staged
+            // data's digests (`tasks::staged`).
             let hidden = matches!(
                 k.as_str(),
-                "os_glance_stage_host" | "os_glance_hash_op_host"
+                "os_glance_stage_host"
+                    | "os_glance_hash_op_host"
+                    | crate::tasks::staged::STAGE_DIGESTS_PROPERTY
             );
             if !BASE_KEYS.contains(&k.as_str()) && !hidden {
                 m.serialize_entry(k, v)?;

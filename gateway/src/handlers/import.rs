@@ -160,6 +160,8 @@ pub async fn stage(
         }
     };
     let size = landed.size;
+    // The digests of exactly these bytes: the import uses them instead of hashing again.
+    let digests = crate::tasks::staged::record(size, &landed.digests);
     // Where the data is: this gateway's URL (other gateways proxy to it) or its node id.
     let node = super::stage_host::own_mark(app);
     let recorded = app
@@ -173,6 +175,10 @@ pub async fn stage(
             image
                 .properties
                 .insert(meta::tasks::STAGE_HOST_PROPERTY.to_owned(), node.clone());
+            image.properties.insert(
+                crate::tasks::staged::STAGE_DIGESTS_PROPERTY.to_owned(),
+                digests.clone(),
+            );
             Ok(())
         })
         .await;

@@ -26,6 +26,7 @@ mod legacy;
 mod plugins;
 pub(crate) mod quota;
 mod run;
+pub mod staged;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -387,6 +388,7 @@ async fn revert_abandoned(shared: &Shared, task: Task, why: &str) {
     let ended = shared
         .catalog
         .end_import(image, end, move |image| {
+            staged::forget(image);
             merge_store_list(image, IMPORTING_STORES_PROPERTY, &failed, true);
             if copy {
                 merge_store_list(image, FAILED_STORES_PROPERTY, &failed, false);
@@ -551,6 +553,17 @@ async fn remove_stray_staging(shared: &Shared) {
             // This node staged it and the data is gone: the stage is lost.
             if let Err(e) = shared.catalog.abort_upload(id).await {
                 tracing::warn!(image_id = %id, error = %e, "cannot requeue a lost stage");
+            }
+            // Its digests describe data that is gone.
+            let forgotten = shared
+                .catalog
+                .update_image(id, |image: &mut meta::Image| -> Result<(), meta::Error> {
+                    staged::forget(image);
+                    Ok(())
+                })
+                .await;
+            if let Err(e) = forgotten {
+                tracing::warn!(image_id = %id, error = %e, "cannot forget a lost stage's digests");
             }
         }
     }

@@ -12,8 +12,10 @@ use meta::tasks::{
 use meta::{Image, ImageId, ImageStatus, Location, Timestamp};
 
 use super::quota::Caps;
-use super::{expiry, glance_download, later, lease, plugins, staged_location, Job, Shared, Slots};
-use crate::datapath::checksum::Digests;
+use super::{
+    expiry, glance_download, later, lease, plugins, staged, staged_location, Job, Shared, Slots,
+};
+use crate::datapath::checksum::{Checksums, Digests};
 use crate::datapath::download;
 use crate::datapath::ingest::{self, Checks, FrameSource, IngestError, Landed, StoreSource};
 use crate::net::client::{ClientSettings, HttpClient};
@@ -159,13 +161,16 @@ async fn import(shared: &Shared, job: &Job) -> Result<Done, Failure> {
             let mut image = image;
             image.size = Some(landed.size);
             let (image, converted) = run_plugins(shared, image).await?;
-            let mut done = import_from_staging(shared, job, &image).await?;
+            let hashed = Some((landed.size, landed.digests)).filter(|_| converted.is_none());
+            let mut done = import_from_staging(shared, job, &image, hashed).await?;
             done.converted = converted;
             Ok(done)
         }
         Method::GlanceDirect => {
+            let recorded = staged::recorded(&image);
             let (image, converted) = run_plugins(shared, image).await?;
-            let mut done = import_from_staging(shared, job, &image).await?;
+            let hashed = recorded.filter(|_| converted.is_none());
+            let mut done = import_from_staging(shared, job, &image, hashed).await?;
             done.converted = converted;
             Ok(done)
         }
@@ -197,7 +202,8 @@ async fn import(shared: &Shared, job: &Job) -> Result<Done, Failure> {
             glance_download::check_digests(&remote, &landed.digests).map_err(Failure)?;
             image.size = Some(landed.size);
             let (image, converted) = run_plugins(shared, image).await?;
-            let mut done = import_from_staging(shared, job, &image).await?;
+            let hashed = Some((landed.size, landed.digests)).filter(|_| converted.is_none());
+            let mut done = import_from_staging(shared, job, &image, hashed).await?;
             done.converted = converted;
             done.remote = Some(remote);
             Ok(done)
@@ -233,18 +239,24 @@ async fn run_plugins(
     Ok((image, converted))
 }
 
-/// The `Checks` of an import into a store: the cap, the inspector unless copying.
+/// The `Checks` of an import into a store: the cap, the inspector unless copying; `known`:
+/// the digests of exactly the source's bytes, computed before (then they are not hashed
+/// again).
 fn checks(
     shared: &Shared,
     image: &Image,
     cap_bytes: u64,
     expected: Option<u64>,
     inspect: bool,
+    known: Option<Digests>,
 ) -> Result<Checks, Failure> {
-    let checksums = shared
-        .hash_pool
-        .checksums(&shared.config.hashing_algorithm)
-        .map_err(|e| Failure(e.to_string()))?;
+    let checksums = match known {
+        Some(digests) => Checksums::precomputed(digests),
+        None => shared
+            .hash_pool
+            .checksums(&shared.config.hashing_algorithm)
+            .map_err(|e| Failure(e.to_string()))?,
+    };
     Ok(Checks {
         cap_bytes,
         expected_bytes: expected,
@@ -292,7 +304,7 @@ async fn download_to_staging(
     if let Some(announced) = expected {
         caps.check(announced)?;
     }
-    let checks = checks(shared, image, caps.bytes(), expected, false)?;
+    let checks = checks(shared, image, caps.bytes(), expected, false, None)?;
     let landed = ingest::land(fetched.body, &*shared.staging, image.id, checks)
         .await
         .map_err(|e| match e {
@@ -329,13 +341,28 @@ async fn download_to_staging(
     Ok(landed)
 }
 
-async fn import_from_staging(shared: &Shared, job: &Job, image: &Image) -> Result<Done, Failure> {
+/// The staged data into each of the job's stores. `hashed`: the size and digests the staged
+/// bytes had when they were staged, when they are unchanged since (no conversion); used
+/// instead of hashing them again when the size is the staged file's and the algorithm is
+/// `hashing_algorithm`.
+async fn import_from_staging(
+    shared: &Shared,
+    job: &Job,
+    image: &Image,
+    hashed: Option<(u64, Digests)>,
+) -> Result<Done, Failure> {
     let staged = staged_location(&shared.staging, job.image);
     let size = shared
         .staging
         .size(&staged)
         .await
         .map_err(|e| Failure(format!("The staged data is gone: {e}")))?;
+    let known = hashed
+        .filter(|(n, d)| *n == size && d.os_hash_algo == shared.config.hashing_algorithm)
+        .map(|(_, digests)| digests);
+    if known.is_none() {
+        tracing::debug!(image_id = %job.image, "hashing the staged data again");
+    }
     // image_size_total: the staged size is known; each store's stream is capped too.
     let caps = Caps::for_data(shared, image).await?;
     caps.check(size)?;
@@ -362,6 +389,7 @@ async fn import_from_staging(shared: &Shared, job: &Job, image: &Image) -> Resul
                 &**store,
                 (caps.bytes(), Some(size)),
                 true,
+                known.clone(),
             )
             .await
         }
@@ -397,6 +425,7 @@ async fn copy(shared: &Shared, job: &Job, image: &Image) -> Result<Done, Failure
                 &**store,
                 (shared.config.image_size_cap, Some(size)),
                 false,
+                None,
             )
             .await?;
             let same = image.checksum.as_deref() == Some(landed.digests.checksum.as_str())
@@ -433,8 +462,9 @@ async fn land_into<S: FrameSource>(
     store: &dyn Store,
     (cap, expected): (u64, Option<u64>),
     inspect: bool,
+    known: Option<Digests>,
 ) -> Result<Landed, Failure> {
-    let checks = checks(shared, image, cap, expected, inspect)?;
+    let checks = checks(shared, image, cap, expected, inspect, known)?;
     ingest::land(source, store, image.id, checks)
         .await
         .map_err(Failure::from)
@@ -551,6 +581,7 @@ async fn finish(shared: &Shared, job: &Job, done: Done) {
             for (key, value) in &inject {
                 image.properties.insert(key.clone(), value.clone());
             }
+            staged::forget(image);
             merge_store_list(image, IMPORTING_STORES_PROPERTY, &done_stores, true);
             merge_store_list(image, IMPORTING_STORES_PROPERTY, &failed_stores, true);
             merge_store_list(image, FAILED_STORES_PROPERTY, &failed_stores, false);
@@ -631,6 +662,7 @@ pub(super) async fn revert(shared: &Shared, job: &Job, message: &str, failed: &[
     let ended = shared
         .catalog
         .end_import(job.image, end, move |image| {
+            staged::forget(image);
             merge_store_list(image, IMPORTING_STORES_PROPERTY, &stores, true);
             if copy {
                 merge_store_list(image, FAILED_STORES_PROPERTY, &failed_stores, false);

@@ -585,3 +585,76 @@ fn image_conversion_refuses_a_qcow2_with_a_backing_file_before_converting() {
     assert_eq!(image["disk_format"], "qcow2");
     wait_no_staging(&srv);
 }
+
+/// glance-direct imports use the digests `PUT /stage` computed (a hidden, reserved record)
+/// when the staged data is imported unchanged, and hash anew when a conversion rewrote it or
+/// the record does not fit (another `hashing_algorithm` since): the image's digests are those
+/// of its stored bytes either way.
+#[test]
+fn imported_digests_are_those_of_the_stored_bytes_with_and_without_conversion() {
+    let mut srv = TestServer::start_with_config(
+        "image_import_plugins = [\"image_conversion\"]\n[image_conversion]\noutput_format = \"raw\"\n",
+    );
+    // Unchanged (raw staged, raw wanted): the stage's digests.
+    let data = random_bytes(2 * 1024 * 1024 + 5, 21);
+    let id = srv.create_raw_image(json!({}));
+    stage(&srv, &id, &data).expect_status(204);
+    let staged = srv.image(&id);
+    assert!(staged.get("os_glance_stage_digests").is_none(), "{staged}");
+    // The record is the server's: callers can neither set nor replace it.
+    let forged = json!([{"op": "add", "path": "/os_glance_stage_digests",
+        "value": format!("{}:{}:sha512:{}", data.len(), md5_hex(b"x"), digest_hex("sha512", b"x"))}]);
+    srv.patch(&id, forged).expect_status(403);
+    // md5 and sha512 each count the bytes they hash.
+    let hashed = || srv.metric("glint_hashed_bytes_total");
+    let staged_hashed = hashed();
+    assert_eq!(staged_hashed, 2.0 * data.len() as f64);
+    import(&srv, &id, json!({"method": {"name": "glance-direct"}})).expect_status(202);
+    assert_eq!(wait_task(&srv, &id)["status"], "success");
+    // Not hashed again.
+    assert_eq!(hashed(), staged_hashed);
+    let image = srv.image(&id);
+    assert_eq!(image["checksum"], md5_hex(&data));
+    assert_eq!(image["os_hash_algo"], "sha512");
+    assert_eq!(image["os_hash_value"], digest_hex("sha512", &data));
+    assert!(image.get("os_glance_stage_digests").is_none(), "{image}");
+    assert_eq!(srv.download(&id).expect_status(200).body, data);
+
+    // Converted (qcow2 staged, raw stored): the digests of the raw bytes, not the qcow2's.
+    let qcow = qcow2("3M", &[]);
+    let id = srv.create_image(json!({"disk_format": "qcow2", "container_format": "bare"}))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stage(&srv, &id, &qcow).expect_status(204);
+    let before = hashed();
+    import(&srv, &id, json!({"method": {"name": "glance-direct"}})).expect_status(202);
+    assert_eq!(wait_task(&srv, &id)["status"], "success");
+    let raw = vec![0u8; 3 * 1024 * 1024];
+    assert_eq!(hashed() - before, 2.0 * raw.len() as f64);
+    let image = srv.image(&id);
+    assert_eq!(image["disk_format"], "raw");
+    assert_eq!(image["checksum"], md5_hex(&raw));
+    assert_eq!(image["os_hash_value"], digest_hex("sha512", &raw));
+    assert_eq!(srv.download(&id).expect_status(200).body, raw);
+
+    // Staged under sha512, imported under sha256: the record does not fit; hashed anew.
+    let data = random_bytes(1024 * 1024 + 3, 22);
+    let id = srv.create_raw_image(json!({}));
+    stage(&srv, &id, &data).expect_status(204);
+    let config = srv.config_file().unwrap().to_owned();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("hashing_algorithm = \"sha256\"\n{text}")).unwrap();
+    srv.restart();
+    import(&srv, &id, json!({"method": {"name": "glance-direct"}})).expect_status(202);
+    assert_eq!(wait_task(&srv, &id)["status"], "success");
+    assert_eq!(
+        srv.metric("glint_hashed_bytes_total"),
+        2.0 * data.len() as f64
+    );
+    let image = srv.image(&id);
+    assert_eq!(image["checksum"], md5_hex(&data));
+    assert_eq!(image["os_hash_algo"], "sha256");
+    assert_eq!(image["os_hash_value"], digest_hex("sha256", &data));
+    wait_no_staging(&srv);
+}
