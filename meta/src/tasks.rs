@@ -230,6 +230,23 @@ impl Task {
     pub fn is_alive(&self, now: Timestamp) -> bool {
         !self.status.is_final() && self.runner.as_ref().is_some_and(|r| r.lease_until > now)
     }
+
+    /// `self` changed by `edit` at `now`, as both engines' `update_task` store it: what a task
+    /// never changes (id, type, image, creation time) kept, `updated_at` set.
+    pub(crate) fn edited(
+        &self,
+        now: Timestamp,
+        edit: &mut dyn FnMut(&mut Task) -> crate::Result<()>,
+    ) -> crate::Result<Task> {
+        let mut new = self.clone();
+        edit(&mut new)?;
+        new.id = self.id;
+        new.kind = self.kind;
+        new.created_at = self.created_at;
+        new.image_id = self.image_id;
+        new.updated_at = now;
+        Ok(new)
+    }
 }
 
 /// Which tasks [`Tasks::list_tasks`] returns, and in which order.

@@ -115,29 +115,19 @@ glance() {
 }
 api() { curl -sS "$@"; }
 
-# wait_status ID STATUS: polls the image until it has STATUS (30 s).
-wait_status() {
-  local id="$1" want="$2" status="" deadline=$((SECONDS + 30))
+# wait_field ID FIELD WANT: polls the image until its FIELD is WANT (30 s).
+wait_field() {
+  local id="$1" field="$2" want="$3" got="" deadline=$((SECONDS + 30))
   while [ $SECONDS -lt $deadline ]; do
-    status="$(api "$URL/v2/images/$id" | json_get status)"
-    [ "$status" = "$want" ] && return 0
+    got="$(api "$URL/v2/images/$id" | json_get "$field")"
+    [ "$got" = "$want" ] && return 0
     sleep 0.1
   done
-  echo "image $id is $status, not $want"
+  echo "image $id has $field '$got', not '$want'"
   return 1
 }
-
-# wait_stores ID STORES: polls until the image's `stores` is STORES (30 s).
-wait_stores() {
-  local id="$1" want="$2" stores="" deadline=$((SECONDS + 30))
-  while [ $SECONDS -lt $deadline ]; do
-    stores="$(api "$URL/v2/images/$id" | json_get stores)"
-    [ "$stores" = "$want" ] && return 0
-    sleep 0.1
-  done
-  echo "image $id is in stores '$stores', not '$want'"
-  return 1
-}
+wait_status() { wait_field "$1" status "$2"; }
+wait_stores() { wait_field "$1" stores "$2"; }
 
 staging_empty() { [ -z "$(ls -A "$DATA/staging" 2>/dev/null)" ]; }
 

@@ -61,10 +61,15 @@ pub fn is_base(key: &str) -> bool {
 
 /// Glance's timestamp form: ISO 8601, UTC, seconds, `Z`.
 pub fn format_timestamp(t: Timestamp) -> String {
+    format!("{}Z", date_time(t))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of `t`, UTC (the epoch when out of range).
+pub(crate) fn date_time(t: Timestamp) -> String {
     let secs = t.as_unix_micros().div_euclid(1_000_000);
     match time::OffsetDateTime::from_unix_timestamp(secs) {
         Ok(dt) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
             dt.year(),
             u8::from(dt.month()),
             dt.day(),
@@ -72,7 +77,7 @@ pub fn format_timestamp(t: Timestamp) -> String {
             dt.minute(),
             dt.second()
         ),
-        Err(_) => "1970-01-01T00:00:00Z".to_owned(),
+        Err(_) => "1970-01-01T00:00:00".to_owned(),
     }
 }
 

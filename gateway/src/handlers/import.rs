@@ -10,7 +10,7 @@
 
 use http::header::{HeaderMap, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
-use meta::tasks::{ImportStart, Task, TaskId, TaskRunner, TaskStatus, TaskType};
+use meta::tasks::{ImportStart, TaskType};
 use meta::{ImageStatus, Timestamp, MIB};
 use serde_json::{json, Value};
 
@@ -29,7 +29,7 @@ use crate::net::url::FetchUrl;
 use crate::policy::{self, Rule, Target};
 use crate::store::Store;
 use crate::tasks::glance_download::Source;
-use crate::tasks::{later, lease, Job, Method};
+use crate::tasks::{Job, Method};
 
 /// `GET /v2/info/import`.
 pub fn info(app: &App) -> Response<Body> {
@@ -433,33 +433,21 @@ pub async fn import(
             }
         }
     }
-    let task_id = TaskId::new_v4();
-    let now = Timestamp::now();
-    let (lease_length, _) = lease(&app.config);
     let input = json!({
         "image_id": id.to_string(),
         "import_req": request.body,
         "backend": stores,
     });
-    let task = Task {
-        id: task_id,
-        kind: TaskType::ApiImageImport,
-        status: TaskStatus::Pending,
-        owner: ctx.project_id.clone(),
-        image_id: Some(id),
-        request_id: Some(ctx.request_id.clone()),
-        user_id: ctx.user_id.clone(),
-        input: input.to_string(),
-        result: None,
-        message: String::new(),
-        expires_at: None,
-        created_at: now,
-        updated_at: now,
-        runner: Some(TaskRunner {
-            node: app.catalog.node().clone(),
-            lease_until: later(now, lease_length),
-        }),
-    };
+    let task = crate::tasks::new_task(
+        &app.catalog,
+        &app.config,
+        ctx,
+        TaskType::ApiImageImport,
+        Some(id),
+        input.to_string(),
+        Timestamp::now(),
+    );
+    let task_id = task.id;
     let start = ImportStart {
         task,
         from: image.status,

@@ -4,7 +4,7 @@
 //! the other types are created by the image import API only.
 
 use http::{Response, StatusCode};
-use meta::tasks::{Task, TaskFilter, TaskId, TaskRunner, TaskSortKey, TaskStatus, TaskType};
+use meta::tasks::{Task, TaskFilter, TaskId, TaskSortKey, TaskStatus, TaskType};
 use meta::{Image, Timestamp};
 use serde_json::{json, Map, Value};
 
@@ -19,21 +19,8 @@ use crate::tasks::LegacyJob;
 
 /// Glance's task timestamp form in the database rows of 2.12: `YYYY-MM-DDTHH:MM:SS.ffffff`.
 fn db_time(t: Timestamp) -> String {
-    let micros = t.as_unix_micros();
-    let secs = micros.div_euclid(1_000_000);
-    let fraction = micros.rem_euclid(1_000_000);
-    match time::OffsetDateTime::from_unix_timestamp(secs) {
-        Ok(dt) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{fraction:06}",
-            dt.year(),
-            u8::from(dt.month()),
-            dt.day(),
-            dt.hour(),
-            dt.minute(),
-            dt.second()
-        ),
-        Err(_) => "1970-01-01T00:00:00.000000".to_owned(),
-    }
+    let fraction = t.as_unix_micros().rem_euclid(1_000_000);
+    format!("{}.{fraction:06}", super::images::date_time(t))
 }
 
 fn json_text(text: Option<&str>) -> Value {
@@ -280,28 +267,11 @@ pub async fn create(
     // `tasks::legacy::abandon`).
     let now = Timestamp::now();
     let image = task_image(app, ctx, &input);
-    let (lease_length, _) = crate::tasks::lease(&app.config);
-    let task = Task {
-        id: TaskId::new_v4(),
-        kind,
-        status: TaskStatus::Pending,
-        owner: ctx.project_id.clone(),
-        // The image the task will create: known now, so that a gateway finding the task
-        // abandoned can remove it.
-        image_id: image.as_ref().ok().map(|i| i.id),
-        request_id: Some(ctx.request_id.clone()),
-        user_id: ctx.user_id.clone(),
-        input: Value::Object(input).to_string(),
-        result: None,
-        message: String::new(),
-        expires_at: None,
-        created_at: now,
-        updated_at: now,
-        runner: Some(TaskRunner {
-            node: app.catalog.node().clone(),
-            lease_until: crate::tasks::later(now, lease_length),
-        }),
-    };
+    // The image the task will create is known now, so that a gateway finding the task
+    // abandoned can remove it.
+    let image_id = image.as_ref().ok().map(|i| i.id);
+    let input = Value::Object(input).to_string();
+    let task = crate::tasks::new_task(&app.catalog, &app.config, ctx, kind, image_id, input, now);
     app.catalog.create_task(task.clone()).await?;
     app.imports.submit_legacy(LegacyJob {
         task: task.id,

@@ -12,11 +12,11 @@
 use std::rc::Rc;
 
 use meta::tasks::{Task, TaskId, TaskStatus};
-use meta::{Image, ImageId, ImageStatus, Timestamp, UploadOutcome, MIB};
+use meta::{Image, ImageId, ImageStatus, UploadOutcome, MIB};
 
 use super::quota::Caps;
 use super::run::Failure;
-use super::{expiry, later, lease, Shared, Slots};
+use super::{expiry, Shared, Slots};
 use crate::datapath::ingest::{self, Checks, IngestError};
 use crate::error::ApiError;
 use crate::net::client::{ClientSettings, HttpClient};
@@ -40,42 +40,21 @@ fn quota_failure(e: meta::Error) -> Failure {
 
 /// Runs `job` to its end; never panics the import thread.
 pub(super) async fn run(shared: &Shared, slots: &Rc<Slots>, job: LegacyJob) {
-    let (lease_length, renew_every) = lease(&shared.config);
     let task = job.task;
-    let heartbeat = async {
-        loop {
-            monoio::time::sleep(renew_every).await;
-            let until = later(Timestamp::now(), lease_length);
-            let renewed = shared
-                .catalog
-                .update_task(task, move |t| {
-                    if let (false, Some(runner)) = (t.status.is_final(), t.runner.as_mut()) {
-                        runner.lease_until = until;
-                    }
-                })
-                .await;
-            match renewed {
-                Ok(t) if t.status.is_final() => return,
-                Ok(_) => {}
-                Err(meta::Error::TaskNotFound(_)) => return,
-                Err(e) => tracing::warn!(task = %task, error = %e, "cannot renew task lease"),
-            }
-        }
-    };
-    let created = std::cell::Cell::new(None);
-    let work = async {
-        let _slot = slots.acquire().await;
-        let _ = shared
+    let renew = |until| async move {
+        let renewed = shared
             .catalog
-            .update_task(task, |t| {
-                if t.status == TaskStatus::Pending {
-                    t.status = TaskStatus::Processing;
+            .update_task(task, move |t| {
+                if let (false, Some(runner)) = (t.status.is_final(), t.runner.as_mut()) {
+                    runner.lease_until = until;
                 }
             })
             .await;
-        import(shared, &job, &created).await
+        renewed.map(|t| !t.status.is_final())
     };
-    let outcome = super::run::race(work, heartbeat).await;
+    let created = std::cell::Cell::new(None);
+    let outcome =
+        super::run::leased(shared, slots, task, renew, import(shared, &job, &created)).await;
     let result = match outcome {
         Some(Ok(image)) => Ok(image),
         Some(Err(failure)) => Err(failure.0),

@@ -37,14 +37,15 @@ use std::time::Duration;
 
 use futures_channel::{mpsc, oneshot};
 use meta::tasks::{
-    merge_store_list, ImportEnd, Task, TaskFilter, TaskId, TaskStatus, FAILED_STORES_PROPERTY,
-    IMPORTING_STORES_PROPERTY,
+    merge_store_list, ImportEnd, Task, TaskFilter, TaskId, TaskRunner, TaskStatus, TaskType,
+    FAILED_STORES_PROPERTY, IMPORTING_STORES_PROPERTY,
 };
 use meta::{ImageId, ImageStatus, Location, Timestamp};
 
 use crate::auth::keystone::CatalogSource;
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::context::RequestContext;
 use crate::datapath::checksum::HashPool;
 use crate::net::fetch::FetchPolicy;
 use crate::store::fs::FsStore;
@@ -199,6 +200,38 @@ fn staged_location(staging: &FsStore, id: ImageId) -> Location {
 pub(crate) fn lease(config: &Config) -> (Duration, Duration) {
     let lease = Duration::from_secs(config.import_lease_seconds);
     (lease, lease / 3)
+}
+
+/// A new task of the caller's, `pending`, to be run by this gateway: its lease starts at `now`.
+pub(crate) fn new_task(
+    catalog: &Catalog,
+    config: &Config,
+    ctx: &RequestContext,
+    kind: TaskType,
+    image_id: Option<ImageId>,
+    input: String,
+    now: Timestamp,
+) -> Task {
+    let (lease_length, _) = lease(config);
+    Task {
+        id: TaskId::new_v4(),
+        kind,
+        status: TaskStatus::Pending,
+        owner: ctx.project_id.clone(),
+        image_id,
+        request_id: Some(ctx.request_id.clone()),
+        user_id: ctx.user_id.clone(),
+        input,
+        result: None,
+        message: String::new(),
+        expires_at: None,
+        created_at: now,
+        updated_at: now,
+        runner: Some(TaskRunner {
+            node: catalog.node().clone(),
+            lease_until: later(now, lease_length),
+        }),
+    }
 }
 
 /// `now` + `after`.

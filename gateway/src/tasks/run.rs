@@ -7,7 +7,8 @@ use std::rc::Rc;
 use std::task::Poll;
 
 use meta::tasks::{
-    merge_store_list, ImportEnd, TaskStatus, FAILED_STORES_PROPERTY, IMPORTING_STORES_PROPERTY,
+    merge_store_list, ImportEnd, TaskId, TaskStatus, FAILED_STORES_PROPERTY,
+    IMPORTING_STORES_PROPERTY,
 };
 use meta::{Image, ImageId, ImageStatus, Location, Timestamp};
 
@@ -74,18 +75,49 @@ impl<E: std::error::Error> From<IngestError<E>> for Failure {
 
 /// Runs `job` to its end; never panics the import thread.
 pub(super) async fn run(shared: &Shared, slots: &Rc<Slots>, job: Job) {
-    let (lease_length, renew_every) = lease(&shared.config);
     let image = job.image;
     let task = job.task;
-    // The heartbeat runs from the start, also while the job waits for a slot.
+    let renew = |until| async move {
+        match shared.catalog.renew_import_lease(image, task, until).await {
+            Ok(()) => Ok(true),
+            Err(meta::Error::ImportLockLost(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    };
+    match leased(shared, slots, task, renew, import(shared, &job)).await {
+        Some(Ok(done)) => finish(shared, &job, done).await,
+        Some(Err(failure)) => revert(shared, &job, &failure.0, &[]).await,
+        None => {
+            // The lock was taken over (this gateway's lease lapsed): the store writers
+            // dropped with `work` removed their partial bytes; the new holder reverts the rest.
+            tracing::warn!(task = %task, image_id = %image, "import stopped: its lock was taken over");
+        }
+    }
+}
+
+/// Runs `work` for task `task` once an import slot is free, the task marked `processing`,
+/// while a heartbeat keeps the task's lease: every third of `import_lease_seconds`, from the
+/// start (also while the task waits for a slot), `renew` is given the lease's new end and
+/// says whether the task still holds it. `None` when the lease was lost (or the task is
+/// gone) first, which drops `work`.
+pub(super) async fn leased<T, R>(
+    shared: &Shared,
+    slots: &Rc<Slots>,
+    task: TaskId,
+    renew: impl Fn(Timestamp) -> R,
+    work: impl Future<Output = T>,
+) -> Option<T>
+where
+    R: Future<Output = Result<bool, meta::Error>>,
+{
+    let (lease_length, renew_every) = lease(&shared.config);
     let heartbeat = async {
         loop {
             monoio::time::sleep(renew_every).await;
-            let until = later(Timestamp::now(), lease_length);
-            match shared.catalog.renew_import_lease(image, task, until).await {
-                Ok(()) => {}
-                Err(meta::Error::ImportLockLost(_)) | Err(meta::Error::TaskNotFound(_)) => return,
-                Err(e) => tracing::warn!(task = %task, error = %e, "cannot renew import lease"),
+            match renew(later(Timestamp::now(), lease_length)).await {
+                Ok(true) => {}
+                Ok(false) | Err(meta::Error::TaskNotFound(_)) => return,
+                Err(e) => tracing::warn!(task = %task, error = %e, "cannot renew the task's lease"),
             }
         }
     };
@@ -99,25 +131,8 @@ pub(super) async fn run(shared: &Shared, slots: &Rc<Slots>, job: Job) {
                 }
             })
             .await;
-        import(shared, &job).await
+        work.await
     };
-    match race(work, heartbeat).await {
-        Some(Ok(done)) => finish(shared, &job, done).await,
-        Some(Err(failure)) => revert(shared, &job, &failure.0, &[]).await,
-        None => {
-            // The lock was taken over (this gateway's lease lapsed): the store writers
-            // dropped with `work` removed their partial bytes; the new holder reverts the rest.
-            tracing::warn!(task = %task, image_id = %image, "import stopped: its lock was taken over");
-        }
-    }
-}
-
-/// Polls `work` and `heartbeat` together: `work`'s output, or `None` when the heartbeat
-/// ends first (the lock is lost), which drops `work`.
-pub(super) async fn race<T>(
-    work: impl Future<Output = T>,
-    heartbeat: impl Future<Output = ()>,
-) -> Option<T> {
     let mut work = pin!(work);
     let mut heartbeat = pin!(heartbeat);
     std::future::poll_fn(|cx| {
@@ -142,6 +157,20 @@ struct Done {
     converted: Option<plugins::Converted>,
     /// glance-download: the remote image's formats and properties, for the local image.
     remote: Option<glance_download::RemoteImage>,
+}
+
+impl Done {
+    /// Nothing landed yet; `limits` for `end_import`.
+    fn new(limits: meta::Limits) -> Done {
+        Done {
+            limits,
+            landed: Vec::new(),
+            failed: Vec::new(),
+            messages: Vec::new(),
+            converted: None,
+            remote: None,
+        }
+    }
 }
 
 async fn import(shared: &Shared, job: &Job) -> Result<Done, Failure> {
@@ -366,14 +395,7 @@ async fn import_from_staging(
     // image_size_total: the staged size is known; each store's stream is capped too.
     let caps = Caps::for_data(shared, image).await?;
     caps.check(size)?;
-    let mut done = Done {
-        limits: shared.config.quotas.limits_for(image.owner.as_deref()),
-        landed: Vec::new(),
-        failed: Vec::new(),
-        messages: Vec::new(),
-        converted: None,
-        remote: None,
-    };
+    let mut done = Done::new(shared.config.quotas.limits_for(image.owner.as_deref()));
     for store_id in &job.stores {
         let outcome = async {
             let store = store(shared, store_id)?;
@@ -403,15 +425,8 @@ async fn copy(shared: &Shared, job: &Job, image: &Image) -> Result<Done, Failure
     let size = image
         .size
         .ok_or_else(|| Failure("The image has no data to copy.".to_owned()))?;
-    let mut done = Done {
-        // A copy adds no data to the image: no size quota at its end.
-        limits: meta::Limits::UNLIMITED,
-        landed: Vec::new(),
-        failed: Vec::new(),
-        messages: Vec::new(),
-        converted: None,
-        remote: None,
-    };
+    // A copy adds no data to the image: no size quota at its end.
+    let mut done = Done::new(meta::Limits::UNLIMITED);
     for store_id in &job.stores {
         let outcome = async {
             let store = store(shared, store_id)?;

@@ -213,13 +213,7 @@ fn failures_revert_the_image_and_say_why() {
         "Source image status should be active instead of queued"
     );
     // Nothing was left in staging.
-    let staging = r.local.data_dir().join("staging");
-    poll_until(Duration::from_secs(20), "an empty staging folder", || {
-        std::fs::read_dir(&staging)
-            .map(|d| d.count() == 0)
-            .unwrap_or(true)
-            .then_some(())
-    });
+    super::import::wait_no_staging(&r.local);
 }
 
 #[test]
@@ -309,13 +303,7 @@ fn data_unlike_the_remote_metadata_fails_and_leaves_nothing() {
         assert_eq!(image["checksum"], Value::Null);
         assert_eq!(origin.hits(&format!("/v2/images/{remote_id}/file")), 1);
     }
-    let staging = r.local.data_dir().join("staging");
-    poll_until(Duration::from_secs(20), "an empty staging folder", || {
-        std::fs::read_dir(&staging)
-            .map(|d| d.count() == 0)
-            .unwrap_or(true)
-            .then_some(())
-    });
+    super::import::wait_no_staging(&r.local);
 }
 
 #[test]

@@ -39,7 +39,7 @@ fn staging_files(srv: &TestServer) -> Vec<String> {
 }
 
 /// Waits until the staging folder is empty (files are removed off the request path).
-fn wait_no_staging(srv: &TestServer) {
+pub(crate) fn wait_no_staging(srv: &TestServer) {
     poll_until(
         Duration::from_secs(20),
         &format!("an empty staging folder, not {:?}", staging_files(srv)),

@@ -166,13 +166,7 @@ impl Tasks for PgBackend {
     ) -> Result<Task> {
         write::write(&self.inner.pool, |tx, now| {
             let (old, version) = load(tx, id)?.ok_or(Error::TaskNotFound(id))?;
-            let mut new = old.clone();
-            edit(&mut new)?;
-            new.id = old.id;
-            new.kind = old.kind;
-            new.created_at = old.created_at;
-            new.image_id = old.image_id;
-            new.updated_at = now;
+            let new = old.edited(now, edit)?;
             let done = store(tx, &new, version)?;
             Ok(applied(done, new))
         })

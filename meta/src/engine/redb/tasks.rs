@@ -205,13 +205,7 @@ impl<'txn> TaskTables<'txn> {
         edit: &mut dyn FnMut(&mut Task) -> Result<()>,
     ) -> Result<Task> {
         let old = self.require(id)?;
-        let mut new = old.clone();
-        edit(&mut new)?;
-        new.id = old.id;
-        new.kind = old.kind;
-        new.created_at = old.created_at;
-        new.image_id = old.image_id;
-        new.updated_at = now;
+        let new = old.edited(now, edit)?;
         self.put(&new)?;
         Ok(new)
     }
